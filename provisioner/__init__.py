@@ -1,0 +1,1 @@
+"""provision: Temporal on AWS ECS, with plain boto3."""

@@ -1,0 +1,89 @@
+"""Operations shared by the CLI and the tests: open the state, run the pipeline, read status and outputs."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from rich.console import Console
+
+from provisioner.config import Config
+from provisioner.engine import Engine, RunResult
+from provisioner.naming import Naming
+from provisioner.progress import Reporter
+from provisioner.session import Aws
+from state import StateStore
+from steps import pipeline
+
+STATE_DIR = Path(".provision")
+
+
+def default_state_path(config: Config, aws: Aws) -> Path:
+    return STATE_DIR / Naming(config.project, aws.region).state_file_name()
+
+
+@contextmanager
+def open_engine(
+    config: Config, aws: Aws, state_path: Path | None, operation: str, console: Console | None = None, quiet: bool = False
+) -> Iterator[Engine]:
+    store = StateStore(state_path or default_state_path(config, aws), config.project, aws.region)
+    with store.locked(operation):
+        with Reporter(console or Console(stderr=True), quiet=quiet) as reporter:
+            yield Engine(pipeline(), config, aws, store, reporter)
+
+
+def up(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:
+    with open_engine(config, aws, state_path, "up", **kwargs) as engine:
+        return engine.apply()
+
+
+def plan(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:
+    with open_engine(config, aws, state_path, "plan", **kwargs) as engine:
+        return engine.plan()
+
+
+def destroy(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:
+    with open_engine(config, aws, state_path, "destroy", **kwargs) as engine:
+        return engine.destroy()
+
+
+@dataclass(frozen=True)
+class ResourceStatus:
+    step: str
+    key: str
+    kind: str
+    id: str
+    status: str  # ok | missing | untracked | drifted
+    detail: str = ""
+
+
+def status(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> list[ResourceStatus]:
+    """The state against what is really there: missing, drifted and untracked resources."""
+    rows: list[ResourceStatus] = []
+    with open_engine(config, aws, state_path, "status", quiet=True, **kwargs) as engine:
+        for step in engine.steps:
+            ctx = engine.context(step, dry_run=True)
+            records = engine.state.step_records(step.name)
+            tracked_ids = {r["id"] for r in records.values()}
+            for key, record in sorted(records.items()):
+                live = step.exists(ctx, record["kind"], record["id"])
+                rows.append(ResourceStatus(step.name, key, record["kind"], record["id"], "ok" if live else "missing"))
+            for key, kind, resource_id in step.inventory(ctx):
+                if resource_id not in tracked_ids:
+                    rows.append(ResourceStatus(step.name, key, kind, resource_id, "untracked", "tagged but not in the state"))
+        planned = engine.plan()
+        for change in planned.changes:
+            if change.action != "create":
+                rows.append(ResourceStatus(change.step, change.key, change.noun, "", "drifted", change.describe()))
+        for step_name, error in planned.errors:
+            rows.append(ResourceStatus(step_name, "", "", "", "error", str(error)))
+    return rows
+
+
+def outputs(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> dict:
+    with open_engine(config, aws, state_path, "outputs", quiet=True, **kwargs) as engine:
+        result: dict = {"project": config.project, "region": aws.region}
+        for step in engine.steps:
+            result.update(step.outputs(engine.context(step, dry_run=True)))
+        return result

@@ -1,0 +1,246 @@
+"""The `provision` command line.
+
+Exit codes: 0 ok, 1 failure, 2 bad input (config or arguments). Heavy modules
+(boto3, moto) are imported inside commands so that --help answers at once.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    help="Stand up, scale and tear down a production Temporal cluster on AWS (ECS on Graviton).\n\n"
+    "Credentials, profile, region and endpoint come from the standard AWS settings "
+    "(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL). To try it with no AWS account, run "
+    "'provision emulator start' and the exports it prints.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+emulator_app = typer.Typer(help="Run the embedded AWS emulator (moto) in the background, on loopback.", no_args_is_help=True)
+app.add_typer(emulator_app, name="emulator")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", envvar="PROVISION_CONFIG", help="Config file (see config.example.toml).")
+]
+StateOption = Annotated[
+    Optional[Path],
+    typer.Option("--state", envvar="PROVISION_STATE", help="State file [default: .provision/<project>-<region>.json]."),
+]
+ProfileOption = Annotated[Optional[str], typer.Option("--profile", help="AWS profile (default: AWS_PROFILE or the default chain).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+DEFAULT_CONFIG = Path("provision.toml")
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
+    err.print(f"[red]Error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Turn every known failure into one clear message and the right exit code."""
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+    from provisioner.config import ConfigError
+    from provisioner.errors import ProvisionError
+    from state import StateError
+
+    try:
+        yield
+    except ConfigError as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
+    except (ProvisionError, StateError) as exc:
+        raise fail(str(exc)) from None
+    except NoCredentialsError:
+        raise fail(
+            "No AWS credentials found. Configure a profile (AWS_PROFILE), or start the embedded emulator "
+            "with 'provision emulator start' and run the exports it prints."
+        ) from None
+    except EndpointConnectionError as exc:
+        raise fail(f"{exc}. If you use the embedded emulator, start it: 'provision emulator start'.") from None
+    except KeyboardInterrupt:
+        raise fail("Interrupted. What was created is in the state; run the same command again to resume.", 130) from None
+
+
+def load(config_path: Path, profile: str | None):
+    from provisioner.config import load_config
+    from provisioner.session import Aws, make_session
+
+    config = load_config(config_path)
+    return config, Aws(make_session(profile), config.aws.max_attempts)
+
+
+def report(result, verb: str) -> None:
+    for step, error in result.errors:
+        err.print(f"[red]✗ {step}:[/] {error}", highlight=False)
+    if result.errors:
+        raise fail(f"{verb} did not finish. Fix the cause above and run it again: finished work is kept.")
+
+
+@app.command()
+def up(config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile: ProfileOption = None) -> None:
+    """Create or converge the whole stack; a second run changes nothing."""
+    from provisioner import app as ops
+
+    with handled():
+        cfg, aws = load(config, profile)
+        result = ops.up(cfg, aws, state, console=err)
+        report(result, "up")
+        out.print(f"[green]Up to date[/] in {aws.region}: {_count(result.changes)}.", highlight=False)
+
+
+@app.command()
+def plan(
+    config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile: ProfileOption = None, as_json: JsonOption = False
+) -> None:
+    """Show what 'up' would create, change or delete, without changing anything."""
+    from provisioner import app as ops
+
+    with handled():
+        cfg, aws = load(config, profile)
+        result = ops.plan(cfg, aws, state, console=err, quiet=as_json)
+        if as_json:
+            out.print_json(data={
+                "changes": [c.__dict__ for c in result.changes],
+                "errors": [{"step": s, "error": str(e)} for s, e in result.errors],
+            })
+        else:
+            for change in result.changes:
+                colour = {"create": "green", "update": "yellow", "delete": "red"}[change.action]
+                out.print(f"[{colour}]{change.action:>6}[/] {change.step}: {change.noun} {change.key}"
+                          + (f" ({change.detail})" if change.detail else ""), highlight=False)
+            out.print(f"Plan: {_count(result.changes, planned=True)}." if result.changes else "No changes: the stack matches the config.")
+        report(result, "plan")
+
+
+@app.command()
+def status(
+    config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile: ProfileOption = None, as_json: JsonOption = False
+) -> None:
+    """Compare the state with what really exists: missing, drifted and untracked resources."""
+    from provisioner import app as ops
+
+    with handled():
+        cfg, aws = load(config, profile)
+        rows = ops.status(cfg, aws, state, console=err)
+        if as_json:
+            out.print_json(data=[r.__dict__ for r in rows])
+        else:
+            table = Table(title=f"{cfg.project} in {aws.region}")
+            for column in ("step", "key", "kind", "id", "status"):
+                table.add_column(column)
+            colours = {"ok": "green", "missing": "red", "untracked": "yellow", "drifted": "yellow", "error": "red"}
+            for row in rows:
+                label = f"[{colours[row.status]}]{row.status}[/]" + (f" {row.detail}" if row.detail and row.status != "ok" else "")
+                table.add_row(row.step, row.key, row.kind, row.id, label)
+            out.print(table)
+            if not rows:
+                out.print("Nothing recorded yet: run 'provision up'.")
+        if any(r.status != "ok" for r in rows):
+            raise typer.Exit(EXIT_FAILURE)
+
+
+@app.command()
+def outputs(
+    config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile: ProfileOption = None, as_json: JsonOption = False
+) -> None:
+    """Print the identifiers other tools need (VPC, subnets, endpoints, ...)."""
+    from provisioner import app as ops
+
+    with handled():
+        cfg, aws = load(config, profile)
+        values = ops.outputs(cfg, aws, state, console=err)
+        if as_json:
+            out.print_json(data=values)
+        else:
+            for name, value in values.items():
+                shown = json.dumps(value) if not isinstance(value, str) else value
+                out.print(f"[bold]{name}[/] = {shown}", highlight=False)
+
+
+@app.command()
+def destroy(
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete everything this project created (found by state and by tags)."""
+    from provisioner import app as ops
+
+    with handled():
+        cfg, aws = load(config, profile)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise fail("destroy needs confirmation: pass --yes when not running interactively.", EXIT_BAD_INPUT)
+            typer.confirm(f"Delete every resource of project '{cfg.project}' in {aws.region}?", abort=True)
+        result = ops.destroy(cfg, aws, state, console=err)
+        report(result, "destroy")
+        out.print(f"[green]Destroyed[/] {cfg.project} in {aws.region}: {_count(result.changes)}.", highlight=False)
+
+
+EmulatorPort = Annotated[int, typer.Option("--port", help="Loopback port.")]
+EmulatorRegion = Annotated[str, typer.Option("--region", help="Region written into the printed exports.")]
+
+
+@emulator_app.command("start")
+def emulator_start(port: EmulatorPort = 4566, region: EmulatorRegion = "eu-west-1") -> None:
+    """Start the emulator in the background and print the shell exports that point at it."""
+    from provisioner import emulator
+    from provisioner.app import STATE_DIR
+
+    with handled():
+        info = emulator.start(STATE_DIR, port)
+        err.print(f"Embedded AWS running at {info['endpoint']} (pid {info['pid']}). Point your shell at it with:")
+        for name, value in emulator.environment(info, region).items():
+            out.print(f"export {name}={value}", highlight=False)
+
+
+@emulator_app.command("env")
+def emulator_env(region: EmulatorRegion = "eu-west-1") -> None:
+    """Print the exports for the running emulator (use: eval "$(provision emulator env)")."""
+    from provisioner import emulator
+    from provisioner.app import STATE_DIR
+
+    info = emulator.running(STATE_DIR)
+    if not info:
+        raise fail("the emulator is not running: 'provision emulator start'.")
+    for name, value in emulator.environment(info, region).items():
+        out.print(f"export {name}={value}", highlight=False)
+
+
+@emulator_app.command("stop")
+def emulator_stop() -> None:
+    """Stop the background emulator (its emulated resources are gone with it)."""
+    from provisioner import emulator
+    from provisioner.app import STATE_DIR
+
+    stopped = emulator.stop(STATE_DIR)
+    err.print("Emulator stopped." if stopped else "The emulator was not running.")
+
+
+def _count(changes, planned: bool = False) -> str:
+    counts: dict[str, int] = {}
+    for change in changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    if not counts:
+        return "no changes"
+    return ", ".join(f"{n} to {a}" if planned else f"{n} {a}d" for a, n in sorted(counts.items()))
+
+
+def main() -> None:
+    app()

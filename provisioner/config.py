@@ -1,0 +1,173 @@
+"""Validated configuration: the desired state every step reads.
+
+The TOML file maps one to one onto these models; unknown keys are refused so a
+typo cannot pass silently, and every error names the key, the value and the fix.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG_PATH = Path("provision.toml")
+
+# Lower-case letters, digits and hyphens, starting with a letter: the common
+# subset accepted by every AWS name this project derives from it (ECS cluster,
+# IAM role, log group, OpenSearch domain, which allows at most 28 characters).
+PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
+AZ_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkConfig(Strict):
+    vpc_cidr: str = Field("10.0.0.0/16", description="CIDR block of the VPC.")
+    availability_zones: list[str] = Field(
+        default_factory=list,
+        description="Availability zones, one per private subnet; empty takes the region's first zones.",
+    )
+    private_subnet_cidrs: list[str] = Field(
+        default_factory=lambda: ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"],
+        description="One private subnet per availability zone (at least two).",
+    )
+    public_subnet_cidr: str = Field(
+        "10.0.255.0/28", description="The small public subnet that holds only the NAT gateway."
+    )
+
+    @field_validator("vpc_cidr", "public_subnet_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        return str(_parse_cidr(value))
+
+    @field_validator("private_subnet_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        if len(value) < 2:
+            raise ValueError("needs at least two subnets in two availability zones for high availability")
+        return [str(_parse_cidr(v)) for v in value]
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _zones(cls, value: list[str]) -> list[str]:
+        for zone in value:
+            if not AZ_NAME.match(zone):
+                raise ValueError(f"{zone!r} is not an availability zone name (like 'eu-west-1a')")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a zone twice; each private subnet needs its own zone")
+        return value
+
+    @model_validator(mode="after")
+    def _layout(self) -> NetworkConfig:
+        vpc = ipaddress.ip_network(self.vpc_cidr)
+        if not 16 <= vpc.prefixlen <= 24:
+            raise ValueError(f"vpc_cidr {self.vpc_cidr}: AWS accepts prefixes from /16 to /24 for this layout")
+        subnets = [ipaddress.ip_network(c) for c in [*self.private_subnet_cidrs, self.public_subnet_cidr]]
+        for subnet in subnets:
+            if not subnet.subnet_of(vpc):
+                raise ValueError(f"subnet {subnet} lies outside vpc_cidr {vpc}; pick a range inside it")
+            if subnet.prefixlen > 28:
+                raise ValueError(f"subnet {subnet} is smaller than /28, the smallest subnet AWS allows")
+        for i, first in enumerate(subnets):
+            for second in subnets[i + 1 :]:
+                if first.overlaps(second):
+                    raise ValueError(f"subnets {first} and {second} overlap; give each its own range")
+        if self.availability_zones and len(self.availability_zones) != len(self.private_subnet_cidrs):
+            raise ValueError(
+                f"availability_zones has {len(self.availability_zones)} zones but private_subnet_cidrs "
+                f"has {len(self.private_subnet_cidrs)} subnets; give one zone per subnet"
+            )
+        return self
+
+
+class EndpointsConfig(Strict):
+    ecs_endpoints: bool = Field(
+        False,
+        description="Also create the ECS, ECS agent and ECS telemetry endpoints (for accounts with no internet egress).",
+    )
+
+
+PositiveSeconds = Annotated[int, Field(gt=0, le=7200)]
+
+
+class TimeoutsConfig(Strict):
+    nat_gateway: PositiveSeconds = Field(600, description="Seconds to wait for a NAT gateway.")
+    vpc_endpoint: PositiveSeconds = Field(600, description="Seconds to wait for VPC endpoints.")
+    default: PositiveSeconds = Field(900, description="Seconds to wait for anything else.")
+
+
+class AwsConfig(Strict):
+    max_attempts: int = Field(
+        10, ge=1, le=25, description="botocore attempts per call (standard retry mode: throttling and 5xx)."
+    )
+
+
+class Config(Strict):
+    project: str = Field("temporal", description="Project name: prefix of every resource name and tag.")
+    network: NetworkConfig = NetworkConfig()
+    endpoints: EndpointsConfig = EndpointsConfig()
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    aws: AwsConfig = AwsConfig()
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not PROJECT_NAME.match(value):
+            raise ValueError(
+                "must be 3-20 characters of lower-case letters, digits and hyphens, starting with a "
+                "letter and not ending with a hyphen (it prefixes IAM, ECS and OpenSearch names)"
+            )
+        return value
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message says which key and how to fix it."""
+
+
+def load_config(path: Path) -> Config:
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: no such config file. Copy config.example.toml to {path} and edit it, "
+            "or pass --config PATH."
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(path))
+
+
+def parse_config(data: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key {key!r}; check its spelling against config.example.toml")
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        shown = f" = {value!r}" if isinstance(value, (str, int, float, bool, list)) else ""
+        lines.append(f"{source}: {key}{shown}: {message}")
+    return "\n".join(lines)
+
+
+def _parse_cidr(value: str) -> ipaddress.IPv4Network:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR block with its host bits zero (like '10.0.0.0/16')") from None
+    if not isinstance(network, ipaddress.IPv4Network):
+        raise ValueError(f"{value!r} is IPv6; give an IPv4 CIDR block")
+    return network

@@ -1,0 +1,132 @@
+"""The embedded AWS: moto's server on loopback, started and stopped by the tool.
+
+`provision emulator start` runs it in the background so that successive
+commands (up, status, scale, destroy) see the same emulated account. The moto
+settings this stack needs are set here, in one place.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from provisioner.errors import ProvisionError
+from provisioner.waiter import wait_for
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 4566
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+# moto settings this stack relies on (see docs in README, "The embedded AWS").
+MOTO_SETTINGS = {
+    # AWS managed policies (AmazonECSTaskExecutionRolePolicy, ...) exist only with this.
+    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+    # DSQL's backend is registered for two regions only; this opens the others.
+    "MOTO_ALLOW_NONEXISTENT_REGION": "true",
+}
+
+
+def configure_moto() -> None:
+    """Set moto's settings in this process; call before the first moto import that reads them."""
+    for name, value in MOTO_SETTINGS.items():
+        os.environ.setdefault(name, value)
+
+
+def serve(host: str, port: int) -> None:
+    """Run the emulator in the foreground (what the background process does)."""
+    configure_moto()
+    from moto.server import ThreadedMotoServer
+
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # server threads inherit the mask
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    signal.sigwait(stop_signals)
+    server.stop()
+
+
+def info_path(state_dir: Path) -> Path:
+    return state_dir / "emulator.json"
+
+
+def endpoint(port: int) -> str:
+    return f"http://{HOST}:{port}"
+
+
+def running(state_dir: Path) -> dict | None:
+    path = info_path(state_dir)
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        path.unlink(missing_ok=True)
+        return None
+    return info
+
+
+def start(state_dir: Path, port: int = DEFAULT_PORT, timeout: float = 30) -> dict:
+    existing = running(state_dir)
+    if existing:
+        return existing
+    if _port_taken(port):
+        raise ProvisionError(f"port {port} on {HOST} is in use; pass --port with a free one.")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = open(state_dir / "emulator.log", "ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provisioner.emulator", "--host", HOST, "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    info = {"pid": process.pid, "port": port, "endpoint": endpoint(port)}
+
+    def ready():
+        if process.poll() is not None:
+            raise ProvisionError(f"the emulator exited at start; see {state_dir / 'emulator.log'}")
+        return True if _healthy(port) else None
+
+    wait_for("the embedded AWS emulator", ready, timeout=timeout)
+    info_path(state_dir).write_text(json.dumps(info))
+    return info
+
+
+def stop(state_dir: Path) -> bool:
+    info = running(state_dir)
+    if not info:
+        return False
+    os.kill(info["pid"], signal.SIGTERM)
+    info_path(state_dir).unlink(missing_ok=True)
+    return True
+
+
+def environment(info: dict, region: str) -> dict[str, str]:
+    """What a shell needs to point boto3 (and this tool) at the emulator."""
+    return {"AWS_ENDPOINT_URL": info["endpoint"], "AWS_REGION": region, "AWS_DEFAULT_REGION": region, **CREDENTIALS}
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint(port)}/moto-api/", timeout=2):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((HOST, port)) == 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Run the embedded AWS emulator in the foreground.")
+    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args()
+    serve(args.host, args.port)

@@ -1,0 +1,242 @@
+"""The pipeline: ordered, idempotent steps run as a dependency graph.
+
+Each step reads the world, compares it with the desired state from config,
+acts only on the difference and records what it created in the state. `plan`
+is the same walk with acting switched off. Independent steps run side by side,
+so a slow resource started by one step is only awaited by the step that needs it.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from provisioner.config import Config
+from provisioner.errors import ProvisionError
+from provisioner.naming import Naming
+from provisioner.progress import Reporter
+from provisioner.resources import KINDS, Kind, step_inventory
+from provisioner.session import Aws
+from state import StateStore
+
+
+class Interrupted(ProvisionError):
+    """Ctrl-C: the run stopped between two changes; everything created so far is in the state."""
+
+
+@dataclass(frozen=True)
+class Change:
+    step: str
+    action: str  # create | update | delete
+    noun: str
+    key: str
+    detail: str = ""
+
+    def describe(self) -> str:
+        text = f"{self.action} {self.noun} {self.key}"
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+@dataclass
+class StepContext:
+    """What a step may use: config, clients, names, the state, and the plan/apply switch."""
+
+    step: str
+    config: Config
+    aws: Aws
+    naming: Naming
+    state: StateStore
+    dry_run: bool
+    reporter: Reporter
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    changes: list[Change] = field(default_factory=list)
+
+    def say(self, message: str) -> None:
+        self.reporter.update(self.step, message)
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise Interrupted("interrupted before finishing")
+
+    def change(self, action: str, noun: str, key: str, detail: str = "", act: Callable[[], Any] | None = None) -> Any:
+        """Record a change; perform it unless this is a plan."""
+        self.changes.append(Change(self.step, action, noun, key, detail))
+        if self.dry_run or act is None:
+            return None
+        self.check_cancelled()
+        self.say(f"{action} {noun} {key}")
+        return act()
+
+    def record(self, key: str, resource_id: str, **attributes: Any) -> None:
+        self.state.put(self.step, key, resource_id, **attributes)
+
+    def recorded(self, step: str, key: str) -> dict | None:
+        """Read what an earlier step recorded (never its internals)."""
+        return self.state.get(step, key)
+
+
+class Step:
+    """One module in steps/: one clear job. Subclasses set `name`, `title` and `requires`."""
+
+    name: str = ""
+    title: str = ""
+    requires: tuple[str, ...] = ()
+    kinds: tuple[Kind, ...] = ()
+
+    def apply(self, ctx: StepContext) -> None:
+        raise NotImplementedError
+
+    def destroy(self, ctx: StepContext) -> None:
+        raise NotImplementedError
+
+    def inventory(self, ctx: StepContext) -> list[tuple[str, str, str]]:
+        """Live resources carrying this step's tags, as (key, kind, id)."""
+        return step_inventory(ctx, list(self.kinds))
+
+    def exists(self, ctx: StepContext, kind: str, resource_id: str) -> bool:
+        return KINDS[kind].get(ctx.aws, resource_id) is not None
+
+    def outputs(self, ctx: StepContext) -> dict[str, Any]:
+        return {}
+
+
+@dataclass
+class RunResult:
+    changes: list[Change]
+    errors: list[tuple[str, BaseException]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class Engine:
+    def __init__(self, steps: list[Step], config: Config, aws: Aws, state: StateStore, reporter: Reporter, workers: int = 4):
+        names = [s.name for s in steps]
+        for step in steps:
+            unknown = [r for r in step.requires if r not in names]
+            if unknown:
+                raise ProvisionError(f"step {step.name} requires unknown steps {unknown}")
+        self.steps = steps
+        self.config = config
+        self.aws = aws
+        self.state = state
+        self.reporter = reporter
+        self.workers = workers
+        self.naming = Naming(config.project, aws.region, state.lineage)
+        self.cancelled = threading.Event()
+
+    def context(self, step: Step, dry_run: bool) -> StepContext:
+        return StepContext(
+            step.name, self.config, self.aws, self.naming, self.state, dry_run, self.reporter, self.cancelled
+        )
+
+    def plan(self) -> RunResult:
+        # Sequential: a plan only reads, and the order makes its output stable.
+        return self._run_each(self.steps, lambda step, ctx: step.apply(ctx), dry_run=True, stop_on_error=False)
+
+    def apply(self) -> RunResult:
+        return self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
+
+    def destroy(self) -> RunResult:
+        result = self._run_graph(lambda step, ctx: step.destroy(ctx), reverse=True)
+        if result.ok:
+            self.state.reset_if_empty()
+        return result
+
+    def _run_each(self, steps: Iterable[Step], action, dry_run: bool, stop_on_error: bool) -> RunResult:
+        changes: list[Change] = []
+        errors: list[tuple[str, BaseException]] = []
+        for step in steps:
+            ctx = self.context(step, dry_run)
+            self.reporter.start(step.name, step.title)
+            try:
+                action(step, ctx)
+            except Exception as exc:  # reported per step; the CLI decides the exit code
+                errors.append((step.name, exc))
+                self.reporter.finish(step.name, ok=False, message=str(exc))
+                if stop_on_error:
+                    break
+            else:
+                self.reporter.finish(step.name, ok=True, message=_summary(ctx.changes, dry_run))
+            changes.extend(ctx.changes)
+        return RunResult(changes, errors)
+
+    def _run_graph(self, action, reverse: bool) -> RunResult:
+        """Run every step once its dependencies are done (dependents first when reversed).
+
+        After a failure no new step starts; steps already running finish, and every error is reported.
+        """
+        waits_on: dict[str, set[str]] = {s.name: set() for s in self.steps}
+        for step in self.steps:
+            for required in step.requires:
+                if reverse:
+                    waits_on[required].add(step.name)
+                else:
+                    waits_on[step.name].add(required)
+        by_name = {s.name: s for s in self.steps}
+        order = [s.name for s in (reversed(self.steps) if reverse else self.steps)]
+        done: set[str] = set()
+        started: set[str] = set()
+        changes: list[Change] = []
+        errors: list[tuple[str, BaseException]] = []
+        lock = threading.Lock()
+
+        def run(name: str) -> None:
+            step = by_name[name]
+            ctx = self.context(step, dry_run=False)
+            try:
+                action(step, ctx)
+            except BaseException as exc:
+                with lock:
+                    errors.append((name, exc))
+                self.reporter.finish(name, ok=False, message=str(exc) or type(exc).__name__)
+                raise
+            finally:
+                with lock:
+                    changes.extend(ctx.changes)
+            self.reporter.finish(name, ok=True, message=_summary(ctx.changes, dry_run=False))
+
+        for name in order:
+            self.reporter.queue(name, by_name[name].title)
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="step") as pool:
+            running: dict[Future, str] = {}
+            while True:
+                if not errors:
+                    for name in order:
+                        if name not in started and waits_on[name] <= done:
+                            started.add(name)
+                            self.reporter.start(name, by_name[name].title)
+                            running[pool.submit(run, name)] = name
+                if not running:
+                    break
+                try:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    # Let running steps stop at their next change, so the state stays true.
+                    self.cancelled.set()
+                    wait(running)
+                    raise Interrupted(
+                        "Interrupted. Everything created so far is recorded in the state; run the same "
+                        "command again to resume."
+                    ) from None
+                for future in finished:
+                    name = running.pop(future)
+                    if future.exception() is None:
+                        done.add(name)
+        for name in order:
+            if name not in started:
+                self.reporter.skip(name)
+        return RunResult(changes, errors)
+
+
+def _summary(changes: list[Change], dry_run: bool) -> str:
+    if not changes:
+        return "up to date"
+    counts: dict[str, int] = {}
+    for change in changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    verb = {"create": "to create", "update": "to update", "delete": "to delete"} if dry_run else {
+        "create": "created", "update": "updated", "delete": "deleted"}
+    return ", ".join(f"{n} {verb[a]}" for a, n in sorted(counts.items()))

@@ -1,0 +1,56 @@
+"""The one place that derives resource names, tags and client tokens."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+MANAGED_BY = "provision"
+TAG_PROJECT = "Project"
+TAG_STEP = "ProvisionStep"
+TAG_KEY = "ProvisionKey"
+TAG_MANAGED_BY = "ManagedBy"
+
+
+@dataclass(frozen=True)
+class Naming:
+    project: str
+    region: str
+    lineage: str = ""
+
+    def name(self, key: str) -> str:
+        """Human-readable name of the resource with logical key `key`."""
+        return f"{self.project}-{key}"
+
+    def tags(self, step: str, key: str) -> dict[str, str]:
+        return {
+            "Name": self.name(key),
+            TAG_PROJECT: self.project,
+            TAG_STEP: step,
+            TAG_KEY: key,
+            TAG_MANAGED_BY: MANAGED_BY,
+        }
+
+    def tag_list(self, step: str, key: str) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in self.tags(step, key).items()]
+
+    def tag_filters(self, key: str | None = None) -> list[dict]:
+        """EC2-style filters selecting this project's resources (one logical key if given)."""
+        filters = [
+            {"Name": f"tag:{TAG_PROJECT}", "Values": [self.project]},
+            {"Name": f"tag:{TAG_MANAGED_BY}", "Values": [MANAGED_BY]},
+        ]
+        if key is not None:
+            filters.append({"Name": f"tag:{TAG_KEY}", "Values": [key]})
+        return filters
+
+    def client_token(self, key: str) -> str:
+        """Deterministic idempotency token, so a retried create cannot make a twin.
+
+        The state lineage is part of it: after a full destroy the state starts a new
+        lineage, so a later create is not answered with the deleted resource.
+        """
+        digest = hashlib.sha256(f"{self.project}/{self.region}/{self.lineage}/{key}".encode()).hexdigest()
+        return f"provision-{digest[:40]}"
+
+    def state_file_name(self) -> str:
+        return f"{self.project}-{self.region}.json"

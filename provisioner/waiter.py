@@ -1,0 +1,116 @@
+"""Every wait and every eventual-consistency retry goes through here (tenacity).
+
+Throttling and 5xx are botocore's job (standard retry mode, see session.py);
+this module handles the two things botocore cannot know: waiting for a
+resource to reach a state, and retrying a call that fails only because AWS has
+not yet caught up with an earlier one (an IAM role "cannot be assumed" for a
+few seconds after it is created, an EIP not yet visible, ...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
+
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from provisioner.errors import ProvisionError, client_error, error_code
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Polling cadence; tests and the emulator shorten it, AWS wants the defaults."""
+
+    initial: float = 2.0
+    maximum: float = 20.0
+    jitter: float = 1.0
+
+
+DEFAULT_BACKOFF = Backoff()
+_backoff = DEFAULT_BACKOFF
+
+
+def set_backoff(backoff: Backoff) -> None:
+    global _backoff
+    _backoff = backoff
+
+
+class WaitFailed(ProvisionError):
+    """The resource reached a state it will not leave (failed, deleted, ...)."""
+
+
+def _wait():
+    return wait_exponential_jitter(initial=_backoff.initial, max=_backoff.maximum, jitter=_backoff.jitter)
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float,
+    on_poll: Callable[[int], None] | None = None,
+) -> T:
+    """Call `probe` until it returns something other than None, within `timeout` seconds.
+
+    `probe` raises WaitFailed for a terminal bad state; any other error ends the wait at once
+    (a throttled describe is retried inside botocore, never taken as success).
+    """
+    attempts = 0
+
+    def counted() -> T | None:
+        nonlocal attempts
+        attempts += 1
+        if on_poll:
+            on_poll(attempts)
+        return probe()
+
+    try:
+        return Retrying(
+            retry=retry_if_result(lambda result: result is None),
+            stop=stop_after_delay(timeout),
+            wait=_wait(),
+            reraise=True,
+        )(counted)
+    except RetryError:
+        raise ProvisionError(
+            f"Timed out after {timeout:.0f}s waiting for {what}. It may still finish: run the command "
+            "again to resume, or raise the timeout under [timeouts] in the config."
+        ) from None
+
+
+def call_with_retry(
+    fn: Callable[[], T],
+    retry_codes: Iterable[str],
+    timeout: float,
+    retry_messages: Iterable[str] = (),
+) -> T:
+    """Run `fn`, retrying while it fails with one of `retry_codes` (eventual consistency).
+
+    When `retry_messages` is given, an error with a listed code is retried only if its
+    message contains one of them (IAM's InvalidParameterValue is also used for real mistakes).
+    """
+    codes = frozenset(retry_codes)
+    messages = tuple(m.lower() for m in retry_messages)
+
+    def transient(exc: BaseException) -> bool:
+        cause = client_error(exc)
+        if cause is None or error_code(cause) not in codes:
+            return False
+        if not messages:
+            return True
+        text = cause.response.get("Error", {}).get("Message", "").lower()
+        return any(m in text for m in messages)
+
+    return Retrying(
+        retry=retry_if_exception(transient),
+        stop=stop_after_delay(timeout),
+        wait=_wait(),
+        reraise=True,
+    )(fn)

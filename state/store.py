@@ -1,0 +1,233 @@
+"""The local JSON state: resource IDs and attributes, written atomically.
+
+Modelled on Terraform's state handling, with its gaps closed: a lineage that
+refuses a foreign file, a serial bumped only on change, one backup per run
+before the first change, temp file + fsync + rename (never a torn file), mode
+0600, and an exclusive lock that names its holder.
+"""
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+
+# Keys whose values must never be written: the state holds IDs, not credentials.
+SECRET_MARKERS = ("password", "secret_string", "secretstring", "token", "credential", "private_key")
+
+
+class StateError(Exception):
+    """The state file cannot be used as it is; the message says why and what to do."""
+
+
+class StateLocked(StateError):
+    pass
+
+
+def _empty(project: str, region: str) -> dict:
+    return {
+        "version": SCHEMA_VERSION,
+        "lineage": str(uuid.uuid4()),
+        "serial": 0,
+        "project": project,
+        "region": region,
+        "resources": {},
+        "settings": {},
+    }
+
+
+class StateStore:
+    """One state file, held under an exclusive lock for the whole run."""
+
+    def __init__(self, path: Path, project: str, region: str):
+        self.path = path
+        self.project = project
+        self.region = region
+        self.backup_path = path.with_name(path.name + ".backup")
+        self.lock_path = path.with_name(path.name + ".lock")
+        self._data: dict = {}
+        self._mutex = threading.RLock()
+        self._backed_up = False
+        self._lock_fd: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @contextmanager
+    def locked(self, operation: str) -> Iterator[StateStore]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._read_lock_info()
+            os.close(fd)
+            raise StateLocked(
+                f"{self.path} is locked by {holder}. Wait for that run to finish; if that process is gone, "
+                "the lock is released with it."
+            ) from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "operation": operation, "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._lock_fd = fd
+        try:
+            self._load()
+            yield self
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            self._lock_fd = None
+
+    def _read_lock_info(self) -> str:
+        try:
+            info = json.loads(self.lock_path.read_text() or "{}")
+        except (OSError, ValueError):
+            return "another run"
+        if not info:
+            return "another run"
+        return f"'provision {info.get('operation')}' (pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            self._data = _empty(self.project, self.region)
+            return
+        try:
+            data = json.loads(self.path.read_text())
+        except ValueError as exc:
+            raise StateError(
+                f"{self.path} is not valid JSON ({exc}). Restore it from {self.backup_path}, or move it "
+                "away and run again: resources are found again by their tags."
+            ) from None
+        if data.get("version") != SCHEMA_VERSION:
+            raise StateError(f"{self.path} has schema version {data.get('version')}; this tool reads {SCHEMA_VERSION}.")
+        if (data.get("project"), data.get("region")) != (self.project, self.region):
+            raise StateError(
+                f"{self.path} belongs to project {data.get('project')!r} in {data.get('region')!r}, not "
+                f"{self.project!r} in {self.region!r}. Pass the right --state or --config."
+            )
+        self._data = data
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def lineage(self) -> str:
+        return self._data["lineage"]
+
+    @property
+    def serial(self) -> int:
+        return self._data["serial"]
+
+    def get(self, step: str, key: str) -> dict | None:
+        with self._mutex:
+            record = self._data["resources"].get(step, {}).get(key)
+            return copy.deepcopy(record)
+
+    def id_of(self, step: str, key: str) -> str | None:
+        record = self.get(step, key)
+        return record["id"] if record else None
+
+    def step_records(self, step: str) -> dict[str, dict]:
+        with self._mutex:
+            return copy.deepcopy(self._data["resources"].get(step, {}))
+
+    def all_records(self) -> dict[str, dict[str, dict]]:
+        with self._mutex:
+            return copy.deepcopy(self._data["resources"])
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        with self._mutex:
+            return copy.deepcopy(self._data["settings"].get(name, default))
+
+    def snapshot(self) -> dict:
+        with self._mutex:
+            return copy.deepcopy(self._data)
+
+    # -- writing ---------------------------------------------------------------
+
+    def put(self, step: str, key: str, resource_id: str, **attributes: Any) -> None:
+        """Record a resource; written to disk at once so a crash cannot lose it."""
+        _refuse_secrets(attributes)
+        record = {"id": resource_id, **attributes}
+        with self._mutex:
+            if self._data["resources"].get(step, {}).get(key) == record:
+                return
+            self._data["resources"].setdefault(step, {})[key] = record
+            self._write()
+
+    def forget(self, step: str, key: str) -> None:
+        with self._mutex:
+            records = self._data["resources"].get(step, {})
+            if key not in records:
+                return
+            del records[key]
+            if not records:
+                del self._data["resources"][step]
+            self._write()
+
+    def set_setting(self, name: str, value: Any) -> None:
+        _refuse_secrets({name: value})
+        with self._mutex:
+            if self._data["settings"].get(name) == value:
+                return
+            self._data["settings"][name] = copy.deepcopy(value)
+            self._write()
+
+    def reset_if_empty(self) -> bool:
+        """After a full destroy: start a new lineage, so client tokens of the old world are never reused."""
+        with self._mutex:
+            if self._data["resources"]:
+                return False
+            fresh = _empty(self.project, self.region)
+            fresh["serial"] = self._data["serial"]
+            self._backup()
+            self._data = fresh
+            self._write()
+            return True
+
+    def _backup(self) -> None:
+        if self._backed_up:
+            return
+        self._backed_up = True
+        if self.path.exists():
+            _atomic_write(self.backup_path, self.path.read_bytes())
+
+    def _write(self) -> None:
+        if self._lock_fd is None:
+            raise StateError("state written without holding its lock")
+        self._backup()
+        self._data["serial"] += 1
+        payload = json.dumps(self._data, indent=2, sort_keys=True).encode() + b"\n"
+        _atomic_write(self.path, payload)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _refuse_secrets(attributes: dict) -> None:
+    for name, value in attributes.items():
+        if any(marker in name.lower() for marker in SECRET_MARKERS):
+            raise StateError(f"refusing to write {name!r} to the state: secret values never go there")
+        if isinstance(value, dict):
+            _refuse_secrets(value)

@@ -1,0 +1,183 @@
+"""Seed task 3: interface endpoints with private DNS, the S3 gateway endpoint, the endpoint security group."""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError
+from provisioner.resources import SECURITY_GROUP, VPC_ENDPOINT, destroy_kind, ensure
+from provisioner.waiter import WaitFailed, wait_for
+
+ENDPOINT_SG = "endpoints-sg"
+HTTPS = 443
+
+# Interface endpoints every deployment needs: image pulls, logs, ECS Exec, secrets, metrics.
+INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "logs", "ssm", "ssmmessages", "ec2messages", "secretsmanager", "aps-workspaces")
+# Only for accounts with no route to the internet at all (the NAT gateway still carries the rest).
+ECS_SERVICES = ("ecs", "ecs-agent", "ecs-telemetry")
+GATEWAY_SERVICES = ("s3",)
+
+
+def endpoint_key(service: str) -> str:
+    return "vpce-" + service.replace(".", "-")
+
+
+def interface_services(ctx: StepContext) -> tuple[str, ...]:
+    return INTERFACE_SERVICES + (ECS_SERVICES if ctx.config.endpoints.ecs_endpoints else ())
+
+
+class Endpoints(Step):
+    name = "endpoints"
+    title = "VPC endpoints"
+    requires = ("network",)
+    kinds = (SECURITY_GROUP, VPC_ENDPOINT)
+
+    def apply(self, ctx: StepContext) -> None:
+        ec2 = ctx.aws.client("ec2")
+        vpc = ctx.recorded("network", "vpc")
+        if vpc is None and not ctx.dry_run:
+            raise ProvisionError("the network step has not recorded a VPC")
+        vpc_id = vpc["id"] if vpc else None
+        vpc_cidr = vpc["cidr"] if vpc else ctx.config.network.vpc_cidr
+        subnet_ids = sorted(r["id"] for r in ctx.state.step_records("network").values() if r.get("tier") == "private")
+        routes = ctx.recorded("network", "private-routes")
+        route_table_ids = [routes["id"]] if routes else []
+
+        group = ensure(
+            ctx, SECURITY_GROUP, ENDPOINT_SG,
+            lambda: ec2.create_security_group(
+                GroupName=ctx.naming.name(ENDPOINT_SG), VpcId=vpc_id,
+                Description="VPC interface endpoints: HTTPS from inside the VPC only",
+                TagSpecifications=SECURITY_GROUP.tag_spec(ctx.naming, self.name, ENDPOINT_SG),
+            ) | {"IpPermissions": []},
+        )
+        group_id = group["GroupId"] if group else None
+        self._ensure_https_only(ctx, group, vpc_cidr)
+
+        region = ctx.aws.region
+        desired = {}
+        for service in interface_services(ctx):
+            desired[endpoint_key(service)] = dict(
+                VpcEndpointType="Interface", ServiceName=f"com.amazonaws.{region}.{service}",
+                SubnetIds=subnet_ids, SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
+            )
+        for service in GATEWAY_SERVICES:
+            desired[endpoint_key(service)] = dict(
+                VpcEndpointType="Gateway", ServiceName=f"com.amazonaws.{region}.{service}", RouteTableIds=route_table_ids,
+            )
+
+        endpoint_ids = []
+        for key, spec in desired.items():
+            endpoint = ensure(
+                ctx, VPC_ENDPOINT, key,
+                lambda key=key, spec=spec: ec2.create_vpc_endpoint(
+                    VpcId=vpc_id, ClientToken=ctx.naming.client_token(key),
+                    TagSpecifications=VPC_ENDPOINT.tag_spec(ctx.naming, self.name, key), **spec,
+                )["VpcEndpoint"],
+                detail=spec["ServiceName"], service=spec["ServiceName"],
+            )
+            if endpoint:
+                self._converge(ctx, key, endpoint, spec)
+                endpoint_ids.append(endpoint["VpcEndpointId"])
+        self._remove_unwanted(ctx, set(desired))
+        if not ctx.dry_run:
+            self._wait_available(ctx, endpoint_ids)
+
+    def _ensure_https_only(self, ctx: StepContext, group: dict | None, vpc_cidr: str) -> None:
+        if group is None:
+            ctx.change("update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {HTTPS} from {vpc_cidr}")
+            return
+        ec2 = ctx.aws.client("ec2")
+        wanted = {"IpProtocol": "tcp", "FromPort": HTTPS, "ToPort": HTTPS, "IpRanges": [{"CidrIp": vpc_cidr}]}
+        present = False
+        for rule in group.get("IpPermissions", []):
+            ranges = rule.get("IpRanges", [])
+            exact = (
+                rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == HTTPS and rule.get("ToPort") == HTTPS
+                and [r["CidrIp"] for r in ranges] == [vpc_cidr] and not rule.get("UserIdGroupPairs")
+                and not rule.get("Ipv6Ranges") and not rule.get("PrefixListIds")
+            )
+            if exact:
+                present = True
+                continue
+            ctx.change(
+                "update", SECURITY_GROUP.noun, ENDPOINT_SG, "revoke an ingress rule not in the config",
+                act=lambda rule=rule: ec2.revoke_security_group_ingress(
+                    GroupId=group["GroupId"], IpPermissions=[_strip(rule)]
+                ),
+            )
+        if not present:
+            ctx.change(
+                "update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {HTTPS} from {vpc_cidr}",
+                act=lambda: ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[wanted]),
+            )
+
+    def _converge(self, ctx: StepContext, key: str, endpoint: dict, spec: dict) -> None:
+        ec2 = ctx.aws.client("ec2")
+        changes: dict = {}
+        if spec["VpcEndpointType"] == "Interface":
+            if not endpoint.get("PrivateDnsEnabled"):
+                changes["PrivateDnsEnabled"] = True
+            _set_diff(changes, "SubnetIds", endpoint.get("SubnetIds", []), spec["SubnetIds"])
+            current_groups = [g["GroupId"] for g in endpoint.get("Groups", [])]
+            _set_diff(changes, "SecurityGroupIds", current_groups, spec["SecurityGroupIds"])
+        else:
+            _set_diff(changes, "RouteTableIds", endpoint.get("RouteTableIds", []), spec["RouteTableIds"])
+        if changes:
+            ctx.change(
+                "update", VPC_ENDPOINT.noun, key, ", ".join(sorted(changes)),
+                act=lambda: ec2.modify_vpc_endpoint(VpcEndpointId=endpoint["VpcEndpointId"], **changes),
+            )
+
+    def _remove_unwanted(self, ctx: StepContext, wanted: set[str]) -> None:
+        """Endpoints switched off in the config (the ECS ones) are deleted, not left behind."""
+        for key, record in ctx.state.step_records(self.name).items():
+            if record.get("kind") == VPC_ENDPOINT.kind and key not in wanted:
+                ctx.change(
+                    "delete", VPC_ENDPOINT.noun, key, record.get("service", ""),
+                    act=lambda record=record: VPC_ENDPOINT.delete(ctx.aws, record["id"]),
+                )
+                if not ctx.dry_run:
+                    ctx.state.forget(self.name, key)
+
+    def _wait_available(self, ctx: StepContext, endpoint_ids: list[str]) -> None:
+        ec2 = ctx.aws.client("ec2")
+
+        def probe():
+            endpoints = ec2.describe_vpc_endpoints(VpcEndpointIds=endpoint_ids)["VpcEndpoints"]
+            states = {e["VpcEndpointId"]: e["State"].lower() for e in endpoints}
+            failed = [i for i, s in states.items() if s in ("failed", "rejected", "deleted", "deleting")]
+            if failed:
+                raise WaitFailed(f"VPC endpoints {', '.join(failed)} failed; check the service names and subnets.")
+            pending = [i for i, s in states.items() if s != "available"]
+            if pending:
+                ctx.say(f"waiting for {len(pending)} of {len(states)} endpoints")
+                return None
+            return True
+
+        if endpoint_ids:
+            wait_for("VPC endpoints", probe, timeout=ctx.config.timeouts.vpc_endpoint)
+
+    def destroy(self, ctx: StepContext) -> None:
+        destroy_kind(ctx, VPC_ENDPOINT)
+        destroy_kind(ctx, SECURITY_GROUP, retry_dependency=ctx.config.timeouts.default)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        records = ctx.state.step_records(self.name)
+        return {
+            "vpc_endpoints": {k: r["service"] for k, r in sorted(records.items()) if r.get("kind") == VPC_ENDPOINT.kind},
+            "endpoint_security_group_id": records.get(ENDPOINT_SG, {}).get("id"),
+        }
+
+
+def _set_diff(changes: dict, field: str, current: list[str], desired: list[str]) -> None:
+    add = sorted(set(desired) - set(current))
+    remove = sorted(set(current) - set(desired))
+    if add:
+        changes[f"Add{field}"] = add
+    if remove:
+        changes[f"Remove{field}"] = remove
+
+
+def _strip(rule: dict) -> dict:
+    """A described rule, reduced to what RevokeSecurityGroupIngress accepts."""
+    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds", "UserIdGroupPairs")
+    return {k: v for k, v in rule.items() if k in keep and v not in ([], None)}

@@ -1,0 +1,65 @@
+"""Seed task 2.4 (second half): the private default route through the NAT gateway.
+
+A step of its own because it is the only thing that must wait for the NAT
+gateway (minutes in AWS); the endpoints and everything else go on meanwhile.
+"""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError, error_code
+from provisioner.resources import NAT_GATEWAY, ROUTE_TABLE
+from provisioner.waiter import WaitFailed, wait_for
+
+ANYWHERE = "0.0.0.0/0"
+
+
+class NatRoute(Step):
+    name = "nat_route"
+    title = "NAT route"
+    requires = ("network",)
+
+    def apply(self, ctx: StepContext) -> None:
+        ec2 = ctx.aws.client("ec2")
+        nat = ctx.recorded("network", "nat")
+        routes = ctx.recorded("network", "private-routes")
+        table = ROUTE_TABLE.get(ctx.aws, routes["id"]) if routes else None
+        nat_id = nat["id"] if nat else None
+        current = [r for r in (table or {}).get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE]
+        if nat_id and any(r.get("NatGatewayId") == nat_id for r in current):
+            return
+        if ctx.dry_run:
+            ctx.change("create", "route", "private-default", f"{ANYWHERE} via the NAT gateway")
+            return
+        if not (nat_id and table):
+            raise ProvisionError("the network step has not recorded the NAT gateway and private route table")
+        self._wait_available(ctx, nat_id)
+        call = ec2.replace_route if current else ec2.create_route
+        ctx.change(
+            "create", "route", "private-default", f"{ANYWHERE} via {nat_id}",
+            act=lambda: call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, NatGatewayId=nat_id),
+        )
+
+    def _wait_available(self, ctx: StepContext, nat_id: str) -> None:
+        def probe():
+            nat = NAT_GATEWAY.get(ctx.aws, nat_id)
+            if nat is None:
+                raise WaitFailed(
+                    f"NAT gateway {nat_id} failed or was deleted; run 'provision up' again to replace it."
+                )
+            ctx.say(f"waiting for NAT gateway {nat_id} ({nat['State']})")
+            return nat if nat["State"] == "available" else None
+
+        wait_for(f"NAT gateway {nat_id}", probe, timeout=ctx.config.timeouts.nat_gateway)
+
+    def destroy(self, ctx: StepContext) -> None:
+        ec2 = ctx.aws.client("ec2")
+        routes = ctx.recorded("network", "private-routes")
+        table = ROUTE_TABLE.get(ctx.aws, routes["id"]) if routes else None
+        if table and any(r.get("DestinationCidrBlock") == ANYWHERE for r in table.get("Routes", [])):
+            def delete() -> None:
+                try:
+                    ec2.delete_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE)
+                except ec2.exceptions.ClientError as exc:
+                    if error_code(exc) != "InvalidRoute.NotFound":
+                        raise
+            ctx.change("delete", "route", "private-default", ANYWHERE, act=delete)

@@ -1,0 +1,246 @@
+"""Seed task 2: VPC, private subnets, the NAT-only public subnet, IGW, EIP, NAT gateway, route tables.
+
+The NAT gateway is only started here; its default route is added by the
+nat_route step, which is the one place that waits for it.
+"""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError
+from provisioner.resources import (
+    ELASTIC_IP,
+    INTERNET_GATEWAY,
+    NAT_GATEWAY,
+    ROUTE_TABLE,
+    SUBNET,
+    VPC,
+    destroy_kind,
+    ensure,
+)
+from provisioner.waiter import call_with_retry, wait_for
+
+PUBLIC_SUBNET = "public-nat"
+PUBLIC_ROUTES = "public-routes"
+PRIVATE_ROUTES = "private-routes"
+ANYWHERE = "0.0.0.0/0"
+
+
+def private_subnet_key(zone: str) -> str:
+    return f"private-{zone}"
+
+
+class Network(Step):
+    name = "network"
+    title = "Network"
+    kinds = (VPC, SUBNET, INTERNET_GATEWAY, ELASTIC_IP, NAT_GATEWAY, ROUTE_TABLE)
+
+    def zones(self, ctx: StepContext) -> list[str]:
+        """Configured zones, or the region's first ones, chosen once and kept in the state."""
+        net = ctx.config.network
+        if net.availability_zones:
+            return net.availability_zones
+        chosen = ctx.state.setting("availability_zones")
+        if chosen and len(chosen) == len(net.private_subnet_cidrs):
+            return chosen
+        response = ctx.aws.client("ec2").describe_availability_zones(
+            Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
+        )
+        names = sorted(z["ZoneName"] for z in response["AvailabilityZones"])
+        if len(names) < len(net.private_subnet_cidrs):
+            raise ProvisionError(
+                f"{ctx.aws.region} has {len(names)} availability zones but network.private_subnet_cidrs lists "
+                f"{len(net.private_subnet_cidrs)} subnets; list fewer subnets."
+            )
+        chosen = names[: len(net.private_subnet_cidrs)]
+        if not ctx.dry_run:
+            ctx.state.set_setting("availability_zones", chosen)
+        return chosen
+
+    def apply(self, ctx: StepContext) -> None:
+        net = ctx.config.network
+        ec2 = ctx.aws.client("ec2")
+        naming = ctx.naming
+        zones = self.zones(ctx)
+
+        vpc = ensure(
+            ctx, VPC, "vpc",
+            lambda: ec2.create_vpc(CidrBlock=net.vpc_cidr, TagSpecifications=VPC.tag_spec(naming, self.name, "vpc"))["Vpc"],
+            detail=net.vpc_cidr, cidr=net.vpc_cidr,
+        )
+        vpc_id = vpc["VpcId"] if vpc else None
+        if vpc:
+            _refuse_replacement(vpc["CidrBlock"], net.vpc_cidr, "network.vpc_cidr", "the VPC")
+        self._ensure_dns(ctx, vpc_id)
+
+        subnets = [(private_subnet_key(z), z, c, "private") for z, c in zip(zones, net.private_subnet_cidrs)]
+        subnets.append((PUBLIC_SUBNET, zones[0], net.public_subnet_cidr, "public"))
+        subnet_ids: dict[str, str | None] = {}
+        for key, zone, cidr, tier in subnets:
+            subnet = ensure(
+                ctx, SUBNET, key,
+                lambda zone=zone, cidr=cidr, key=key: ec2.create_subnet(
+                    VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone,
+                    TagSpecifications=SUBNET.tag_spec(naming, self.name, key),
+                )["Subnet"],
+                detail=f"{cidr} in {zone}", tier=tier, zone=zone, cidr=cidr,
+            )
+            subnet_ids[key] = subnet["SubnetId"] if subnet else None
+            if subnet:
+                _refuse_replacement(subnet["CidrBlock"], cidr, "network subnet CIDRs", f"subnet {key}")
+                _refuse_replacement(subnet["AvailabilityZone"], zone, "network.availability_zones", f"subnet {key}")
+                if subnet.get("MapPublicIpOnLaunch"):
+                    ctx.change(
+                        "update", SUBNET.noun, key, "stop assigning public IPs",
+                        act=lambda sid=subnet["SubnetId"]: ec2.modify_subnet_attribute(
+                            SubnetId=sid, MapPublicIpOnLaunch={"Value": False}
+                        ),
+                    )
+
+        igw = ensure(
+            ctx, INTERNET_GATEWAY, "igw",
+            lambda: ec2.create_internet_gateway(
+                TagSpecifications=INTERNET_GATEWAY.tag_spec(naming, self.name, "igw")
+            )["InternetGateway"],
+        )
+        igw_id = igw["InternetGatewayId"] if igw else None
+        attached = igw and any(a.get("VpcId") == vpc_id for a in igw.get("Attachments", []))
+        if not attached:
+            ctx.change(
+                "update", INTERNET_GATEWAY.noun, "igw", "attach to the VPC",
+                act=lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id),
+            )
+
+        eip = ensure(
+            ctx, ELASTIC_IP, "nat-eip",
+            lambda: ec2.allocate_address(Domain="vpc", TagSpecifications=ELASTIC_IP.tag_spec(naming, self.name, "nat-eip")),
+        )
+        ensure(
+            ctx, NAT_GATEWAY, "nat",
+            lambda: call_with_retry(
+                # A fresh EIP can be invisible to the NAT API for a moment.
+                lambda: ec2.create_nat_gateway(
+                    SubnetId=subnet_ids[PUBLIC_SUBNET], AllocationId=eip["AllocationId"], ConnectivityType="public",
+                    ClientToken=naming.client_token("nat"),
+                    TagSpecifications=NAT_GATEWAY.tag_spec(naming, self.name, "nat"),
+                )["NatGateway"],
+                retry_codes=("InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound"),
+                timeout=60,
+            ),
+            detail=f"in {PUBLIC_SUBNET}",
+        )
+
+        public_routes = self._route_table(ctx, vpc_id, PUBLIC_ROUTES)
+        if public_routes is None or not _has_route(public_routes, "GatewayId", igw_id):
+            ctx.change(
+                "update", ROUTE_TABLE.noun, PUBLIC_ROUTES, f"route {ANYWHERE} via the internet gateway",
+                act=lambda: _put_default_route(ec2, public_routes, GatewayId=igw_id),
+            )
+        self._associate(ctx, public_routes, PUBLIC_ROUTES, [subnet_ids[PUBLIC_SUBNET]])
+
+        private_routes = self._route_table(ctx, vpc_id, PRIVATE_ROUTES)
+        private_ids = [subnet_ids[private_subnet_key(z)] for z in zones]
+        self._associate(ctx, private_routes, PRIVATE_ROUTES, private_ids)
+
+    def _ensure_dns(self, ctx: StepContext, vpc_id: str | None) -> None:
+        """Private DNS of the interface endpoints needs both attributes; a new VPC has hostnames off."""
+        ec2 = ctx.aws.client("ec2")
+        for attribute, field in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+            current = vpc_id and ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[field]["Value"]
+            if not current:
+                ctx.change(
+                    "update", VPC.noun, "vpc", f"enable {attribute}",
+                    act=lambda field=field: ec2.modify_vpc_attribute(VpcId=vpc_id, **{field: {"Value": True}}),
+                )
+
+    def _route_table(self, ctx: StepContext, vpc_id: str | None, key: str) -> dict | None:
+        ec2 = ctx.aws.client("ec2")
+        return ensure(
+            ctx, ROUTE_TABLE, key,
+            lambda: ec2.create_route_table(
+                VpcId=vpc_id, TagSpecifications=ROUTE_TABLE.tag_spec(ctx.naming, self.name, key)
+            )["RouteTable"],
+        )
+
+    def _associate(self, ctx: StepContext, table: dict | None, key: str, subnet_ids: list[str | None]) -> None:
+        ec2 = ctx.aws.client("ec2")
+        associated = {a.get("SubnetId") for a in (table or {}).get("Associations", [])}
+        for subnet_id in subnet_ids:
+            if subnet_id is not None and subnet_id in associated:
+                continue
+            ctx.change(
+                "update", ROUTE_TABLE.noun, key, f"associate {subnet_id or 'new subnet'}",
+                act=lambda subnet_id=subnet_id: _associate_subnet(ec2, table["RouteTableId"], subnet_id),
+            )
+
+    def destroy(self, ctx: StepContext) -> None:
+        ec2 = ctx.aws.client("ec2")
+        for nat_id in destroy_kind(ctx, NAT_GATEWAY):
+            ctx.say(f"waiting for NAT gateway {nat_id} to be deleted")
+            wait_for(
+                f"NAT gateway {nat_id} to be deleted",
+                lambda nat_id=nat_id: True if NAT_GATEWAY.get(ctx.aws, nat_id) is None else None,
+                timeout=ctx.config.timeouts.nat_gateway,
+            )
+        destroy_kind(
+            ctx, ELASTIC_IP,
+            before_delete=lambda eip: eip.get("AssociationId") and ec2.disassociate_address(AssociationId=eip["AssociationId"]),
+        )
+        destroy_kind(ctx, ROUTE_TABLE, before_delete=lambda table: _disassociate_all(ec2, table))
+        destroy_kind(ctx, INTERNET_GATEWAY, before_delete=lambda igw: _detach_all(ec2, igw))
+        # Endpoint and task ENIs leave a subnet a little after their owner is deleted.
+        destroy_kind(ctx, SUBNET, before_delete=None, retry_dependency=ctx.config.timeouts.default)
+        destroy_kind(ctx, VPC, retry_dependency=ctx.config.timeouts.default)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        records = ctx.state.step_records(self.name)
+        if "vpc" not in records:
+            return {}
+        return {
+            "vpc_id": records["vpc"]["id"],
+            "private_subnet_ids": [r["id"] for r in records.values() if r.get("tier") == "private"],
+            "nat_gateway_id": records.get("nat", {}).get("id"),
+        }
+
+
+def _refuse_replacement(actual: str, desired: str, setting: str, what: str) -> None:
+    if actual != desired:
+        raise ProvisionError(
+            f"{what} has {actual} but {setting} asks for {desired}; this cannot change in place. "
+            f"Put {actual} back in the config, or run 'provision destroy' first to rebuild."
+        )
+
+
+def _has_route(table: dict, target_field: str, target_id: str | None) -> bool:
+    return any(
+        r.get("DestinationCidrBlock") == ANYWHERE and r.get(target_field) == target_id and target_id
+        for r in table.get("Routes", [])
+    )
+
+
+def _put_default_route(ec2, table: dict, **target: str) -> None:
+    exists = any(r.get("DestinationCidrBlock") == ANYWHERE for r in table.get("Routes", []))
+    call = ec2.replace_route if exists else ec2.create_route
+    call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, **target)
+
+
+def _associate_subnet(ec2, table_id: str, subnet_id: str) -> None:
+    current = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])["RouteTables"]
+    for other in current:
+        for association in other.get("Associations", []):
+            if association.get("SubnetId") == subnet_id:
+                ec2.replace_route_table_association(
+                    AssociationId=association["RouteTableAssociationId"], RouteTableId=table_id
+                )
+                return
+    ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet_id)
+
+
+def _disassociate_all(ec2, table: dict) -> None:
+    for association in table.get("Associations", []):
+        if not association.get("Main"):
+            ec2.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
+
+
+def _detach_all(ec2, igw: dict) -> None:
+    for attachment in igw.get("Attachments", []):
+        ec2.detach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=attachment["VpcId"])
