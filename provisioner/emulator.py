@@ -34,9 +34,12 @@ MOTO_SETTINGS = {
 
 
 def configure_moto() -> None:
-    """Set moto's settings in this process; call before the first moto import that reads them."""
+    """Set moto's settings and apply the emulator patches in this process, before serving."""
     for name, value in MOTO_SETTINGS.items():
         os.environ.setdefault(name, value)
+    from provisioner import moto_patches
+
+    moto_patches.apply()
 
 
 def serve(host: str, port: int) -> None:

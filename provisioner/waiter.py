@@ -48,7 +48,7 @@ class WaitFailed(ProvisionError):
 
 
 def _wait():
-    return wait_exponential_jitter(initial=_backoff.initial, max=_backoff.maximum, jitter=_backoff.jitter)
+    return wait_exponential_jitter(multiplier=_backoff.initial, max=_backoff.maximum, jitter=_backoff.jitter)
 
 
 def wait_for(

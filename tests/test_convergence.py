@@ -1,0 +1,207 @@
+"""Idempotency, crash safety, lost state, injected faults, destroy completeness and locking."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from provisioner import app
+from provisioner.config import parse_config
+from state import StateLocked, StateStore
+from tests.conftest import PROJECT, REGION, CallLog, new_aws, world
+
+
+class InjectedCrash(Exception):
+    """Stands for the process dying right after AWS acted but before the tool heard back."""
+
+
+def reset_emulator(endpoint: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).close()
+
+
+def state_keys(path) -> dict[str, list[str]]:
+    data = json.loads(path.read_text())
+    return {step: sorted(records) for step, records in data["resources"].items()}
+
+
+def up_ok(config, aws, state_path):
+    result = app.up(config, aws, state_path, quiet=True)
+    assert result.ok, result.errors
+    return result
+
+
+def test_second_up_makes_no_mutating_call_and_leaves_state_unchanged(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    before = state_path.read_bytes()
+    log = CallLog()
+    result = up_ok(config, new_aws(("before-call", log)), state_path)
+    assert log.mutating == []
+    assert result.changes == []
+    assert state_path.read_bytes() == before
+
+
+CREATES = ("Create", "Allocate", "Register", "Run")
+
+
+def creates(log: CallLog) -> list[str]:
+    return [c for c in log.mutating if c.split(".")[-1].startswith(CREATES)]
+
+
+def test_up_interrupted_after_each_resource_converges_without_twins(endpoint, tmp_path):
+    """The crash lands after AWS created the resource and before the tool recorded it: the worst moment."""
+    log = CallLog()
+    up_ok(parse_config({"project": "base"}), new_aws(("before-call", log)), tmp_path / "baseline.json")
+    baseline_world = world("base")
+    baseline_keys = state_keys(tmp_path / "baseline.json")
+    total = len(creates(log))
+    assert total >= len(baseline_world)
+
+    for crash_after in range(1, total + 1):
+        # A project of its own per run: no emulator reset, so the loop stays fast.
+        project = f"crash{crash_after}"
+        config = parse_config({"project": project})
+        path = tmp_path / f"{project}.json"
+        seen = 0
+
+        def crash(event_name, **_):
+            nonlocal seen
+            if event_name.rsplit(".", 1)[-1].startswith(CREATES):
+                seen += 1
+                if seen == crash_after:
+                    raise InjectedCrash(event_name)
+
+        result = app.up(config, new_aws(("after-call", crash)), path, quiet=True)
+        assert not result.ok, f"no crash injected at create {crash_after}"
+        up_ok(config, new_aws(), path)
+        assert world(project) == baseline_world, f"crash after create {crash_after}"
+        assert state_keys(path) == baseline_keys
+
+
+def test_up_killed_with_sigkill_converges_on_rerun(endpoint, config, tmp_path):
+    baseline_path = tmp_path / "baseline.json"
+    up_ok(config, new_aws(), baseline_path)
+    baseline_world = world()
+    total = sum(len(v) for v in state_keys(baseline_path).values())
+
+    for kill_at in (3, total // 2, total - 3):
+        reset_emulator(endpoint)
+        path = tmp_path / f"killed-{kill_at}.json"
+        config_file = tmp_path / "provision.toml"
+        config_file.write_text(f'project = "{PROJECT}"\n')
+        process = subprocess.Popen(
+            [sys.executable, "-m", "provisioner", "up", "--config", str(config_file), "--state", str(path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "CI": "1"},
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            recorded = sum(len(v) for v in state_keys(path).values()) if path.exists() else 0
+            if recorded >= kill_at or process.poll() is not None:
+                break
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+        assert sum(len(v) for v in state_keys(path).values()) < total
+
+        up_ok(config, new_aws(), path)
+        assert world() == baseline_world, f"killed at {kill_at} recorded resources"
+
+
+def test_lost_state_is_rebuilt_from_tags_without_duplicates(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    before_world = world()
+    before = json.loads(state_path.read_text())["resources"]
+    state_path.unlink()
+    log = CallLog()
+    up_ok(config, new_aws(("before-call", log)), state_path)
+    assert log.mutating == []
+    assert world() == before_world
+    assert json.loads(state_path.read_text())["resources"] == before
+
+
+class _Body:
+    def __init__(self, payload: bytes):
+        self.payload = payload
+
+    def stream(self, **_):
+        yield self.payload
+
+
+THROTTLED = (
+    b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message>"
+    b"</Error></Errors><RequestID>fault</RequestID></Response>"
+)
+
+
+def test_up_converges_under_injected_throttling_and_5xx(aws, config, state_path, monkeypatch):
+    # Keep botocore's backoff short so the test measures behaviour, not sleeping.
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0.01)
+    chance = random.Random(7)
+    injected = []
+
+    def fault(request, **_):
+        roll = chance.random()
+        if roll < 0.15:
+            injected.append("throttle")
+            return AWSResponse(request.url, 503, {}, _Body(THROTTLED))
+        if roll < 0.25:
+            injected.append("5xx")
+            return AWSResponse(request.url, 500, {}, _Body(b""))
+        return None
+
+    log = CallLog()
+    up_ok(config, new_aws(("before-send.ec2", fault), ("before-call", log)), state_path)
+    assert "throttle" in injected and "5xx" in injected
+    clean = world()
+    assert len(clean) == len(set(clean))
+    assert up_ok(config, new_aws(), state_path).changes == []
+
+
+def test_destroy_removes_everything_tagged_and_empties_state(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    result = app.destroy(config, new_aws(), state_path, quiet=True)
+    assert result.ok, result.errors
+    assert world() == []
+    assert json.loads(state_path.read_text())["resources"] == {}
+
+
+def test_destroy_without_state_finds_resources_by_tags(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    state_path.unlink()
+    assert app.destroy(config, new_aws(), state_path, quiet=True).ok
+    assert world() == []
+
+
+def test_destroy_twice_is_a_no_op(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    assert app.destroy(config, aws, state_path, quiet=True).ok
+    log = CallLog()
+    result = app.destroy(config, new_aws(("before-call", log)), state_path, quiet=True)
+    assert result.ok and result.changes == [] and log.mutating == []
+
+
+def test_up_after_destroy_starts_a_new_lineage(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    first = json.loads(state_path.read_text())["lineage"]
+    app.destroy(config, aws, state_path, quiet=True)
+    up_ok(config, aws, state_path)
+    assert json.loads(state_path.read_text())["lineage"] != first
+    assert len(world()) == len(set(world()))
+
+
+def test_second_run_on_locked_state_is_refused_and_names_the_holder(aws, config, state_path):
+    holder = StateStore(state_path, PROJECT, REGION)
+    with holder.locked("up"):
+        log = CallLog()
+        with pytest.raises(StateLocked, match=r"locked by 'provision up' \(pid \d+"):
+            app.up(config, new_aws(("before-call", log)), state_path, quiet=True)
+        assert log.calls == []
+    assert up_ok(config, aws, state_path).ok

@@ -1,0 +1,45 @@
+"""The embedded emulator: its patches answer as AWS does, and the background server starts and stops."""
+from __future__ import annotations
+
+import boto3
+
+from provisioner import emulator
+from tests.conftest import REGION
+
+
+def tagged(resource_type: str, project: str) -> list[dict]:
+    return [{"ResourceType": resource_type, "Tags": [{"Key": "Project", "Value": project}]}]
+
+
+def test_nat_gateways_are_filtered_by_tag(endpoint):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    for project in ("alpha", "beta"):
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+        eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip, TagSpecifications=tagged("natgateway", project))
+    found = ec2.describe_nat_gateways(Filter=[{"Name": "tag:Project", "Values": ["alpha"]}])["NatGateways"]
+    assert [{t["Key"]: t["Value"] for t in n["Tags"]}["Project"] for n in found] == ["alpha"]
+    assert len(ec2.describe_nat_gateways(Filter=[{"Name": "tag-key", "Values": ["Nope"]}])["NatGateways"]) == 0
+
+
+def test_background_emulator_starts_serves_and_stops(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    info = emulator.start(tmp_path, port)
+    try:
+        assert emulator.running(tmp_path)["pid"] == info["pid"]
+        env = emulator.environment(info, REGION)
+        client = boto3.client(
+            "ec2", region_name=REGION, endpoint_url=env["AWS_ENDPOINT_URL"],
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        assert client.describe_availability_zones()["AvailabilityZones"]
+        assert emulator.start(tmp_path, port)["pid"] == info["pid"]
+    finally:
+        assert emulator.stop(tmp_path)
+    assert emulator.running(tmp_path) is None
+    assert not emulator.stop(tmp_path)

@@ -1,0 +1,201 @@
+"""The network layer as created in the emulator: seed properties 1 and 4, plan, status and outputs."""
+from __future__ import annotations
+
+import ipaddress
+
+import boto3
+import pytest
+
+from provisioner import app
+from provisioner.config import parse_config
+from steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
+from tests.conftest import PROJECT, REGION, CallLog, new_aws, world
+
+
+def ec2():
+    return boto3.client("ec2", region_name=REGION)
+
+
+def project_vpc():
+    vpcs = ec2().describe_vpcs(Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["Vpcs"]
+    assert len(vpcs) == 1
+    return vpcs[0]
+
+
+def up_ok(config, aws, state_path):
+    result = app.up(config, aws, state_path, quiet=True)
+    assert result.ok, result.errors
+    return result
+
+
+def test_property_1_private_only_networking(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    client = ec2()
+    vpc = project_vpc()
+    subnets = client.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+    tiers = {s["SubnetId"]: {t["Key"]: t["Value"] for t in s["Tags"]}["ProvisionKey"] for s in subnets}
+    assert all(not s["MapPublicIpOnLaunch"] for s in subnets)
+    assert all(not s.get("AssignIpv6AddressOnCreation") for s in subnets)
+
+    tables = client.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["RouteTables"]
+    default_route = {}
+    for table in tables:
+        for association in table.get("Associations", []):
+            if association.get("SubnetId"):
+                routes = [r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+                default_route[association["SubnetId"]] = routes[0] if routes else None
+    for subnet_id, key in tiers.items():
+        route = default_route[subnet_id]
+        if key == "public-nat":
+            assert route["GatewayId"].startswith("igw-")
+        else:
+            assert route is not None and route.get("NatGatewayId", "").startswith("nat-"), key
+            assert not route.get("GatewayId", "").startswith("igw-")
+
+    public = [s for s, k in tiers.items() if k == "public-nat"]
+    nats = client.describe_nat_gateways(Filter=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["NatGateways"]
+    assert [n["SubnetId"] for n in nats] == public
+    nat_interfaces = {a["NetworkInterfaceId"] for n in nats for a in n["NatGatewayAddresses"]}
+    interfaces = client.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["NetworkInterfaces"]
+    in_public = {i["NetworkInterfaceId"] for i in interfaces if i["SubnetId"] in public}
+    assert in_public == nat_interfaces
+    with_public_ip = {i["NetworkInterfaceId"] for i in interfaces if i.get("Association", {}).get("PublicIp")}
+    assert with_public_ip == nat_interfaces
+
+    groups = client.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["SecurityGroups"]
+    for group in groups:
+        for rule in group["IpPermissions"]:
+            assert all(r["CidrIp"] != "0.0.0.0/0" for r in rule.get("IpRanges", [])), group["GroupId"]
+            assert all(r["CidrIpv6"] != "::/0" for r in rule.get("Ipv6Ranges", [])), group["GroupId"]
+
+
+def test_vpc_has_dns_support_and_hostnames(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    vpc_id = project_vpc()["VpcId"]
+    for attribute, field in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+        assert ec2().describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[field]["Value"] is True
+
+
+def test_private_subnets_spread_over_distinct_zones(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    subnets = ec2().describe_subnets(Filters=[{"Name": "vpc-id", "Values": [project_vpc()["VpcId"]]}])["Subnets"]
+    private = [s for s in subnets if s["CidrBlock"] in config.network.private_subnet_cidrs]
+    assert sorted(s["CidrBlock"] for s in private) == sorted(config.network.private_subnet_cidrs)
+    assert len({s["AvailabilityZone"] for s in private}) == len(private)
+
+
+@pytest.mark.parametrize("ecs_endpoints", [False, True])
+def test_property_4_vpc_endpoint_completeness(endpoint, state_path, ecs_endpoints):
+    config = parse_config({"project": PROJECT, "endpoints": {"ecs_endpoints": ecs_endpoints}})
+    up_ok(config, new_aws(), state_path)
+    client = ec2()
+    vpc = project_vpc()
+    endpoints = client.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["VpcEndpoints"]
+    by_service = {e["ServiceName"].removeprefix(f"com.amazonaws.{REGION}."): e for e in endpoints}
+    expected = set(INTERFACE_SERVICES) | (set(ECS_SERVICES) if ecs_endpoints else set()) | {"s3"}
+    assert set(by_service) == expected
+
+    private_subnets = {
+        s["SubnetId"] for s in client.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+        if s["CidrBlock"] in config.network.private_subnet_cidrs
+    }
+    group_ids = set()
+    for service, ep in by_service.items():
+        if service == "s3":
+            continue
+        assert ep["VpcEndpointType"] == "Interface"
+        assert ep["PrivateDnsEnabled"] is True
+        assert set(ep["SubnetIds"]) == private_subnets
+        group_ids |= {g["GroupId"] for g in ep["Groups"]}
+
+    assert len(group_ids) == 1
+    (group,) = client.describe_security_groups(GroupIds=list(group_ids))["SecurityGroups"]
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"], [x["CidrIp"] for x in r["IpRanges"]], r["UserIdGroupPairs"])
+            for r in group["IpPermissions"]] == [("tcp", 443, 443, [vpc["CidrBlock"]], [])]
+
+    s3 = by_service["s3"]
+    assert s3["VpcEndpointType"] == "Gateway"
+    private_tables = client.describe_route_tables(
+        Filters=[{"Name": "association.subnet-id", "Values": sorted(private_subnets)}]
+    )["RouteTables"]
+    assert {t["RouteTableId"] for t in private_tables} == set(s3["RouteTableIds"])
+
+
+def test_switching_ecs_endpoints_off_deletes_them(endpoint, state_path):
+    on = parse_config({"project": PROJECT, "endpoints": {"ecs_endpoints": True}})
+    up_ok(on, new_aws(), state_path)
+    off = parse_config({"project": PROJECT})
+    up_ok(off, new_aws(), state_path)
+    keys = [k for kind, k in world() if kind == "VpcEndpoint"]
+    assert not [k for k in keys if k in ("vpce-ecs", "vpce-ecs-agent", "vpce-ecs-telemetry")]
+    assert len(keys) == len(INTERFACE_SERVICES) + 1
+
+
+def test_explicit_availability_zones_are_used(endpoint, state_path):
+    config = parse_config({
+        "project": PROJECT,
+        "network": {"availability_zones": ["eu-west-1c", "eu-west-1b"], "private_subnet_cidrs": ["10.0.0.0/20", "10.0.16.0/20"]},
+    })
+    up_ok(config, new_aws(), state_path)
+    subnets = {s["CidrBlock"]: s["AvailabilityZone"] for s in ec2().describe_subnets(
+        Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["Subnets"]}
+    assert subnets["10.0.0.0/20"] == "eu-west-1c"
+    assert subnets["10.0.16.0/20"] == "eu-west-1b"
+
+
+def test_plan_lists_creations_and_calls_nothing_mutating(endpoint, config, state_path):
+    log = CallLog()
+    result = app.plan(config, new_aws(("before-call", log)), state_path, quiet=True)
+    assert result.ok
+    assert log.mutating == []
+    assert world() == []
+    created = {(c.noun, c.key) for c in result.changes if c.action == "create"}
+    assert ("VPC", "vpc") in created and ("NAT gateway", "nat") in created
+    assert ("VPC endpoint", "vpce-s3") in created
+
+
+def test_plan_after_up_shows_no_changes(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    assert app.plan(config, new_aws(), state_path, quiet=True).changes == []
+
+
+def test_status_reports_missing_drifted_and_untracked(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    client = ec2()
+    state = app.outputs(config, aws, state_path)
+    ssm_endpoint = next(
+        e["VpcEndpointId"] for e in client.describe_vpc_endpoints()["VpcEndpoints"]
+        if e["ServiceName"].endswith(".ssm")
+    )
+    client.delete_vpc_endpoints(VpcEndpointIds=[ssm_endpoint])
+    client.modify_vpc_attribute(VpcId=state["vpc_id"], EnableDnsHostnames={"Value": False})
+    stray = client.create_security_group(
+        GroupName="stray", Description="stray", VpcId=state["vpc_id"],
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+            {"Key": "Project", "Value": PROJECT}, {"Key": "ManagedBy", "Value": "provision"},
+            {"Key": "ProvisionStep", "Value": "endpoints"}, {"Key": "ProvisionKey", "Value": "stray"}]}],
+    )["GroupId"]
+
+    rows = app.status(config, aws, state_path)
+    by_status = {}
+    for row in rows:
+        by_status.setdefault(row.status, []).append(row)
+    assert [r.key for r in by_status["missing"]] == ["vpce-ssm"]
+    assert [r.id for r in by_status["untracked"]] == [stray]
+    assert any("enableDnsHostnames" in r.detail for r in by_status["drifted"])
+
+    up_ok(config, aws, state_path)
+    assert ec2().describe_vpc_attribute(VpcId=state["vpc_id"], Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
+    assert "vpce-ssm" in [k for kind, k in world() if kind == "VpcEndpoint"]
+
+
+def test_outputs_name_the_network(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    values = app.outputs(config, aws, state_path)
+    vpc = project_vpc()
+    assert values["vpc_id"] == vpc["VpcId"]
+    assert len(values["private_subnet_ids"]) == len(config.network.private_subnet_cidrs)
+    assert values["nat_gateway_id"].startswith("nat-")
+    assert set(values["vpc_endpoints"]) == {f"vpce-{s.replace('.', '-')}" for s in INTERFACE_SERVICES} | {"vpce-s3"}
+    for cidr in config.network.private_subnet_cidrs:
+        assert ipaddress.ip_network(cidr).subnet_of(ipaddress.ip_network(vpc["CidrBlock"]))
