@@ -1,0 +1,86 @@
+"""Config validation: every broken file is refused with a message naming the key and the fix, before any AWS call."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from provisioner.cli import app as cli
+from provisioner.config import Config, ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BROKEN = [
+    ({"projekt": "x"}, "unknown key 'projekt'"),
+    ({"network": {"vpc_cidrs": "10.0.0.0/16"}}, "unknown key 'network.vpc_cidrs'"),
+    ({"project": "Temporal_Prod"}, "project = 'Temporal_Prod': must be 3-20 characters"),
+    ({"project": "a-very-long-project-name-indeed"}, "project"),
+    ({"network": {"vpc_cidr": "10.0.0.0/33"}}, "network.vpc_cidr = '10.0.0.0/33': '10.0.0.0/33' is not an IPv4 CIDR block"),
+    ({"network": {"vpc_cidr": "10.0.0.1/16"}}, "host bits zero"),
+    ({"network": {"vpc_cidr": "fd00::/56"}}, "is IPv6"),
+    ({"network": {"vpc_cidr": "10.0.0.0/8"}}, "prefixes from /16 to /24"),
+    ({"network": {"private_subnet_cidrs": ["10.0.0.0/20"]}}, "at least two subnets"),
+    ({"network": {"private_subnet_cidrs": ["10.0.0.0/20", "10.0.8.0/21"]}}, "overlap"),
+    ({"network": {"private_subnet_cidrs": ["10.0.0.0/20", "10.1.0.0/20"]}}, "lies outside vpc_cidr"),
+    ({"network": {"public_subnet_cidr": "10.0.0.0/28"}}, "overlap"),
+    ({"network": {"public_subnet_cidr": "10.0.255.0/29"}}, "smaller than /28"),
+    ({"network": {"availability_zones": ["eu-west-1a"]}}, "give one zone per subnet"),
+    ({"network": {"availability_zones": ["eu-west-1a", "eu-west-1a", "eu-west-1b"]}}, "lists a zone twice"),
+    ({"network": {"availability_zones": ["a", "b", "c"]}}, "is not an availability zone name"),
+    ({"timeouts": {"nat_gateway": 0}}, "timeouts.nat_gateway = 0"),
+    ({"aws": {"max_attempts": 0}}, "aws.max_attempts = 0"),
+    ({"endpoints": {"ecs_endpoints": "sometimes"}}, "endpoints.ecs_endpoints = 'sometimes'"),
+]
+
+
+@pytest.mark.parametrize("data,message", BROKEN, ids=[m for _, m in BROKEN])
+def test_broken_config_is_refused_with_its_key(data, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    assert message in str(caught.value)
+
+
+def test_example_config_loads_and_documents_every_default():
+    example = ROOT / "config.example.toml"
+    assert load_config(example) == Config()
+    assert tomllib.loads(example.read_text()).keys() == Config.model_fields.keys()
+
+
+def test_every_setting_has_a_description():
+    def walk(model):
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+                yield from walk(annotation)
+            else:
+                yield name, field.description
+
+    assert [name for name, description in walk(Config) if not description] == []
+
+
+def test_invalid_toml_is_reported_with_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("project = \n")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_config(path)
+
+
+def test_missing_config_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(ConfigError, match="Copy config.example.toml"):
+        load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("command", [["up"], ["plan"], ["status"], ["outputs"], ["destroy", "--yes"]])
+def test_cli_bad_config_exits_2_naming_the_key_and_makes_no_aws_call(command, tmp_path, monkeypatch):
+    def no_aws(*_, **__):
+        raise AssertionError("an AWS client was created for a bad config")
+
+    monkeypatch.setattr("provisioner.session.Aws.__init__", no_aws)
+    path = tmp_path / "provision.toml"
+    path.write_text('project = "ok-name"\n[network]\nvpc_cidr = "10.0.0.0/99"\n')
+    result = CliRunner().invoke(cli, [*command, "--config", str(path)])
+    assert result.exit_code == 2
+    assert "network.vpc_cidr = '10.0.0.0/99'" in result.output
+    assert "Traceback" not in result.output
