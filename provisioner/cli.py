@@ -193,6 +193,27 @@ def destroy(
         out.print(f"[green]Destroyed[/] {cfg.project} in {aws.region}: {_count(result.changes)}.", highlight=False)
 
 
+@app.command("grafana-secret")
+def grafana_secret(
+    config: ConfigOption = DEFAULT_CONFIG,
+    profile: ProfileOption = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Secret name [default: grafana.admin_secret_name].")] = None,
+    show_password: Annotated[bool, typer.Option("--show-password", help="Print the admin password.")] = False,
+) -> None:
+    """Create the Grafana admin secret (generated password) once; a second run only reports it."""
+    from provisioner import app as ops
+
+    with handled():
+        cfg, aws = load(config, profile)
+        secret = ops.ensure_grafana_secret(cfg, aws, name, show_password)
+        verb = "Created" if secret.created else "Found"
+        out.print(f"{verb} {secret.arn}", highlight=False)
+        if secret.password:
+            out.print(f"admin password: {secret.password}", highlight=False)
+        else:
+            out.print("The password is not shown; pass --show-password to print it.")
+
+
 EmulatorPort = Annotated[int, typer.Option("--port", help="Loopback port.")]
 EmulatorRegion = Annotated[str, typer.Option("--region", help="Region written into the printed exports.")]
 

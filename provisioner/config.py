@@ -94,10 +94,77 @@ class EndpointsConfig(Strict):
 
 PositiveSeconds = Annotated[int, Field(gt=0, le=7200)]
 
+# Graviton families: a digit generation then "g" (m7g, c7gn, r6gd, t4g, m8g, im4gn, ...).
+GRAVITON_TYPE = re.compile(r"^[a-z]+[0-9]+g[a-z]*\.[0-9a-z]+$")
+DSQL_CLUSTER_ARN = re.compile(r"^arn:aws[a-z-]*:dsql:[a-z0-9-]+:\d{12}:cluster/[a-z0-9]+$")
+# The values CloudWatch Logs accepts for a retention policy.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+class NodeGroupConfig(Strict):
+    instance_type: str = Field("m7g.xlarge", description="Graviton (arm64) instance type for this node group.")
+    min_size: int = Field(1, ge=0, le=100, description="Fewest instances the Auto Scaling group keeps.")
+    max_size: int = Field(2, ge=1, le=100, description="Most instances ECS managed scaling may start.")
+    desired_capacity: int = Field(1, ge=0, le=100, description="Instances at creation; ECS managed scaling owns it after.")
+    root_volume_gib: int = Field(30, ge=30, le=1024, description="Encrypted gp3 root volume size (the ECS AMI needs 30).")
+
+    @field_validator("instance_type")
+    @classmethod
+    def _graviton(cls, value: str) -> str:
+        if not GRAVITON_TYPE.match(value):
+            raise ValueError("is not a Graviton (arm64) instance type; pick one like m7g.xlarge, c7g.large or r8g.2xlarge")
+        return value
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NodeGroupConfig:
+        if not self.min_size <= self.desired_capacity <= self.max_size:
+            raise ValueError(
+                f"needs min_size <= desired_capacity <= max_size, got {self.min_size} <= "
+                f"{self.desired_capacity} <= {self.max_size}"
+            )
+        return self
+
+
+class CapacityConfig(Strict):
+    """Node A runs history; node B frontend, matching, UI and Grafana; node C worker and the collector."""
+
+    history: NodeGroupConfig = Field(NodeGroupConfig(), description="Node A: Temporal history.")
+    frontend: NodeGroupConfig = Field(NodeGroupConfig(), description="Node B: frontend, matching, UI, Grafana.")
+    worker: NodeGroupConfig = Field(NodeGroupConfig(), description="Node C: Temporal worker and the metrics collector.")
+
+
+class DsqlConfig(Strict):
+    cluster_arn: str = Field(description="ARN of the Aurora DSQL cluster Temporal persists to (required).")
+
+    @field_validator("cluster_arn")
+    @classmethod
+    def _arn(cls, value: str) -> str:
+        if not DSQL_CLUSTER_ARN.match(value):
+            raise ValueError("is not a DSQL cluster ARN like arn:aws:dsql:eu-west-1:123456789012:cluster/abc123")
+        return value
+
+
+class GrafanaConfig(Strict):
+    admin_secret_name: str = Field(
+        "grafana/admin", description="Secrets Manager secret with admin_user and admin_password (you create it)."
+    )
+
+
+class LogsConfig(Strict):
+    retention_days: int = Field(30, description="CloudWatch Logs retention for every log group.")
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"is not a retention CloudWatch accepts; pick one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
+
 
 class TimeoutsConfig(Strict):
     nat_gateway: PositiveSeconds = Field(600, description="Seconds to wait for a NAT gateway.")
     vpc_endpoint: PositiveSeconds = Field(600, description="Seconds to wait for VPC endpoints.")
+    iam_propagation: PositiveSeconds = Field(120, description="Seconds to retry while a new IAM role propagates.")
     default: PositiveSeconds = Field(900, description="Seconds to wait for anything else.")
 
 
@@ -111,6 +178,10 @@ class Config(Strict):
     project: str = Field("temporal", description="Project name: prefix of every resource name and tag.")
     network: NetworkConfig = NetworkConfig()
     endpoints: EndpointsConfig = EndpointsConfig()
+    dsql: DsqlConfig
+    grafana: GrafanaConfig = GrafanaConfig()
+    logs: LogsConfig = LogsConfig()
+    capacity: CapacityConfig = CapacityConfig()
     timeouts: TimeoutsConfig = TimeoutsConfig()
     aws: AwsConfig = AwsConfig()
 
@@ -122,6 +193,8 @@ class Config(Strict):
                 "must be 3-20 characters of lower-case letters, digits and hyphens, starting with a "
                 "letter and not ending with a hyphen (it prefixes IAM, ECS and OpenSearch names)"
             )
+        if value.startswith(("aws", "ecs", "fargate")):
+            raise ValueError("must not start with 'aws', 'ecs' or 'fargate' (ECS refuses such capacity provider names)")
         return value
 
 
@@ -155,6 +228,9 @@ def _describe(exc: ValidationError, source: str) -> str:
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         if error["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key {key!r}; check its spelling against config.example.toml")
+            continue
+        if error["type"] == "missing":
+            lines.append(f"{source}: {key} is required; see config.example.toml for what to put there")
             continue
         message = error["msg"].removeprefix("Value error, ")
         value = error.get("input")

@@ -84,6 +84,9 @@ class Step:
     requires: tuple[str, ...] = ()
     kinds: tuple[Kind, ...] = ()
 
+    def preflight(self, ctx: StepContext) -> None:
+        """Read-only checks run for every step before anything is created (a missing secret, a wrong region)."""
+
     def apply(self, ctx: StepContext) -> None:
         raise NotImplementedError
 
@@ -134,10 +137,24 @@ class Engine:
 
     def plan(self) -> RunResult:
         # Sequential: a plan only reads, and the order makes its output stable.
-        return self._run_each(self.steps, lambda step, ctx: step.apply(ctx), dry_run=True, stop_on_error=False)
+        return self._run_each(
+            self.steps, lambda step, ctx: (step.preflight(ctx), step.apply(ctx)), dry_run=True, stop_on_error=False
+        )
 
     def apply(self) -> RunResult:
+        checked = self.preflight()
+        if not checked.ok:
+            return checked
         return self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
+
+    def preflight(self) -> RunResult:
+        errors = []
+        for step in self.steps:
+            try:
+                step.preflight(self.context(step, dry_run=True))
+            except ProvisionError as exc:
+                errors.append((step.name, exc))
+        return RunResult([], errors)
 
     def destroy(self) -> RunResult:
         result = self._run_graph(lambda step, ctx: step.destroy(ctx), reverse=True)

@@ -30,7 +30,39 @@ def nat_gateway_tag_filters() -> None:
     NatGatewayBackend.describe_nat_gateways = describe_nat_gateways
 
 
-PATCHES = (nat_gateway_tag_filters,)
+def describe_all_capacity_providers() -> None:
+    """DescribeCapacityProviders without `capacityProviders` fails with a 500 in moto 5.2.
+
+    AWS answers with every provider of the account; the tool lists its own that way when the
+    state is lost, so that `destroy` still finds them.
+    """
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend.describe_capacity_providers
+
+    def describe_capacity_providers(self, names):
+        return original(self, names if names is not None else list(self.capacity_providers))
+
+    EC2ContainerServiceBackend.describe_capacity_providers = describe_capacity_providers
+
+
+def launch_template_user_data() -> None:
+    """An Auto Scaling group fails (500) on a launch template with UserData in moto 5.2.
+
+    moto keeps the template's UserData as the plain base64 string it received and then asserts
+    it is its own Base64EncodedString type when the group launches instances.
+    """
+    from moto.core.types import Base64EncodedString
+    from moto.ec2.models.launch_templates import LaunchTemplateVersion
+
+    def user_data(self):
+        value = self.data.get("UserData")
+        return Base64EncodedString(value) if isinstance(value, str) else value
+
+    LaunchTemplateVersion.user_data = property(user_data)
+
+
+PATCHES = (nat_gateway_tag_filters, describe_all_capacity_providers, launch_template_user_data)
 
 
 def apply() -> None:

@@ -52,5 +52,23 @@ class Naming:
         digest = hashlib.sha256(f"{self.project}/{self.region}/{self.lineage}/{key}".encode()).hexdigest()
         return f"provision-{digest[:40]}"
 
+    @property
+    def partition(self) -> str:
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        if self.region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"
+
+    def arn(self, service: str, account: str, resource: str, region: str | None = None) -> str:
+        return f"arn:{self.partition}:{service}:{self.region if region is None else region}:{account}:{resource}"
+
+    def opensearch_domain(self) -> str:
+        """OpenSearch allows 28 characters; the project name allows 20."""
+        return f"{self.project}-vis"
+
+    def cluster(self) -> str:
+        return self.name("cluster")
+
     def state_file_name(self) -> str:
         return f"{self.project}-{self.region}.json"

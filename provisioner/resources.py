@@ -24,7 +24,8 @@ class Kind(Protocol):
 
     def get(self, aws: Aws, resource_id: str) -> dict | None: ...
 
-    def find(self, aws: Aws, naming: Naming, key: str | None = None) -> list[dict]: ...
+    def find(self, aws: Aws, naming: Naming, key: str | None = None, name: str | None = None) -> list[dict]:
+        """This project's live resources (one logical key if given; `name` for name-addressed kinds)."""
 
     def id_of(self, item: dict) -> str: ...
 
@@ -73,7 +74,7 @@ class Ec2Kind:
         live = self._live(items)
         return live[0] if live else None
 
-    def find(self, aws: Aws, naming: Naming, key: str | None = None) -> list[dict]:
+    def find(self, aws: Aws, naming: Naming, key: str | None = None, name: str | None = None) -> list[dict]:
         ec2 = aws.client("ec2")
         items: list[dict] = []
         paginate = ec2.can_paginate(self.describe)
@@ -141,6 +142,12 @@ NAT_GATEWAY = register(Ec2Kind(
     "NatGatewayIds", ("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"), "delete_nat_gateway", "NatGatewayId",
     filter_param="Filter", state_field="State", gone_states=("deleting", "deleted", "failed"),
 ))
+LAUNCH_TEMPLATE = register(Ec2Kind(
+    "launch-template", "launch template", "launch-template", "describe_launch_templates", "LaunchTemplates",
+    "LaunchTemplateId", "LaunchTemplateIds",
+    ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateId.Malformed", "InvalidLaunchTemplateName.NotFoundException"),
+    "delete_launch_template", "LaunchTemplateId",
+))
 VPC_ENDPOINT = register(Ec2Kind(
     "vpc-endpoint", "VPC endpoint", "vpc-endpoint", "describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointId",
     "VpcEndpointIds", ("InvalidVpcEndpointId.NotFound",), "delete_vpc_endpoints", "VpcEndpointIds",
@@ -154,16 +161,19 @@ def ensure(
     key: str,
     create: Callable[[], dict],
     detail: str = "",
+    name: str | None = None,
+    attributes_of: Callable[[dict], dict] | None = None,
     **attributes: Any,
 ) -> dict | None:
-    """The resource `key` of this step: found by state ID, then by tags, else created and recorded.
+    """The resource `key` of this step: found by state ID, then by tags (or `name`), else created and recorded.
 
+    `attributes` (and `attributes_of(item)`) are recorded beside the ID for later steps to read.
     Returns the live description, or None in a plan when it does not exist yet.
     """
     recorded_id = ctx.state.id_of(ctx.step, key)
     item = kind.get(ctx.aws, recorded_id) if recorded_id else None
     if item is None:
-        matches = kind.find(ctx.aws, ctx.naming, key)
+        matches = kind.find(ctx.aws, ctx.naming, key, name)
         if len(matches) > 1:
             ids = ", ".join(kind.id_of(m) for m in matches)
             raise ProvisionError(
@@ -176,7 +186,8 @@ def ensure(
         if item is None:
             return None
     if not ctx.dry_run:
-        ctx.record(key, kind.id_of(item), kind=kind.kind, **attributes)
+        derived = attributes_of(item) if attributes_of else {}
+        ctx.record(key, kind.id_of(item), kind=kind.kind, **attributes, **derived)
     return item
 
 
@@ -231,3 +242,13 @@ def destroy_kind(
             ctx.state.forget(ctx.step, key)
         deleted.append(resource_id)
     return deleted
+
+
+def revocable(rule: dict) -> dict:
+    """A described security group rule, reduced to what RevokeSecurityGroupIngress accepts."""
+    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds")
+    out = {k: v for k, v in rule.items() if k in keep and v not in ([], None)}
+    pairs = [{"GroupId": p["GroupId"]} for p in rule.get("UserIdGroupPairs", [])]
+    if pairs:
+        out["UserIdGroupPairs"] = pairs
+    return out

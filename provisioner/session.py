@@ -36,11 +36,19 @@ class Aws:
             user_agent_appid="provision",
         )
         self._clients: dict[str, object] = {}
+        self._account: str | None = None
         self._lock = threading.Lock()
 
     @property
     def region(self) -> str:
         return self.session.region_name
+
+    @property
+    def account_id(self) -> str:
+        with self._lock:
+            if self._account is None:
+                self._account = self.session.client("sts", config=self._config).get_caller_identity()["Account"]
+            return self._account
 
     def client(self, service: str):
         with self._lock:

@@ -11,6 +11,7 @@ config="${PROVISION_CONFIG:-config.example.toml}"
 eval "$(provision emulator start --port "$port")"
 trap 'provision emulator stop' EXIT
 
+provision grafana-secret --config "$config"
 provision plan --config "$config"
 provision up --config "$config"
 provision up --config "$config"          # a second run changes nothing

@@ -1,8 +1,18 @@
 """The pipeline, in order. Each step names the steps it needs; independent ones run side by side."""
+from steps.capacity import Capacity
+from steps.cluster import Cluster
 from steps.endpoints import Endpoints
+from steps.iam import Iam
+from steps.logs import Logs
 from steps.nat_route import NatRoute
 from steps.network import Network
+from steps.prometheus import Prometheus
+from steps.secret import Secret
+from steps.security_groups import SecurityGroups
 
 
 def pipeline():
-    return [Network(), NatRoute(), Endpoints()]
+    return [
+        Secret(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
+        Capacity(),
+    ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
-from provisioner.resources import SECURITY_GROUP, VPC_ENDPOINT, destroy_kind, ensure
+from provisioner.resources import SECURITY_GROUP, VPC_ENDPOINT, destroy_kind, ensure, revocable
 from provisioner.waiter import WaitFailed, wait_for
 
 ENDPOINT_SG = "endpoints-sg"
@@ -101,7 +101,7 @@ class Endpoints(Step):
             ctx.change(
                 "update", SECURITY_GROUP.noun, ENDPOINT_SG, "revoke an ingress rule not in the config",
                 act=lambda rule=rule: ec2.revoke_security_group_ingress(
-                    GroupId=group["GroupId"], IpPermissions=[_strip(rule)]
+                    GroupId=group["GroupId"], IpPermissions=[revocable(rule)]
                 ),
             )
         if not present:
@@ -176,8 +176,3 @@ def _set_diff(changes: dict, field: str, current: list[str], desired: list[str])
     if remove:
         changes[f"Remove{field}"] = remove
 
-
-def _strip(rule: dict) -> dict:
-    """A described rule, reduced to what RevokeSecurityGroupIngress accepts."""
-    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds", "UserIdGroupPairs")
-    return {k: v for k, v in rule.items() if k in keep and v not in ([], None)}

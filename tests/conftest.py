@@ -18,6 +18,13 @@ from provisioner.session import Aws, is_mutating
 
 REGION = "eu-west-1"
 PROJECT = "ptest"
+DSQL_ARN = f"arn:aws:dsql:{REGION}:123456789012:cluster/ptestdsqlcluster"
+GRAFANA_SECRET = "grafana/admin"
+
+
+def make_config(**settings) -> Config:
+    """A valid config for the tests: the required settings, plus any overrides."""
+    return parse_config({"project": PROJECT, "dsql": {"cluster_arn": DSQL_ARN}} | settings)
 
 emulator.configure_moto()
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -44,12 +51,21 @@ def endpoint(moto_endpoint, monkeypatch):
     env = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, **emulator.CREDENTIALS}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    create_grafana_secret()
     return moto_endpoint
+
+
+def create_grafana_secret() -> str:
+    """What the user does once before the first `up` (provision grafana-secret)."""
+    client = boto3.client("secretsmanager", region_name=REGION)
+    return client.create_secret(
+        Name=GRAFANA_SECRET, SecretString='{"admin_user": "admin", "admin_password": "not-a-real-one"}'
+    )["ARN"]
 
 
 @pytest.fixture
 def config() -> Config:
-    return parse_config({"project": PROJECT})
+    return make_config()
 
 
 @pytest.fixture
@@ -97,21 +113,63 @@ EC2_TYPES = (
 GONE = ("deleted", "deleting", "failed")
 
 
+def _all(client, call: str, key: str, **params) -> list[dict]:
+    if client.can_paginate(call):
+        return [item for page in client.get_paginator(call).paginate(**params) for item in page[key]]
+    return getattr(client, call)(**params)[key]
+
+
+def _tags(raw) -> dict[str, str]:
+    if isinstance(raw, dict):
+        return raw
+    return {t.get("Key", t.get("key")): t.get("Value", t.get("value")) for t in raw or []}
+
+
 def world(project: str = PROJECT) -> list[tuple[str, str]]:
     """Live resources tagged for the project, as sorted (type, logical key): a duplicate shows twice.
 
-    Read with each service's own describe call (moto keeps tags of deleted resources in DescribeTags).
+    Read with each service's own list/describe calls, independently of the tool's code
+    (moto keeps tags of deleted resources in DescribeTags, so that is not used).
     """
     ec2 = boto3.client("ec2", region_name=REGION)
     found = []
     for call, key, id_field, filter_param in EC2_TYPES:
-        items = getattr(ec2, call)(**{filter_param: [{"Name": "tag:Project", "Values": [project]}]})[key]
-        for item in items:
+        for item in _all(ec2, call, key, **{filter_param: [{"Name": "tag:Project", "Values": [project]}]}):
             if str(item.get("State", "")).lower() in GONE:
                 continue
-            tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-            found.append((id_field.removesuffix("Id"), tags.get("ProvisionKey", "?")))
-    return sorted(found)
+            found.append((id_field.removesuffix("Id"), _tags(item.get("Tags")).get("ProvisionKey", "?")))
+    # moto returns at most 15 launch templates and no NextToken: select by tag on the server.
+    mine = [{"Name": "tag:Project", "Values": [project]}]
+    for template in _all(ec2, "describe_launch_templates", "LaunchTemplates", Filters=mine):
+        found.append(("LaunchTemplate", _tags(template.get("Tags"))))
+    iam = boto3.client("iam", region_name=REGION)
+    for role in _all(iam, "list_roles", "Roles"):
+        found.append(("Role", _tags(iam.get_role(RoleName=role["RoleName"])["Role"].get("Tags"))))
+    for profile in _all(iam, "list_instance_profiles", "InstanceProfiles"):
+        found.append(("InstanceProfile", _tags(profile.get("Tags"))))
+    logs = boto3.client("logs", region_name=REGION)
+    for group in _all(logs, "describe_log_groups", "logGroups"):
+        found.append(("LogGroup", _tags(logs.list_tags_for_resource(resourceArn=group["logGroupArn"])["tags"])))
+    sd = boto3.client("servicediscovery", region_name=REGION)
+    for ns in _all(sd, "list_namespaces", "Namespaces"):
+        found.append(("Namespace", _tags(sd.list_tags_for_resource(ResourceARN=ns["Arn"])["Tags"])))
+    ecs = boto3.client("ecs", region_name=REGION)
+    clusters = _all(ecs, "list_clusters", "clusterArns")
+    for cluster in ecs.describe_clusters(clusters=clusters, include=["TAGS"])["clusters"] if clusters else []:
+        if cluster["status"] == "ACTIVE":
+            found.append(("Cluster", _tags(cluster.get("tags"))))
+    for provider in ecs.describe_capacity_providers(include=["TAGS"])["capacityProviders"]:
+        found.append(("CapacityProvider", _tags(provider.get("tags"))))
+    for group in _all(boto3.client("autoscaling", region_name=REGION), "describe_auto_scaling_groups", "AutoScalingGroups"):
+        found.append(("AutoScalingGroup", _tags(group.get("Tags"))))
+    for ws in _all(boto3.client("amp", region_name=REGION), "list_workspaces", "workspaces"):
+        if ws["status"]["statusCode"] != "DELETING":
+            found.append(("Workspace", _tags(ws.get("tags"))))
+    return sorted(
+        (kind, tags_or_key if isinstance(tags_or_key, str) else tags_or_key.get("ProvisionKey", "?"))
+        for kind, tags_or_key in found
+        if isinstance(tags_or_key, str) or tags_or_key.get("Project") == project
+    )
 
 
 @pytest.fixture(autouse=True)

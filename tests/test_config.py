@@ -32,19 +32,34 @@ BROKEN = [
     ({"timeouts": {"nat_gateway": 0}}, "timeouts.nat_gateway = 0"),
     ({"aws": {"max_attempts": 0}}, "aws.max_attempts = 0"),
     ({"endpoints": {"ecs_endpoints": "sometimes"}}, "endpoints.ecs_endpoints = 'sometimes'"),
+    ({"dsql": {"cluster_arn": "my-cluster"}}, "dsql.cluster_arn = 'my-cluster': is not a DSQL cluster ARN"),
+    ({"capacity": {"history": {"instance_type": "m7i.xlarge"}}}, "capacity.history.instance_type = 'm7i.xlarge': is not a Graviton"),
+    ({"capacity": {"worker": {"min_size": 3, "desired_capacity": 1}}}, "min_size <= desired_capacity <= max_size"),
+    ({"capacity": {"frontend": {"root_volume_gib": 8}}}, "capacity.frontend.root_volume_gib = 8"),
+    ({"logs": {"retention_days": 10}}, "logs.retention_days = 10: is not a retention CloudWatch accepts"),
 ]
+
+
+REQUIRED = {"dsql": {"cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc123"}}
 
 
 @pytest.mark.parametrize("data,message", BROKEN, ids=[m for _, m in BROKEN])
 def test_broken_config_is_refused_with_its_key(data, message):
     with pytest.raises(ConfigError) as caught:
-        parse_config(data)
+        parse_config(REQUIRED | data)
     assert message in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_missing_required_setting_is_named():
+    with pytest.raises(ConfigError, match="dsql is required"):
+        parse_config({})
 
 
 def test_example_config_loads_and_documents_every_default():
     example = ROOT / "config.example.toml"
-    assert load_config(example) == Config()
+    loaded = load_config(example)
+    assert loaded == Config(dsql=loaded.dsql)
     assert tomllib.loads(example.read_text()).keys() == Config.model_fields.keys()
 
 
@@ -79,7 +94,8 @@ def test_cli_bad_config_exits_2_naming_the_key_and_makes_no_aws_call(command, tm
 
     monkeypatch.setattr("provisioner.session.Aws.__init__", no_aws)
     path = tmp_path / "provision.toml"
-    path.write_text('project = "ok-name"\n[network]\nvpc_cidr = "10.0.0.0/99"\n')
+    path.write_text('project = "ok-name"\n[dsql]\ncluster_arn = "arn:aws:dsql:eu-west-1:123456789012:cluster/a1"\n'
+                    '[network]\nvpc_cidr = "10.0.0.0/99"\n')
     result = CliRunner().invoke(cli, [*command, "--config", str(path)])
     assert result.exit_code == 2
     assert "network.vpc_cidr = '10.0.0.0/99'" in result.output

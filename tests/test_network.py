@@ -7,9 +7,8 @@ import boto3
 import pytest
 
 from provisioner import app
-from provisioner.config import parse_config
 from steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
-from tests.conftest import PROJECT, REGION, CallLog, new_aws, world
+from tests.conftest import PROJECT, REGION, CallLog, make_config, new_aws, world
 
 
 def ec2():
@@ -86,7 +85,7 @@ def test_private_subnets_spread_over_distinct_zones(aws, config, state_path):
 
 @pytest.mark.parametrize("ecs_endpoints", [False, True])
 def test_property_4_vpc_endpoint_completeness(endpoint, state_path, ecs_endpoints):
-    config = parse_config({"project": PROJECT, "endpoints": {"ecs_endpoints": ecs_endpoints}})
+    config = make_config(endpoints={"ecs_endpoints": ecs_endpoints})
     up_ok(config, new_aws(), state_path)
     client = ec2()
     vpc = project_vpc()
@@ -122,9 +121,9 @@ def test_property_4_vpc_endpoint_completeness(endpoint, state_path, ecs_endpoint
 
 
 def test_switching_ecs_endpoints_off_deletes_them(endpoint, state_path):
-    on = parse_config({"project": PROJECT, "endpoints": {"ecs_endpoints": True}})
+    on = make_config(endpoints={"ecs_endpoints": True})
     up_ok(on, new_aws(), state_path)
-    off = parse_config({"project": PROJECT})
+    off = make_config()
     up_ok(off, new_aws(), state_path)
     keys = [k for kind, k in world() if kind == "VpcEndpoint"]
     assert not [k for k in keys if k in ("vpce-ecs", "vpce-ecs-agent", "vpce-ecs-telemetry")]
@@ -132,10 +131,9 @@ def test_switching_ecs_endpoints_off_deletes_them(endpoint, state_path):
 
 
 def test_explicit_availability_zones_are_used(endpoint, state_path):
-    config = parse_config({
-        "project": PROJECT,
-        "network": {"availability_zones": ["eu-west-1c", "eu-west-1b"], "private_subnet_cidrs": ["10.0.0.0/20", "10.0.16.0/20"]},
-    })
+    config = make_config(
+        network={"availability_zones": ["eu-west-1c", "eu-west-1b"], "private_subnet_cidrs": ["10.0.0.0/20", "10.0.16.0/20"]},
+    )
     up_ok(config, new_aws(), state_path)
     subnets = {s["CidrBlock"]: s["AvailabilityZone"] for s in ec2().describe_subnets(
         Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["Subnets"]}

@@ -1,0 +1,359 @@
+"""Resource kinds addressed by name rather than by a generated ID: IAM, CloudWatch Logs, ECS,
+Auto Scaling, Cloud Map namespaces, Prometheus workspaces and the external Grafana secret.
+
+Each one answers the same questions as an EC2 kind (get, find, id, tags, delete), so the
+generic find-or-create in resources.py works unchanged. Items carry their tags under "_tags".
+A resource whose name is taken by something this project did not tag is an error, never adopted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+
+from provisioner.errors import ProvisionError, aws_failure, error_code
+from provisioner.naming import TAG_KEY, TAG_MANAGED_BY, TAG_PROJECT, MANAGED_BY, Naming
+from provisioner.resources import register
+from provisioner.session import Aws
+from provisioner.waiter import wait_for
+
+
+def tag_dict(tags: Any) -> dict[str, str]:
+    """Tags in any of AWS's shapes: [{Key, Value}], [{key, value}] or {k: v}."""
+    if isinstance(tags, dict):
+        return dict(tags)
+    out = {}
+    for tag in tags or []:
+        out[tag.get("Key", tag.get("key"))] = tag.get("Value", tag.get("value"))
+    return out
+
+
+def ours(naming: Naming, tags: dict[str, str], key: str | None = None) -> bool:
+    return (
+        tags.get(TAG_PROJECT) == naming.project
+        and tags.get(TAG_MANAGED_BY) == MANAGED_BY
+        and (key is None or tags.get(TAG_KEY) == key)
+    )
+
+
+@dataclass(frozen=True)
+class NamedKind:
+    """A kind whose resources are looked up by name; `lookup` returns the item with "_tags", or None."""
+
+    kind: str
+    noun: str
+    lookup: Callable[[Aws, str], dict | None]
+    id_field: str
+    remove: Callable[[Aws, str], None]
+    list_all: Callable[[Aws, Naming], list[dict]] | None = None
+    not_found: tuple[str, ...] = ()
+
+    def get(self, aws: Aws, resource_id: str) -> dict | None:
+        try:
+            return self.lookup(aws, resource_id)
+        except ClientError as exc:
+            if error_code(exc) in self.not_found:
+                return None
+            raise aws_failure(f"describe {self.noun} {resource_id}", exc) from exc
+
+    def find(self, aws: Aws, naming: Naming, key: str | None = None, name: str | None = None) -> list[dict]:
+        if name is None:
+            if key is not None or self.list_all is None:
+                return []
+            return [i for i in self.list_all(aws, naming) if ours(naming, i["_tags"])]
+        item = self.get(aws, name)
+        if item is None:
+            return []
+        if not ours(naming, item["_tags"], key):
+            raise ProvisionError(
+                f"A {self.noun} named {name} already exists but is not tagged as this project's {key}. "
+                "Rename the project in the config, or delete that resource if it is a leftover."
+            )
+        return [item]
+
+    def id_of(self, item: dict) -> str:
+        return item[self.id_field]
+
+    def tags_of(self, item: dict) -> dict[str, str]:
+        return item["_tags"]
+
+    def delete(self, aws: Aws, resource_id: str) -> None:
+        try:
+            self.remove(aws, resource_id)
+        except ClientError as exc:
+            if error_code(exc) in self.not_found:
+                return
+            raise aws_failure(f"delete {self.noun} {resource_id}", exc) from exc
+
+
+def _last(arn_or_name: str) -> str:
+    return arn_or_name.rsplit("/", 1)[-1]
+
+
+# -- IAM ---------------------------------------------------------------------------------
+
+def _get_role(aws: Aws, role: str) -> dict:
+    item = aws.client("iam").get_role(RoleName=_last(role))["Role"]
+    return item | {"_tags": tag_dict(item.get("Tags"))}
+
+
+def _list_roles(aws: Aws, naming: Naming) -> list[dict]:
+    iam = aws.client("iam")
+    roles = []
+    for page in iam.get_paginator("list_roles").paginate(PathPrefix=iam_path(naming)):
+        roles.extend(_get_role(aws, r["RoleName"]) for r in page["Roles"])
+    return roles
+
+
+def _delete_role(aws: Aws, role: str) -> None:
+    iam = aws.client("iam")
+    name = _last(role)
+    for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+    for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
+    for profile in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
+        iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
+    iam.delete_role(RoleName=name)
+
+
+def _get_profile(aws: Aws, profile: str) -> dict:
+    item = aws.client("iam").get_instance_profile(InstanceProfileName=_last(profile))["InstanceProfile"]
+    return item | {"_tags": tag_dict(item.get("Tags"))}
+
+
+def _list_profiles(aws: Aws, naming: Naming) -> list[dict]:
+    pages = aws.client("iam").get_paginator("list_instance_profiles").paginate(PathPrefix=iam_path(naming))
+    return [_get_profile(aws, p["InstanceProfileName"]) for page in pages for p in page["InstanceProfiles"]]
+
+
+def _delete_profile(aws: Aws, profile: str) -> None:
+    iam = aws.client("iam")
+    name = _last(profile)
+    for role in iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]["Roles"]:
+        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role["RoleName"])
+    iam.delete_instance_profile(InstanceProfileName=name)
+
+
+def iam_path(naming: Naming) -> str:
+    """Every role and profile lives under /<project>/, so the project's IAM can be listed."""
+    return f"/{naming.project}/"
+
+
+IAM_ROLE = register(NamedKind(
+    "iam-role", "IAM role", _get_role, "Arn", _delete_role, _list_roles, ("NoSuchEntity",),
+))
+INSTANCE_PROFILE = register(NamedKind(
+    "instance-profile", "instance profile", _get_profile, "Arn", _delete_profile, _list_profiles, ("NoSuchEntity",),
+))
+
+
+# -- CloudWatch Logs ------------------------------------------------------------------
+
+def _log_group_item(aws: Aws, group: dict) -> dict:
+    arn = group["arn"].removesuffix(":*")
+    tags = aws.client("logs").list_tags_for_resource(resourceArn=arn).get("tags", {})
+    return group | {"_tags": tag_dict(tags)}
+
+
+def _get_log_group(aws: Aws, name: str) -> dict | None:
+    groups = aws.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    exact = [g for g in groups if g["logGroupName"] == name]
+    return _log_group_item(aws, exact[0]) if exact else None
+
+
+def log_group_prefix(naming: Naming) -> str:
+    return f"/ecs/{naming.project}/"
+
+
+def _list_log_groups(aws: Aws, naming: Naming) -> list[dict]:
+    logs = aws.client("logs")
+    groups = []
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=log_group_prefix(naming)):
+        groups.extend(_log_group_item(aws, g) for g in page["logGroups"])
+    return groups
+
+
+LOG_GROUP = register(NamedKind(
+    "log-group", "log group", _get_log_group, "logGroupName",
+    lambda aws, name: aws.client("logs").delete_log_group(logGroupName=name),
+    _list_log_groups, ("ResourceNotFoundException",),
+))
+
+
+# -- Cloud Map namespace --------------------------------------------------------------
+
+def _namespace_item(aws: Aws, namespace: dict) -> dict:
+    tags = aws.client("servicediscovery").list_tags_for_resource(ResourceARN=namespace["Arn"])["Tags"]
+    return namespace | {"_tags": tag_dict(tags)}
+
+
+def _get_namespace(aws: Aws, id_or_name: str) -> dict | None:
+    sd = aws.client("servicediscovery")
+    if id_or_name.startswith("ns-"):
+        return _namespace_item(aws, sd.get_namespace(Id=id_or_name)["Namespace"])
+    found = sd.list_namespaces(Filters=[{"Name": "NAME", "Values": [id_or_name], "Condition": "EQ"}])["Namespaces"]
+    found = [n for n in found if n["Name"] == id_or_name]
+    return _namespace_item(aws, found[0]) if found else None
+
+
+def _delete_namespace(aws: Aws, namespace_id: str) -> None:
+    sd = aws.client("servicediscovery")
+    operation = sd.delete_namespace(Id=namespace_id)["OperationId"]
+    wait_operation(aws, operation, f"namespace {namespace_id} to be deleted", timeout=600)
+
+
+def wait_operation(aws: Aws, operation_id: str, what: str, timeout: float) -> dict:
+    """Cloud Map changes are asynchronous: wait for the operation, fail with its reason."""
+    sd = aws.client("servicediscovery")
+
+    def probe():
+        operation = sd.get_operation(OperationId=operation_id)["Operation"]
+        if operation["Status"] == "FAIL":
+            raise ProvisionError(f"Failed: {what}: {operation.get('ErrorCode')}: {operation.get('ErrorMessage')}")
+        return operation if operation["Status"] == "SUCCESS" else None
+
+    return wait_for(what, probe, timeout=timeout)
+
+
+def _list_namespaces(aws: Aws, naming: Naming) -> list[dict]:
+    sd = aws.client("servicediscovery")
+    found = []
+    for page in sd.get_paginator("list_namespaces").paginate():
+        found.extend(_namespace_item(aws, n) for n in page["Namespaces"])
+    return found
+
+
+NAMESPACE = register(NamedKind(
+    "namespace", "Service Connect namespace", _get_namespace, "Id", _delete_namespace, _list_namespaces,
+    not_found=("NamespaceNotFound",),
+))
+
+
+# -- ECS ---------------------------------------------------------------------------------
+
+def _get_cluster(aws: Aws, cluster: str) -> dict | None:
+    found = aws.client("ecs").describe_clusters(
+        clusters=[cluster], include=["CONFIGURATIONS", "SETTINGS", "TAGS"]
+    )["clusters"]
+    live = [c for c in found if c["status"] in ("ACTIVE", "PROVISIONING")]
+    return live[0] | {"_tags": tag_dict(live[0].get("tags"))} if live else None
+
+
+def _list_clusters(aws: Aws, naming: Naming) -> list[dict]:
+    ecs = aws.client("ecs")
+    arns = [a for page in ecs.get_paginator("list_clusters").paginate() for a in page["clusterArns"]]
+    found = []
+    for start in range(0, len(arns), 100):
+        described = ecs.describe_clusters(clusters=arns[start:start + 100], include=["TAGS"])["clusters"]
+        found.extend(c | {"_tags": tag_dict(c.get("tags"))} for c in described if c["status"] == "ACTIVE")
+    return found
+
+
+ECS_CLUSTER = register(NamedKind(
+    "ecs-cluster", "ECS cluster", _get_cluster, "clusterArn",
+    lambda aws, arn: aws.client("ecs").delete_cluster(cluster=arn), _list_clusters,
+    not_found=("ClusterNotFoundException",),
+))
+
+
+def _get_capacity_provider(aws: Aws, name: str) -> dict | None:
+    # Always name the providers: moto fails DescribeCapacityProviders without them.
+    found = aws.client("ecs").describe_capacity_providers(capacityProviders=[_last(name)], include=["TAGS"])
+    live = [c for c in found["capacityProviders"] if c.get("status", "ACTIVE") == "ACTIVE"]
+    return live[0] | {"_tags": tag_dict(live[0].get("tags"))} if live else None
+
+
+def _list_capacity_providers(aws: Aws, naming: Naming) -> list[dict]:
+    found = aws.client("ecs").describe_capacity_providers(include=["TAGS"])["capacityProviders"]
+    return [c | {"_tags": tag_dict(c.get("tags"))} for c in found if c.get("status", "ACTIVE") == "ACTIVE"]
+
+
+CAPACITY_PROVIDER = register(NamedKind(
+    "capacity-provider", "capacity provider", _get_capacity_provider, "name",
+    lambda aws, name: aws.client("ecs").delete_capacity_provider(capacityProvider=name), _list_capacity_providers,
+    not_found=("ClientException", "InvalidParameterException"),
+))
+
+
+# -- Auto Scaling -------------------------------------------------------------------------
+
+def _asg_item(group: dict) -> dict:
+    return group | {"_tags": tag_dict(group.get("Tags"))}
+
+
+def _get_asg(aws: Aws, name: str) -> dict | None:
+    found = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    live = [g for g in found if not g.get("Status")]  # "Delete in progress" means going
+    return _asg_item(live[0]) if live else None
+
+
+def _list_asgs(aws: Aws, naming: Naming) -> list[dict]:
+    paginator = aws.client("autoscaling").get_paginator("describe_auto_scaling_groups")
+    groups = []
+    for page in paginator.paginate(Filters=[{"Name": f"tag:{TAG_PROJECT}", "Values": [naming.project]}]):
+        groups.extend(_asg_item(g) for g in page["AutoScalingGroups"] if not g.get("Status"))
+    return groups
+
+
+def _delete_asg(aws: Aws, name: str) -> None:
+    aws.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
+    wait_for(f"Auto Scaling group {name} to be deleted", lambda: True if _get_asg(aws, name) is None else None, 900)
+
+
+AUTOSCALING_GROUP = register(NamedKind(
+    "autoscaling-group", "Auto Scaling group", _get_asg, "AutoScalingGroupName", _delete_asg, _list_asgs,
+))
+
+
+# -- Amazon Managed Prometheus ------------------------------------------------------------
+
+def _workspace_item(aws: Aws, workspace: dict) -> dict | None:
+    if workspace["status"]["statusCode"] in ("DELETING", "CREATION_FAILED"):
+        return None
+    return workspace | {"_tags": tag_dict(workspace.get("tags"))}
+
+
+def _get_workspace(aws: Aws, id_or_alias: str) -> dict | None:
+    amp = aws.client("amp")
+    if id_or_alias.startswith("ws-"):
+        return _workspace_item(aws, amp.describe_workspace(workspaceId=id_or_alias)["workspace"])
+    found = [w for w in amp.list_workspaces(alias=id_or_alias)["workspaces"] if w.get("alias") == id_or_alias]
+    # The list omits the endpoint: describe each match.
+    live = [i for i in (_get_workspace(aws, w["workspaceId"]) for w in found) if i]
+    if len(live) > 1:
+        ids = ", ".join(w["workspaceId"] for w in live)
+        raise ProvisionError(f"Found {len(live)} Prometheus workspaces with alias {id_or_alias} ({ids}); expected one.")
+    return live[0] if live else None
+
+
+def _list_workspaces(aws: Aws, naming: Naming) -> list[dict]:
+    pages = aws.client("amp").get_paginator("list_workspaces").paginate()
+    items = (_workspace_item(aws, w) for page in pages for w in page["workspaces"])
+    return [i for i in items if i]
+
+
+AMP_WORKSPACE = register(NamedKind(
+    "amp-workspace", "Prometheus workspace", _get_workspace, "workspaceId",
+    lambda aws, ws: aws.client("amp").delete_workspace(workspaceId=ws), _list_workspaces,
+    not_found=("ResourceNotFoundException",),
+))
+
+
+# -- Secrets Manager (created by the user, only ever described) ---------------------------
+
+def _get_secret(aws: Aws, secret: str) -> dict | None:
+    item = aws.client("secretsmanager").describe_secret(SecretId=secret)
+    if item.get("DeletedDate"):
+        return None
+    return item | {"_tags": tag_dict(item.get("Tags"))}
+
+
+def _never_delete(aws: Aws, secret: str) -> None:
+    raise ProvisionError(f"refusing to delete {secret}: the Grafana secret belongs to you, not to this tool")
+
+
+EXTERNAL_SECRET = register(NamedKind(
+    "external-secret", "secret", _get_secret, "ARN", _never_delete, not_found=("ResourceNotFoundException",),
+))

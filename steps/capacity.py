@@ -1,0 +1,237 @@
+"""Seed task 7.3: Graviton capacity, one node group per workload.
+
+Per node group: a launch template (ECS-optimized AL2023 arm64 AMI from SSM, IMDSv2 only with
+hop limit 1, encrypted gp3 root, no public IP, user data that joins the cluster with a
+`workload` attribute and blocks task access to IMDS), an Auto Scaling group in the private
+subnets, and an ECS capacity provider with managed scaling, attached to the cluster.
+"""
+from __future__ import annotations
+
+import base64
+
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError
+from provisioner.resources import LAUNCH_TEMPLATE, destroy_kind, ensure
+from provisioner.services import AUTOSCALING_GROUP, CAPACITY_PROVIDER, ECS_CLUSTER
+from provisioner.waiter import call_with_retry
+
+AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
+# Node A, B and C of the seed; the name is also the `workload` placement attribute.
+NODE_GROUPS = ("history", "frontend", "worker")
+DEFAULT_PROVIDER = "frontend"
+
+# What IAM answers while a new role or instance profile is still propagating.
+IAM_PROPAGATION_CODES = ("ValidationError", "InvalidParameterValue", "InvalidParameterException", "ClientException")
+IAM_PROPAGATION_MESSAGES = ("cannot be assumed", "instance profile", "iaminstanceprofile", "not authorized to perform: sts:assumerole")
+
+
+def node_name(ctx: StepContext, group: str) -> str:
+    return ctx.naming.name(f"node-{group}")
+
+
+def user_data(cluster_name: str, workload: str) -> str:
+    return "\n".join([
+        "#!/bin/bash",
+        "cat >> /etc/ecs/ecs.config <<'EOF'",
+        f"ECS_CLUSTER={cluster_name}",
+        f'ECS_INSTANCE_ATTRIBUTES={{"workload":"{workload}"}}',
+        # Tasks use their task role through the agent, never the instance role through IMDS.
+        "ECS_AWSVPC_BLOCK_IMDS=true",
+        "ECS_ENABLE_CONTAINER_METADATA=true",
+        "EOF",
+        "",
+    ])
+
+
+def launch_template_data(ctx: StepContext, group: str, ami: str, profile_arn: str, instances_sg: str, cluster_name: str) -> dict:
+    node = getattr(ctx.config.capacity, group)
+    tags = ctx.naming.tag_list("capacity", f"node-{group}")
+    return {
+        "ImageId": ami,
+        "InstanceType": node.instance_type,
+        "IamInstanceProfile": {"Arn": profile_arn},
+        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"},
+        "BlockDeviceMappings": [{
+            "DeviceName": "/dev/xvda",
+            "Ebs": {"VolumeSize": node.root_volume_gib, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+        }],
+        "NetworkInterfaces": [{
+            "DeviceIndex": 0, "AssociatePublicIpAddress": False, "Groups": [instances_sg], "DeleteOnTermination": True,
+        }],
+        "UserData": base64.b64encode(user_data(cluster_name, group).encode()).decode(),
+        "Monitoring": {"Enabled": True},
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
+    }
+
+
+def _differs(current: dict, desired: dict) -> bool:
+    """True when any field the tool sets has another value (extra fields AWS adds are ignored)."""
+    if isinstance(desired, dict):
+        return not isinstance(current, dict) or any(_differs(current.get(k), v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return not isinstance(current, list) or len(current) != len(desired) or any(
+            _differs(c, d) for c, d in zip(current, desired)
+        )
+    return current != desired
+
+
+class Capacity(Step):
+    name = "capacity"
+    title = "Graviton capacity"
+    requires = ("network", "iam", "security_groups", "cluster")
+    kinds = (LAUNCH_TEMPLATE, AUTOSCALING_GROUP, CAPACITY_PROVIDER)
+
+    def preflight(self, ctx: StepContext) -> None:
+        types = {getattr(ctx.config.capacity, g).instance_type: g for g in NODE_GROUPS}
+        ec2 = ctx.aws.client("ec2")
+        try:
+            found = ec2.describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"]
+        except ec2.exceptions.ClientError as exc:
+            raise ProvisionError(
+                f"capacity: an instance type is not offered in {ctx.aws.region}: {exc}. Pick another in the config."
+            ) from None
+        for item in found:
+            if "arm64" not in item["ProcessorInfo"]["SupportedArchitectures"]:
+                group = types[item["InstanceType"]]
+                raise ProvisionError(f"capacity.{group}.instance_type = {item['InstanceType']!r} is not arm64 (Graviton).")
+
+    def apply(self, ctx: StepContext) -> None:
+        ssm = ctx.aws.client("ssm")
+        ami = ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
+        profile = ctx.recorded("iam", "ecs-instance-profile")
+        instances_sg = ctx.recorded("security_groups", "sg-instances")
+        cluster = ctx.recorded("cluster", "cluster")
+        subnets = sorted(r["id"] for r in ctx.state.step_records("network").values() if r.get("tier") == "private")
+        if not ctx.dry_run and not (profile and instances_sg and cluster and subnets):
+            raise ProvisionError("the iam, security_groups, cluster and network steps have not recorded their resources")
+        cluster_name = ctx.naming.cluster()
+        providers = []
+        for group in NODE_GROUPS:
+            data = launch_template_data(
+                ctx, group, ami, profile["id"] if profile else "", instances_sg["id"] if instances_sg else "", cluster_name,
+            )
+            template = self._launch_template(ctx, group, data)
+            asg = self._autoscaling_group(ctx, group, template, subnets)
+            provider = self._capacity_provider(ctx, group, asg)
+            providers.append(provider["name"] if provider else node_name(ctx, group))
+        self._attach(ctx, cluster, providers)
+
+    def _launch_template(self, ctx: StepContext, group: str, data: dict) -> dict | None:
+        ec2 = ctx.aws.client("ec2")
+        key = f"lt-{group}"
+        template = ensure(
+            ctx, LAUNCH_TEMPLATE, key,
+            lambda: ec2.create_launch_template(
+                LaunchTemplateName=node_name(ctx, group), LaunchTemplateData=data,
+                ClientToken=ctx.naming.client_token(key),
+                TagSpecifications=LAUNCH_TEMPLATE.tag_spec(ctx.naming, self.name, key),
+            )["LaunchTemplate"],
+            detail=data["InstanceType"],
+        )
+        if template is None:
+            return None
+        latest = ec2.describe_launch_template_versions(
+            LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"]
+        )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        if _differs(latest, data):
+            ctx.change(
+                "update", LAUNCH_TEMPLATE.noun, key, "new version (AMI, type or settings changed)",
+                act=lambda: ec2.create_launch_template_version(
+                    LaunchTemplateId=template["LaunchTemplateId"], LaunchTemplateData=data,
+                ),
+            )
+        return template
+
+    def _autoscaling_group(self, ctx: StepContext, group: str, template: dict | None, subnets: list[str]) -> dict | None:
+        autoscaling = ctx.aws.client("autoscaling")
+        node = getattr(ctx.config.capacity, group)
+        key = f"asg-{group}"
+        name = node_name(ctx, group)
+        tags = [
+            {"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in ctx.naming.tags(self.name, key).items()
+        ] + [{"Key": "AmazonECSManaged", "Value": "", "PropagateAtLaunch": True}]
+        spec = {
+            "LaunchTemplate": {"LaunchTemplateId": template["LaunchTemplateId"] if template else "", "Version": "$Latest"},
+            "MinSize": node.min_size,
+            "MaxSize": node.max_size,
+            "VPCZoneIdentifier": ",".join(subnets),
+        }
+
+        def create() -> dict:
+            # Right after the instance profile is created, the ASG may not see it yet.
+            call_with_retry(
+                lambda: autoscaling.create_auto_scaling_group(
+                    AutoScalingGroupName=name, DesiredCapacity=node.desired_capacity, Tags=tags, **spec,
+                ),
+                retry_codes=IAM_PROPAGATION_CODES, retry_messages=IAM_PROPAGATION_MESSAGES,
+                timeout=ctx.config.timeouts.iam_propagation,
+            )
+            return AUTOSCALING_GROUP.get(ctx.aws, name)
+
+        asg = ensure(ctx, AUTOSCALING_GROUP, key, create, detail=node.instance_type, name=name,
+                     attributes_of=lambda g: {"arn": g["AutoScalingGroupARN"]})
+        if asg is None:
+            return None
+        current = {
+            "LaunchTemplate": {k: asg.get("LaunchTemplate", {}).get(k) for k in ("LaunchTemplateId", "Version")},
+            "MinSize": asg["MinSize"],
+            "MaxSize": asg["MaxSize"],
+            "VPCZoneIdentifier": ",".join(sorted(asg["VPCZoneIdentifier"].split(","))),
+        }
+        drift = {k: v for k, v in spec.items() if current[k] != v}
+        if drift:
+            ctx.change(
+                "update", AUTOSCALING_GROUP.noun, key, ", ".join(sorted(drift)),
+                act=lambda: autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, **drift),
+            )
+        return asg
+
+    def _capacity_provider(self, ctx: StepContext, group: str, asg: dict | None) -> dict | None:
+        ecs = ctx.aws.client("ecs")
+        key = f"cp-{group}"
+        name = node_name(ctx, group)
+        return ensure(
+            ctx, CAPACITY_PROVIDER, key,
+            lambda: ecs.create_capacity_provider(
+                name=name,
+                autoScalingGroupProvider={
+                    "autoScalingGroupArn": asg["AutoScalingGroupARN"],
+                    "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
+                    "managedTerminationProtection": "DISABLED",
+                },
+                tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()],
+            )["capacityProvider"] | {"_tags": {}},
+            name=name,
+        )
+
+    def _attach(self, ctx: StepContext, cluster: dict | None, providers: list[str]) -> None:
+        ecs = ctx.aws.client("ecs")
+        live = ECS_CLUSTER.get(ctx.aws, cluster["id"]) if cluster else None
+        strategy = [{"capacityProvider": ctx.naming.name(f"node-{DEFAULT_PROVIDER}"), "weight": 1, "base": 0}]
+        if live and sorted(live.get("capacityProviders", [])) == sorted(providers):
+            return
+        ctx.change(
+            "update", ECS_CLUSTER.noun, "cluster", "attach capacity providers",
+            act=lambda: ecs.put_cluster_capacity_providers(
+                cluster=cluster["id"], capacityProviders=providers, defaultCapacityProviderStrategy=strategy,
+            ),
+        )
+
+    def destroy(self, ctx: StepContext) -> None:
+        ecs = ctx.aws.client("ecs")
+        # By name, not by state: a lost state must not leave providers stuck to the cluster.
+        live = ECS_CLUSTER.get(ctx.aws, ctx.naming.cluster())
+        if live and live.get("capacityProviders"):
+            ctx.change(
+                "update", ECS_CLUSTER.noun, "cluster", "detach capacity providers",
+                act=lambda: ecs.put_cluster_capacity_providers(
+                    cluster=live["clusterArn"], capacityProviders=[], defaultCapacityProviderStrategy=[],
+                ),
+            )
+        destroy_kind(ctx, CAPACITY_PROVIDER)
+        destroy_kind(ctx, AUTOSCALING_GROUP)
+        destroy_kind(ctx, LAUNCH_TEMPLATE)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        records = ctx.state.step_records(self.name)
+        return {"capacity_providers": sorted(r["id"] for k, r in records.items() if k.startswith("cp-"))}

@@ -1,0 +1,94 @@
+"""Seed tasks 7.1 and 7.2: the Service Connect namespace and the ECS cluster.
+
+The cluster has Container Insights, ECS Exec session logging to its own log group, and
+Service Connect defaults pointing at the namespace, so every service joins it.
+"""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError
+from provisioner.resources import destroy_kind, ensure
+from provisioner.services import ECS_CLUSTER, NAMESPACE, wait_operation
+from steps.logs import log_key
+
+NAMESPACE_KEY = "namespace"
+CLUSTER_KEY = "cluster"
+
+
+def desired_cluster(namespace_arn: str | None, exec_log_group: str) -> dict:
+    return {
+        "settings": [{"name": "containerInsights", "value": "enabled"}],
+        "configuration": {
+            "executeCommandConfiguration": {
+                "logging": "OVERRIDE",
+                "logConfiguration": {"cloudWatchLogGroupName": exec_log_group},
+            }
+        },
+        "serviceConnectDefaults": {"namespace": namespace_arn},
+    }
+
+
+class Cluster(Step):
+    name = "cluster"
+    title = "ECS cluster"
+    requires = ("logs",)
+    kinds = (ECS_CLUSTER, NAMESPACE)
+
+    def apply(self, ctx: StepContext) -> None:
+        sd = ctx.aws.client("servicediscovery")
+        ecs = ctx.aws.client("ecs")
+        namespace_name = ctx.naming.name("services")
+
+        def create_namespace() -> dict:
+            operation = sd.create_http_namespace(
+                Name=namespace_name, CreatorRequestId=ctx.naming.client_token(NAMESPACE_KEY),
+                Description=f"Service Connect namespace of {ctx.config.project}",
+                Tags=ctx.naming.tag_list(self.name, NAMESPACE_KEY),
+            )["OperationId"]
+            ctx.say(f"waiting for namespace {namespace_name}")
+            done = wait_operation(ctx.aws, operation, f"namespace {namespace_name}", ctx.config.timeouts.default)
+            return NAMESPACE.get(ctx.aws, done["Targets"]["NAMESPACE"])
+
+        namespace = ensure(
+            ctx, NAMESPACE, NAMESPACE_KEY, create_namespace, detail=namespace_name, name=namespace_name,
+            attributes_of=lambda ns: {"arn": ns["Arn"], "name": ns["Name"]},
+        )
+        exec_log = ctx.recorded("logs", log_key("exec"))
+        if exec_log is None and not ctx.dry_run:
+            raise ProvisionError("the logs step has not recorded the ECS Exec log group")
+        desired = desired_cluster(
+            namespace["Arn"] if namespace else None,
+            exec_log["id"] if exec_log else f"/ecs/{ctx.config.project}/exec",
+        )
+        cluster_name = ctx.naming.cluster()
+        cluster = ensure(
+            ctx, ECS_CLUSTER, CLUSTER_KEY,
+            lambda: ecs.create_cluster(
+                clusterName=cluster_name, tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, CLUSTER_KEY).items()],
+                **desired,
+            )["cluster"] | {"_tags": {}},
+            detail=cluster_name, name=cluster_name,
+            attributes_of=lambda c: {"name": c["clusterName"]},
+        )
+        if cluster is None:
+            return
+        drift = {field: value for field, value in desired.items() if cluster.get(field) != value}
+        if drift:
+            ctx.change(
+                "update", ECS_CLUSTER.noun, CLUSTER_KEY, ", ".join(sorted(drift)),
+                act=lambda: ecs.update_cluster(cluster=cluster["clusterArn"], **drift),
+            )
+
+    def destroy(self, ctx: StepContext) -> None:
+        destroy_kind(ctx, ECS_CLUSTER)
+        destroy_kind(ctx, NAMESPACE)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        records = ctx.state.step_records(self.name)
+        if CLUSTER_KEY not in records:
+            return {}
+        return {
+            "cluster_arn": records[CLUSTER_KEY]["id"],
+            "cluster_name": records[CLUSTER_KEY]["name"],
+            "service_connect_namespace": records.get(NAMESPACE_KEY, {}).get("name"),
+        }

@@ -1,0 +1,226 @@
+"""Seed task 5: execution, Temporal task, Grafana task and EC2 instance roles, least privilege.
+
+Every statement names resource ARNs. A "*" resource appears only where the action supports
+no resource scoping, and each such place says so. Trust policies name one service each and
+are pinned to this account, against the confused-deputy problem.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError
+from provisioner.resources import destroy_kind, ensure
+from provisioner.services import IAM_ROLE, INSTANCE_PROFILE, iam_path
+from steps.logs import log_key
+
+EXECUTION_ROLE = "ecs-execution"
+TEMPORAL_ROLE = "temporal-task"
+GRAFANA_ROLE = "grafana-task"
+INSTANCE_ROLE = "ecs-instance"
+INSTANCE_PROFILE_KEY = "ecs-instance-profile"
+
+ECS_TASKS = "ecs-tasks.amazonaws.com"
+EC2 = "ec2.amazonaws.com"
+
+# ssmmessages supports no resource-level permissions: "*" is the only resource AWS accepts.
+ECS_EXEC_CHANNELS = {
+    "Sid": "EcsExecChannels",
+    "Effect": "Allow",
+    "Action": [
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+    ],
+    "Resource": "*",
+}
+OPENSEARCH_HTTP = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"]
+PROMETHEUS_QUERY = ["aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata"]
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    key: str
+    service: str
+    description: str
+    managed: tuple[str, ...] = ()
+    inline: dict[str, dict] = field(default_factory=dict)
+
+
+def policy(*statements: dict) -> dict:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def trust(service: str, account: str) -> dict:
+    return policy({
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+    })
+
+
+def _exec_logging(ctx: StepContext, account: str) -> list[dict]:
+    """ECS Exec writes its session log from inside the task, with the task role."""
+    exec_log = ctx.recorded("logs", log_key("exec"))
+    group = exec_log["id"] if exec_log else f"/ecs/{ctx.config.project}/exec"
+    return [
+        {
+            "Sid": "EcsExecSessionLog",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": ctx.naming.arn("logs", account, f"log-group:{group}:*"),
+        },
+        # DescribeLogGroups supports no resource-level permissions: "*" is the only resource AWS accepts.
+        {"Sid": "EcsExecFindLogGroup", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"},
+    ]
+
+
+def role_specs(ctx: StepContext) -> list[RoleSpec]:
+    account = ctx.aws.account_id
+    naming = ctx.naming
+    secret = ctx.recorded("secret", "grafana-admin")
+    workspace = ctx.recorded("prometheus", "metrics")
+    secret_arn = secret["id"] if secret else naming.arn("secretsmanager", account, "secret:(known after apply)")
+    workspace_arn = workspace["arn"] if workspace else naming.arn("aps", account, "workspace/(known after apply)")
+    domain_arn = naming.arn("es", account, f"domain/{naming.opensearch_domain()}")
+    partition = naming.partition
+    return [
+        RoleSpec(
+            EXECUTION_ROLE, ECS_TASKS, "ECS agent: pull images, write logs, read the Grafana secret",
+            managed=(f"arn:{partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",),
+            inline={"grafana-secret": policy({
+                "Sid": "ReadGrafanaSecret", "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn,
+            })},
+        ),
+        RoleSpec(
+            TEMPORAL_ROLE, ECS_TASKS, "Temporal server tasks: DSQL, OpenSearch, Prometheus, ECS Exec",
+            inline={"temporal": policy(
+                ECS_EXEC_CHANNELS,
+                *_exec_logging(ctx, account),
+                {"Sid": "DsqlConnect", "Effect": "Allow", "Action": ["dsql:DbConnect", "dsql:DbConnectAdmin"],
+                 "Resource": ctx.config.dsql.cluster_arn},
+                {"Sid": "PrometheusRemoteWrite", "Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": workspace_arn},
+                {"Sid": "OpenSearchVisibility", "Effect": "Allow", "Action": OPENSEARCH_HTTP,
+                 "Resource": [domain_arn, f"{domain_arn}/*"]},
+            )},
+        ),
+        RoleSpec(
+            GRAFANA_ROLE, ECS_TASKS, "Grafana tasks: query Prometheus, ECS Exec",
+            inline={"grafana": policy(
+                ECS_EXEC_CHANNELS,
+                *_exec_logging(ctx, account),
+                {"Sid": "PrometheusQuery", "Effect": "Allow", "Action": PROMETHEUS_QUERY, "Resource": workspace_arn},
+            )},
+        ),
+        RoleSpec(
+            INSTANCE_ROLE, EC2, "ECS container instances: join the cluster, SSM management",
+            managed=(
+                f"arn:{partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role",
+                f"arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            ),
+        ),
+    ]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+class Iam(Step):
+    name = "iam"
+    title = "IAM roles"
+    requires = ("secret", "prometheus", "logs")
+    kinds = (IAM_ROLE, INSTANCE_PROFILE)
+
+    def preflight(self, ctx: StepContext) -> None:
+        arn_region = ctx.config.dsql.cluster_arn.split(":")[3]
+        if arn_region != ctx.aws.region:
+            raise ProvisionError(
+                f"dsql.cluster_arn is in {arn_region} but this run targets {ctx.aws.region}; "
+                "Temporal must run in the DSQL cluster's region. Fix the ARN or AWS_REGION."
+            )
+
+    def apply(self, ctx: StepContext) -> None:
+        iam = ctx.aws.client("iam")
+        account = ctx.aws.account_id
+        for spec in role_specs(ctx):
+            role_name = ctx.naming.name(spec.key)
+            document = trust(spec.service, account)
+            role = ensure(
+                ctx, IAM_ROLE, spec.key,
+                lambda spec=spec, role_name=role_name, document=document: iam.create_role(
+                    Path=iam_path(ctx.naming), RoleName=role_name, Description=spec.description,
+                    AssumeRolePolicyDocument=json.dumps(document), Tags=ctx.naming.tag_list(self.name, spec.key),
+                )["Role"] | {"_tags": {}},
+                detail=spec.service, name=role_name, role_name=role_name,
+            )
+            self._converge(ctx, spec, role, role_name, document)
+        self._instance_profile(ctx)
+
+    def _converge(self, ctx: StepContext, spec: RoleSpec, role: dict | None, role_name: str, document: dict) -> None:
+        iam = ctx.aws.client("iam")
+        exists = role is not None
+        if exists and not _same(role.get("AssumeRolePolicyDocument", {}), document):
+            ctx.change(
+                "update", IAM_ROLE.noun, spec.key, "trust policy",
+                act=lambda: iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(document)),
+            )
+        attached = (
+            {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]}
+            if exists else set()
+        )
+        for arn in sorted(set(spec.managed) - attached):
+            ctx.change("update", IAM_ROLE.noun, spec.key, f"attach {arn.rsplit('/', 1)[-1]}",
+                       act=lambda arn=arn: iam.attach_role_policy(RoleName=role_name, PolicyArn=arn))
+        for arn in sorted(attached - set(spec.managed)):
+            ctx.change("update", IAM_ROLE.noun, spec.key, f"detach {arn.rsplit('/', 1)[-1]}",
+                       act=lambda arn=arn: iam.detach_role_policy(RoleName=role_name, PolicyArn=arn))
+        present = set(iam.list_role_policies(RoleName=role_name)["PolicyNames"]) if exists else set()
+        for policy_name, document_ in spec.inline.items():
+            current = (
+                iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+                if policy_name in present else None
+            )
+            if current is None or not _same(current, document_):
+                ctx.change(
+                    "update", IAM_ROLE.noun, spec.key, f"policy {policy_name}",
+                    act=lambda policy_name=policy_name, document_=document_: iam.put_role_policy(
+                        RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(document_)
+                    ),
+                )
+        for policy_name in sorted(present - set(spec.inline)):
+            ctx.change("update", IAM_ROLE.noun, spec.key, f"remove policy {policy_name}",
+                       act=lambda policy_name=policy_name: iam.delete_role_policy(RoleName=role_name, PolicyName=policy_name))
+
+    def _instance_profile(self, ctx: StepContext) -> None:
+        iam = ctx.aws.client("iam")
+        profile_name = ctx.naming.name(INSTANCE_PROFILE_KEY)
+        role_name = ctx.naming.name(INSTANCE_ROLE)
+        profile = ensure(
+            ctx, INSTANCE_PROFILE, INSTANCE_PROFILE_KEY,
+            lambda: iam.create_instance_profile(
+                InstanceProfileName=profile_name, Path=iam_path(ctx.naming),
+                Tags=ctx.naming.tag_list(self.name, INSTANCE_PROFILE_KEY),
+            )["InstanceProfile"] | {"_tags": {}},
+            name=profile_name,
+        )
+        roles = [r["RoleName"] for r in (profile or {}).get("Roles", [])]
+        if roles != [role_name]:
+            def attach() -> None:
+                for other in roles:
+                    iam.remove_role_from_instance_profile(InstanceProfileName=profile_name, RoleName=other)
+                iam.add_role_to_instance_profile(InstanceProfileName=profile_name, RoleName=role_name)
+
+            ctx.change("update", INSTANCE_PROFILE.noun, INSTANCE_PROFILE_KEY, f"hold role {role_name}", act=attach)
+
+    def destroy(self, ctx: StepContext) -> None:
+        destroy_kind(ctx, INSTANCE_PROFILE)
+        destroy_kind(ctx, IAM_ROLE)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        records = ctx.state.step_records(self.name)
+        return {f"{k.replace('-', '_')}_arn": r["id"] for k, r in sorted(records.items())}

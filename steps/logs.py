@@ -1,0 +1,50 @@
+"""Seed task 8 (and 22.8): one CloudWatch log group per service, the collector and ECS Exec.
+
+Log groups are created here, never by the awslogs driver, so that retention and tags are
+set from the start and `destroy` removes them.
+"""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.resources import destroy_kind, ensure
+from provisioner.services import LOG_GROUP, log_group_prefix
+
+# Every container that logs, plus the ECS Exec session log.
+LOGGED = ("history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec")
+
+
+def log_key(service: str) -> str:
+    return f"log-{service}"
+
+
+class Logs(Step):
+    name = "logs"
+    title = "Log groups"
+    kinds = (LOG_GROUP,)
+
+    def apply(self, ctx: StepContext) -> None:
+        logs = ctx.aws.client("logs")
+        retention = ctx.config.logs.retention_days
+        for service in LOGGED:
+            key = log_key(service)
+            group_name = f"{log_group_prefix(ctx.naming)}{service}"
+
+            def create(group_name=group_name, key=key) -> dict:
+                logs.create_log_group(logGroupName=group_name, tags=ctx.naming.tags(self.name, key))
+                return LOG_GROUP.get(ctx.aws, group_name)
+
+            group = ensure(ctx, LOG_GROUP, key, create, detail=group_name, name=group_name)
+            if group is None or group.get("retentionInDays") != retention:
+                ctx.change(
+                    "update", LOG_GROUP.noun, key, f"retention {retention} days",
+                    act=lambda group_name=group_name: logs.put_retention_policy(
+                        logGroupName=group_name, retentionInDays=retention
+                    ),
+                )
+
+    def destroy(self, ctx: StepContext) -> None:
+        destroy_kind(ctx, LOG_GROUP)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        records = ctx.state.step_records(self.name)
+        return {"log_groups": {k.removeprefix("log-"): r["id"] for k, r in sorted(records.items())}}

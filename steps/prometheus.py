@@ -1,0 +1,41 @@
+"""Seed task 12: the Amazon Managed Prometheus workspace the collector writes to and Grafana reads."""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.resources import destroy_kind, ensure
+from provisioner.services import AMP_WORKSPACE
+
+WORKSPACE = "metrics"
+
+
+class Prometheus(Step):
+    name = "prometheus"
+    title = "Prometheus workspace"
+    kinds = (AMP_WORKSPACE,)
+
+    def apply(self, ctx: StepContext) -> None:
+        alias = ctx.naming.name(WORKSPACE)
+        amp = ctx.aws.client("amp")
+        # Not awaited: the workspace turns ACTIVE within a minute, long before a collector writes to it.
+        ensure(
+            ctx, AMP_WORKSPACE, WORKSPACE,
+            lambda: AMP_WORKSPACE.get(ctx.aws, amp.create_workspace(
+                alias=alias, clientToken=ctx.naming.client_token(WORKSPACE),
+                tags=ctx.naming.tags(self.name, WORKSPACE),
+            )["workspaceId"]),
+            name=alias,
+            attributes_of=lambda ws: {"arn": ws["arn"], "endpoint": ws["prometheusEndpoint"]},
+        )
+
+    def destroy(self, ctx: StepContext) -> None:
+        destroy_kind(ctx, AMP_WORKSPACE)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        record = ctx.state.get(self.name, WORKSPACE)
+        if not record:
+            return {}
+        return {
+            "prometheus_workspace_id": record["id"],
+            "prometheus_workspace_arn": record["arn"],
+            "prometheus_remote_write_url": f"{record['endpoint']}api/v1/remote_write",
+        }

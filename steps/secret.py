@@ -1,0 +1,45 @@
+"""Seed task 9: the Grafana admin secret, created by the user, looked up here by name.
+
+The tool records only the secret's ARN; it never reads the value (ECS injects it into
+the Grafana container at start, through the execution role).
+"""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError
+from provisioner.services import EXTERNAL_SECRET
+
+GRAFANA_SECRET = "grafana-admin"
+
+
+class Secret(Step):
+    name = "secret"
+    title = "Grafana secret"
+
+    def _lookup(self, ctx: StepContext) -> dict:
+        name = ctx.config.grafana.admin_secret_name
+        secret = EXTERNAL_SECRET.get(ctx.aws, name)
+        if secret is None:
+            raise ProvisionError(
+                f"The Grafana admin secret {name!r} does not exist in {ctx.aws.region}. Create it first with:\n"
+                f"  provision grafana-secret --name {name}\n"
+                "(it stores a generated admin_user/admin_password pair in Secrets Manager), or point "
+                "grafana.admin_secret_name at an existing secret."
+            )
+        return secret
+
+    def preflight(self, ctx: StepContext) -> None:
+        self._lookup(ctx)
+
+    def apply(self, ctx: StepContext) -> None:
+        secret = self._lookup(ctx)
+        if not ctx.dry_run:
+            ctx.record(GRAFANA_SECRET, secret["ARN"], kind=EXTERNAL_SECRET.kind, name=secret["Name"])
+
+    def destroy(self, ctx: StepContext) -> None:
+        # Not ours to delete: forget it, leave it in place.
+        ctx.state.forget(self.name, GRAFANA_SECRET)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        record = ctx.state.get(self.name, GRAFANA_SECRET)
+        return {"grafana_secret_arn": record["id"]} if record else {}

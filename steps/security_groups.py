@@ -1,0 +1,147 @@
+"""Seed tasks 6 and 22.5/22.6: one security group per service, ingress only from named groups.
+
+The port matrix below is the whole truth: no CIDR ingress at all (the endpoint group's 443
+from the VPC lives in the endpoints step), and every rule names its source group.
+"""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError
+from provisioner.resources import SECURITY_GROUP, destroy_kind, ensure, revocable
+
+TEMPORAL_ROLES = ("history", "matching", "frontend", "worker")
+GRPC_PORT = {"frontend": 7233, "history": 7234, "matching": 7235, "worker": 7239}
+MEMBERSHIP_PORT = {"frontend": 6933, "history": 6934, "matching": 6935, "worker": 6939}
+METRICS_PORT = 9090
+UI_PORT = 8080
+GRAFANA_PORT = 3000
+HTTPS = 443
+
+# Who calls whose gRPC port.
+GRPC_CALLERS = {
+    "frontend": ("ui", "worker", "history"),  # UI and system workers are clients; history sends Nexus callbacks
+    "history": ("frontend", "matching", "worker", "history"),  # history forwards to the shard owner
+    "matching": ("frontend", "history", "matching"),  # matching forwards between task-queue partitions
+    "worker": (),  # nothing calls the worker role; it only joins the membership ring
+}
+
+GROUPS = (*TEMPORAL_ROLES, "ui", "grafana", "opensearch", "collector", "instances")
+DESCRIPTIONS = {
+    "history": "Temporal history",
+    "matching": "Temporal matching",
+    "frontend": "Temporal frontend",
+    "worker": "Temporal worker",
+    "ui": "Temporal UI",
+    "grafana": "Grafana",
+    "opensearch": "OpenSearch visibility domain",
+    "collector": "ADOT metrics collector: scrapes, takes no traffic",
+    "instances": "ECS container instances: SSM port forwarding source, takes no traffic",
+}
+
+
+def group_key(name: str) -> str:
+    return f"sg-{name}"
+
+
+def ingress_matrix() -> dict[str, set[tuple[int, str]]]:
+    """For each group: the (port, source group) pairs it admits."""
+    rules: dict[str, set[tuple[int, str]]] = {g: set() for g in GROUPS}
+    for role in TEMPORAL_ROLES:
+        # Every role gossips with every other role on its membership port.
+        rules[role] |= {(MEMBERSHIP_PORT[role], peer) for peer in TEMPORAL_ROLES}
+        rules[role] |= {(GRPC_PORT[role], caller) for caller in GRPC_CALLERS[role]}
+        rules[role].add((METRICS_PORT, "collector"))
+    rules["ui"].add((UI_PORT, "instances"))
+    rules["grafana"].add((GRAFANA_PORT, "instances"))
+    rules["opensearch"] |= {(HTTPS, role) for role in ("history", "frontend", "worker")}
+    return rules
+
+
+class SecurityGroups(Step):
+    name = "security_groups"
+    title = "Security groups"
+    requires = ("network",)
+    kinds = (SECURITY_GROUP,)
+
+    def apply(self, ctx: StepContext) -> None:
+        ec2 = ctx.aws.client("ec2")
+        vpc = ctx.recorded("network", "vpc")
+        if vpc is None and not ctx.dry_run:
+            raise ProvisionError("the network step has not recorded a VPC")
+        vpc_id = vpc["id"] if vpc else None
+        groups: dict[str, dict | None] = {}
+        for name in GROUPS:
+            key = group_key(name)
+            groups[name] = ensure(
+                ctx, SECURITY_GROUP, key,
+                lambda key=key, name=name: ec2.create_security_group(
+                    GroupName=ctx.naming.name(key), VpcId=vpc_id, Description=DESCRIPTIONS[name],
+                    TagSpecifications=SECURITY_GROUP.tag_spec(ctx.naming, self.name, key),
+                ) | {"IpPermissions": []},
+            )
+        ids = {name: g["GroupId"] for name, g in groups.items() if g}
+        for name, wanted in ingress_matrix().items():
+            self._converge_rules(ctx, name, groups[name], wanted, ids)
+
+    def _converge_rules(self, ctx: StepContext, name: str, group: dict | None, wanted: set, ids: dict) -> None:
+        ec2 = ctx.aws.client("ec2")
+        key = group_key(name)
+        if group is None or not all(source in ids for _, source in wanted):
+            if wanted:
+                ctx.change("update", SECURITY_GROUP.noun, key, f"allow {len(wanted)} ingress rules")
+            return
+        desired = {(port, ids[source]) for port, source in wanted}
+        current, stray = set(), []
+        for rule in group.get("IpPermissions", []):
+            pairs = rule.get("UserIdGroupPairs", [])
+            simple = (
+                rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == rule.get("ToPort")
+                and not rule.get("IpRanges") and not rule.get("Ipv6Ranges") and not rule.get("PrefixListIds")
+            )
+            for pair in pairs if simple else []:
+                current.add((rule["FromPort"], pair["GroupId"]))
+            if not simple:
+                stray.append(rule)
+        extra = sorted(current - desired)
+        if stray or extra:
+            revoke = stray + [
+                {"IpProtocol": "tcp", "FromPort": p, "ToPort": p, "UserIdGroupPairs": [{"GroupId": g}]} for p, g in extra
+            ]
+            ctx.change(
+                "update", SECURITY_GROUP.noun, key, f"revoke {len(revoke)} ingress rules not in the matrix",
+                act=lambda: ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[revocable(r) for r in revoke]),
+            )
+        missing = sorted(desired - current)
+        if missing:
+            names = {v: k for k, v in ids.items()}
+            permissions = [
+                {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                 "UserIdGroupPairs": [{"GroupId": source, "Description": f"{names[source]} to {name} on {port}"}]}
+                for port, source in missing
+            ]
+            ctx.change(
+                "update", SECURITY_GROUP.noun, key, f"allow {len(missing)} ingress rules",
+                act=lambda: ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=permissions),
+            )
+
+    def destroy(self, ctx: StepContext) -> None:
+        ec2 = ctx.aws.client("ec2")
+        # The groups reference each other: drop every rule first, then the groups.
+        owned = {r["id"] for r in ctx.state.step_records(self.name).values()}
+        owned |= {SECURITY_GROUP.id_of(g) for g in SECURITY_GROUP.find(ctx.aws, ctx.naming)
+                  if SECURITY_GROUP.tags_of(g).get("ProvisionStep") == self.name}
+        for group_id in sorted(owned):
+            group = SECURITY_GROUP.get(ctx.aws, group_id)
+            if group and group.get("IpPermissions"):
+                ctx.change(
+                    "update", SECURITY_GROUP.noun, group_id, "revoke all ingress",
+                    act=lambda group=group: ec2.revoke_security_group_ingress(
+                        GroupId=group["GroupId"], IpPermissions=[revocable(r) for r in group["IpPermissions"]]
+                    ),
+                )
+        destroy_kind(ctx, SECURITY_GROUP, retry_dependency=ctx.config.timeouts.default)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        records = ctx.state.step_records(self.name)
+        return {"security_groups": {k.removeprefix("sg-"): r["id"] for k, r in sorted(records.items())}}
+

@@ -1,0 +1,260 @@
+"""IAM, security groups, log groups, the cluster and its Graviton capacity, read back from the emulator:
+seed properties 7 and 8, property 1 extended to instances, and IAM eventual consistency."""
+from __future__ import annotations
+
+import base64
+import json
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from typer.testing import CliRunner
+
+from provisioner import app
+from provisioner.cli import app as cli
+from tests.conftest import DSQL_ARN, PROJECT, REGION, CallLog, make_config, new_aws, world
+
+# Independent statement of the port matrix (seed task 6, issue 3): group -> {(port, source group)}.
+TEMPORAL = ("history", "matching", "frontend", "worker")
+MEMBERSHIP = {"frontend": 6933, "history": 6934, "matching": 6935, "worker": 6939}
+EXPECTED_INGRESS = {
+    "history": {(6934, r) for r in TEMPORAL} | {(7234, r) for r in ("frontend", "matching", "worker", "history")} | {(9090, "collector")},
+    "matching": {(6935, r) for r in TEMPORAL} | {(7235, r) for r in ("frontend", "history", "matching")} | {(9090, "collector")},
+    "frontend": {(6933, r) for r in TEMPORAL} | {(7233, r) for r in ("ui", "worker", "history")} | {(9090, "collector")},
+    "worker": {(6939, r) for r in TEMPORAL} | {(9090, "collector")},
+    "ui": {(8080, "instances")},
+    "grafana": {(3000, "instances")},
+    "opensearch": {(443, r) for r in ("history", "frontend", "worker")},
+    "collector": set(),
+    "instances": set(),
+}
+# Actions AWS offers no resource scoping for: the only ones allowed a "*" resource.
+UNSCOPABLE = {
+    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel", "logs:DescribeLogGroups",
+}
+ROLE_SERVICE = {
+    f"{PROJECT}-ecs-execution": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-temporal-task": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-grafana-task": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-ecs-instance": "ec2.amazonaws.com",
+}
+ALLOWED_MANAGED = {
+    f"{PROJECT}-ecs-execution": {"AmazonECSTaskExecutionRolePolicy"},
+    f"{PROJECT}-ecs-instance": {"AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"},
+}
+
+
+@pytest.fixture
+def stack(aws, config, state_path):
+    result = app.up(config, aws, state_path, quiet=True)
+    assert result.ok, result.errors
+    return app.outputs(config, aws, state_path)
+
+
+def client(service: str):
+    return boto3.client(service, region_name=REGION)
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def role_statements(role_name: str) -> list[dict]:
+    iam = client("iam")
+    statements = []
+    for policy_name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        statements += iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_property_7_iam_least_privilege(stack):
+    iam = client("iam")
+    roles = {r["RoleName"]: r for r in iam.list_roles(PathPrefix=f"/{PROJECT}/")["Roles"]}
+    assert set(roles) == set(ROLE_SERVICE)
+    for name, role in roles.items():
+        trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+        assert [s["Principal"] for s in trust["Statement"]] == [{"Service": ROLE_SERVICE[name]}]
+        assert all(s["Action"] == "sts:AssumeRole" for s in trust["Statement"])
+        for statement in role_statements(name):
+            actions = as_list(statement["Action"])
+            assert all(a != "*" and not a.endswith(":*") for a in actions), (name, actions)
+            if "*" in as_list(statement["Resource"]):
+                assert set(actions) <= UNSCOPABLE, (name, actions)
+        managed = {p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
+        assert managed == ALLOWED_MANAGED.get(name, set())
+
+
+def test_task_role_reaches_exactly_its_dsql_cluster_workspace_and_domain(stack):
+    statements = {s["Sid"]: s for s in role_statements(f"{PROJECT}-temporal-task")}
+    assert statements["DsqlConnect"]["Resource"] == DSQL_ARN
+    assert sorted(statements["DsqlConnect"]["Action"]) == ["dsql:DbConnect", "dsql:DbConnectAdmin"]
+    assert statements["PrometheusRemoteWrite"]["Resource"] == stack["prometheus_workspace_arn"]
+    domain = f"arn:aws:es:{REGION}:123456789012:domain/{PROJECT}-vis"
+    assert sorted(statements["OpenSearchVisibility"]["Resource"]) == [domain, f"{domain}/*"]
+    assert all(a.startswith("es:ESHttp") for a in statements["OpenSearchVisibility"]["Action"])
+
+
+def test_execution_role_reads_only_the_grafana_secret(stack):
+    (statement,) = role_statements(f"{PROJECT}-ecs-execution")
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == stack["grafana_secret_arn"]
+
+
+def test_instance_profile_holds_the_instance_role(stack):
+    profile = client("iam").get_instance_profile(InstanceProfileName=f"{PROJECT}-ecs-instance-profile")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [f"{PROJECT}-ecs-instance"]
+
+
+def test_property_8_security_group_isolation(stack):
+    ec2 = client("ec2")
+    groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [stack["vpc_id"]]}])["SecurityGroups"]
+    for group in groups:
+        for rule in group["IpPermissions"]:
+            assert all(r["CidrIp"] != "0.0.0.0/0" for r in rule.get("IpRanges", []))
+            assert all(r["CidrIpv6"] != "::/0" for r in rule.get("Ipv6Ranges", []))
+    by_id = stack["security_groups"]
+    names = {group_id: name for name, group_id in by_id.items()}
+    actual = {}
+    for group in groups:
+        if group["GroupId"] not in names:
+            continue
+        rules = set()
+        for rule in group["IpPermissions"]:
+            assert not rule.get("IpRanges") and not rule.get("Ipv6Ranges"), group["GroupName"]
+            assert rule["IpProtocol"] == "tcp" and rule["FromPort"] == rule["ToPort"]
+            assert rule["UserIdGroupPairs"], group["GroupName"]
+            rules |= {(rule["FromPort"], names[p["GroupId"]]) for p in rule["UserIdGroupPairs"]}
+        actual[names[group["GroupId"]]] = rules
+    assert actual == EXPECTED_INGRESS
+
+
+def test_property_1_launch_templates_give_no_public_ip_and_require_imdsv2(stack):
+    ec2 = client("ec2")
+    ami = client("ssm").get_parameter(
+        Name="/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
+    )["Parameter"]["Value"]
+    templates = ec2.describe_launch_templates(Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["LaunchTemplates"]
+    assert len(templates) == 3
+    workloads = set()
+    for template in templates:
+        data = ec2.describe_launch_template_versions(
+            LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"]
+        )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        assert data["ImageId"] == ami
+        assert [n["AssociatePublicIpAddress"] for n in data["NetworkInterfaces"]] == [False]
+        assert data["NetworkInterfaces"][0]["Groups"] == [stack["security_groups"]["instances"]]
+        assert data["MetadataOptions"]["HttpTokens"] == "required"
+        assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+        (volume,) = data["BlockDeviceMappings"]
+        assert volume["Ebs"]["Encrypted"] is True and volume["Ebs"]["VolumeType"] == "gp3"
+        script = base64.b64decode(data["UserData"]).decode()
+        assert f"ECS_CLUSTER={stack['cluster_name']}" in script
+        assert "ECS_AWSVPC_BLOCK_IMDS=true" in script
+        attributes = json.loads(next(line for line in script.splitlines() if line.startswith("ECS_INSTANCE_ATTRIBUTES=")).split("=", 1)[1])
+        workloads.add(attributes["workload"])
+        arch = ec2.describe_instance_types(InstanceTypes=[data["InstanceType"]])["InstanceTypes"][0]
+        assert arch["ProcessorInfo"]["SupportedArchitectures"] == ["arm64"]
+    assert workloads == {"history", "frontend", "worker"}
+
+
+def test_instances_run_in_private_subnets_without_public_ips(stack):
+    groups = client("autoscaling").describe_auto_scaling_groups(
+        Filters=[{"Name": "tag:Project", "Values": [PROJECT]}]
+    )["AutoScalingGroups"]
+    assert len(groups) == 3
+    for group in groups:
+        assert set(group["VPCZoneIdentifier"].split(",")) == set(stack["private_subnet_ids"])
+    reservations = client("ec2").describe_instances(Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["Reservations"]
+    instances = [i for r in reservations for i in r["Instances"]]
+    assert instances
+    assert all(not i.get("PublicIpAddress") for i in instances)
+
+
+def test_cluster_has_insights_exec_logging_service_connect_and_capacity(stack):
+    ecs = client("ecs")
+    (cluster,) = ecs.describe_clusters(clusters=[stack["cluster_arn"]], include=["CONFIGURATIONS", "SETTINGS"])["clusters"]
+    assert {"name": "containerInsights", "value": "enabled"} in cluster["settings"]
+    exec_config = cluster["configuration"]["executeCommandConfiguration"]
+    assert exec_config["logging"] == "OVERRIDE"
+    assert exec_config["logConfiguration"]["cloudWatchLogGroupName"] == stack["log_groups"]["exec"]
+    namespace = client("servicediscovery").list_namespaces()["Namespaces"]
+    assert cluster["serviceConnectDefaults"]["namespace"] in [n["Arn"] for n in namespace]
+    assert sorted(cluster["capacityProviders"]) == sorted(stack["capacity_providers"])
+    providers = ecs.describe_capacity_providers(capacityProviders=stack["capacity_providers"])["capacityProviders"]
+    asg_arns = {g["AutoScalingGroupARN"] for g in client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]}
+    for provider in providers:
+        assert provider["autoScalingGroupProvider"]["managedScaling"]["status"] == "ENABLED"
+        assert provider["autoScalingGroupProvider"]["autoScalingGroupArn"] in asg_arns
+
+
+def test_one_log_group_per_service_with_configured_retention(stack):
+    groups = client("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{PROJECT}/")["logGroups"]
+    names = {g["logGroupName"].rsplit("/", 1)[-1]: g for g in groups}
+    assert set(names) == {"history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec"}
+    assert {g["retentionInDays"] for g in groups} == {30}
+
+
+def test_missing_grafana_secret_fails_before_anything_is_created(endpoint, config, state_path):
+    client("secretsmanager").delete_secret(SecretId="grafana/admin", ForceDeleteWithoutRecovery=True)
+    log = CallLog()
+    result = app.up(config, new_aws(("before-call", log)), state_path, quiet=True)
+    assert not result.ok
+    (step, error), = result.errors
+    assert step == "secret" and "provision grafana-secret --name grafana/admin" in str(error)
+    assert log.mutating == [] and world() == []
+
+
+def test_dsql_cluster_in_another_region_is_refused_before_anything_is_created(endpoint, state_path):
+    config = make_config(dsql={"cluster_arn": "arn:aws:dsql:us-east-1:123456789012:cluster/abc"})
+    log = CallLog()
+    result = app.up(config, new_aws(("before-call", log)), state_path, quiet=True)
+    assert [s for s, _ in result.errors] == ["iam"]
+    assert "us-east-1" in str(result.errors[0][1]) and log.mutating == []
+
+
+def test_new_instance_profile_not_yet_visible_is_retried_until_it_is(endpoint, config, state_path):
+    """Real IAM refuses a brand-new role or profile for a few seconds; the waiter must absorb it."""
+    from provisioner import waiter
+
+    waiter.set_backoff(waiter.Backoff(initial=0.01, maximum=0.05, jitter=0))
+    refused = []
+
+    def not_yet(params, **_):
+        if len(refused) < 2:
+            refused.append(params["url"])
+            return (
+                AWSResponse(params["url"], 400, {}, None),
+                {"Error": {"Code": "InvalidParameterValue",
+                           "Message": "The role defined for the function cannot be assumed; invalid IAM instance profile"},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}},
+            )
+        return None
+
+    try:
+        result = app.up(config, new_aws(("before-call.autoscaling.CreateAutoScalingGroup", not_yet)), state_path, quiet=True)
+    finally:
+        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
+    assert result.ok, result.errors
+    assert len(refused) == 2
+    assert len([k for kind, k in world() if kind == "AutoScalingGroup"]) == 3
+
+
+def test_grafana_secret_command_creates_once_and_hides_the_password(endpoint, tmp_path):
+    client("secretsmanager").delete_secret(SecretId="grafana/admin", ForceDeleteWithoutRecovery=True)
+    config_file = tmp_path / "provision.toml"
+    config_file.write_text(f'project = "{PROJECT}"\n[dsql]\ncluster_arn = "{DSQL_ARN}"\n')
+    runner = CliRunner()
+    first = runner.invoke(cli, ["grafana-secret", "--config", str(config_file)])
+    assert first.exit_code == 0, first.output
+    assert "Created" in first.output
+    stored = json.loads(client("secretsmanager").get_secret_value(SecretId="grafana/admin")["SecretString"])
+    assert set(stored) == {"admin_user", "admin_password"} and len(stored["admin_password"]) == 32
+    assert stored["admin_password"] not in first.output
+    again = runner.invoke(cli, ["grafana-secret", "--config", str(config_file), "--show-password"])
+    assert "Found" in again.output and stored["admin_password"] in again.output
+
+
+def test_no_secret_value_reaches_the_state(stack, state_path):
+    stored = json.loads(client("secretsmanager").get_secret_value(SecretId="grafana/admin")["SecretString"])
+    assert stored["admin_password"] not in state_path.read_text()
