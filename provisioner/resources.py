@@ -244,11 +244,9 @@ def destroy_kind(
     return deleted
 
 
-def revocable(rule: dict) -> dict:
-    """A described security group rule, reduced to what RevokeSecurityGroupIngress accepts."""
-    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds")
-    out = {k: v for k, v in rule.items() if k in keep and v not in ([], None)}
-    pairs = [{"GroupId": p["GroupId"]} for p in rule.get("UserIdGroupPairs", [])]
-    if pairs:
-        out["UserIdGroupPairs"] = pairs
-    return out
+def ingress_rules(aws: Aws, group_id: str) -> list[dict]:
+    """A group's ingress rules, one per source, each with the ID that revokes exactly it."""
+    pages = aws.client("ec2").get_paginator("describe_security_group_rules").paginate(
+        Filters=[{"Name": "group-id", "Values": [group_id]}]
+    )
+    return [r for page in pages for r in page["SecurityGroupRules"] if not r["IsEgress"]]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
-from provisioner.resources import SECURITY_GROUP, VPC_ENDPOINT, destroy_kind, ensure, revocable
+from provisioner.resources import SECURITY_GROUP, VPC_ENDPOINT, destroy_kind, ensure, ingress_rules
 from provisioner.waiter import WaitFailed, wait_for
 
 ENDPOINT_SG = "endpoints-sg"
@@ -47,7 +47,7 @@ class Endpoints(Step):
                 GroupName=ctx.naming.name(ENDPOINT_SG), VpcId=vpc_id,
                 Description="VPC interface endpoints: HTTPS from inside the VPC only",
                 TagSpecifications=SECURITY_GROUP.tag_spec(ctx.naming, self.name, ENDPOINT_SG),
-            ) | {"IpPermissions": []},
+            ),
         )
         group_id = group["GroupId"] if group else None
         self._ensure_https_only(ctx, group, vpc_cidr)
@@ -86,25 +86,24 @@ class Endpoints(Step):
             ctx.change("update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {HTTPS} from {vpc_cidr}")
             return
         ec2 = ctx.aws.client("ec2")
-        wanted = {"IpProtocol": "tcp", "FromPort": HTTPS, "ToPort": HTTPS, "IpRanges": [{"CidrIp": vpc_cidr}]}
         present = False
-        for rule in group.get("IpPermissions", []):
-            ranges = rule.get("IpRanges", [])
+        for rule in ingress_rules(ctx.aws, group["GroupId"]):
             exact = (
                 rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == HTTPS and rule.get("ToPort") == HTTPS
-                and [r["CidrIp"] for r in ranges] == [vpc_cidr] and not rule.get("UserIdGroupPairs")
-                and not rule.get("Ipv6Ranges") and not rule.get("PrefixListIds")
+                and rule.get("CidrIpv4") == vpc_cidr
             )
-            if exact:
+            if exact and not present:
                 present = True
                 continue
             ctx.change(
                 "update", SECURITY_GROUP.noun, ENDPOINT_SG, "revoke an ingress rule not in the config",
                 act=lambda rule=rule: ec2.revoke_security_group_ingress(
-                    GroupId=group["GroupId"], IpPermissions=[revocable(rule)]
+                    GroupId=group["GroupId"], SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]]
                 ),
             )
         if not present:
+            wanted = {"IpProtocol": "tcp", "FromPort": HTTPS, "ToPort": HTTPS,
+                      "IpRanges": [{"CidrIp": vpc_cidr, "Description": "HTTPS to the endpoints from the VPC"}]}
             ctx.change(
                 "update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {HTTPS} from {vpc_cidr}",
                 act=lambda: ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[wanted]),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
-from provisioner.resources import SECURITY_GROUP, destroy_kind, ensure, revocable
+from provisioner.resources import SECURITY_GROUP, destroy_kind, ensure, ingress_rules
 
 TEMPORAL_ROLES = ("history", "matching", "frontend", "worker")
 GRPC_PORT = {"frontend": 7233, "history": 7234, "matching": 7235, "worker": 7239}
@@ -77,7 +77,7 @@ class SecurityGroups(Step):
                 lambda key=key, name=name: ec2.create_security_group(
                     GroupName=ctx.naming.name(key), VpcId=vpc_id, Description=DESCRIPTIONS[name],
                     TagSpecifications=SECURITY_GROUP.tag_spec(ctx.naming, self.name, key),
-                ) | {"IpPermissions": []},
+                ),
             )
         ids = {name: g["GroupId"] for name, g in groups.items() if g}
         for name, wanted in ingress_matrix().items():
@@ -91,25 +91,20 @@ class SecurityGroups(Step):
                 ctx.change("update", SECURITY_GROUP.noun, key, f"allow {len(wanted)} ingress rules")
             return
         desired = {(port, ids[source]) for port, source in wanted}
-        current, stray = set(), []
-        for rule in group.get("IpPermissions", []):
-            pairs = rule.get("UserIdGroupPairs", [])
-            simple = (
-                rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == rule.get("ToPort")
-                and not rule.get("IpRanges") and not rule.get("Ipv6Ranges") and not rule.get("PrefixListIds")
-            )
-            for pair in pairs if simple else []:
-                current.add((rule["FromPort"], pair["GroupId"]))
-            if not simple:
-                stray.append(rule)
-        extra = sorted(current - desired)
-        if stray or extra:
-            revoke = stray + [
-                {"IpProtocol": "tcp", "FromPort": p, "ToPort": p, "UserIdGroupPairs": [{"GroupId": g}]} for p, g in extra
-            ]
+        current: set[tuple[int, str]] = set()
+        unwanted: list[str] = []
+        for rule in ingress_rules(ctx.aws, group["GroupId"]):
+            source = rule.get("ReferencedGroupInfo", {}).get("GroupId")
+            pair = (rule.get("FromPort"), source)
+            if rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == rule.get("ToPort") and pair in desired \
+                    and pair not in current:
+                current.add(pair)
+            else:
+                unwanted.append(rule["SecurityGroupRuleId"])
+        if unwanted:
             ctx.change(
-                "update", SECURITY_GROUP.noun, key, f"revoke {len(revoke)} ingress rules not in the matrix",
-                act=lambda: ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[revocable(r) for r in revoke]),
+                "update", SECURITY_GROUP.noun, key, f"revoke {len(unwanted)} ingress rules not in the matrix",
+                act=lambda: ec2.revoke_security_group_ingress(GroupId=group["GroupId"], SecurityGroupRuleIds=unwanted),
             )
         missing = sorted(desired - current)
         if missing:
@@ -131,12 +126,13 @@ class SecurityGroups(Step):
         owned |= {SECURITY_GROUP.id_of(g) for g in SECURITY_GROUP.find(ctx.aws, ctx.naming)
                   if SECURITY_GROUP.tags_of(g).get("ProvisionStep") == self.name}
         for group_id in sorted(owned):
-            group = SECURITY_GROUP.get(ctx.aws, group_id)
-            if group and group.get("IpPermissions"):
+            rules = [r["SecurityGroupRuleId"] for r in ingress_rules(ctx.aws, group_id)] \
+                if SECURITY_GROUP.get(ctx.aws, group_id) else []
+            if rules:
                 ctx.change(
                     "update", SECURITY_GROUP.noun, group_id, "revoke all ingress",
-                    act=lambda group=group: ec2.revoke_security_group_ingress(
-                        GroupId=group["GroupId"], IpPermissions=[revocable(r) for r in group["IpPermissions"]]
+                    act=lambda group_id=group_id, rules=rules: ec2.revoke_security_group_ingress(
+                        GroupId=group_id, SecurityGroupRuleIds=rules
                     ),
                 )
         destroy_kind(ctx, SECURITY_GROUP, retry_dependency=ctx.config.timeouts.default)

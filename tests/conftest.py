@@ -5,7 +5,7 @@ emulator, never from hand-made fakes of boto3.
 """
 from __future__ import annotations
 
-import logging
+import socket
 import urllib.request
 from pathlib import Path
 
@@ -26,33 +26,44 @@ def make_config(**settings) -> Config:
     """A valid config for the tests: the required settings, plus any overrides."""
     return parse_config({"project": PROJECT, "dsql": {"cluster_arn": DSQL_ARN}} | settings)
 
-emulator.configure_moto()
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_endpoint(tmp_path_factory):
+    """The embedded emulator exactly as users run it: its own process (so it has its own core), patched,
+    and the standard AWS settings pointing at it for the whole session."""
+    workdir = tmp_path_factory.mktemp("emulator")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    info = emulator.start(workdir, port)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            patch.delenv(name, raising=False)
+        env = {
+            "AWS_ENDPOINT_URL": info["endpoint"], "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            # Never read the developer's own AWS files.
+            "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+            **emulator.CREDENTIALS,
+        }
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield info["endpoint"]
+    emulator.stop(workdir)
 
 
 @pytest.fixture
-def endpoint(moto_endpoint, monkeypatch):
-    """A clean emulated account, and the standard AWS settings pointing at it."""
-    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request).close()
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    env = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, **emulator.CREDENTIALS}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    create_grafana_secret()
+def endpoint(moto_endpoint):
+    """A clean emulated account."""
+    reset_account(moto_endpoint)
     return moto_endpoint
+
+
+def reset_account(endpoint: str) -> None:
+    """An empty emulated account, holding only what a user creates before the first `up`."""
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).close()
+    create_grafana_secret()
 
 
 def create_grafana_secret() -> str:
@@ -170,10 +181,3 @@ def world(project: str = PROJECT) -> list[tuple[str, str]]:
         for kind, tags_or_key in found
         if isinstance(tags_or_key, str) or tags_or_key.get("Project") == project
     )
-
-
-@pytest.fixture(autouse=True)
-def _no_real_aws_profile(monkeypatch, tmp_path):
-    """Never read the developer's own AWS files."""
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))

@@ -1,5 +1,5 @@
 """IAM, security groups, log groups, the cluster and its Graviton capacity, read back from the emulator:
-seed properties 7 and 8, property 1 extended to instances, and IAM eventual consistency."""
+seed properties 7 and 8 and property 1 extended to instances, on one stack built for the module."""
 from __future__ import annotations
 
 import base64
@@ -7,12 +7,9 @@ import json
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from typer.testing import CliRunner
 
 from provisioner import app
-from provisioner.cli import app as cli
-from tests.conftest import DSQL_ARN, PROJECT, REGION, CallLog, make_config, new_aws, world
+from tests.conftest import DSQL_ARN, PROJECT, REGION, make_config, new_aws, reset_account
 
 # Independent statement of the port matrix (seed task 6, issue 3): group -> {(port, source group)}.
 TEMPORAL = ("history", "matching", "frontend", "worker")
@@ -45,11 +42,15 @@ ALLOWED_MANAGED = {
 }
 
 
-@pytest.fixture
-def stack(aws, config, state_path):
-    result = app.up(config, aws, state_path, quiet=True)
+@pytest.fixture(scope="module")
+def stack(moto_endpoint, tmp_path_factory):
+    """One stack for every read-only property test in this module."""
+    reset_account(moto_endpoint)
+    config = make_config()
+    state_path = tmp_path_factory.mktemp("stack") / "state.json"
+    result = app.up(config, new_aws(), state_path, quiet=True)
     assert result.ok, result.errors
-    return app.outputs(config, aws, state_path)
+    return app.outputs(config, new_aws(), state_path) | {"state_path": state_path}
 
 
 def client(service: str):
@@ -195,66 +196,6 @@ def test_one_log_group_per_service_with_configured_retention(stack):
     assert {g["retentionInDays"] for g in groups} == {30}
 
 
-def test_missing_grafana_secret_fails_before_anything_is_created(endpoint, config, state_path):
-    client("secretsmanager").delete_secret(SecretId="grafana/admin", ForceDeleteWithoutRecovery=True)
-    log = CallLog()
-    result = app.up(config, new_aws(("before-call", log)), state_path, quiet=True)
-    assert not result.ok
-    (step, error), = result.errors
-    assert step == "secret" and "provision grafana-secret --name grafana/admin" in str(error)
-    assert log.mutating == [] and world() == []
-
-
-def test_dsql_cluster_in_another_region_is_refused_before_anything_is_created(endpoint, state_path):
-    config = make_config(dsql={"cluster_arn": "arn:aws:dsql:us-east-1:123456789012:cluster/abc"})
-    log = CallLog()
-    result = app.up(config, new_aws(("before-call", log)), state_path, quiet=True)
-    assert [s for s, _ in result.errors] == ["iam"]
-    assert "us-east-1" in str(result.errors[0][1]) and log.mutating == []
-
-
-def test_new_instance_profile_not_yet_visible_is_retried_until_it_is(endpoint, config, state_path):
-    """Real IAM refuses a brand-new role or profile for a few seconds; the waiter must absorb it."""
-    from provisioner import waiter
-
-    waiter.set_backoff(waiter.Backoff(initial=0.01, maximum=0.05, jitter=0))
-    refused = []
-
-    def not_yet(params, **_):
-        if len(refused) < 2:
-            refused.append(params["url"])
-            return (
-                AWSResponse(params["url"], 400, {}, None),
-                {"Error": {"Code": "InvalidParameterValue",
-                           "Message": "The role defined for the function cannot be assumed; invalid IAM instance profile"},
-                 "ResponseMetadata": {"HTTPStatusCode": 400}},
-            )
-        return None
-
-    try:
-        result = app.up(config, new_aws(("before-call.autoscaling.CreateAutoScalingGroup", not_yet)), state_path, quiet=True)
-    finally:
-        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
-    assert result.ok, result.errors
-    assert len(refused) == 2
-    assert len([k for kind, k in world() if kind == "AutoScalingGroup"]) == 3
-
-
-def test_grafana_secret_command_creates_once_and_hides_the_password(endpoint, tmp_path):
-    client("secretsmanager").delete_secret(SecretId="grafana/admin", ForceDeleteWithoutRecovery=True)
-    config_file = tmp_path / "provision.toml"
-    config_file.write_text(f'project = "{PROJECT}"\n[dsql]\ncluster_arn = "{DSQL_ARN}"\n')
-    runner = CliRunner()
-    first = runner.invoke(cli, ["grafana-secret", "--config", str(config_file)])
-    assert first.exit_code == 0, first.output
-    assert "Created" in first.output
+def test_no_secret_value_reaches_the_state(stack):
     stored = json.loads(client("secretsmanager").get_secret_value(SecretId="grafana/admin")["SecretString"])
-    assert set(stored) == {"admin_user", "admin_password"} and len(stored["admin_password"]) == 32
-    assert stored["admin_password"] not in first.output
-    again = runner.invoke(cli, ["grafana-secret", "--config", str(config_file), "--show-password"])
-    assert "Found" in again.output and stored["admin_password"] in again.output
-
-
-def test_no_secret_value_reaches_the_state(stack, state_path):
-    stored = json.loads(client("secretsmanager").get_secret_value(SecretId="grafana/admin")["SecretString"])
-    assert stored["admin_password"] not in state_path.read_text()
+    assert stored["admin_password"] not in stack["state_path"].read_text()

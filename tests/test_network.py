@@ -8,7 +8,7 @@ import pytest
 
 from provisioner import app
 from steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
-from tests.conftest import PROJECT, REGION, CallLog, make_config, new_aws, world
+from tests.conftest import PROJECT, REGION, CallLog, make_config, new_aws, reset_account, world
 
 
 def ec2():
@@ -27,8 +27,17 @@ def up_ok(config, aws, state_path):
     return result
 
 
-def test_property_1_private_only_networking(aws, config, state_path):
-    up_ok(config, aws, state_path)
+@pytest.fixture(scope="module")
+def stack(moto_endpoint, tmp_path_factory):
+    """One default stack for the read-only tests of this module."""
+    reset_account(moto_endpoint)
+    config = make_config()
+    state_path = tmp_path_factory.mktemp("stack") / "state.json"
+    up_ok(config, new_aws(), state_path)
+    return config, state_path
+
+
+def test_property_1_private_only_networking(stack):
     client = ec2()
     vpc = project_vpc()
     subnets = client.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
@@ -68,21 +77,39 @@ def test_property_1_private_only_networking(aws, config, state_path):
             assert all(r["CidrIpv6"] != "::/0" for r in rule.get("Ipv6Ranges", [])), group["GroupId"]
 
 
-def test_vpc_has_dns_support_and_hostnames(aws, config, state_path):
-    up_ok(config, aws, state_path)
+def test_vpc_has_dns_support_and_hostnames(stack):
     vpc_id = project_vpc()["VpcId"]
     for attribute, field in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
         assert ec2().describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[field]["Value"] is True
 
 
-def test_private_subnets_spread_over_distinct_zones(aws, config, state_path):
-    up_ok(config, aws, state_path)
+def test_private_subnets_spread_over_distinct_zones(stack):
+    config, _ = stack
     subnets = ec2().describe_subnets(Filters=[{"Name": "vpc-id", "Values": [project_vpc()["VpcId"]]}])["Subnets"]
     private = [s for s in subnets if s["CidrBlock"] in config.network.private_subnet_cidrs]
     assert sorted(s["CidrBlock"] for s in private) == sorted(config.network.private_subnet_cidrs)
     assert len({s["AvailabilityZone"] for s in private}) == len(private)
 
 
+def test_plan_after_up_shows_no_changes(stack):
+    config, state_path = stack
+    assert app.plan(config, new_aws(), state_path, quiet=True).changes == []
+
+
+def test_outputs_name_the_network(stack):
+    config, state_path = stack
+    values = app.outputs(config, new_aws(), state_path)
+    vpc = project_vpc()
+    assert values["vpc_id"] == vpc["VpcId"]
+    assert len(values["private_subnet_ids"]) == len(config.network.private_subnet_cidrs)
+    assert values["nat_gateway_id"].startswith("nat-")
+    assert set(values["vpc_endpoints"]) == {f"vpce-{s.replace('.', '-')}" for s in INTERFACE_SERVICES} | {"vpce-s3"}
+    for cidr in config.network.private_subnet_cidrs:
+        assert ipaddress.ip_network(cidr).subnet_of(ipaddress.ip_network(vpc["CidrBlock"]))
+
+
+
+# Tests below build their own stack in a clean account.
 @pytest.mark.parametrize("ecs_endpoints", [False, True])
 def test_property_4_vpc_endpoint_completeness(endpoint, state_path, ecs_endpoints):
     config = make_config(endpoints={"ecs_endpoints": ecs_endpoints})
@@ -152,11 +179,6 @@ def test_plan_lists_creations_and_calls_nothing_mutating(endpoint, config, state
     assert ("VPC endpoint", "vpce-s3") in created
 
 
-def test_plan_after_up_shows_no_changes(aws, config, state_path):
-    up_ok(config, aws, state_path)
-    assert app.plan(config, new_aws(), state_path, quiet=True).changes == []
-
-
 def test_status_reports_missing_drifted_and_untracked(aws, config, state_path):
     up_ok(config, aws, state_path)
     client = ec2()
@@ -185,15 +207,3 @@ def test_status_reports_missing_drifted_and_untracked(aws, config, state_path):
     up_ok(config, aws, state_path)
     assert ec2().describe_vpc_attribute(VpcId=state["vpc_id"], Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
     assert "vpce-ssm" in [k for kind, k in world() if kind == "VpcEndpoint"]
-
-
-def test_outputs_name_the_network(aws, config, state_path):
-    up_ok(config, aws, state_path)
-    values = app.outputs(config, aws, state_path)
-    vpc = project_vpc()
-    assert values["vpc_id"] == vpc["VpcId"]
-    assert len(values["private_subnet_ids"]) == len(config.network.private_subnet_cidrs)
-    assert values["nat_gateway_id"].startswith("nat-")
-    assert set(values["vpc_endpoints"]) == {f"vpce-{s.replace('.', '-')}" for s in INTERFACE_SERVICES} | {"vpce-s3"}
-    for cidr in config.network.private_subnet_cidrs:
-        assert ipaddress.ip_network(cidr).subnet_of(ipaddress.ip_network(vpc["CidrBlock"]))
