@@ -30,8 +30,8 @@ app = typer.Typer(
 emulator_app = typer.Typer(help="Run the embedded AWS emulator (moto) in the background, on loopback.", no_args_is_help=True)
 app.add_typer(emulator_app, name="emulator")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", envvar="PROVISION_CONFIG", help="Config file (see config.example.toml).")
@@ -142,7 +142,7 @@ def status(
         else:
             table = Table(title=f"{cfg.project} in {aws.region}")
             for column in ("step", "key", "kind", "id", "status"):
-                table.add_column(column)
+                table.add_column(column, overflow="fold")
             colours = {"ok": "green", "missing": "red", "untracked": "yellow", "drifted": "yellow", "error": "red"}
             for row in rows:
                 label = f"[{colours[row.status]}]{row.status}[/]" + (f" {row.detail}" if row.detail and row.status != "ok" else "")

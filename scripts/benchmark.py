@@ -57,6 +57,7 @@ def main() -> None:
         info = emulator.start(Path(workdir), free_port())
         os.environ.update(emulator.environment(info, REGION))
         try:
+            app.ensure_grafana_secret(config, Aws(boto3.Session(region_name=REGION)))
             figures: dict[str, list[float]] = {"up from nothing": [], "no-op up": [], "destroy": []}
             counts: dict[str, Counter] = {}
             for run in range(args.runs):
