@@ -75,6 +75,18 @@ class StepContext:
         """Read what an earlier step recorded (never its internals)."""
         return self.state.get(step, key)
 
+    def require(self, step: str, key: str) -> dict | None:
+        """What an earlier step must have recorded: None in a plan where it is still to be created."""
+        record = self.state.get(step, key)
+        if record is None and not self.dry_run:
+            raise ProvisionError(f"the {step} step has not recorded {key}; run 'provision up' again")
+        return record
+
+    def recorded_ids(self, step: str, **attributes: Any) -> list[str]:
+        """IDs of an earlier step's records whose attributes match, sorted."""
+        records = self.state.step_records(step).values()
+        return sorted(r["id"] for r in records if all(r.get(k) == v for k, v in attributes.items()))
+
 
 class Step:
     """One module in steps/: one clear job. Subclasses set `name`, `title` and `requires`."""

@@ -98,12 +98,10 @@ class Capacity(Step):
     def apply(self, ctx: StepContext) -> None:
         ssm = ctx.aws.client("ssm")
         ami = ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
-        profile = ctx.recorded("iam", "ecs-instance-profile")
-        instances_sg = ctx.recorded("security_groups", "sg-instances")
-        cluster = ctx.recorded("cluster", "cluster")
-        subnets = sorted(r["id"] for r in ctx.state.step_records("network").values() if r.get("tier") == "private")
-        if not ctx.dry_run and not (profile and instances_sg and cluster and subnets):
-            raise ProvisionError("the iam, security_groups, cluster and network steps have not recorded their resources")
+        profile = ctx.require("iam", "ecs-instance-profile")
+        instances_sg = ctx.require("security_groups", "sg-instances")
+        cluster = ctx.require("cluster", "cluster")
+        subnets = ctx.recorded_ids("network", tier="private")
         cluster_name = ctx.naming.cluster()
         providers = []
         for group in NODE_GROUPS:

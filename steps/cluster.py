@@ -6,7 +6,6 @@ Service Connect defaults pointing at the namespace, so every service joins it.
 from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
-from provisioner.errors import ProvisionError
 from provisioner.resources import destroy_kind, ensure
 from provisioner.services import ECS_CLUSTER, NAMESPACE, wait_operation
 from steps.logs import log_key
@@ -53,9 +52,7 @@ class Cluster(Step):
             ctx, NAMESPACE, NAMESPACE_KEY, create_namespace, detail=namespace_name, name=namespace_name,
             attributes_of=lambda ns: {"arn": ns["Arn"], "name": ns["Name"]},
         )
-        exec_log = ctx.recorded("logs", log_key("exec"))
-        if exec_log is None and not ctx.dry_run:
-            raise ProvisionError("the logs step has not recorded the ECS Exec log group")
+        exec_log = ctx.require("logs", log_key("exec"))
         desired = desired_cluster(
             namespace["Arn"] if namespace else None,
             exec_log["id"] if exec_log else f"/ecs/{ctx.config.project}/exec",

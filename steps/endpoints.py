@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
-from provisioner.errors import ProvisionError
 from provisioner.resources import SECURITY_GROUP, VPC_ENDPOINT, destroy_kind, ensure, ingress_rules
 from provisioner.waiter import WaitFailed, wait_for
 
@@ -32,12 +31,10 @@ class Endpoints(Step):
 
     def apply(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
-        vpc = ctx.recorded("network", "vpc")
-        if vpc is None and not ctx.dry_run:
-            raise ProvisionError("the network step has not recorded a VPC")
+        vpc = ctx.require("network", "vpc")
         vpc_id = vpc["id"] if vpc else None
         vpc_cidr = vpc["cidr"] if vpc else ctx.config.network.vpc_cidr
-        subnet_ids = sorted(r["id"] for r in ctx.state.step_records("network").values() if r.get("tier") == "private")
+        subnet_ids = ctx.recorded_ids("network", tier="private")
         routes = ctx.recorded("network", "private-routes")
         route_table_ids = [routes["id"]] if routes else []
 

@@ -20,8 +20,8 @@ class NatRoute(Step):
 
     def apply(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
-        nat = ctx.recorded("network", "nat")
-        routes = ctx.recorded("network", "private-routes")
+        nat = ctx.require("network", "nat")
+        routes = ctx.require("network", "private-routes")
         table = ROUTE_TABLE.get(ctx.aws, routes["id"]) if routes else None
         nat_id = nat["id"] if nat else None
         current = [r for r in (table or {}).get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE]
@@ -30,8 +30,8 @@ class NatRoute(Step):
         if ctx.dry_run:
             ctx.change("create", "route", "private-default", f"{ANYWHERE} via the NAT gateway")
             return
-        if not (nat_id and table):
-            raise ProvisionError("the network step has not recorded the NAT gateway and private route table")
+        if table is None:
+            raise ProvisionError(f"route table {routes['id']} is gone; run 'provision up' again to replace it")
         self._wait_available(ctx, nat_id)
         call = ec2.replace_route if current else ec2.create_route
         ctx.change(

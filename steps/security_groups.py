@@ -6,7 +6,6 @@ from the VPC lives in the endpoints step), and every rule names its source group
 from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
-from provisioner.errors import ProvisionError
 from provisioner.resources import SECURITY_GROUP, destroy_kind, ensure, ingress_rules
 
 TEMPORAL_ROLES = ("history", "matching", "frontend", "worker")
@@ -65,9 +64,7 @@ class SecurityGroups(Step):
 
     def apply(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
-        vpc = ctx.recorded("network", "vpc")
-        if vpc is None and not ctx.dry_run:
-            raise ProvisionError("the network step has not recorded a VPC")
+        vpc = ctx.require("network", "vpc")
         vpc_id = vpc["id"] if vpc else None
         groups: dict[str, dict | None] = {}
         for name in GROUPS:
