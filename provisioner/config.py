@@ -150,6 +150,27 @@ class GrafanaConfig(Strict):
     )
 
 
+class OpenSearchConfig(Strict):
+    instance_type: str = Field("t3.small.search", description="Instance type of the single-node visibility domain.")
+    instance_count: int = Field(1, ge=1, le=10, description="Data nodes (one is enough for visibility at this size).")
+    volume_gib: int = Field(10, ge=10, le=1024, description="Encrypted gp3 volume per node.")
+    engine_version: str = Field("OpenSearch_2.17", description="OpenSearch engine version.")
+
+    @field_validator("instance_type")
+    @classmethod
+    def _search_type(cls, value: str) -> str:
+        if not value.endswith(".search"):
+            raise ValueError("is not an OpenSearch instance type; they end in '.search', like t3.small.search")
+        return value
+
+    @field_validator("engine_version")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if not re.match(r"^OpenSearch_\d+\.\d+$", value):
+            raise ValueError("must look like OpenSearch_2.17")
+        return value
+
+
 class LogsConfig(Strict):
     retention_days: int = Field(30, description="CloudWatch Logs retention for every log group.")
 
@@ -180,6 +201,7 @@ class Config(Strict):
     endpoints: EndpointsConfig = EndpointsConfig()
     dsql: DsqlConfig
     grafana: GrafanaConfig = GrafanaConfig()
+    opensearch: OpenSearchConfig = OpenSearchConfig()
     logs: LogsConfig = LogsConfig()
     capacity: CapacityConfig = CapacityConfig()
     timeouts: TimeoutsConfig = TimeoutsConfig()

@@ -62,7 +62,36 @@ def launch_template_user_data() -> None:
     LaunchTemplateVersion.user_data = property(user_data)
 
 
-PATCHES = (nat_gateway_tag_filters, describe_all_capacity_providers, launch_template_user_data)
+def launch_template_own_tags() -> None:
+    """CreateLaunchTemplate copies the template's own tags into version 1's LaunchTemplateData in moto 5.2.
+
+    AWS keeps the tags of the launch-template resource apart from the tags its instances get;
+    with moto's copy, version 1 never equals the data the tool sent, so every first run made a
+    needless version 2.
+    """
+    from moto.ec2.models.launch_templates import LaunchTemplateBackend
+
+    original = LaunchTemplateBackend.create_launch_template
+
+    def create_launch_template(self, name, description, template_data, tag_spec):
+        specs = template_data.get("TagSpecifications")
+        if specs:
+            template_data = template_data | {
+                "TagSpecifications": [s for s in specs if s.get("ResourceType") != "launch-template"]
+            }
+            if not template_data["TagSpecifications"]:
+                del template_data["TagSpecifications"]
+        return original(self, name, description, template_data, tag_spec)
+
+    LaunchTemplateBackend.create_launch_template = create_launch_template
+
+
+PATCHES = (
+    nat_gateway_tag_filters,
+    describe_all_capacity_providers,
+    launch_template_user_data,
+    launch_template_own_tags,
+)
 
 
 def apply() -> None:

@@ -341,6 +341,28 @@ AMP_WORKSPACE = register(NamedKind(
 ))
 
 
+# -- OpenSearch -------------------------------------------------------------------------------
+
+def _get_domain(aws: Aws, name: str) -> dict | None:
+    client = aws.client("opensearch")
+    domain = client.describe_domain(DomainName=_last(name))["DomainStatus"]
+    if domain.get("Deleted"):
+        return None
+    return domain | {"_tags": tag_dict(client.list_tags(ARN=domain["ARN"])["TagList"])}
+
+
+def _list_domains(aws: Aws, naming: Naming) -> list[dict]:
+    names = [d["DomainName"] for d in aws.client("opensearch").list_domain_names()["DomainNames"]]
+    return [d for d in (_get_domain(aws, n) for n in names) if d]
+
+
+OPENSEARCH_DOMAIN = register(NamedKind(
+    "opensearch-domain", "OpenSearch domain", _get_domain, "DomainName",
+    lambda aws, name: aws.client("opensearch").delete_domain(DomainName=name), _list_domains,
+    not_found=("ResourceNotFoundException",),
+))
+
+
 # -- Secrets Manager (created by the user, only ever described) ---------------------------
 
 def _get_secret(aws: Aws, secret: str) -> dict | None:

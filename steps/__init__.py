@@ -6,6 +6,7 @@ from steps.iam import Iam
 from steps.logs import Logs
 from steps.nat_route import NatRoute
 from steps.network import Network
+from steps.opensearch import OpenSearch
 from steps.prometheus import Prometheus
 from steps.secret import Secret
 from steps.security_groups import SecurityGroups
@@ -14,5 +15,5 @@ from steps.security_groups import SecurityGroups
 def pipeline():
     return [
         Secret(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
-        Capacity(),
+        OpenSearch(), Capacity(),
     ]

@@ -142,10 +142,13 @@ class Network(Step):
         self._associate(ctx, private_routes, PRIVATE_ROUTES, private_ids)
 
     def _ensure_dns(self, ctx: StepContext, vpc_id: str | None) -> None:
-        """Private DNS of the interface endpoints needs both attributes; a new VPC has hostnames off."""
+        """Private DNS of the interface endpoints needs both attributes; a new VPC has only support on."""
         ec2 = ctx.aws.client("ec2")
         for attribute, field in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
-            current = vpc_id and ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[field]["Value"]
+            if vpc_id:
+                current = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[field]["Value"]
+            else:
+                current = attribute == "enableDnsSupport"
             if not current:
                 ctx.change(
                     "update", VPC.noun, "vpc", f"enable {attribute}",

@@ -173,6 +173,11 @@ def world(project: str = PROJECT) -> list[tuple[str, str]]:
         found.append(("CapacityProvider", _tags(provider.get("tags"))))
     for group in _all(boto3.client("autoscaling", region_name=REGION), "describe_auto_scaling_groups", "AutoScalingGroups"):
         found.append(("AutoScalingGroup", _tags(group.get("Tags"))))
+    search = boto3.client("opensearch", region_name=REGION)
+    for name in search.list_domain_names()["DomainNames"]:
+        domain = search.describe_domain(DomainName=name["DomainName"])["DomainStatus"]
+        if not domain.get("Deleted"):
+            found.append(("Domain", _tags(search.list_tags(ARN=domain["ARN"])["TagList"])))
     for ws in _all(boto3.client("amp", region_name=REGION), "list_workspaces", "workspaces"):
         if ws["status"]["statusCode"] != "DELETING":
             found.append(("Workspace", _tags(ws.get("tags"))))

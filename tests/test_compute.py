@@ -196,6 +196,23 @@ def test_one_log_group_per_service_with_configured_retention(stack):
     assert {g["retentionInDays"] for g in groups} == {30}
 
 
+def test_property_9_opensearch_is_a_private_encrypted_single_node(stack):
+    search = client("opensearch")
+    domain = search.describe_domain(DomainName=stack["opensearch_domain"])["DomainStatus"]
+    assert domain["ClusterConfig"]["InstanceType"] == "t3.small.search"
+    assert domain["ClusterConfig"]["InstanceCount"] == 1
+    assert domain["EBSOptions"] == {"EBSEnabled": True, "VolumeType": "gp3", "VolumeSize": 10} | {
+        k: v for k, v in domain["EBSOptions"].items() if k not in ("EBSEnabled", "VolumeType", "VolumeSize")}
+    assert domain["VPCOptions"]["SubnetIds"][0] in stack["private_subnet_ids"]
+    assert domain["VPCOptions"]["SecurityGroupIds"] == [stack["security_groups"]["opensearch"]]
+    assert domain["EncryptionAtRestOptions"]["Enabled"] and domain["NodeToNodeEncryptionOptions"]["Enabled"]
+    assert domain["DomainEndpointOptions"]["EnforceHTTPS"]
+    assert domain["DomainEndpointOptions"]["TLSSecurityPolicy"] == "Policy-Min-TLS-1-2-2019-07"
+    (statement,) = json.loads(domain["AccessPolicies"])["Statement"]
+    assert statement["Principal"] == {"AWS": stack["temporal_task_arn"]}
+    assert stack["opensearch_endpoint"].startswith("https://")
+
+
 def test_no_secret_value_reaches_the_state(stack):
     stored = json.loads(client("secretsmanager").get_secret_value(SecretId="grafana/admin")["SecretString"])
     assert stored["admin_password"] not in stack["state_path"].read_text()

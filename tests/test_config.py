@@ -37,6 +37,9 @@ BROKEN = [
     ({"capacity": {"worker": {"min_size": 3, "desired_capacity": 1}}}, "min_size <= desired_capacity <= max_size"),
     ({"capacity": {"frontend": {"root_volume_gib": 8}}}, "capacity.frontend.root_volume_gib = 8"),
     ({"logs": {"retention_days": 10}}, "logs.retention_days = 10: is not a retention CloudWatch accepts"),
+    ({"opensearch": {"instance_type": "t3.small"}}, "opensearch.instance_type = 't3.small': is not an OpenSearch instance type"),
+    ({"opensearch": {"engine_version": "2.17"}}, "opensearch.engine_version = '2.17': must look like OpenSearch_2.17"),
+    ({"project": "ecs-demo"}, "must not start with 'aws', 'ecs' or 'fargate'"),
 ]
 
 

@@ -43,3 +43,34 @@ def test_background_emulator_starts_serves_and_stops(tmp_path, monkeypatch):
         assert emulator.stop(tmp_path)
     assert emulator.running(tmp_path) is None
     assert not emulator.stop(tmp_path)
+
+
+def test_capacity_providers_are_listed_without_names(endpoint):
+    ecs = boto3.client("ecs", region_name=REGION)
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    template = ec2.create_launch_template(LaunchTemplateName="t", LaunchTemplateData={"InstanceType": "t4g.micro"})
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="g", MinSize=0, MaxSize=1, AvailabilityZones=[f"{REGION}a"],
+        LaunchTemplate={"LaunchTemplateId": template["LaunchTemplate"]["LaunchTemplateId"]},
+    )
+    arn = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["AutoScalingGroupARN"]
+    ecs.create_capacity_provider(name="cp-one", autoScalingGroupProvider={"autoScalingGroupArn": arn})
+    assert "cp-one" in [p["name"] for p in ecs.describe_capacity_providers()["capacityProviders"]]
+
+
+def test_launch_template_with_user_data_launches_and_keeps_its_own_tags_apart(endpoint):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    data = {"InstanceType": "t4g.micro", "UserData": "IyEvYmluL2Jhc2gK",
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "k", "Value": "v"}]}]}
+    template = ec2.create_launch_template(
+        LaunchTemplateName="ud", LaunchTemplateData=data, TagSpecifications=tagged("launch-template", "alpha"),
+    )["LaunchTemplate"]
+    (version,) = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"])["LaunchTemplateVersions"]
+    assert version["LaunchTemplateData"]["TagSpecifications"] == data["TagSpecifications"]
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="ud", MinSize=1, MaxSize=1, DesiredCapacity=1, AvailabilityZones=[f"{REGION}a"],
+        LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "$Latest"},
+    )
+    assert len(autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["ud"])["AutoScalingGroups"][0]["Instances"]) == 1

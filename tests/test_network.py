@@ -179,6 +179,15 @@ def test_plan_lists_creations_and_calls_nothing_mutating(endpoint, config, state
     assert ("VPC endpoint", "vpce-s3") in created
 
 
+def test_plan_announces_exactly_what_up_then_does(endpoint, config, state_path):
+    def what(changes):
+        return sorted((c.step, c.action, c.noun, c.key) for c in changes)
+
+    planned = app.plan(config, new_aws(), state_path, quiet=True)
+    done = up_ok(config, new_aws(), state_path)
+    assert what(planned.changes) == what(done.changes)
+
+
 def test_status_reports_missing_drifted_and_untracked(aws, config, state_path):
     up_ok(config, aws, state_path)
     client = ec2()

@@ -1,0 +1,83 @@
+"""Seed task 11.1: the OpenSearch visibility domain, private and encrypted.
+
+Creating a domain takes 15-20 minutes in AWS. This step only starts it (and converges its
+access policy); whatever needs its endpoint waits for it there, so nothing else is held up.
+"""
+from __future__ import annotations
+
+import json
+
+from provisioner.engine import Step, StepContext
+from provisioner.resources import destroy_kind, ensure
+from provisioner.services import OPENSEARCH_DOMAIN
+from steps.iam import OPENSEARCH_HTTP, TEMPORAL_ROLE
+
+DOMAIN = "visibility"
+TLS_POLICY = "Policy-Min-TLS-1-2-2019-07"
+
+
+def access_policy(domain_arn: str, task_role_arn: str | None) -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": task_role_arn or "(known after apply)"},
+            "Action": OPENSEARCH_HTTP,
+            "Resource": f"{domain_arn}/*",
+        }],
+    }
+
+
+class OpenSearch(Step):
+    name = "opensearch"
+    title = "OpenSearch domain"
+    requires = ("network", "security_groups", "iam")
+    kinds = (OPENSEARCH_DOMAIN,)
+
+    def apply(self, ctx: StepContext) -> None:
+        client = ctx.aws.client("opensearch")
+        settings = ctx.config.opensearch
+        domain_name = ctx.naming.opensearch_domain()
+        domain_arn = ctx.naming.arn("es", ctx.aws.account_id, f"domain/{domain_name}")
+        task_role = ctx.require("iam", TEMPORAL_ROLE)
+        group = ctx.require("security_groups", "sg-opensearch")
+        subnets = ctx.recorded_ids("network", tier="private")
+        policy = access_policy(domain_arn, task_role["id"] if task_role else None)
+        domain = ensure(
+            ctx, OPENSEARCH_DOMAIN, DOMAIN,
+            lambda: client.create_domain(
+                DomainName=domain_name,
+                EngineVersion=settings.engine_version,
+                ClusterConfig={
+                    "InstanceType": settings.instance_type, "InstanceCount": settings.instance_count,
+                    "DedicatedMasterEnabled": False, "ZoneAwarenessEnabled": False,
+                },
+                EBSOptions={"EBSEnabled": True, "VolumeType": "gp3", "VolumeSize": settings.volume_gib},
+                # One subnet: a single-node domain lives in one zone.
+                VPCOptions={"SubnetIds": subnets[:1], "SecurityGroupIds": [group["id"] if group else ""]},
+                EncryptionAtRestOptions={"Enabled": True},
+                NodeToNodeEncryptionOptions={"Enabled": True},
+                DomainEndpointOptions={"EnforceHTTPS": True, "TLSSecurityPolicy": TLS_POLICY},
+                AccessPolicies=json.dumps(policy),
+                TagList=ctx.naming.tag_list(self.name, DOMAIN),
+            )["DomainStatus"] | {"_tags": {}},
+            detail=f"{settings.instance_type} x{settings.instance_count}, not awaited",
+            name=domain_name,
+            attributes_of=lambda d: {"arn": d["ARN"]},
+        )
+        if domain and json.loads(domain.get("AccessPolicies") or "{}") != policy:
+            ctx.change(
+                "update", OPENSEARCH_DOMAIN.noun, DOMAIN, "access policy",
+                act=lambda: client.update_domain_config(DomainName=domain_name, AccessPolicies=json.dumps(policy)),
+            )
+
+    def destroy(self, ctx: StepContext) -> None:
+        destroy_kind(ctx, OPENSEARCH_DOMAIN)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        record = ctx.state.get(self.name, DOMAIN)
+        if not record:
+            return {}
+        domain = OPENSEARCH_DOMAIN.get(ctx.aws, record["id"])
+        endpoint = (domain or {}).get("Endpoints", {}).get("vpc")
+        return {"opensearch_domain": record["id"], "opensearch_endpoint": f"https://{endpoint}" if endpoint else None}
