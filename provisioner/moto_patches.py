@@ -86,11 +86,49 @@ def launch_template_own_tags() -> None:
     LaunchTemplateBackend.create_launch_template = create_launch_template
 
 
+NAT_DELAY_SETTING = "PROVISION_EMULATOR_NAT_SECONDS"
+
+
+def slow_nat_gateways() -> None:
+    """An opt-in emulator hook: NAT gateways stay "pending" for a while, as in AWS (minutes there).
+
+    moto makes every NAT gateway available at once, so nothing would show whether the tool
+    waits for it only where it must. With PROVISION_EMULATOR_NAT_SECONDS set, a new NAT
+    gateway turns available that many seconds after it was created.
+    """
+    import os
+    import time
+
+    from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend
+
+    delay = float(os.environ.get(NAT_DELAY_SETTING, "0") or 0)
+    if delay <= 0:
+        return
+    original_init = NatGateway.__init__
+    original_describe = NatGatewayBackend.describe_nat_gateways
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.state = "pending"
+        self.available_at = time.monotonic() + delay
+
+    def describe_nat_gateways(self, filters, nat_gateway_ids):
+        found = original_describe(self, filters, nat_gateway_ids)
+        for nat in found:
+            if nat.state == "pending" and time.monotonic() >= getattr(nat, "available_at", 0):
+                nat.state = "available"
+        return found
+
+    NatGateway.__init__ = __init__
+    NatGatewayBackend.describe_nat_gateways = describe_nat_gateways
+
+
 PATCHES = (
     nat_gateway_tag_filters,
     describe_all_capacity_providers,
     launch_template_user_data,
     launch_template_own_tags,
+    slow_nat_gateways,
 )
 
 
