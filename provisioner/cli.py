@@ -53,10 +53,15 @@ def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
 @contextmanager
 def handled() -> Iterator[None]:
     """Turn every known failure into one clear message and the right exit code."""
-    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+    )
 
     from provisioner.config import ConfigError
-    from provisioner.errors import ProvisionError
+    from provisioner.errors import ProvisionError, aws_failure
     from state import StateError
 
     try:
@@ -72,6 +77,8 @@ def handled() -> Iterator[None]:
         ) from None
     except EndpointConnectionError as exc:
         raise fail(f"{exc}. If you use the embedded emulator, start it: 'provision emulator start'.") from None
+    except (ClientError, BotoCoreError) as exc:
+        raise fail(f"{aws_failure('call AWS', exc)}. Check your credentials, region and permissions.") from None
     except KeyboardInterrupt:
         raise fail("Interrupted. What was created is in the state; run the same command again to resume.", 130) from None
 

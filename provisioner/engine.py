@@ -12,8 +12,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from provisioner.config import Config
-from provisioner.errors import ProvisionError
+from provisioner.errors import ProvisionError, aws_failure
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
 from provisioner.resources import KINDS, Kind, step_inventory
@@ -149,9 +151,7 @@ class Engine:
 
     def plan(self) -> RunResult:
         # Sequential: a plan only reads, and the order makes its output stable.
-        return self._run_each(
-            self.steps, lambda step, ctx: (step.preflight(ctx), step.apply(ctx)), dry_run=True, stop_on_error=False
-        )
+        return self._run_each(self.steps, lambda step, ctx: (step.preflight(ctx), step.apply(ctx)), dry_run=True)
 
     def apply(self) -> RunResult:
         checked = self.preflight()
@@ -166,6 +166,8 @@ class Engine:
                 step.preflight(self.context(step, dry_run=True))
             except ProvisionError as exc:
                 errors.append((step.name, exc))
+            except (ClientError, BotoCoreError) as exc:
+                errors.append((step.name, aws_failure(f"check {step.title.lower()} before starting", exc)))
         return RunResult([], errors)
 
     def destroy(self) -> RunResult:
@@ -174,7 +176,8 @@ class Engine:
             self.state.reset_if_empty()
         return result
 
-    def _run_each(self, steps: Iterable[Step], action, dry_run: bool, stop_on_error: bool) -> RunResult:
+    def _run_each(self, steps: Iterable[Step], action, dry_run: bool) -> RunResult:
+        """Every step in order; a failing step is reported and the next one still runs."""
         changes: list[Change] = []
         errors: list[tuple[str, BaseException]] = []
         for step in steps:
@@ -185,8 +188,6 @@ class Engine:
             except Exception as exc:  # reported per step; the CLI decides the exit code
                 errors.append((step.name, exc))
                 self.reporter.finish(step.name, ok=False, message=str(exc))
-                if stop_on_error:
-                    break
             else:
                 self.reporter.finish(step.name, ok=True, message=_summary(ctx.changes, dry_run))
             changes.extend(ctx.changes)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from botocore.exceptions import ClientError
 
 from provisioner.errors import ProvisionError, aws_failure, error_code
-from provisioner.naming import TAG_KEY, TAG_MANAGED_BY, TAG_PROJECT, MANAGED_BY, Naming
+from provisioner.naming import MANAGED_BY, TAG_KEY, TAG_MANAGED_BY, TAG_PROJECT, Naming
 from provisioner.resources import register
 from provisioner.session import Aws
 from provisioner.waiter import wait_for

@@ -139,17 +139,9 @@ class StateStore:
         with self._mutex:
             return copy.deepcopy(self._data["resources"].get(step, {}))
 
-    def all_records(self) -> dict[str, dict[str, dict]]:
-        with self._mutex:
-            return copy.deepcopy(self._data["resources"])
-
     def setting(self, name: str, default: Any = None) -> Any:
         with self._mutex:
             return copy.deepcopy(self._data["settings"].get(name, default))
-
-    def snapshot(self) -> dict:
-        with self._mutex:
-            return copy.deepcopy(self._data)
 
     # -- writing ---------------------------------------------------------------
 

@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
-from provisioner.resources import SECURITY_GROUP, VPC_ENDPOINT, destroy_kind, ensure, ingress_rules
+from provisioner.resources import (
+    SECURITY_GROUP,
+    VPC_ENDPOINT,
+    destroy_kind,
+    ensure,
+    ingress_rules,
+)
 from provisioner.waiter import WaitFailed, wait_for
 
 ENDPOINT_SG = "endpoints-sg"

@@ -9,7 +9,14 @@ import boto3
 import pytest
 
 from provisioner import app
-from tests.conftest import DSQL_ARN, PROJECT, REGION, make_config, new_aws, reset_account
+from tests.conftest import (
+    DSQL_ARN,
+    PROJECT,
+    REGION,
+    make_config,
+    new_aws,
+    reset_account,
+)
 
 # Independent statement of the port matrix (seed task 6, issue 3): group -> {(port, source group)}.
 TEMPORAL = ("history", "matching", "frontend", "worker")

@@ -15,7 +15,16 @@ from botocore.awsrequest import AWSResponse
 
 from provisioner import app
 from state import StateLocked, StateStore
-from tests.conftest import DSQL_ARN, reset_account, PROJECT, REGION, CallLog, make_config, new_aws, world
+from tests.conftest import (
+    DSQL_ARN,
+    PROJECT,
+    REGION,
+    CallLog,
+    make_config,
+    new_aws,
+    reset_account,
+    world,
+)
 
 
 class InjectedCrash(Exception):

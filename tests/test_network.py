@@ -8,7 +8,15 @@ import pytest
 
 from provisioner import app
 from steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
-from tests.conftest import PROJECT, REGION, CallLog, make_config, new_aws, reset_account, world
+from tests.conftest import (
+    PROJECT,
+    REGION,
+    CallLog,
+    make_config,
+    new_aws,
+    reset_account,
+    world,
+)
 
 
 def ec2():
