@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import TAG_KEY, TAG_STEP, Naming
 from provisioner.session import Aws
-from provisioner.waiter import call_with_retry
+from provisioner.waiter import call_with_retry, wait_for
 
 
 class Kind(Protocol):
@@ -242,6 +242,17 @@ def destroy_kind(
             ctx.state.forget(ctx.step, key)
         deleted.append(resource_id)
     return deleted
+
+
+def wait_deleted(ctx, kind: Kind, resource_ids: list[str], timeout: float | None = None) -> None:
+    """Wait until each deleted resource is gone (default: the config's default timeout)."""
+    for resource_id in resource_ids:
+        ctx.say(f"waiting for {kind.noun} {resource_id} to be deleted")
+        wait_for(
+            f"{kind.noun} {resource_id} to be deleted",
+            lambda resource_id=resource_id: True if kind.get(ctx.aws, resource_id) is None else None,
+            timeout=timeout or ctx.config.timeouts.default,
+        )
 
 
 def ingress_rules(aws: Aws, group_id: str) -> list[dict]:

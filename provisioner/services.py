@@ -198,12 +198,6 @@ def _get_namespace(aws: Aws, id_or_name: str) -> dict | None:
     return _namespace_item(aws, found[0]) if found else None
 
 
-def _delete_namespace(aws: Aws, namespace_id: str) -> None:
-    sd = aws.client("servicediscovery")
-    operation = sd.delete_namespace(Id=namespace_id)["OperationId"]
-    wait_operation(aws, operation, f"namespace {namespace_id} to be deleted", timeout=600)
-
-
 def wait_operation(aws: Aws, operation_id: str, what: str, timeout: float) -> dict:
     """Cloud Map changes are asynchronous: wait for the operation, fail with its reason."""
     sd = aws.client("servicediscovery")
@@ -226,7 +220,8 @@ def _list_namespaces(aws: Aws, naming: Naming) -> list[dict]:
 
 
 NAMESPACE = register(NamedKind(
-    "namespace", "Service Connect namespace", _get_namespace, "Id", _delete_namespace, _list_namespaces,
+    "namespace", "Service Connect namespace", _get_namespace, "Id",
+    lambda aws, namespace_id: aws.client("servicediscovery").delete_namespace(Id=namespace_id), _list_namespaces,
     not_found=("NamespaceNotFound",),
 ))
 
@@ -297,13 +292,10 @@ def _list_asgs(aws: Aws, naming: Naming) -> list[dict]:
     return groups
 
 
-def _delete_asg(aws: Aws, name: str) -> None:
-    aws.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True)
-    wait_for(f"Auto Scaling group {name} to be deleted", lambda: True if _get_asg(aws, name) is None else None, 900)
-
-
 AUTOSCALING_GROUP = register(NamedKind(
-    "autoscaling-group", "Auto Scaling group", _get_asg, "AutoScalingGroupName", _delete_asg, _list_asgs,
+    "autoscaling-group", "Auto Scaling group", _get_asg, "AutoScalingGroupName",
+    lambda aws, name: aws.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True),
+    _list_asgs,
 ))
 
 

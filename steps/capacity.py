@@ -11,7 +11,7 @@ import base64
 
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
-from provisioner.resources import LAUNCH_TEMPLATE, destroy_kind, ensure
+from provisioner.resources import LAUNCH_TEMPLATE, destroy_kind, ensure, wait_deleted
 from provisioner.services import AUTOSCALING_GROUP, CAPACITY_PROVIDER, ECS_CLUSTER
 from provisioner.waiter import call_with_retry
 
@@ -227,7 +227,8 @@ class Capacity(Step):
                 ),
             )
         destroy_kind(ctx, CAPACITY_PROVIDER)
-        destroy_kind(ctx, AUTOSCALING_GROUP)
+        # The instances go with their group; the launch template can go only after them.
+        wait_deleted(ctx, AUTOSCALING_GROUP, destroy_kind(ctx, AUTOSCALING_GROUP))
         destroy_kind(ctx, LAUNCH_TEMPLATE)
 
     def outputs(self, ctx: StepContext) -> dict:

@@ -6,7 +6,7 @@ Service Connect defaults pointing at the namespace, so every service joins it.
 from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
-from provisioner.resources import destroy_kind, ensure
+from provisioner.resources import destroy_kind, ensure, wait_deleted
 from provisioner.services import ECS_CLUSTER, NAMESPACE, wait_operation
 from steps.logs import log_key
 
@@ -78,7 +78,7 @@ class Cluster(Step):
 
     def destroy(self, ctx: StepContext) -> None:
         destroy_kind(ctx, ECS_CLUSTER)
-        destroy_kind(ctx, NAMESPACE)
+        wait_deleted(ctx, NAMESPACE, destroy_kind(ctx, NAMESPACE))
 
     def outputs(self, ctx: StepContext) -> dict:
         records = ctx.state.step_records(self.name)

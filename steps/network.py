@@ -16,8 +16,9 @@ from provisioner.resources import (
     VPC,
     destroy_kind,
     ensure,
+    wait_deleted,
 )
-from provisioner.waiter import call_with_retry, wait_for
+from provisioner.waiter import call_with_retry
 
 PUBLIC_SUBNET = "public-nat"
 PUBLIC_ROUTES = "public-routes"
@@ -177,13 +178,8 @@ class Network(Step):
 
     def destroy(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
-        for nat_id in destroy_kind(ctx, NAT_GATEWAY):
-            ctx.say(f"waiting for NAT gateway {nat_id} to be deleted")
-            wait_for(
-                f"NAT gateway {nat_id} to be deleted",
-                lambda nat_id=nat_id: True if NAT_GATEWAY.get(ctx.aws, nat_id) is None else None,
-                timeout=ctx.config.timeouts.nat_gateway,
-            )
+        # The EIP and the public subnet are held until the NAT gateway is gone.
+        wait_deleted(ctx, NAT_GATEWAY, destroy_kind(ctx, NAT_GATEWAY), ctx.config.timeouts.nat_gateway)
         destroy_kind(
             ctx, ELASTIC_IP,
             before_delete=lambda eip: eip.get("AssociationId") and ec2.disassociate_address(AssociationId=eip["AssociationId"]),

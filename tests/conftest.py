@@ -98,6 +98,15 @@ class CallLog:
         return [c for c in self.calls if is_mutating(c.split(".")[-1])]
 
 
+def up_ok(config: Config, aws: Aws, state_path: Path):
+    """`provision up`, which must succeed."""
+    from provisioner import app
+
+    result = app.up(config, aws, state_path, quiet=True)
+    assert result.ok, result.errors
+    return result
+
+
 def new_aws(*hooks: tuple[str, object]) -> Aws:
     session = boto3.Session(region_name=REGION)
     for event, handler in hooks:

@@ -23,6 +23,7 @@ from tests.conftest import (
     make_config,
     new_aws,
     reset_account,
+    up_ok,
     world,
 )
 
@@ -40,12 +41,6 @@ def assert_same_world(actual: list, expected: list, context: str) -> None:
 def state_keys(path) -> dict[str, list[str]]:
     data = json.loads(path.read_text())
     return {step: sorted(records) for step, records in data["resources"].items()}
-
-
-def up_ok(config, aws, state_path):
-    result = app.up(config, aws, state_path, quiet=True)
-    assert result.ok, result.errors
-    return result
 
 
 def test_second_up_makes_no_mutating_call_and_leaves_state_unchanged(aws, config, state_path):

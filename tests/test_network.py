@@ -15,6 +15,7 @@ from tests.conftest import (
     make_config,
     new_aws,
     reset_account,
+    up_ok,
     world,
 )
 
@@ -27,12 +28,6 @@ def project_vpc():
     vpcs = ec2().describe_vpcs(Filters=[{"Name": "tag:Project", "Values": [PROJECT]}])["Vpcs"]
     assert len(vpcs) == 1
     return vpcs[0]
-
-
-def up_ok(config, aws, state_path):
-    result = app.up(config, aws, state_path, quiet=True)
-    assert result.ok, result.errors
-    return result
 
 
 @pytest.fixture(scope="module")
