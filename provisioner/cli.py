@@ -17,6 +17,7 @@ from rich.table import Table
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     help="Stand up, scale and tear down a production Temporal cluster on AWS (ECS on Graviton).\n\n"
@@ -61,6 +62,7 @@ def handled() -> Iterator[None]:
     )
 
     from provisioner.config import ConfigError
+    from provisioner.engine import Interrupted
     from provisioner.errors import ProvisionError, aws_failure
     from state import StateError
 
@@ -68,6 +70,8 @@ def handled() -> Iterator[None]:
         yield
     except ConfigError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
+    except Interrupted as exc:
+        raise fail(str(exc), EXIT_INTERRUPTED) from None
     except (ProvisionError, StateError) as exc:
         raise fail(str(exc)) from None
     except NoCredentialsError:
@@ -80,7 +84,8 @@ def handled() -> Iterator[None]:
     except (ClientError, BotoCoreError) as exc:
         raise fail(f"{aws_failure('call AWS', exc)}. Check your credentials, region and permissions.") from None
     except KeyboardInterrupt:
-        raise fail("Interrupted. What was created is in the state; run the same command again to resume.", 130) from None
+        raise fail("Interrupted. What was created is in the state; run the same command again to resume.",
+                   EXIT_INTERRUPTED) from None
 
 
 def load(config_path: Path, profile: str | None):

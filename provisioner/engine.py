@@ -55,6 +55,8 @@ class StepContext:
     changes: list[Change] = field(default_factory=list)
 
     def say(self, message: str) -> None:
+        # Waits report through here, so a Ctrl-C also ends a wait at its next poll.
+        self.check_cancelled()
         self.reporter.update(self.step, message)
 
     def check_cancelled(self) -> None:

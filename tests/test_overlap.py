@@ -1,36 +1,51 @@
-"""Speed by overlap: a slow NAT gateway is awaited only by the step that needs it."""
+"""Speed by overlap, and Ctrl-C: a slow NAT gateway is awaited only by the step that needs it,
+and an interrupted wait stops at once, keeps what was created, and resumes on the next run."""
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 
-from provisioner import app, emulator, waiter
+import pytest
+
+from provisioner import emulator, waiter
 from provisioner.moto_patches import NAT_DELAY_SETTING
-from tests.conftest import make_config, new_aws, reset_account
+from tests.conftest import DSQL_ARN, PROJECT, make_config, new_aws, reset_account, up_ok, world
 
 NAT_SECONDS = 3
+LONG_NAT_SECONDS = 15
 
 
-def test_endpoints_are_built_while_the_nat_gateway_is_still_pending(moto_endpoint, tmp_path, monkeypatch):
+@pytest.fixture
+def slow_nat(moto_endpoint, tmp_path, monkeypatch, request):
+    """An emulator of its own whose NAT gateways stay pending a while (NAT_SECONDS unless given), as in AWS."""
+    delay = getattr(request, "param", NAT_SECONDS)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv(NAT_DELAY_SETTING, str(NAT_SECONDS))
+    monkeypatch.setenv(NAT_DELAY_SETTING, str(delay))
     info = emulator.start(tmp_path / "slow-emulator", port)
     monkeypatch.setenv("AWS_ENDPOINT_URL", info["endpoint"])
     waiter.set_backoff(waiter.Backoff(initial=0.2, maximum=0.5, jitter=0))
+    try:
+        reset_account(info["endpoint"])
+        yield info["endpoint"]
+    finally:
+        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
+        emulator.stop(tmp_path / "slow-emulator")
+
+
+def test_endpoints_are_built_while_the_nat_gateway_is_still_pending(slow_nat, tmp_path):
     calls: list[tuple[float, str]] = []
 
     def record(event_name, **_):
         calls.append((time.monotonic(), event_name.rsplit(".", 1)[-1]))
 
-    try:
-        reset_account(info["endpoint"])
-        result = app.up(make_config(), new_aws(("after-call", record)), tmp_path / "state.json", quiet=True)
-    finally:
-        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
-        emulator.stop(tmp_path / "slow-emulator")
-    assert result.ok, result.errors
+    up_ok(make_config(), new_aws(("after-call", record)), tmp_path / "state.json")
 
     def when(operation, last=False):
         times = [t for t, op in calls if op == operation]
@@ -42,3 +57,31 @@ def test_endpoints_are_built_while_the_nat_gateway_is_still_pending(moto_endpoin
     # Everything else went on while the NAT gateway was pending.
     assert when("CreateVpcEndpoint", last=True) < nat_route
     assert when("CreateAutoScalingGroup", last=True) < nat_route
+
+
+@pytest.mark.parametrize("slow_nat", [LONG_NAT_SECONDS], indirect=True)
+def test_ctrl_c_during_a_wait_stops_keeps_the_state_and_resumes(slow_nat, tmp_path):
+    config_file = tmp_path / "provision.toml"
+    config_file.write_text(f'project = "{PROJECT}"\n[dsql]\ncluster_arn = "{DSQL_ARN}"\n')
+    state_path = tmp_path / "state.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provisioner", "up", "--config", str(config_file), "--state", str(state_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "CI": "1"},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        recorded = json.loads(state_path.read_text())["resources"] if state_path.exists() else {}
+        if "nat" in recorded.get("network", {}):
+            break
+        time.sleep(0.01)
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "run the same command again" in stderr
+    assert time.monotonic() - started < LONG_NAT_SECONDS / 3, "Ctrl-C waited for the NAT gateway"
+    assert "nat" in json.loads(state_path.read_text())["resources"]["network"]
+
+    up_ok(make_config(), new_aws(), state_path)  # waits out the NAT gateway, then finishes
+    created = world()
+    assert len(created) == len(set(created))
