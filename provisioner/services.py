@@ -254,7 +254,6 @@ ECS_CLUSTER = register(NamedKind(
 
 
 def _get_capacity_provider(aws: Aws, name: str) -> dict | None:
-    # Always name the providers: moto fails DescribeCapacityProviders without them.
     found = aws.client("ecs").describe_capacity_providers(capacityProviders=[_last(name)], include=["TAGS"])
     live = [c for c in found["capacityProviders"] if c.get("status", "ACTIVE") == "ACTIVE"]
     return live[0] | {"_tags": tag_dict(live[0].get("tags"))} if live else None
