@@ -8,7 +8,7 @@ an expired credential must never look like a deleted resource.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -191,14 +191,34 @@ def ensure(
     return item
 
 
+def _tagged(ctx, kind: Kind) -> Iterator[tuple[str, dict]]:
+    """(logical key, item) for every live resource of `kind` tagged for this project and step."""
+    for item in kind.find(ctx.aws, ctx.naming):
+        tags = kind.tags_of(item)
+        if tags.get(TAG_STEP) == ctx.step:
+            yield tags.get(TAG_KEY, "?"), item
+
+
 def step_inventory(ctx, kinds: list[Kind]) -> list[tuple[str, str, str]]:
     """Every live resource of these kinds tagged for this project and step, as (key, kind, id)."""
-    found = []
-    for kind in kinds:
-        for item in kind.find(ctx.aws, ctx.naming):
-            tags = kind.tags_of(item)
-            if tags.get(TAG_STEP) == ctx.step:
-                found.append((tags.get(TAG_KEY, "?"), kind.kind, kind.id_of(item)))
+    return [(key, kind.kind, kind.id_of(item)) for kind in kinds for key, item in _tagged(ctx, kind)]
+
+
+def owned(ctx, kind: Kind) -> dict[str, tuple[str, dict]]:
+    """Live resources of `kind` this step owns, by ID: recorded in the state or found by tags.
+
+    Records of resources that are gone are dropped from the state on the way.
+    """
+    found: dict[str, tuple[str, dict]] = {}
+    for key, record in ctx.state.step_records(ctx.step).items():
+        if record.get("kind") == kind.kind:
+            item = kind.get(ctx.aws, record["id"])
+            if item is None:
+                ctx.state.forget(ctx.step, key)
+            else:
+                found[record["id"]] = (key, item)
+    for key, item in _tagged(ctx, kind):
+        found.setdefault(kind.id_of(item), (key, item))
     return found
 
 
@@ -212,18 +232,7 @@ def destroy_kind(
 
     With `retry_dependency`, a DependencyViolation (a dependent still going away) is retried that many seconds.
     """
-    targets: dict[str, tuple[str, dict]] = {}
-    for key, record in ctx.state.step_records(ctx.step).items():
-        if record.get("kind") == kind.kind:
-            item = kind.get(ctx.aws, record["id"])
-            if item is None:
-                ctx.state.forget(ctx.step, key)
-            else:
-                targets[record["id"]] = (key, item)
-    for item in kind.find(ctx.aws, ctx.naming):
-        tags = kind.tags_of(item)
-        if tags.get(TAG_STEP) == ctx.step:
-            targets.setdefault(kind.id_of(item), (tags.get(TAG_KEY, "?"), item))
+    targets = owned(ctx, kind)
     deleted = []
     for resource_id, (key, item) in sorted(targets.items(), key=lambda t: t[1][0]):
         def act(item=item, resource_id=resource_id) -> None:

@@ -198,7 +198,7 @@ class Capacity(Step):
                     "managedTerminationProtection": "DISABLED",
                 },
                 tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()],
-            )["capacityProvider"] | {"_tags": {}},
+            )["capacityProvider"],
             name=name,
         )
 

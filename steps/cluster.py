@@ -63,7 +63,7 @@ class Cluster(Step):
             lambda: ecs.create_cluster(
                 clusterName=cluster_name, tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, CLUSTER_KEY).items()],
                 **desired,
-            )["cluster"] | {"_tags": {}},
+            )["cluster"],
             detail=cluster_name, name=cluster_name,
             attributes_of=lambda c: {"name": c["clusterName"]},
         )

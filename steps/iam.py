@@ -155,7 +155,7 @@ class Iam(Step):
                 lambda spec=spec, role_name=role_name, document=document: iam.create_role(
                     Path=iam_path(ctx.naming), RoleName=role_name, Description=spec.description,
                     AssumeRolePolicyDocument=json.dumps(document), Tags=ctx.naming.tag_list(self.name, spec.key),
-                )["Role"] | {"_tags": {}},
+                )["Role"],
                 detail=spec.service, name=role_name, role_name=role_name,
             )
             self._converge(ctx, spec, role, role_name, document)
@@ -205,7 +205,7 @@ class Iam(Step):
             lambda: iam.create_instance_profile(
                 InstanceProfileName=profile_name, Path=iam_path(ctx.naming),
                 Tags=ctx.naming.tag_list(self.name, INSTANCE_PROFILE_KEY),
-            )["InstanceProfile"] | {"_tags": {}},
+            )["InstanceProfile"],
             name=profile_name,
         )
         roles = [r["RoleName"] for r in (profile or {}).get("Roles", [])]

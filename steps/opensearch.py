@@ -60,7 +60,7 @@ class OpenSearch(Step):
                 DomainEndpointOptions={"EnforceHTTPS": True, "TLSSecurityPolicy": TLS_POLICY},
                 AccessPolicies=json.dumps(policy),
                 TagList=ctx.naming.tag_list(self.name, DOMAIN),
-            )["DomainStatus"] | {"_tags": {}},
+            )["DomainStatus"],
             detail=f"{settings.instance_type} x{settings.instance_count}, not awaited",
             name=domain_name,
             attributes_of=lambda d: {"arn": d["ARN"]},

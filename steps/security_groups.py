@@ -6,7 +6,7 @@ from the VPC lives in the endpoints step), and every rule names its source group
 from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
-from provisioner.resources import SECURITY_GROUP, destroy_kind, ensure, ingress_rules
+from provisioner.resources import SECURITY_GROUP, destroy_kind, ensure, ingress_rules, owned
 
 TEMPORAL_ROLES = ("history", "matching", "frontend", "worker")
 GRPC_PORT = {"frontend": 7233, "history": 7234, "matching": 7235, "worker": 7239}
@@ -119,12 +119,8 @@ class SecurityGroups(Step):
     def destroy(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
         # The groups reference each other: drop every rule first, then the groups.
-        owned = {r["id"] for r in ctx.state.step_records(self.name).values()}
-        owned |= {SECURITY_GROUP.id_of(g) for g in SECURITY_GROUP.find(ctx.aws, ctx.naming)
-                  if SECURITY_GROUP.tags_of(g).get("ProvisionStep") == self.name}
-        for group_id in sorted(owned):
-            rules = [r["SecurityGroupRuleId"] for r in ingress_rules(ctx.aws, group_id)] \
-                if SECURITY_GROUP.get(ctx.aws, group_id) else []
+        for group_id in sorted(owned(ctx, SECURITY_GROUP)):
+            rules = [r["SecurityGroupRuleId"] for r in ingress_rules(ctx.aws, group_id)]
             if rules:
                 ctx.change(
                     "update", SECURITY_GROUP.noun, group_id, "revoke all ingress",
