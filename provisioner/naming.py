@@ -67,6 +67,10 @@ class Naming:
         """OpenSearch allows 28 characters; the project name allows 20."""
         return f"{self.project}-vis"
 
+    def log_group(self, service: str = "") -> str:
+        """/ecs/<project>/<service>; with no service, the prefix every log group of the project shares."""
+        return f"/ecs/{self.project}/{service}"
+
     def cluster(self) -> str:
         return self.name("cluster")
 

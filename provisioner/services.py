@@ -163,14 +163,10 @@ def _get_log_group(aws: Aws, name: str) -> dict | None:
     return _log_group_item(aws, exact[0]) if exact else None
 
 
-def log_group_prefix(naming: Naming) -> str:
-    return f"/ecs/{naming.project}/"
-
-
 def _list_log_groups(aws: Aws, naming: Naming) -> list[dict]:
     logs = aws.client("logs")
     groups = []
-    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=log_group_prefix(naming)):
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=naming.log_group()):
         groups.extend(_log_group_item(aws, g) for g in page["logGroups"])
     return groups
 

@@ -55,7 +55,7 @@ class Cluster(Step):
         exec_log = ctx.require("logs", log_key("exec"))
         desired = desired_cluster(
             namespace["Arn"] if namespace else None,
-            exec_log["id"] if exec_log else f"/ecs/{ctx.config.project}/exec",
+            exec_log["id"] if exec_log else ctx.naming.log_group("exec"),
         )
         cluster_name = ctx.naming.cluster()
         cluster = ensure(

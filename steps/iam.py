@@ -65,7 +65,7 @@ def trust(service: str, account: str) -> dict:
 def _exec_logging(ctx: StepContext, account: str) -> list[dict]:
     """ECS Exec writes its session log from inside the task, with the task role."""
     exec_log = ctx.recorded("logs", log_key("exec"))
-    group = exec_log["id"] if exec_log else f"/ecs/{ctx.config.project}/exec"
+    group = exec_log["id"] if exec_log else ctx.naming.log_group("exec")
     return [
         {
             "Sid": "EcsExecSessionLog",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
 from provisioner.resources import destroy_kind, ensure
-from provisioner.services import LOG_GROUP, log_group_prefix
+from provisioner.services import LOG_GROUP
 
 # Every container that logs, plus the ECS Exec session log.
 LOGGED = ("history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec")
@@ -27,7 +27,7 @@ class Logs(Step):
         retention = ctx.config.logs.retention_days
         for service in LOGGED:
             key = log_key(service)
-            group_name = f"{log_group_prefix(ctx.naming)}{service}"
+            group_name = ctx.naming.log_group(service)
 
             def create(group_name=group_name, key=key) -> dict:
                 logs.create_log_group(logGroupName=group_name, tags=ctx.naming.tags(self.name, key))
