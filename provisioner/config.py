@@ -9,7 +9,7 @@ import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -140,6 +140,14 @@ class CapacityConfig(Strict):
 
 class DsqlConfig(Strict):
     cluster_arn: str = Field(description="ARN of the Aurora DSQL cluster Temporal persists to (required).")
+    user: str = Field("admin", description="Database role Temporal connects as, with an IAM token (no password).")
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", value):
+            raise ValueError("must be a PostgreSQL role name: lower-case letters, digits and underscores")
+        return value
 
     @field_validator("cluster_arn")
     @classmethod
@@ -147,6 +155,116 @@ class DsqlConfig(Strict):
         if not DSQL_CLUSTER_ARN.match(value):
             raise ValueError("is not a DSQL cluster ARN like arn:aws:dsql:eu-west-1:123456789012:cluster/abc123")
         return value
+
+
+# An image reference pinned by tag or digest: never implicit or "latest".
+PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[0-9a-f]{64})$")
+
+
+def _pinned(value: str) -> str:
+    if not PINNED_IMAGE.match(value):
+        raise ValueError("must be an image pinned by tag or digest, like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dsql:1.26.2")
+    if value.rsplit(":", 1)[-1] == "latest":
+        raise ValueError("must not use the tag 'latest': pin a version so every task runs the same build")
+    return value
+
+
+class ServiceConfig(Strict):
+    cpu: int = Field(description="CPU units for the task (1024 = one vCPU).", ge=128, le=16384)
+    memory: int = Field(description="Memory for the task in MiB.", ge=256, le=122880)
+    replicas: int = Field(description="Tasks 'provision scale up' starts (up applies 0 first: staged deployment).", ge=0, le=100)
+
+
+class TemporalServiceConfig(ServiceConfig):
+    max_conns: int = Field(20, ge=1, le=1000, description="Most DSQL connections one task opens.")
+    max_idle_conns: int = Field(10, ge=0, le=1000, description="DSQL connections one task keeps open when idle.")
+
+    @model_validator(mode="after")
+    def _pool(self) -> TemporalServiceConfig:
+        if self.max_idle_conns > self.max_conns:
+            raise ValueError(f"max_idle_conns ({self.max_idle_conns}) must not exceed max_conns ({self.max_conns})")
+        return self
+
+
+# Sized for the default node groups: what `provision scale up` starts fits max_size m7g.xlarge nodes.
+SERVICE_DEFAULTS = {
+    "history": {"cpu": 2048, "memory": 6144, "replicas": 2, "max_conns": 40, "max_idle_conns": 20},
+    "matching": {"cpu": 1024, "memory": 2048, "replicas": 2},
+    "frontend": {"cpu": 1024, "memory": 2048, "replicas": 2},
+    "worker": {"cpu": 512, "memory": 1024, "replicas": 1, "max_conns": 10, "max_idle_conns": 5},
+    "ui": {"cpu": 256, "memory": 512, "replicas": 1},
+}
+
+
+class ServicesConfig(Strict):
+    """Node A runs history; node B matching, frontend and UI; node C the worker."""
+
+    history: TemporalServiceConfig = Field(description="Temporal history, on node A.")
+    matching: TemporalServiceConfig = Field(description="Temporal matching, on node B.")
+    frontend: TemporalServiceConfig = Field(description="Temporal frontend, on node B.")
+    worker: TemporalServiceConfig = Field(description="Temporal's internal worker, on node C.")
+    ui: ServiceConfig = Field(description="Temporal UI, on node B.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        # A section may set one field; the others keep their defaults.
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, defaults in SERVICE_DEFAULTS.items():
+            section = data.get(name, {})
+            if isinstance(section, dict):
+                merged[name] = defaults | section
+        return merged
+
+
+DynamicConfigValue = Union[bool, int, float, str, list, dict]
+
+
+class TemporalConfig(Strict):
+    server_image: str = Field(
+        description="The temporal-dsql server image you built and pushed (required), pinned by tag or digest."
+    )
+    ui_image: str = Field("temporalio/ui:2.34.0", description="The official Temporal UI image, pinned.")
+    num_history_shards: int = Field(
+        512, ge=1, le=65536,
+        description="History shards. Fixed once the schema exists: changing it later needs a new cluster.",
+    )
+    log_level: Literal["debug", "info", "warn", "error"] = Field("info", description="Server log level.")
+    dynamic_config: dict[str, DynamicConfigValue] = Field(
+        default_factory=lambda: dict(DEFAULT_DYNAMIC_CONFIG),
+        description="Dynamic config: key = value, or key = [{value = ..., constraints = {...}}].",
+    )
+
+    @field_validator("server_image", "ui_image")
+    @classmethod
+    def _images(cls, value: str) -> str:
+        return _pinned(value)
+
+    @field_validator("num_history_shards")
+    @classmethod
+    def _shards(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError("should be a power of two (512, 1024, 4096, ...), as Temporal recommends")
+        return value
+
+    @field_validator("dynamic_config")
+    @classmethod
+    def _known_keys(cls, value: dict) -> dict:
+        from provisioner.dynamic_config import check_keys
+
+        check_keys(value)
+        return value
+
+
+# Graceful shutdown: drain traffic before the stop timeout ends the task (history hands its shards off).
+DEFAULT_DYNAMIC_CONFIG = {
+    "frontend.enableServerVersionCheck": False,
+    "frontend.shutdownDrainDuration": "20s",
+    "matching.shutdownDrainDuration": "20s",
+    "history.shutdownDrainDuration": "30s",
+}
 
 
 class GrafanaConfig(Strict):
@@ -191,6 +309,8 @@ class TimeoutsConfig(Strict):
     nat_gateway: PositiveSeconds = Field(600, description="Seconds to wait for a NAT gateway.")
     vpc_endpoint: PositiveSeconds = Field(600, description="Seconds to wait for VPC endpoints.")
     iam_propagation: PositiveSeconds = Field(120, description="Seconds to retry while a new IAM role propagates.")
+    opensearch: PositiveSeconds = Field(2400, description="Seconds to wait for the OpenSearch domain's endpoint.")
+    services_stable: PositiveSeconds = Field(900, description="Seconds 'provision scale' waits for services to settle.")
     default: PositiveSeconds = Field(900, description="Seconds to wait for anything else.")
 
 
@@ -209,6 +329,8 @@ class Config(Strict):
     opensearch: OpenSearchConfig = OpenSearchConfig()
     logs: LogsConfig = LogsConfig()
     capacity: CapacityConfig = CapacityConfig()
+    temporal: TemporalConfig
+    services: ServicesConfig = Field(default_factory=lambda: ServicesConfig.model_validate({}))
     timeouts: TimeoutsConfig = TimeoutsConfig()
     aws: AwsConfig = AwsConfig()
 

@@ -20,11 +20,19 @@ REGION = "eu-west-1"
 PROJECT = "ptest"
 DSQL_ARN = f"arn:aws:dsql:{REGION}:123456789012:cluster/ptestdsqlcluster"
 GRAFANA_SECRET = "grafana/admin"
+SERVER_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dsql:1.26.2-test"
 
 
 def make_config(**settings) -> Config:
     """A valid config for the tests: the required settings, plus any overrides."""
-    return parse_config({"project": PROJECT, "dsql": {"cluster_arn": DSQL_ARN}} | settings)
+    required = {"project": PROJECT, "dsql": {"cluster_arn": DSQL_ARN}, "temporal": {"server_image": SERVER_IMAGE}}
+    return parse_config(required | settings)
+
+
+def config_text(project: str = PROJECT, extra: str = "") -> str:
+    """The same required settings as a TOML config file, for tests that run the CLI."""
+    return (f'project = "{project}"\n[dsql]\ncluster_arn = "{DSQL_ARN}"\n'
+            f'[temporal]\nserver_image = "{SERVER_IMAGE}"\n{extra}')
 
 
 
@@ -178,6 +186,16 @@ def world(project: str = PROJECT) -> list[tuple[str, str]]:
     for cluster in ecs.describe_clusters(clusters=clusters, include=["TAGS"])["clusters"] if clusters else []:
         if cluster["status"] == "ACTIVE":
             found.append(("Cluster", _tags(cluster.get("tags"))))
+    for cluster in clusters:
+        arns = _all(ecs, "list_services", "serviceArns", cluster=cluster)
+        for start in range(0, len(arns), 10):
+            for service in ecs.describe_services(cluster=cluster, services=arns[start:start + 10], include=["TAGS"])["services"]:
+                if service["status"] != "INACTIVE":
+                    found.append(("Service", _tags(service.get("tags"))))
+    # Deregistered (INACTIVE) revisions still carry their tags: destroy must delete those too.
+    for status in ("ACTIVE", "INACTIVE"):
+        for arn in _all(ecs, "list_task_definitions", "taskDefinitionArns", status=status):
+            found.append(("TaskDefinition", _tags(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags"))))
     for provider in ecs.describe_capacity_providers(include=["TAGS"])["capacityProviders"]:
         found.append(("CapacityProvider", _tags(provider.get("tags"))))
     for group in _all(boto3.client("autoscaling", region_name=REGION), "describe_auto_scaling_groups", "AutoScalingGroups"):

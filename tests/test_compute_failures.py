@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from provisioner import app
 from provisioner.cli import app as cli
-from tests.conftest import DSQL_ARN, REGION, CallLog, make_config, new_aws, world
+from tests.conftest import REGION, CallLog, config_text, make_config, new_aws, world
 
 
 def client(service: str):
@@ -64,7 +64,7 @@ def test_new_instance_profile_not_yet_visible_is_retried_until_it_is(endpoint, c
 
 def test_grafana_secret_command_creates_once_and_hides_the_password(endpoint, tmp_path):
     config_file = tmp_path / "provision.toml"
-    config_file.write_text(f'project = "gtest"\n[dsql]\ncluster_arn = "{DSQL_ARN}"\n[grafana]\nadmin_secret_name = "gtest/admin"\n')
+    config_file.write_text(config_text("gtest", '[grafana]\nadmin_secret_name = "gtest/admin"\n'))
     runner = CliRunner()
     first = runner.invoke(cli, ["grafana-secret", "--config", str(config_file)])
     assert first.exit_code == 0, first.output

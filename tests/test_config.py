@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from provisioner.cli import app as cli
 from provisioner.config import Config, ConfigError, load_config, parse_config
+from tests.conftest import SERVER_IMAGE, config_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,13 +38,26 @@ BROKEN = [
     ({"capacity": {"worker": {"min_size": 3, "desired_capacity": 1}}}, "min_size <= desired_capacity <= max_size"),
     ({"capacity": {"frontend": {"root_volume_gib": 8}}}, "capacity.frontend.root_volume_gib = 8"),
     ({"logs": {"retention_days": 10}}, "logs.retention_days = 10: is not a retention CloudWatch accepts"),
+    ({"temporal": {"server_image": "temporal-dsql"}}, "temporal.server_image = 'temporal-dsql': must be an image pinned"),
+    ({"temporal": {"server_image": "repo/temporal-dsql:latest"}}, "must not use the tag 'latest'"),
+    ({"temporal": {"server_image": SERVER_IMAGE, "num_history_shards": 1000}}, "temporal.num_history_shards = 1000: should be a power of two"),
+    ({"temporal": {"server_image": SERVER_IMAGE, "dynamic_config": {"frontend.rsp": 10}}},
+     "unknown dynamic config key 'frontend.rsp' (did you mean 'frontend.rps'?)"),
+    ({"services": {"histroy": {"cpu": 1024}}}, "unknown key 'services.histroy'"),
+    ({"services": {"history": {"cpu": 64}}}, "services.history.cpu = 64"),
+    ({"services": {"worker": {"max_conns": 5, "max_idle_conns": 6}}}, "max_idle_conns (6) must not exceed max_conns (5)"),
+    ({"services": {"ui": {"replicas": -1}}}, "services.ui.replicas = -1"),
+    ({"dsql": {"cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc", "user": "Admin!"}}, "dsql.user = 'Admin!'"),
     ({"opensearch": {"instance_type": "t3.small"}}, "opensearch.instance_type = 't3.small': is not an OpenSearch instance type"),
     ({"opensearch": {"engine_version": "2.17"}}, "opensearch.engine_version = '2.17': must look like OpenSearch_2.17"),
     ({"project": "ecs-demo"}, "must not start with 'aws', 'ecs' or 'fargate'"),
 ]
 
 
-REQUIRED = {"dsql": {"cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc123"}}
+REQUIRED = {
+    "dsql": {"cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc123"},
+    "temporal": {"server_image": SERVER_IMAGE},
+}
 
 
 @pytest.mark.parametrize("data,message", BROKEN, ids=[m for _, m in BROKEN])
@@ -62,7 +76,7 @@ def test_missing_required_setting_is_named():
 def test_example_config_loads_and_documents_every_default():
     example = ROOT / "config.example.toml"
     loaded = load_config(example)
-    assert loaded == Config(dsql=loaded.dsql)
+    assert loaded == Config(dsql=loaded.dsql, temporal={"server_image": loaded.temporal.server_image})
     assert tomllib.loads(example.read_text()).keys() == Config.model_fields.keys()
 
 
@@ -97,8 +111,7 @@ def test_cli_bad_config_exits_2_naming_the_key_and_makes_no_aws_call(command, tm
 
     monkeypatch.setattr("provisioner.session.Aws.__init__", no_aws)
     path = tmp_path / "provision.toml"
-    path.write_text('project = "ok-name"\n[dsql]\ncluster_arn = "arn:aws:dsql:eu-west-1:123456789012:cluster/a1"\n'
-                    '[network]\nvpc_cidr = "10.0.0.0/99"\n')
+    path.write_text(config_text("ok-name", '[network]\nvpc_cidr = "10.0.0.0/99"\n'))
     result = CliRunner().invoke(cli, [*command, "--config", str(path)])
     assert result.exit_code == 2
     assert "network.vpc_cidr = '10.0.0.0/99'" in result.output

@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSResponse
 from provisioner import app
 from state import StateLocked, StateStore
 from tests.conftest import (
-    DSQL_ARN,
+    config_text,
     PROJECT,
     REGION,
     CallLog,
@@ -105,7 +105,7 @@ def test_up_killed_with_sigkill_converges_on_rerun(endpoint, config, tmp_path):
         reset_account(endpoint)
         path = tmp_path / f"killed-{kill_at}.json"
         config_file = tmp_path / "provision.toml"
-        config_file.write_text(f'project = "{PROJECT}"\n[dsql]\ncluster_arn = "{DSQL_ARN}"\n')
+        config_file.write_text(config_text())
         process = subprocess.Popen(
             [sys.executable, "-m", "provisioner", "up", "--config", str(config_file), "--state", str(path)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "CI": "1"},

@@ -14,7 +14,7 @@ import pytest
 
 from provisioner import emulator, waiter
 from provisioner.moto_patches import NAT_DELAY_SETTING
-from tests.conftest import DSQL_ARN, PROJECT, make_config, new_aws, reset_account, up_ok, world
+from tests.conftest import PROJECT, config_text, make_config, new_aws, reset_account, up_ok, world
 
 NAT_SECONDS = 3
 LONG_NAT_SECONDS = 15
@@ -62,7 +62,7 @@ def test_endpoints_are_built_while_the_nat_gateway_is_still_pending(slow_nat, tm
 @pytest.mark.parametrize("slow_nat", [LONG_NAT_SECONDS], indirect=True)
 def test_ctrl_c_during_a_wait_stops_keeps_the_state_and_resumes(slow_nat, tmp_path):
     config_file = tmp_path / "provision.toml"
-    config_file.write_text(f'project = "{PROJECT}"\n[dsql]\ncluster_arn = "{DSQL_ARN}"\n')
+    config_file.write_text(config_text())
     state_path = tmp_path / "state.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "provisioner", "up", "--config", str(config_file), "--state", str(state_path)],
