@@ -86,6 +86,66 @@ def launch_template_own_tags() -> None:
     LaunchTemplateBackend.create_launch_template = create_launch_template
 
 
+# CreateService parameters moto 5.2 drops, and the Service attribute each is kept in.
+ECS_SERVICE_FIELDS = {
+    "capacityProviderStrategy": "capacity_provider_strategy",
+    "enableExecuteCommand": "enable_execute_command",
+    "placementConstraints": "placement_constraints",
+    "placementStrategy": "placement_strategy",
+    "deploymentConfiguration": "deployment_configuration",
+    "enableECSManagedTags": "enable_ecs_managed_tags",
+    "healthCheckGracePeriodSeconds": "health_check_grace_period_seconds",
+}
+
+
+def ecs_service_fields() -> None:
+    """CreateService drops capacity provider strategy, ECS Exec, placement, deployment and Service
+    Connect settings in moto 5.2, and UpdateService keeps Service Connect where no describe shows it.
+
+    AWS returns the first six on the service and Service Connect on its deployments; `status`
+    and the tests read them back from there. A capacity provider strategy replaces the launch
+    type, as in AWS, and the primary deployment follows the service's task definition and count.
+    """
+    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    original_create = EC2ContainerServiceResponse.create_service
+    original_update = EC2ContainerServiceBackend.update_service
+
+    def follow(service, service_connect=None) -> None:
+        if getattr(service, "capacity_provider_strategy", None):
+            service.launch_type = None
+        for deployment in service.deployments[:1]:
+            deployment.update(
+                taskDefinition=service.task_definition, desiredCount=service.desired_count,
+                runningCount=service.running_count, pendingCount=service.pending_count,
+            )
+            if service.launch_type is None:
+                deployment.pop("launchType", None)
+                deployment["capacityProviderStrategy"] = service.capacity_provider_strategy
+            if service_connect is not None:
+                deployment["serviceConnectConfiguration"] = service_connect
+
+    def create_service(self):
+        result = original_create(self)
+        service = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
+        for parameter, attribute in ECS_SERVICE_FIELDS.items():
+            value = self._get_param(parameter)
+            if value is not None:
+                setattr(service, attribute, value)
+        follow(service, self._get_param("serviceConnectConfiguration"))
+        return result
+
+    def update_service(self, service_properties):
+        service_connect = service_properties.pop("service_connect_configuration", None)
+        service = original_update(self, service_properties)
+        follow(service, service_connect)
+        return service
+
+    EC2ContainerServiceResponse.create_service = create_service
+    EC2ContainerServiceBackend.update_service = update_service
+
+
 NAT_DELAY_SETTING = "PROVISION_EMULATOR_NAT_SECONDS"
 
 
@@ -123,11 +183,53 @@ def slow_nat_gateways() -> None:
     NatGatewayBackend.describe_nat_gateways = describe_nat_gateways
 
 
+UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
+
+
+def unplaceable_services() -> None:
+    """An opt-in emulator hook: some services can never place a task, as when no instance fits.
+
+    moto runs every task it is asked for at once, so nothing would show how `provision scale`
+    reports a service that does not settle. With PROVISION_EMULATOR_UNPLACEABLE=history,worker
+    the services whose names end in -history or -worker keep 0 running tasks after a scale-up,
+    their deployment stays IN_PROGRESS, and they get the event ECS writes in that case.
+    """
+    import os
+    import uuid
+
+    from moto.core.utils import utcnow
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    roles = [r for r in os.environ.get(UNPLACEABLE_SETTING, "").split(",") if r]
+    if not roles:
+        return
+    original_update = EC2ContainerServiceBackend.update_service
+
+    def update_service(self, service_properties):
+        service = original_update(self, service_properties)
+        if service.desired_count > 0 and any(service.name.endswith(f"-{role}") for role in roles):
+            service.running_count, service.pending_count = 0, 0
+            deployment = service.deployments[0]
+            deployment.update(runningCount=0, pendingCount=0, rolloutState="IN_PROGRESS",
+                              rolloutStateReason=f"ECS deployment {deployment['id']} in progress.")
+            service.events.insert(0, {
+                "id": str(uuid.uuid4()), "createdAt": utcnow(),
+                "message": f"(service {service.name}) was unable to place a task because no container instance "
+                           "met all of its requirements. Reason: No Container Instances were found in your "
+                           "capacity provider.",
+            })
+        return service
+
+    EC2ContainerServiceBackend.update_service = update_service
+
+
 PATCHES = (
     nat_gateway_tag_filters,
     describe_all_capacity_providers,
     launch_template_user_data,
     launch_template_own_tags,
+    ecs_service_fields,
+    unplaceable_services,
     slow_nat_gateways,
 )
 

@@ -74,3 +74,37 @@ def test_launch_template_with_user_data_launches_and_keeps_its_own_tags_apart(en
         LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "$Latest"},
     )
     assert len(autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["ud"])["AutoScalingGroups"][0]["Instances"]) == 1
+
+
+def test_services_keep_what_create_service_was_given(endpoint):
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ecs = boto3.client("ecs", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
+    ecs.create_cluster(clusterName="c")
+    definition = ecs.register_task_definition(
+        family="f", networkMode="awsvpc", cpu="256", memory="512",
+        containerDefinitions=[{"name": "a", "image": "a:1", "portMappings": [{"name": "grpc", "containerPort": 7233}]}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    connect = {"enabled": True, "namespace": "arn:aws:servicediscovery:eu-west-1:123456789012:namespace/ns-1",
+               "services": [{"portName": "grpc", "discoveryName": "a", "clientAliases": [{"port": 7233, "dnsName": "a"}]}]}
+    sent = {
+        "capacityProviderStrategy": [{"capacityProvider": "cp", "weight": 1, "base": 0}],
+        "enableExecuteCommand": True,
+        "placementConstraints": [{"type": "memberOf", "expression": "attribute:workload == a"}],
+        "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
+    }
+    ecs.create_service(
+        cluster="c", serviceName="s", taskDefinition=definition, desiredCount=0, serviceConnectConfiguration=connect,
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}}, **sent,
+    )
+    (service,) = ecs.describe_services(cluster="c", services=["s"])["services"]
+    assert {k: service[k] for k in sent} == sent
+    assert "launchType" not in service
+    assert service["deployments"][0]["serviceConnectConfiguration"] == connect
+    ecs.update_service(cluster="c", service="s", desiredCount=2, serviceConnectConfiguration=connect | {"services": []})
+    (service,) = ecs.describe_services(cluster="c", services=["s"])["services"]
+    (deployment,) = service["deployments"]
+    assert deployment["serviceConnectConfiguration"]["services"] == []
+    assert deployment["desiredCount"] == deployment["runningCount"] == service["runningCount"] == 2
