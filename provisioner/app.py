@@ -48,6 +48,15 @@ def destroy(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) 
         return engine.destroy()
 
 
+def scale(config: Config, aws: Aws, targets: dict[str, int], state_path: Path | None = None, wait: bool = True,
+          timeout: float | None = None, **kwargs) -> list:
+    """Set the task counts of the named services, record them, and wait until they settle."""
+    from provisioner import scaling
+
+    with open_engine(config, aws, state_path, "scale", **kwargs) as engine:
+        return scaling.scale(engine, targets, wait, timeout or config.timeouts.services_stable)
+
+
 @dataclass(frozen=True)
 class ResourceStatus:
     step: str

@@ -88,11 +88,14 @@ def handled() -> Iterator[None]:
                    EXIT_INTERRUPTED) from None
 
 
-def load(config_path: Path, profile: str | None):
+def load(config_path: Path, profile: str | None, check=None):
+    """The validated config and an AWS session; `check(config)` vets arguments before any session exists."""
     from provisioner.config import load_config
     from provisioner.session import Aws, make_session
 
     config = load_config(config_path)
+    if check:
+        check(config)
     return config, Aws(make_session(profile), config.aws.max_attempts)
 
 
@@ -182,6 +185,52 @@ def outputs(
             for name, value in values.items():
                 shown = json.dumps(value) if not isinstance(value, str) else value
                 out.print(f"[bold]{name}[/] = {shown}", highlight=False)
+
+
+@app.command()
+def scale(
+    targets: Annotated[list[str], typer.Argument(
+        help="'up' (every service to its configured replicas), 'down' (all to 0), or service=count pairs "
+             "such as history=4 matching=3; services: history, matching, frontend, worker, ui.",
+        show_default=False,
+    )] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every service settles.")] = True,
+    timeout: Annotated[Optional[int], typer.Option(
+        "--timeout", min=1, help="Seconds to wait [default: timeouts.services_stable].")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set task counts (staged deployment: 'up' creates services at 0; scale them after the schema is in place).
+
+    The counts are recorded in the state, so the next 'provision up' keeps them. Exit code 1 if a
+    service does not settle, with what ECS says is holding it back.
+    """
+    from provisioner import app as ops
+    from provisioner import scaling
+
+    wanted: dict[str, int] = {}
+
+    def check(cfg) -> None:
+        try:
+            wanted.update(scaling.parse_targets(targets or [], cfg))
+        except scaling.BadArguments as exc:
+            raise fail(f"scale: {exc}", EXIT_BAD_INPUT) from None
+
+    with handled():
+        cfg, aws = load(config, profile, check)
+        statuses = ops.scale(cfg, aws, wanted, state, wait=wait, timeout=timeout, console=err, quiet=as_json)
+        if as_json:
+            out.print_json(data=scaling.as_rows(statuses))
+            return
+        table = Table(title=f"{cfg.project} services in {aws.region}")
+        for column in ("service", "desired", "running", "pending", "status"):
+            table.add_column(column, overflow="fold")
+        for status in statuses:
+            label = "[green]settled[/]" if status.stable else f"[yellow]{status.rollout.lower()}[/]"
+            table.add_row(status.service, str(status.desired), str(status.running), str(status.pending), label)
+        out.print(table)
 
 
 @app.command()

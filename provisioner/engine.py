@@ -53,6 +53,8 @@ class StepContext:
     reporter: Reporter
     cancelled: threading.Event = field(default_factory=threading.Event)
     changes: list[Change] = field(default_factory=list)
+    # What a plan expects earlier steps to replace, where the new ID is only known after apply.
+    replacing: set[tuple[str, str]] = field(default_factory=set)
 
     def say(self, message: str) -> None:
         # Waits report through here, so a Ctrl-C also ends a wait at its next poll.
@@ -85,6 +87,15 @@ class StepContext:
         if record is None and not self.dry_run:
             raise ProvisionError(f"the {step} step has not recorded {key}; run 'provision up' again")
         return record
+
+    def will_replace(self, key: str) -> None:
+        """In a plan: note that this step's `key` gets a new ID, so later steps plan to follow it."""
+        if self.dry_run:
+            self.replacing.add((self.step, key))
+
+    def replaced(self, step: str, key: str) -> bool:
+        """In a plan: whether an earlier step announced a new ID for its `key`."""
+        return (step, key) in self.replacing
 
     def recorded_ids(self, step: str, **attributes: Any) -> list[str]:
         """IDs of an earlier step's records whose attributes match, sorted."""
@@ -145,10 +156,12 @@ class Engine:
         self.workers = workers
         self.naming = Naming(config.project, aws.region, state.lineage)
         self.cancelled = threading.Event()
+        self.replacing: set[tuple[str, str]] = set()
 
     def context(self, step: Step, dry_run: bool) -> StepContext:
         return StepContext(
-            step.name, self.config, self.aws, self.naming, self.state, dry_run, self.reporter, self.cancelled
+            step.name, self.config, self.aws, self.naming, self.state, dry_run, self.reporter, self.cancelled,
+            replacing=self.replacing,
         )
 
     def plan(self) -> RunResult:

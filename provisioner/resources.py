@@ -191,6 +191,17 @@ def ensure(
     return item
 
 
+def differs(current: Any, desired: Any) -> bool:
+    """True when any field the tool sets has another value (extra fields AWS adds are ignored)."""
+    if isinstance(desired, dict):
+        return not isinstance(current, dict) or any(differs(current.get(k), v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return not isinstance(current, list) or len(current) != len(desired) or any(
+            differs(c, d) for c, d in zip(current, desired)
+        )
+    return current != desired
+
+
 def _tagged(ctx, kind: Kind) -> Iterator[tuple[str, dict]]:
     """(logical key, item) for every live resource of `kind` tagged for this project and step."""
     for item in kind.find(ctx.aws, ctx.naming):

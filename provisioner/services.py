@@ -267,6 +267,92 @@ CAPACITY_PROVIDER = register(NamedKind(
 ))
 
 
+def _get_task_definition(aws: Aws, family_or_arn: str) -> dict | None:
+    """The latest ACTIVE revision of a family (or exactly the revision an ARN names, while ACTIVE)."""
+    found = aws.client("ecs").describe_task_definition(taskDefinition=_last(family_or_arn), include=["TAGS"])
+    definition = found["taskDefinition"]
+    if definition.get("status") != "ACTIVE":
+        return None
+    return definition | {"_tags": tag_dict(found.get("tags"))}
+
+
+def _list_task_definitions(aws: Aws, naming: Naming) -> list[dict]:
+    pages = aws.client("ecs").get_paginator("list_task_definition_families").paginate(
+        familyPrefix=naming.name(""), status="ACTIVE"
+    )
+    families = [f for page in pages for f in page["families"]]
+    return [d for d in (TASK_DEFINITION.get(aws, f) for f in families) if d]
+
+
+def task_definition_revisions(aws: Aws, family: str, status: str = "ACTIVE") -> list[str]:
+    pages = aws.client("ecs").get_paginator("list_task_definitions").paginate(familyPrefix=family, status=status)
+    return [arn for page in pages for arn in page["taskDefinitionArns"]]
+
+
+def _delete_task_definition(aws: Aws, arn: str) -> None:
+    """Deregister every revision of the family, then delete them: AWS keeps INACTIVE ones listed otherwise."""
+    ecs = aws.client("ecs")
+    family = _last(arn).split(":")[0]
+    for revision in task_definition_revisions(aws, family):
+        ecs.deregister_task_definition(taskDefinition=revision)
+    inactive = task_definition_revisions(aws, family, status="INACTIVE")
+    for start in range(0, len(inactive), 10):  # DeleteTaskDefinitions takes ten at a time
+        ecs.delete_task_definitions(taskDefinitions=inactive[start:start + 10])
+
+
+TASK_DEFINITION = register(NamedKind(
+    "task-definition", "task definition", _get_task_definition, "taskDefinitionArn", _delete_task_definition,
+    _list_task_definitions, not_found=("ClientException",),
+))
+
+
+def service_address(cluster: str, service: str) -> str:
+    """How a service is named to ECS_SERVICE: "<cluster>/<service>", the tail of its ARN."""
+    return f"{cluster}/{service}"
+
+
+def _split_service(address_or_arn: str) -> tuple[str, str]:
+    cluster, _, service = address_or_arn.split(":service/", 1)[-1].partition("/")
+    return cluster, service
+
+
+def _service_item(service: dict) -> dict:
+    return service | {"_tags": tag_dict(service.get("tags"))}
+
+
+def _get_service(aws: Aws, address_or_arn: str) -> dict | None:
+    cluster, name = _split_service(address_or_arn)
+    found = aws.client("ecs").describe_services(cluster=cluster, services=[name], include=["TAGS"])["services"]
+    live = [s for s in found if s["status"] in ("ACTIVE", "DRAINING")]
+    return _service_item(live[0]) if live else None
+
+
+def _list_services(aws: Aws, naming: Naming) -> list[dict]:
+    ecs = aws.client("ecs")
+    try:
+        arns = [a for page in ecs.get_paginator("list_services").paginate(cluster=naming.cluster()) for a in page["serviceArns"]]
+    except ClientError as exc:
+        if error_code(exc) == "ClusterNotFoundException":
+            return []
+        raise
+    found = []
+    for start in range(0, len(arns), 10):  # DescribeServices takes ten at a time
+        described = ecs.describe_services(cluster=naming.cluster(), services=arns[start:start + 10], include=["TAGS"])
+        found.extend(_service_item(s) for s in described["services"] if s["status"] in ("ACTIVE", "DRAINING"))
+    return found
+
+
+def _delete_service(aws: Aws, arn: str) -> None:
+    cluster, name = _split_service(arn)
+    aws.client("ecs").delete_service(cluster=cluster, service=name, force=True)
+
+
+ECS_SERVICE = register(NamedKind(
+    "ecs-service", "ECS service", _get_service, "serviceArn", _delete_service, _list_services,
+    not_found=("ClusterNotFoundException", "ServiceNotFoundException"),
+))
+
+
 # -- Auto Scaling -------------------------------------------------------------------------
 
 def _asg_item(group: dict) -> dict:

@@ -1,6 +1,7 @@
 """The pipeline, in order. Each step names the steps it needs; independent ones run side by side."""
 from steps.capacity import Capacity
 from steps.cluster import Cluster
+from steps.ecs_services import Services
 from steps.endpoints import Endpoints
 from steps.iam import Iam
 from steps.logs import Logs
@@ -10,10 +11,11 @@ from steps.opensearch import OpenSearch
 from steps.prometheus import Prometheus
 from steps.secret import Secret
 from steps.security_groups import SecurityGroups
+from steps.task_definitions import TaskDefinitions
 
 
 def pipeline():
     return [
         Secret(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
-        OpenSearch(), Capacity(),
+        OpenSearch(), Capacity(), TaskDefinitions(), Services(),
     ]

@@ -11,7 +11,7 @@ import base64
 
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
-from provisioner.resources import LAUNCH_TEMPLATE, destroy_kind, ensure, wait_deleted
+from provisioner.resources import LAUNCH_TEMPLATE, destroy_kind, differs, ensure, wait_deleted
 from provisioner.services import AUTOSCALING_GROUP, CAPACITY_PROVIDER, ECS_CLUSTER
 from provisioner.waiter import call_with_retry
 
@@ -62,17 +62,6 @@ def launch_template_data(ctx: StepContext, group: str, ami: str, profile_arn: st
         "Monitoring": {"Enabled": True},
         "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
     }
-
-
-def _differs(current: dict, desired: dict) -> bool:
-    """True when any field the tool sets has another value (extra fields AWS adds are ignored)."""
-    if isinstance(desired, dict):
-        return not isinstance(current, dict) or any(_differs(current.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return not isinstance(current, list) or len(current) != len(desired) or any(
-            _differs(c, d) for c, d in zip(current, desired)
-        )
-    return current != desired
 
 
 class Capacity(Step):
@@ -131,7 +120,7 @@ class Capacity(Step):
         latest = ec2.describe_launch_template_versions(
             LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"]
         )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
-        if _differs(latest, data):
+        if differs(latest, data):
             ctx.change(
                 "update", LAUNCH_TEMPLATE.noun, key, "new version (AMI, type or settings changed)",
                 act=lambda: ec2.create_launch_template_version(

@@ -18,6 +18,7 @@ from steps.logs import log_key
 EXECUTION_ROLE = "ecs-execution"
 TEMPORAL_ROLE = "temporal-task"
 GRAFANA_ROLE = "grafana-task"
+UI_ROLE = "ui-task"
 INSTANCE_ROLE = "ecs-instance"
 INSTANCE_PROFILE_KEY = "ecs-instance-profile"
 
@@ -115,6 +116,10 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
                 *_exec_logging(ctx, account),
                 {"Sid": "PrometheusQuery", "Effect": "Allow", "Action": PROMETHEUS_QUERY, "Resource": workspace_arn},
             )},
+        ),
+        RoleSpec(
+            UI_ROLE, ECS_TASKS, "Temporal UI tasks: ECS Exec only (the UI reaches the frontend, not AWS)",
+            inline={"ui": policy(ECS_EXEC_CHANNELS, *_exec_logging(ctx, account))},
         ),
         RoleSpec(
             INSTANCE_ROLE, EC2, "ECS container instances: join the cluster, SSM management",

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 from provisioner.engine import Step, StepContext
 from provisioner.resources import SECURITY_GROUP, destroy_kind, ensure, ingress_rules, owned
+from provisioner.temporal import GRPC_PORT, MEMBERSHIP_PORT, METRICS_PORT, TEMPORAL_ROLES, UI_PORT
 
-TEMPORAL_ROLES = ("history", "matching", "frontend", "worker")
-GRPC_PORT = {"frontend": 7233, "history": 7234, "matching": 7235, "worker": 7239}
-MEMBERSHIP_PORT = {"frontend": 6933, "history": 6934, "matching": 6935, "worker": 6939}
-METRICS_PORT = 9090
-UI_PORT = 8080
 GRAFANA_PORT = 3000
 HTTPS = 443
 

@@ -41,6 +41,7 @@ ROLE_SERVICE = {
     f"{PROJECT}-ecs-execution": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-temporal-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-grafana-task": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-ui-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-ecs-instance": "ec2.amazonaws.com",
 }
 ALLOWED_MANAGED = {

@@ -1,0 +1,162 @@
+"""`provision scale`: set task counts, record them, and wait until each service settles or says why not.
+
+Seed task 25's staged deployment: `up` creates every service at 0 tasks; after the schema is in
+place, `provision scale up` (or `history=4 matching=3 ...`) starts them. The counts are written to
+the state before ECS is asked, so a following `up` keeps them, even after a crash in between.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+
+from provisioner.config import Config
+from provisioner.engine import Engine
+from provisioner.errors import ProvisionError
+from provisioner.services import ECS_SERVICE
+from provisioner.temporal import SERVICES
+from provisioner.waiter import WaitFailed, wait_for
+from steps.ecs_services import COUNTS_SETTING, service_key
+
+PRESETS = {"up": "every service to its services.<name>.replicas", "down": "every service to 0 tasks"}
+MAX_COUNT = 100
+
+
+class BadArguments(Exception):
+    """Arguments `scale` cannot act on; nothing was changed."""
+
+
+def parse_targets(arguments: list[str], config: Config) -> dict[str, int]:
+    """`up`, `down` and `service=count` in any mix (later ones win), validated before anything runs."""
+    if not arguments:
+        raise BadArguments(
+            "name what to scale: 'up', 'down', or service=count pairs like history=4 matching=3 "
+            f"(services: {', '.join(SERVICES)})"
+        )
+    targets: dict[str, int] = {}
+    for argument in arguments:
+        if argument in PRESETS:
+            targets |= {s: (getattr(config.services, s).replicas if argument == "up" else 0) for s in SERVICES}
+            continue
+        service, equals, count = argument.partition("=")
+        if not equals:
+            raise BadArguments(f"{argument!r}: expected 'up', 'down' or service=count, like history=4")
+        if service not in SERVICES:
+            close = difflib.get_close_matches(service, SERVICES, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise BadArguments(f"{argument!r}: unknown service {service!r}; {hint}services: {', '.join(SERVICES)}")
+        if not count.isdigit() or int(count) > MAX_COUNT:
+            raise BadArguments(f"{argument!r}: the count must be a whole number from 0 to {MAX_COUNT}")
+        targets[service] = int(count)
+    return targets
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    name: str
+    desired: int
+    running: int
+    pending: int
+    rollout: str
+    stable: bool
+    reason: str = ""
+
+    def describe(self) -> str:
+        text = f"{self.running}/{self.desired} running" + (f", {self.pending} pending" if self.pending else "")
+        return f"{text}: {self.reason}" if self.reason else text
+
+
+def _status(ecs, service: str, live: dict, since: datetime) -> ServiceStatus:
+    primary = next((d for d in live.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+    rollout = primary.get("rolloutState", "COMPLETED")
+    stable = (
+        len(live.get("deployments", [])) <= 1 and rollout == "COMPLETED"
+        and live["runningCount"] == live["desiredCount"]
+    )
+    reason = ""
+    if rollout == "FAILED":
+        reason = primary.get("rolloutStateReason", "the deployment failed")
+    elif not stable:
+        reason = _why_not(ecs, live, primary, since)
+    return ServiceStatus(service, live["serviceName"], live["desiredCount"], live["runningCount"],
+                         live["pendingCount"], rollout, stable, reason)
+
+
+def _why_not(ecs, live: dict, primary: dict, since: datetime) -> str:
+    """What ECS says is holding a service back: its newest event, failed and stopped tasks."""
+    reasons = []
+    recent = [e for e in live.get("events", []) if e["createdAt"] >= since]
+    if recent:
+        reasons.append(recent[0]["message"])
+    if primary.get("failedTasks"):
+        reasons.append(f"{primary['failedTasks']} tasks failed to start")
+    stopped = ecs.list_tasks(cluster=live["clusterArn"], serviceName=live["serviceName"], desiredStatus="STOPPED")
+    if stopped["taskArns"]:
+        tasks = ecs.describe_tasks(cluster=live["clusterArn"], tasks=stopped["taskArns"][:10])["tasks"]
+        for task in sorted(tasks, key=lambda t: t.get("stoppedAt") or since, reverse=True)[:1]:
+            containers = "; ".join(f"{c['name']}: {c['reason']}" for c in task.get("containers", []) if c.get("reason"))
+            reasons.append(f"last stopped task: {task.get('stoppedReason', 'stopped')}" + (f" ({containers})" if containers else ""))
+    return "; ".join(reasons)
+
+
+def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -> list[ServiceStatus]:
+    aws, state, reporter = engine.aws, engine.state, engine.reporter
+    records = state.step_records("services")
+    missing = [s for s in targets if service_key(s) not in records]
+    if missing:
+        raise ProvisionError(f"the services {', '.join(missing)} do not exist yet: run 'provision up' first")
+    ecs = aws.client("ecs")
+    # Events from this scale on; a little earlier, for a clock behind AWS's.
+    since = datetime.now(timezone.utc) - timedelta(seconds=10)
+    arns = {s: records[service_key(s)]["id"] for s in targets}
+    state.set_setting(COUNTS_SETTING, state.setting(COUNTS_SETTING, {}) | targets)
+    for service, count in targets.items():
+        live = ECS_SERVICE.get(aws, arns[service])
+        if live is None:
+            raise ProvisionError(f"the {service} service is gone: run 'provision up' to recreate it, then scale again")
+        if live["desiredCount"] != count:
+            ecs.update_service(cluster=live["clusterArn"], service=live["serviceName"], desiredCount=count)
+    if not wait:
+        return [_status(ecs, s, ECS_SERVICE.get(aws, arns[s]), since) for s in targets]
+
+    shown: dict[str, str] = {}
+    for service in targets:
+        reporter.start(service, f"{service} service")
+
+    def probe() -> list[ServiceStatus] | None:
+        statuses = [_status(ecs, s, ECS_SERVICE.get(aws, arns[s]), since) for s in targets]
+        for status in statuses:
+            if status.service in shown and shown[status.service] == "done":
+                continue
+            if status.stable:
+                reporter.finish(status.service, ok=True, message=status.describe())
+                shown[status.service] = "done"
+            elif shown.get(status.service) != status.describe():
+                reporter.update(status.service, status.describe())
+                shown[status.service] = status.describe()
+        failed = [s for s in statuses if s.rollout == "FAILED"]
+        if failed:
+            raise WaitFailed(_failure("rolled back", failed))
+        return statuses if all(s.stable for s in statuses) else None
+
+    try:
+        return wait_for("services to settle", probe, timeout=timeout)
+    except ProvisionError as exc:
+        if isinstance(exc, WaitFailed):
+            raise
+        statuses = [_status(ecs, s, ECS_SERVICE.get(aws, arns[s]), since) for s in targets]
+        unsettled = [s for s in statuses if not s.stable]
+        for status in unsettled:
+            reporter.finish(status.service, ok=False, message=status.describe())
+        raise ProvisionError(_failure(f"not settled after {timeout:.0f}s", unsettled)) from None
+
+
+def _failure(what: str, statuses: list[ServiceStatus]) -> str:
+    lines = [f"{s.service}: {s.describe()}" for s in statuses]
+    return (f"{len(statuses)} service(s) {what}:\n  " + "\n  ".join(lines) +
+            "\nThe counts are recorded; fix the cause, then run 'provision scale' again (or scale down).")
+
+
+def as_rows(statuses: list[ServiceStatus]) -> list[dict]:
+    return [asdict(s) for s in statuses]

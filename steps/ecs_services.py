@@ -1,0 +1,173 @@
+"""Seed tasks 13.2-17.2 and 25: the five ECS services, created at zero tasks (staged deployment).
+
+Each service runs on its node group's capacity provider, in the private subnets with no public
+IP, pinned to its nodes by the `workload` attribute, with ECS Exec, a deployment circuit breaker
+that rolls back, and Service Connect: history, matching and frontend are discoverable
+(client-server), worker and UI are clients only. The task counts belong to `provision scale`:
+`up` starts every service at 0 and afterwards keeps whatever count the state records.
+"""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.resources import destroy_kind, differs, ensure, wait_deleted
+from provisioner.services import ECS_SERVICE, service_address
+from provisioner.temporal import DISCOVERY_NAME, GRPC_PORT, NODE_GROUP, PER_REQUEST_TIMEOUT_SECONDS, SERVICES
+from steps.logs import log_key
+from steps.task_definitions import definition_key
+
+COUNTS_SETTING = "service_counts"
+UNKNOWN = "(known after apply)"
+
+
+def service_key(service: str) -> str:
+    return f"svc-{service}"
+
+
+def service_name(ctx: StepContext, service: str) -> str:
+    return ctx.naming.name(service)
+
+
+def recorded_counts(ctx: StepContext) -> dict[str, int]:
+    return ctx.state.setting(COUNTS_SETTING, {})
+
+
+def service_connect(ctx: StepContext, service: str, namespace_arn: str) -> dict:
+    log = ctx.recorded("logs", log_key(service))
+    config: dict = {
+        "enabled": True,
+        "namespace": namespace_arn,
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": log["id"] if log else ctx.naming.log_group(service),
+            "awslogs-region": ctx.aws.region,
+            "awslogs-stream-prefix": "service-connect",
+        }},
+    }
+    if service in DISCOVERY_NAME:
+        name = DISCOVERY_NAME[service]
+        config["services"] = [{
+            "portName": "grpc",
+            "discoveryName": name,
+            "clientAliases": [{"port": GRPC_PORT[service], "dnsName": name}],
+            "timeout": {"perRequestTimeoutSeconds": PER_REQUEST_TIMEOUT_SECONDS},
+        }]
+    return config
+
+
+def service_spec(ctx: StepContext, service: str, task_definition: str, namespace_arn: str,
+                 subnets: list[str], security_group: str) -> dict:
+    """Every setting `up` owns; the task count is not one of them."""
+    group = NODE_GROUP[service]
+    return {
+        "taskDefinition": task_definition,
+        "capacityProviderStrategy": [{"capacityProvider": ctx.naming.name(f"node-{group}"), "weight": 1, "base": 0}],
+        "networkConfiguration": {"awsvpcConfiguration": {
+            "subnets": sorted(subnets), "securityGroups": [security_group], "assignPublicIp": "DISABLED",
+        }},
+        "placementConstraints": [{"type": "memberOf", "expression": f"attribute:workload == {group}"}],
+        "placementStrategy": [{"type": "spread", "field": "attribute:ecs.availability-zone"}],
+        "deploymentConfiguration": {
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+        },
+        "enableExecuteCommand": True,
+        "serviceConnectConfiguration": service_connect(ctx, service, namespace_arn),
+    }
+
+
+def live_spec(service: dict) -> dict:
+    """The same settings as AWS reports them (Service Connect lives on the primary deployment)."""
+    primary = [d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"]
+    network = service.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+    return {
+        "taskDefinition": service.get("taskDefinition"),
+        "capacityProviderStrategy": service.get("capacityProviderStrategy"),
+        "networkConfiguration": {"awsvpcConfiguration": network | {"subnets": sorted(network.get("subnets", []))}},
+        "placementConstraints": service.get("placementConstraints"),
+        "placementStrategy": service.get("placementStrategy"),
+        "deploymentConfiguration": service.get("deploymentConfiguration"),
+        "enableExecuteCommand": service.get("enableExecuteCommand"),
+        "serviceConnectConfiguration": primary[0].get("serviceConnectConfiguration") if primary else None,
+    }
+
+
+class Services(Step):
+    name = "services"
+    title = "ECS services"
+    requires = ("network", "security_groups", "cluster", "capacity", "task_definitions")
+    kinds = (ECS_SERVICE,)
+
+    def apply(self, ctx: StepContext) -> None:
+        cluster = ctx.require("cluster", "cluster")
+        namespace = ctx.require("cluster", "namespace")
+        subnets = ctx.recorded_ids("network", tier="private")
+        counts = recorded_counts(ctx)
+        for service in SERVICES:
+            definition = ctx.require("task_definitions", definition_key(service))
+            group = ctx.require("security_groups", f"sg-{service}")
+            spec = service_spec(
+                ctx, service, definition["id"] if definition else UNKNOWN,
+                namespace["arn"] if namespace else UNKNOWN, subnets, group["id"] if group else UNKNOWN,
+            )
+            live = self._ensure(ctx, service, cluster, spec, counts.get(service))
+            if live is not None and service not in counts:
+                # A lost state must not scale a running cluster down: adopt the live count.
+                counts[service] = live["desiredCount"]
+        if not ctx.dry_run and counts != recorded_counts(ctx):
+            ctx.state.set_setting(COUNTS_SETTING, counts)
+
+    def _ensure(self, ctx: StepContext, service: str, cluster: dict | None, spec: dict, count: int | None) -> dict | None:
+        """The service with `spec`; `count` tasks if the state records one (a new service starts at 0)."""
+        ecs = ctx.aws.client("ecs")
+        key = service_key(service)
+        name = service_name(ctx, service)
+        cluster_name = cluster["name"] if cluster else ctx.naming.cluster()
+
+        def create() -> dict:
+            return ecs.create_service(
+                cluster=cluster_name, serviceName=name, desiredCount=count or 0, schedulingStrategy="REPLICA",
+                propagateTags="SERVICE", enableECSManagedTags=True,
+                tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()],
+                clientToken=ctx.naming.client_token(key)[:36], **spec,
+            )["service"]
+
+        live = ensure(ctx, ECS_SERVICE, key, create, detail=f"{name}, {count or 0} tasks",
+                      name=service_address(cluster_name, name), attributes_of=lambda s: {"name": s["serviceName"]})
+        if live is None:
+            return None
+        current = live_spec(live)
+        drift = {field: value for field, value in spec.items() if differs(current[field], value)}
+        if ctx.replaced("task_definitions", definition_key(service)):
+            drift["taskDefinition"] = spec["taskDefinition"]  # the new revision's ARN is known after apply
+        if count is not None and live["desiredCount"] != count:
+            drift["desiredCount"] = count
+        if drift:
+            # A new capacity provider strategy or network only takes effect with a new deployment.
+            force = bool({"capacityProviderStrategy", "networkConfiguration", "placementStrategy"} & set(drift))
+            ctx.change(
+                "update", ECS_SERVICE.noun, key, ", ".join(sorted(drift)),
+                act=lambda: ecs.update_service(cluster=cluster_name, service=name, forceNewDeployment=force, **drift),
+            )
+        return live
+
+    def destroy(self, ctx: StepContext) -> None:
+        wait_deleted(ctx, ECS_SERVICE, destroy_kind(ctx, ECS_SERVICE))
+
+    def outputs(self, ctx: StepContext) -> dict:
+        records = ctx.state.step_records(self.name)
+        cluster = ctx.state.get("cluster", "cluster")
+        if not records or cluster is None:
+            return {}
+        region = ctx.aws.region
+        names = {k.removeprefix("svc-"): r["name"] for k, r in sorted(records.items())}
+        return {
+            "services": names,
+            "service_counts": recorded_counts(ctx),
+            "exec_commands": {
+                service: (f"aws ecs execute-command --region {region} --cluster {cluster['name']} "
+                          f"--task $(aws ecs list-tasks --region {region} --cluster {cluster['name']} "
+                          f"--service-name {name} --query 'taskArns[0]' --output text) "
+                          f"--container {service} --interactive --command /bin/sh")
+                for service, name in names.items()
+            },
+        }

@@ -1,0 +1,210 @@
+"""Seed tasks 13.1-17.1: one task definition per Temporal service (history, matching, frontend, worker, UI).
+
+Every one is ARM64, awsvpc, EC2, sized from config (and checked to fit on its node type), logs to
+its own group, runs an init process for ECS Exec, has a health check and a stop timeout long
+enough for a graceful handoff. Task definitions are immutable: a change registers a new
+revision and retires the old ones. This is the step that needs the OpenSearch endpoint, so it is
+the one that waits for the domain.
+"""
+from __future__ import annotations
+
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError
+from provisioner.resources import destroy_kind, differs, ensure
+from provisioner.services import OPENSEARCH_DOMAIN, TASK_DEFINITION, task_definition_revisions
+from provisioner.temporal import (
+    DISCOVERY_NAME,
+    GRPC_PORT,
+    MEMBERSHIP_PORT,
+    METRICS_PORT,
+    NODE_GROUP,
+    SERVICES,
+    START_SCRIPT,
+    STOP_TIMEOUT_SECONDS,
+    UI_PORT,
+    FRONTEND_ADDRESS,
+    server_environment,
+)
+from provisioner.waiter import wait_for
+from steps.iam import EXECUTION_ROLE, TEMPORAL_ROLE, UI_ROLE
+from steps.logs import log_key
+
+# ECS keeps part of each instance's memory for the OS and its agent; a task must fit in the rest.
+RESERVED_MEMORY_FRACTION = 0.1
+UNKNOWN = "(known after apply)"
+
+
+def definition_key(service: str) -> str:
+    return f"td-{service}"
+
+
+def family(ctx: StepContext, service: str) -> str:
+    return ctx.naming.name(service)
+
+
+def tcp_health_check(port: int, start_period: int) -> dict:
+    # The server image is Alpine with busybox: nc is there; grpc-health-probe and the CLI are not.
+    return {
+        "command": ["CMD-SHELL", f"nc -z 127.0.0.1 {port} || exit 1"],
+        "interval": 15, "timeout": 5, "retries": 4, "startPeriod": start_period,
+    }
+
+
+def port_mapping(name: str, port: int, app_protocol: str | None = None) -> dict:
+    mapping = {"name": name, "containerPort": port, "protocol": "tcp"}
+    return mapping | {"appProtocol": app_protocol} if app_protocol else mapping
+
+
+def container_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
+    region = ctx.aws.region
+    log = ctx.recorded("logs", log_key(service))
+    common = {
+        "name": service,
+        "essential": True,
+        "linuxParameters": {"initProcessEnabled": True},  # ECS Exec needs an init process
+        "stopTimeout": STOP_TIMEOUT_SECONDS,
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": log["id"] if log else ctx.naming.log_group(service),
+            "awslogs-region": region,
+            "awslogs-stream-prefix": service,
+        }},
+    }
+    if service == "ui":
+        return common | {
+            "image": ctx.config.temporal.ui_image,
+            "portMappings": [port_mapping("http", UI_PORT, "http")],
+            "environment": [{"name": "TEMPORAL_ADDRESS", "value": FRONTEND_ADDRESS}],
+            "healthCheck": tcp_health_check(UI_PORT, start_period=30),
+        }
+    environment = server_environment(ctx.config, service, region, endpoint)
+    grpc = port_mapping("grpc", GRPC_PORT[service], "grpc" if service in DISCOVERY_NAME else None)
+    return common | {
+        "image": ctx.config.temporal.server_image,
+        "entryPoint": ["/bin/sh", "-c"],
+        "command": [START_SCRIPT],
+        "portMappings": [
+            grpc,
+            port_mapping("membership", MEMBERSHIP_PORT[service]),
+            port_mapping("metrics", METRICS_PORT, "http"),
+        ],
+        "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+        # History owns no shard until it has joined the ring and acquired them: give it longer.
+        "healthCheck": tcp_health_check(GRPC_PORT[service], start_period=180 if service == "history" else 90),
+        "ulimits": [{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}],
+    }
+
+
+def task_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
+    sizes = getattr(ctx.config.services, service)
+    role = ctx.recorded("iam", UI_ROLE if service == "ui" else TEMPORAL_ROLE)
+    execution = ctx.recorded("iam", EXECUTION_ROLE)
+    return {
+        "family": family(ctx, service),
+        "taskRoleArn": role["id"] if role else UNKNOWN,
+        "executionRoleArn": execution["id"] if execution else UNKNOWN,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["EC2"],
+        "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+        "cpu": str(sizes.cpu),
+        "memory": str(sizes.memory),
+        "containerDefinitions": [container_definition(ctx, service, endpoint)],
+    }
+
+
+class TaskDefinitions(Step):
+    name = "task_definitions"
+    title = "Task definitions"
+    requires = ("logs", "iam", "opensearch")
+    kinds = (TASK_DEFINITION,)
+
+    def preflight(self, ctx: StepContext) -> None:
+        """Each task must fit on one instance of the node group it is placed on."""
+        types = {getattr(ctx.config.capacity, NODE_GROUP[s]).instance_type for s in SERVICES}
+        ec2 = ctx.aws.client("ec2")
+        try:
+            found = ec2.describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"]
+        except ec2.exceptions.ClientError:
+            return  # the capacity step reports an unknown instance type
+        specs = {t["InstanceType"]: t for t in found}
+        for service in SERVICES:
+            group = NODE_GROUP[service]
+            instance_type = getattr(ctx.config.capacity, group).instance_type
+            spec = specs.get(instance_type)
+            if spec is None:
+                continue
+            sizes = getattr(ctx.config.services, service)
+            cpu = spec["VCpuInfo"]["DefaultVCpus"] * 1024
+            memory = int(spec["MemoryInfo"]["SizeInMiB"] * (1 - RESERVED_MEMORY_FRACTION))
+            if sizes.cpu > cpu or sizes.memory > memory:
+                raise ProvisionError(
+                    f"services.{service} asks for {sizes.cpu} CPU units and {sizes.memory} MiB, but a "
+                    f"{instance_type} (capacity.{group}) offers {cpu} CPU units and about {memory} MiB to tasks. "
+                    f"Lower services.{service}.cpu/memory or pick a larger capacity.{group}.instance_type."
+                )
+
+    def apply(self, ctx: StepContext) -> None:
+        endpoint = self._visibility_endpoint(ctx)
+        for service in SERVICES:
+            self._ensure(ctx, service, task_definition(ctx, service, endpoint))
+
+    def _visibility_endpoint(self, ctx: StepContext) -> str:
+        """The domain's VPC endpoint: the one thing here that waits for OpenSearch (15-20 minutes in AWS)."""
+        domain = ctx.require("opensearch", "visibility")
+        if domain is None:
+            return UNKNOWN
+
+        def probe() -> str | None:
+            live = OPENSEARCH_DOMAIN.get(ctx.aws, domain["id"])
+            if live is None:
+                raise ProvisionError(f"the OpenSearch domain {domain['id']} is gone; run 'provision up' again")
+            return live.get("Endpoints", {}).get("vpc")
+
+        found = probe()
+        if found or ctx.dry_run:
+            return found or UNKNOWN
+        ctx.say(f"waiting for OpenSearch domain {domain['id']} (15-20 minutes in AWS)")
+        return wait_for(f"OpenSearch domain {domain['id']}", probe, timeout=ctx.config.timeouts.opensearch)
+
+    def _ensure(self, ctx: StepContext, service: str, desired: dict) -> None:
+        ecs = ctx.aws.client("ecs")
+        key = definition_key(service)
+        tags = [{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()]
+
+        def register() -> dict:
+            return ecs.register_task_definition(**desired, tags=tags)["taskDefinition"]
+
+        def record(item: dict) -> dict:
+            return {"family": item["family"], "revision": item["revision"]}
+
+        current = ensure(ctx, TASK_DEFINITION, key, register, detail=desired["family"], name=desired["family"],
+                         attributes_of=record)
+        if current is None:
+            return
+        if differs(current, desired):
+            def replace() -> dict:
+                latest = register()
+                ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest))
+                self._retire_older_revisions(ctx, latest["taskDefinitionArn"], desired["family"])
+                return latest
+
+            ctx.will_replace(key)
+            ctx.change("update", TASK_DEFINITION.noun, key, "new revision, older ones deregistered", act=replace)
+            return
+        stray = [arn for arn in task_definition_revisions(ctx.aws, desired["family"]) if arn != current["taskDefinitionArn"]]
+        if stray:
+            # Left by a run that stopped between registering a revision and retiring the old one.
+            ctx.change("update", TASK_DEFINITION.noun, key, f"deregister {len(stray)} older revisions",
+                       act=lambda: self._retire_older_revisions(ctx, current["taskDefinitionArn"], desired["family"]))
+
+    def _retire_older_revisions(self, ctx: StepContext, keep: str, family_name: str) -> None:
+        ecs = ctx.aws.client("ecs")
+        for arn in task_definition_revisions(ctx.aws, family_name):
+            if arn != keep:
+                ecs.deregister_task_definition(taskDefinition=arn)
+
+    def destroy(self, ctx: StepContext) -> None:
+        destroy_kind(ctx, TASK_DEFINITION)
+
+    def outputs(self, ctx: StepContext) -> dict:
+        records = ctx.state.step_records(self.name)
+        return {"task_definitions": {k.removeprefix("td-"): r["id"] for k, r in sorted(records.items())}}

@@ -1,0 +1,340 @@
+"""The Temporal services: task definitions, ECS services, Service Connect, the rendered server config,
+staged deployment and `provision scale`, read back from what the tool created in the emulator."""
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from provisioner import app, emulator, waiter
+from provisioner.cli import app as cli
+from provisioner.dynamic_config import known_keys
+from provisioner.moto_patches import UNPLACEABLE_SETTING
+from tests.conftest import (
+    PROJECT,
+    REGION,
+    SERVER_IMAGE,
+    CallLog,
+    config_text,
+    make_config,
+    new_aws,
+    reset_account,
+    up_ok,
+    world,
+)
+
+SERVICES = ("history", "matching", "frontend", "worker", "ui")
+PORTS = {"history": (7234, 6934), "matching": (7235, 6935), "frontend": (7233, 6933), "worker": (7239, 6939)}
+NODE = {"history": "history", "matching": "frontend", "frontend": "frontend", "ui": "frontend", "worker": "worker"}
+DISCOVERABLE = {"history": "temporal-history", "matching": "temporal-matching", "frontend": "temporal-frontend"}
+LONGEST_LONG_POLL_SECONDS = 70
+
+
+@pytest.fixture(scope="module")
+def stack(moto_endpoint, tmp_path_factory):
+    """One stack for every read-only test in this module."""
+    reset_account(moto_endpoint)
+    config = make_config()
+    state_path = tmp_path_factory.mktemp("stack") / "state.json"
+    up_ok(config, new_aws(), state_path)
+    return app.outputs(config, new_aws(), state_path) | {"state_path": state_path}
+
+
+def ecs():
+    return boto3.client("ecs", region_name=REGION)
+
+
+def task_definitions() -> dict[str, dict]:
+    found = {}
+    for arn in ecs().list_task_definitions(status="ACTIVE")["taskDefinitionArns"]:
+        definition = ecs().describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        found[definition["family"].removeprefix(f"{PROJECT}-")] = definition
+    return found
+
+
+def services(cluster: str = f"{PROJECT}-cluster") -> dict[str, dict]:
+    arns = ecs().list_services(cluster=cluster)["serviceArns"]
+    described = ecs().describe_services(cluster=cluster, services=arns)["services"] if arns else []
+    return {s["serviceName"].removeprefix(f"{PROJECT}-"): s for s in described if s["status"] == "ACTIVE"}
+
+
+def container(service: str) -> dict:
+    (only,) = task_definitions()[service]["containerDefinitions"]
+    return only
+
+
+def environment(service: str) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container(service).get("environment", [])}
+
+
+def primary(service: dict) -> dict:
+    (deployment,) = [d for d in service["deployments"] if d["status"] == "PRIMARY"]
+    return deployment
+
+
+def test_property_12_exactly_five_temporal_task_definitions_and_services(stack):
+    assert sorted(task_definitions()) == sorted(SERVICES)
+    assert sorted(services()) == sorted(SERVICES)
+    for name, service in services().items():
+        assert service["taskDefinition"] == stack["task_definitions"][name]
+
+
+def test_property_2_every_task_definition_is_arm64_awsvpc_on_ec2(stack):
+    for definition in task_definitions().values():
+        assert definition["runtimePlatform"] == {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"}
+        assert definition["networkMode"] == "awsvpc"
+        assert definition["requiresCompatibilities"] == ["EC2"]
+
+
+def test_property_3_ecs_exec_on_every_service_and_container(stack):
+    for service in services().values():
+        assert service["enableExecuteCommand"] is True
+    for definition in task_definitions().values():
+        for item in definition["containerDefinitions"]:
+            assert item["linuxParameters"]["initProcessEnabled"] is True
+
+
+def test_property_5_every_container_logs_to_its_own_group(stack):
+    groups = set()
+    for name in SERVICES:
+        log = container(name)["logConfiguration"]
+        assert log["logDriver"] == "awslogs"
+        assert log["options"]["awslogs-group"] == stack["log_groups"][name] == f"/ecs/{PROJECT}/{name}"
+        assert log["options"]["awslogs-region"] == REGION
+        groups.add(log["options"]["awslogs-group"])
+    assert len(groups) == len(SERVICES)
+
+
+def test_property_11_service_connect_client_server_and_client_only(stack):
+    namespace = boto3.client("servicediscovery", region_name=REGION).list_namespaces()["Namespaces"]
+    (namespace_arn,) = [n["Arn"] for n in namespace if n["Name"] == stack["service_connect_namespace"]]
+    for name, service in services().items():
+        connect = primary(service)["serviceConnectConfiguration"]
+        assert connect["enabled"] is True and connect["namespace"] == namespace_arn
+        if name in DISCOVERABLE:
+            (endpoint,) = connect["services"]
+            assert endpoint["discoveryName"] == DISCOVERABLE[name]
+            assert endpoint["clientAliases"] == [{"port": PORTS[name][0], "dnsName": DISCOVERABLE[name]}]
+            assert endpoint["timeout"]["perRequestTimeoutSeconds"] > LONGEST_LONG_POLL_SECONDS
+            port_names = {p["name"] for p in container(name)["portMappings"]}
+            assert endpoint["portName"] in port_names
+        else:
+            assert not connect.get("services"), f"{name} must be a client only"
+
+
+def test_services_start_at_zero_tasks(stack):
+    assert {name: s["desiredCount"] for name, s in services().items()} == dict.fromkeys(SERVICES, 0)
+
+
+def test_each_service_runs_privately_on_its_node_group_with_rollback(stack):
+    for name, service in services().items():
+        assert service["capacityProviderStrategy"] == [
+            {"capacityProvider": f"{PROJECT}-node-{NODE[name]}", "weight": 1, "base": 0}]
+        assert service["placementConstraints"] == [
+            {"type": "memberOf", "expression": f"attribute:workload == {NODE[name]}"}]
+        network = service["networkConfiguration"]["awsvpcConfiguration"]
+        assert network["assignPublicIp"] == "DISABLED"
+        assert sorted(network["subnets"]) == sorted(stack["private_subnet_ids"])
+        assert network["securityGroups"] == [stack["security_groups"][name]]
+        breaker = service["deploymentConfiguration"]["deploymentCircuitBreaker"]
+        assert breaker == {"enable": True, "rollback": True}
+
+
+@pytest.mark.parametrize("role", ["history", "matching", "frontend", "worker"])
+def test_rendered_server_config_holds_the_roles_ports_plugins_and_shards(stack, role):
+    config = make_config()
+    values = environment(role)
+    server = json.loads(values["TEMPORAL_SERVER_CONFIG"])
+    grpc, membership = PORTS[role]
+    assert server["services"][role]["rpc"] == {"grpcPort": grpc, "membershipPort": membership, "bindOnIP": "0.0.0.0"}
+    sql = server["persistence"]["datastores"][server["persistence"]["defaultStore"]]["sql"]
+    assert sql["pluginName"] == "dsql" and sql["tls"]["enabled"] is True
+    assert sql["connectAddr"] == f"ptestdsqlcluster.dsql.{REGION}.on.aws:5432"
+    assert "password" not in sql
+    assert sql["maxConns"] == getattr(config.services, role).max_conns
+    visibility = server["persistence"]["datastores"][server["persistence"]["visibilityStore"]]["elasticsearch"]
+    assert visibility["aws-request-signing"]["enabled"] is True
+    assert visibility["url"]["host"] == stack["opensearch_endpoint"].removeprefix("https://") + ":443"
+    assert server["persistence"]["numHistoryShards"] == config.temporal.num_history_shards
+    assert server["global"]["metrics"]["prometheus"]["listenAddress"] == "0.0.0.0:9090"
+    assert values["TEMPORAL_SERVICE"] == role
+    # The start script puts the task's own address where the config holds the placeholder.
+    broadcast = server["global"]["membership"]["broadcastAddress"]
+    script = container(role)["command"][0]
+    assert "hostname -i" in script and f"s/{broadcast}/" in script
+    dynamic = json.loads(values["TEMPORAL_DYNAMIC_CONFIG"])
+    assert set(dynamic) <= known_keys()
+    assert dynamic["history.shutdownDrainDuration"] == [{"value": "30s", "constraints": {}}]
+    ports = {p["containerPort"] for p in container(role)["portMappings"]}
+    assert ports == {grpc, membership, 9090}
+
+
+def test_every_container_has_a_health_check_and_a_graceful_stop_timeout(stack):
+    for name in SERVICES:
+        item = container(name)
+        assert item["healthCheck"]["command"][0] == "CMD-SHELL"
+        assert item["stopTimeout"] >= 60
+
+
+def test_ui_uses_the_official_image_and_reaches_frontend_by_service_connect(stack):
+    item = container("ui")
+    assert item["image"] == make_config().temporal.ui_image and item["image"].startswith("temporalio/ui:")
+    assert environment("ui")["TEMPORAL_ADDRESS"] == "temporal-frontend:7233"
+    assert [p["containerPort"] for p in item["portMappings"]] == [8080]
+    assert all(container(r)["image"] == SERVER_IMAGE for r in PORTS)
+
+
+def test_task_roles_are_scoped_per_service(stack):
+    definitions = task_definitions()
+    assert definitions["ui"]["taskRoleArn"] == stack["ui_task_arn"]
+    assert {definitions[r]["taskRoleArn"] for r in PORTS} == {stack["temporal_task_arn"]}
+    assert {d["executionRoleArn"] for d in definitions.values()} == {stack["ecs_execution_arn"]}
+
+
+def test_outputs_name_the_cluster_every_service_and_an_exec_command(stack):
+    assert stack["cluster_name"] == f"{PROJECT}-cluster" and stack["cluster_arn"].endswith(f"/{PROJECT}-cluster")
+    assert stack["services"] == {name: f"{PROJECT}-{name}" for name in SERVICES}
+    for name in SERVICES:
+        command = stack["exec_commands"][name]
+        assert command.startswith("aws ecs execute-command")
+        assert f"--cluster {PROJECT}-cluster" in command and f"--service-name {PROJECT}-{name}" in command
+        assert f"--container {name}" in command and "--interactive" in command
+
+
+# -- scale and changes: each test gets a clean account --------------------------------------------
+
+def run(*arguments: str, config_file: Path, state: Path):
+    return CliRunner().invoke(cli, [*arguments, "--config", str(config_file), "--state", str(state)])
+
+
+@pytest.fixture
+def cli_stack(endpoint, tmp_path):
+    """A stack made by the CLI, with the config file and state path it used."""
+    config_file = tmp_path / "provision.toml"
+    config_file.write_text(config_text())
+    state = tmp_path / "state.json"
+    up_ok(make_config(), new_aws(), state)
+    return config_file, state
+
+
+def counts() -> dict[str, int]:
+    return {name: s["desiredCount"] for name, s in services().items()}
+
+
+def test_scale_sets_counts_records_them_and_the_next_up_keeps_them(cli_stack):
+    config_file, state = cli_stack
+    result = run("scale", "history=4", "matching=3", "--json", config_file=config_file, state=state)
+    assert result.exit_code == 0, result.output
+    rows = {r["service"]: r for r in json.loads(result.stdout)}
+    assert rows["history"]["desired"] == rows["history"]["running"] == 4 and rows["history"]["stable"]
+    assert counts() == {"history": 4, "matching": 3, "frontend": 0, "worker": 0, "ui": 0}
+    assert {s["runningCount"] for n, s in services().items() if n in ("history", "matching")} == {4, 3}
+    assert json.loads(state.read_text())["settings"]["service_counts"]["history"] == 4
+    log = CallLog()
+    assert up_ok(make_config(), new_aws(("before-call", log)), state).changes == []
+    assert log.mutating == []
+    assert counts()["history"] == 4
+
+
+def test_scale_up_and_down_presets_use_the_configured_replicas(cli_stack):
+    config_file, state = cli_stack
+    assert run("scale", "up", config_file=config_file, state=state).exit_code == 0
+    config = make_config()
+    assert counts() == {name: getattr(config.services, name).replicas for name in SERVICES}
+    assert run("scale", "down", "ui=1", config_file=config_file, state=state).exit_code == 0
+    assert counts() == dict.fromkeys(SERVICES, 0) | {"ui": 1}
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["history=-1"], "the count must be a whole number from 0 to 100"),
+    (["histroy=2"], "unknown service 'histroy'; did you mean 'history'?"),
+    (["history"], "expected 'up', 'down' or service=count"),
+    ([], "name what to scale"),
+])
+def test_scale_refuses_bad_arguments_and_changes_nothing(cli_stack, arguments, message):
+    config_file, state = cli_stack
+    before = state.read_bytes()
+    result = run("scale", *arguments, config_file=config_file, state=state)
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if "Error" in line]) == 1
+    assert state.read_bytes() == before
+    assert counts() == dict.fromkeys(SERVICES, 0)
+
+
+def test_scale_before_up_says_to_run_up_first(endpoint, tmp_path):
+    config_file = tmp_path / "provision.toml"
+    config_file.write_text(config_text())
+    result = run("scale", "history=1", config_file=config_file, state=tmp_path / "state.json")
+    assert result.exit_code == 1
+    assert "run 'provision up' first" in result.output
+
+
+def test_lost_state_keeps_the_live_task_counts(cli_stack):
+    config_file, state = cli_stack
+    assert run("scale", "frontend=2", config_file=config_file, state=state).exit_code == 0
+    state.unlink()
+    log = CallLog()
+    up_ok(make_config(), new_aws(("before-call", log)), state)
+    assert log.mutating == []
+    assert counts()["frontend"] == 2
+    assert json.loads(state.read_text())["settings"]["service_counts"]["frontend"] == 2
+
+
+def test_changed_task_size_registers_a_new_revision_and_moves_the_service(cli_stack):
+    _, state = cli_stack
+    bigger = make_config(services={"history": {"cpu": 4096}})
+    planned = app.plan(bigger, new_aws(), state, quiet=True).changes
+    result = up_ok(bigger, new_aws(), state)
+    assert [c.describe() for c in planned] == [c.describe() for c in result.changes]
+    history = ecs().describe_task_definition(taskDefinition=f"{PROJECT}-history")["taskDefinition"]
+    assert history["revision"] == 2 and history["cpu"] == "4096"
+    assert services()["history"]["taskDefinition"] == history["taskDefinitionArn"]
+    active = ecs().list_task_definitions(familyPrefix=f"{PROJECT}-history", status="ACTIVE")["taskDefinitionArns"]
+    assert active == [history["taskDefinitionArn"]]
+    assert up_ok(bigger, new_aws(), state).changes == []
+
+
+def test_a_task_too_big_for_its_node_is_refused_before_anything_is_created(endpoint, tmp_path):
+    config = make_config(services={"history": {"memory": 20480}})
+    result = app.up(config, new_aws(), tmp_path / "state.json", quiet=True)
+    assert not result.ok
+    (message,) = [str(e) for _, e in result.errors]
+    assert "services.history" in message and "capacity.history.instance_type" in message
+    assert world() == []
+
+
+@pytest.fixture
+def unplaceable(moto_endpoint, tmp_path, monkeypatch):
+    """An emulator of its own where the history service can never place a task."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(UNPLACEABLE_SETTING, "history")
+    info = emulator.start(tmp_path / "unplaceable-emulator", port)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", info["endpoint"])
+    waiter.set_backoff(waiter.Backoff(initial=0.2, maximum=0.5, jitter=0))
+    try:
+        reset_account(info["endpoint"])
+        yield
+    finally:
+        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
+        emulator.stop(tmp_path / "unplaceable-emulator")
+
+
+def test_scale_reports_why_a_service_does_not_settle(unplaceable, tmp_path):
+    config_file = tmp_path / "provision.toml"
+    config_file.write_text(config_text())
+    state = tmp_path / "state.json"
+    up_ok(make_config(), new_aws(), state)
+    result = run("scale", "history=2", "frontend=1", "--timeout", "2", config_file=config_file, state=state)
+    assert result.exit_code == 1
+    assert "history: 0/2 running" in result.output
+    assert "unable to place a task" in result.output
+    assert "frontend:" not in result.output.split("not settled")[-1]
+    assert json.loads(state.read_text())["settings"]["service_counts"] == dict.fromkeys(SERVICES, 0) | {
+        "history": 2, "frontend": 1}
