@@ -39,7 +39,7 @@ ConfigOption = Annotated[
 ]
 StateOption = Annotated[
     Optional[Path],
-    typer.Option("--state", envvar="PROVISION_STATE", help="State file [default: .provision/<project>-<region>.json]."),
+    typer.Option("--state", envvar="PROVISION_STATE", help="State file (default: .provision/<project>-<region>.json)."),
 ]
 ProfileOption = Annotated[Optional[str], typer.Option("--profile", help="AWS profile (default: AWS_PROFILE or the default chain).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -199,13 +199,12 @@ def scale(
     profile: ProfileOption = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait until every service settles.")] = True,
     timeout: Annotated[Optional[int], typer.Option(
-        "--timeout", min=1, help="Seconds to wait [default: timeouts.services_stable].")] = None,
+        "--timeout", min=1, help="Seconds to wait (default: timeouts.services_stable in the config).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Set task counts (staged deployment: 'up' creates services at 0; scale them after the schema is in place).
+    """Set task counts. 'up' creates every service at 0 tasks (staged deployment); scale them once the schema is in place.
 
-    The counts are recorded in the state, so the next 'provision up' keeps them. Exit code 1 if a
-    service does not settle, with what ECS says is holding it back.
+    The counts are recorded in the state, so the next 'provision up' keeps them. Exit code 1 if a service does not settle, with what ECS says is holding it back.
     """
     from provisioner import app as ops
     from provisioner import scaling
@@ -258,7 +257,7 @@ def destroy(
 def grafana_secret(
     config: ConfigOption = DEFAULT_CONFIG,
     profile: ProfileOption = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Secret name [default: grafana.admin_secret_name].")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Secret name (default: grafana.admin_secret_name).")] = None,
     show_password: Annotated[bool, typer.Option("--show-password", help="Print the admin password.")] = False,
 ) -> None:
     """Create the Grafana admin secret (generated password) once; a second run only reports it."""
