@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import socket
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import boto3
 import pytest
 
-from provisioner import emulator
+from provisioner import emulator, waiter
 from provisioner.config import Config, parse_config
 from provisioner.session import Aws, is_mutating
 
@@ -36,15 +38,46 @@ def config_text(project: str = PROJECT, extra: str = "") -> str:
 
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def own_emulator(workdir: Path, monkeypatch, **settings: str) -> Iterator[str]:
+    """An emulator of its own, started with emulator hook settings, that the AWS settings point at.
+
+    Polls are shortened so the tests measure behaviour, not sleeping.
+    """
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    info = emulator.start(workdir, free_port())
+    monkeypatch.setenv("AWS_ENDPOINT_URL", info["endpoint"])
+    waiter.set_backoff(waiter.Backoff(initial=0.2, maximum=0.5, jitter=0))
+    try:
+        reset_account(info["endpoint"])
+        yield info["endpoint"]
+    finally:
+        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
+        emulator.stop(workdir)
+
+
+def build_stack(moto_endpoint: str, tmp_path_factory) -> tuple[Config, Path]:
+    """A default stack in a clean account, for the read-only tests of a module."""
+    reset_account(moto_endpoint)
+    config = make_config()
+    state_path = tmp_path_factory.mktemp("stack") / "state.json"
+    up_ok(config, new_aws(), state_path)
+    return config, state_path
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory):
     """The embedded emulator exactly as users run it: its own process (so it has its own core), patched,
     and the standard AWS settings pointing at it for the whole session."""
     workdir = tmp_path_factory.mktemp("emulator")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    info = emulator.start(workdir, port)
+    info = emulator.start(workdir, free_port())
     with pytest.MonkeyPatch.context() as patch:
         for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
             patch.delenv(name, raising=False)

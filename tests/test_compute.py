@@ -13,9 +13,8 @@ from tests.conftest import (
     DSQL_ARN,
     PROJECT,
     REGION,
-    make_config,
+    build_stack,
     new_aws,
-    reset_account,
 )
 
 # Independent statement of the port matrix (seed task 6, issue 3): group -> {(port, source group)}.
@@ -53,11 +52,7 @@ ALLOWED_MANAGED = {
 @pytest.fixture(scope="module")
 def stack(moto_endpoint, tmp_path_factory):
     """One stack for every read-only property test in this module."""
-    reset_account(moto_endpoint)
-    config = make_config()
-    state_path = tmp_path_factory.mktemp("stack") / "state.json"
-    result = app.up(config, new_aws(), state_path, quiet=True)
-    assert result.ok, result.errors
+    config, state_path = build_stack(moto_endpoint, tmp_path_factory)
     return app.outputs(config, new_aws(), state_path) | {"state_path": state_path}
 
 

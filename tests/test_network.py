@@ -12,9 +12,9 @@ from tests.conftest import (
     PROJECT,
     REGION,
     CallLog,
+    build_stack,
     make_config,
     new_aws,
-    reset_account,
     up_ok,
     world,
 )
@@ -33,11 +33,7 @@ def project_vpc():
 @pytest.fixture(scope="module")
 def stack(moto_endpoint, tmp_path_factory):
     """One default stack for the read-only tests of this module."""
-    reset_account(moto_endpoint)
-    config = make_config()
-    state_path = tmp_path_factory.mktemp("stack") / "state.json"
-    up_ok(config, new_aws(), state_path)
-    return config, state_path
+    return build_stack(moto_endpoint, tmp_path_factory)
 
 
 def test_property_1_private_only_networking(stack):

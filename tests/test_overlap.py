@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from provisioner import emulator, waiter
 from provisioner.moto_patches import NAT_DELAY_SETTING
-from tests.conftest import PROJECT, config_text, make_config, new_aws, reset_account, up_ok, world
+from tests.conftest import config_text, make_config, new_aws, own_emulator, up_ok, world
 
 NAT_SECONDS = 3
 LONG_NAT_SECONDS = 15
@@ -24,19 +22,8 @@ LONG_NAT_SECONDS = 15
 def slow_nat(moto_endpoint, tmp_path, monkeypatch, request):
     """An emulator of its own whose NAT gateways stay pending a while (NAT_SECONDS unless given), as in AWS."""
     delay = getattr(request, "param", NAT_SECONDS)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv(NAT_DELAY_SETTING, str(delay))
-    info = emulator.start(tmp_path / "slow-emulator", port)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", info["endpoint"])
-    waiter.set_backoff(waiter.Backoff(initial=0.2, maximum=0.5, jitter=0))
-    try:
-        reset_account(info["endpoint"])
-        yield info["endpoint"]
-    finally:
-        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
-        emulator.stop(tmp_path / "slow-emulator")
+    with own_emulator(tmp_path / "slow-emulator", monkeypatch, **{NAT_DELAY_SETTING: str(delay)}) as endpoint:
+        yield endpoint
 
 
 def test_endpoints_are_built_while_the_nat_gateway_is_still_pending(slow_nat, tmp_path):

@@ -3,14 +3,13 @@ staged deployment and `provision scale`, read back from what the tool created in
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import boto3
 import pytest
 from typer.testing import CliRunner
 
-from provisioner import app, emulator, waiter
+from provisioner import app
 from provisioner.cli import app as cli
 from provisioner.dynamic_config import known_keys
 from provisioner.moto_patches import UNPLACEABLE_SETTING
@@ -19,10 +18,11 @@ from tests.conftest import (
     REGION,
     SERVER_IMAGE,
     CallLog,
+    build_stack,
     config_text,
     make_config,
     new_aws,
-    reset_account,
+    own_emulator,
     up_ok,
     world,
 )
@@ -37,10 +37,7 @@ LONGEST_LONG_POLL_SECONDS = 70
 @pytest.fixture(scope="module")
 def stack(moto_endpoint, tmp_path_factory):
     """One stack for every read-only test in this module."""
-    reset_account(moto_endpoint)
-    config = make_config()
-    state_path = tmp_path_factory.mktemp("stack") / "state.json"
-    up_ok(config, new_aws(), state_path)
+    config, state_path = build_stack(moto_endpoint, tmp_path_factory)
     return app.outputs(config, new_aws(), state_path) | {"state_path": state_path}
 
 
@@ -311,19 +308,8 @@ def test_a_task_too_big_for_its_node_is_refused_before_anything_is_created(endpo
 @pytest.fixture
 def unplaceable(moto_endpoint, tmp_path, monkeypatch):
     """An emulator of its own where the history service can never place a task."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv(UNPLACEABLE_SETTING, "history")
-    info = emulator.start(tmp_path / "unplaceable-emulator", port)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", info["endpoint"])
-    waiter.set_backoff(waiter.Backoff(initial=0.2, maximum=0.5, jitter=0))
-    try:
-        reset_account(info["endpoint"])
-        yield
-    finally:
-        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
-        emulator.stop(tmp_path / "unplaceable-emulator")
+    with own_emulator(tmp_path / "unplaceable-emulator", monkeypatch, **{UNPLACEABLE_SETTING: "history"}) as endpoint:
+        yield endpoint
 
 
 def test_scale_reports_why_a_service_does_not_settle(unplaceable, tmp_path):
