@@ -219,7 +219,10 @@ def scale(
 
     with handled():
         cfg, aws = load(config, profile, check)
-        statuses = ops.scale(cfg, aws, wanted, state, wait=wait, timeout=timeout, console=err, quiet=as_json)
+        try:
+            statuses = ops.scale(cfg, aws, wanted, state, wait=wait, timeout=timeout, console=err, quiet=as_json)
+        except scaling.BadArguments as exc:
+            raise fail(f"scale: {exc}", EXIT_BAD_INPUT) from None
         if as_json:
             out.print_json(data=scaling.as_rows(statuses))
             return

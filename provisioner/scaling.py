@@ -14,7 +14,8 @@ from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import ProvisionError
 from provisioner.services import ECS_SERVICE
-from provisioner.temporal import SERVICES
+from provisioner.session import Aws
+from provisioner.temporal import NODE_GROUP, SERVICES, node_room
 from provisioner.waiter import WaitFailed, wait_for
 from steps.ecs_services import COUNTS_SETTING, service_key
 
@@ -49,6 +50,41 @@ def parse_targets(arguments: list[str], config: Config) -> dict[str, int]:
             raise BadArguments(f"{argument!r}: the count must be a whole number from 0 to {MAX_COUNT}")
         targets[service] = int(count)
     return targets
+
+
+def capacity_problems(config: Config, aws: Aws, counts: dict[str, int]) -> list[str]:
+    """Node groups that could not hold these counts even at max_size: ECS would never place the tasks.
+
+    A necessary condition only (totals, not bin packing), so a refusal is certain to be right.
+    """
+    groups = sorted(set(NODE_GROUP.values()))
+    types = {g: getattr(config.capacity, g).instance_type for g in groups}
+    found = aws.client("ec2").describe_instance_types(InstanceTypes=sorted(set(types.values())))["InstanceTypes"]
+    rooms = {t["InstanceType"]: node_room(t) for t in found}
+    trunking = aws.client("ecs").list_account_settings(name="awsvpcTrunking", effectiveSettings=True)["settings"]
+    eni_bound = not any(s["value"] == "enabled" for s in trunking)
+    problems = []
+    for group in groups:
+        placed = {s: n for s, n in counts.items() if NODE_GROUP[s] == group and n}
+        if not placed or types[group] not in rooms:
+            continue
+        nodes = getattr(config.capacity, group).max_size
+        room = rooms[types[group]]
+        cpu = sum(getattr(config.services, s).cpu * n for s, n in placed.items())
+        memory = sum(getattr(config.services, s).memory * n for s, n in placed.items())
+        tasks = sum(placed.values())
+        short = [what for what, need, have in (
+            ("CPU units", cpu, room.cpu * nodes), ("MiB of memory", memory, room.memory * nodes),
+            ("network interfaces (one per awsvpc task)", tasks if eni_bound else 0, room.tasks * nodes),
+        ) if need > have]
+        if short:
+            wanted = " ".join(f"{s}={n}" for s, n in placed.items())
+            problems.append(
+                f"node group {group} ({nodes} x {types[group]} at capacity.{group}.max_size) cannot hold {wanted}: "
+                f"not enough {', '.join(short)}. Raise capacity.{group}.max_size or pick a larger "
+                f"capacity.{group}.instance_type, run 'provision up', then scale again."
+            )
+    return problems
 
 
 @dataclass(frozen=True)
@@ -106,6 +142,9 @@ def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -
     missing = [s for s in targets if service_key(s) not in records]
     if missing:
         raise ProvisionError(f"the services {', '.join(missing)} do not exist yet: run 'provision up' first")
+    problems = capacity_problems(engine.config, aws, state.setting(COUNTS_SETTING, {}) | targets)
+    if problems:
+        raise BadArguments("\n".join(problems))
     ecs = aws.client("ecs")
     # Events from this scale on; a little earlier, for a clock behind AWS's.
     since = datetime.now(timezone.utc) - timedelta(seconds=10)

@@ -7,6 +7,7 @@ task's own IP as the membership broadcast address. JSON is valid YAML, so no YAM
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from provisioner.config import Config
 from provisioner.dynamic_config import render as render_dynamic_config
@@ -27,6 +28,29 @@ FRONTEND_ADDRESS = f"{DISCOVERY_NAME['frontend']}:{GRPC_PORT['frontend']}"
 PER_REQUEST_TIMEOUT_SECONDS = 120
 # Time for a graceful stop: drain (dynamic config), then history hands its shards off.
 STOP_TIMEOUT_SECONDS = 120
+
+# ECS keeps part of each instance's memory for the OS and its agent; tasks get the rest.
+RESERVED_MEMORY_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class NodeRoom:
+    """What one container instance offers tasks: CPU units, MiB, and awsvpc tasks (one ENI each)."""
+
+    cpu: int
+    memory: int
+    tasks: int
+
+
+def node_room(instance_type: dict) -> NodeRoom:
+    """From a DescribeInstanceTypes entry. The primary ENI is the instance's own; without ENI
+    trunking, every awsvpc task takes one of the others."""
+    return NodeRoom(
+        cpu=instance_type["VCpuInfo"]["DefaultVCpus"] * 1024,
+        memory=int(instance_type["MemoryInfo"]["SizeInMiB"] * (1 - RESERVED_MEMORY_FRACTION)),
+        tasks=instance_type["NetworkInfo"]["MaximumNetworkInterfaces"] - 1,
+    )
+
 
 CONFIG_DIR = "/tmp/temporal"  # writable by the image's non-root user
 BROADCAST_PLACEHOLDER = "__BROADCAST_ADDRESS__"

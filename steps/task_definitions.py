@@ -23,14 +23,13 @@ from provisioner.temporal import (
     STOP_TIMEOUT_SECONDS,
     UI_PORT,
     FRONTEND_ADDRESS,
+    node_room,
     server_environment,
 )
 from provisioner.waiter import wait_for
 from steps.iam import EXECUTION_ROLE, TEMPORAL_ROLE, UI_ROLE
 from steps.logs import log_key
 
-# ECS keeps part of each instance's memory for the OS and its agent; a task must fit in the rest.
-RESERVED_MEMORY_FRACTION = 0.1
 UNKNOWN = "(known after apply)"
 
 
@@ -133,12 +132,11 @@ class TaskDefinitions(Step):
             if spec is None:
                 continue
             sizes = getattr(ctx.config.services, service)
-            cpu = spec["VCpuInfo"]["DefaultVCpus"] * 1024
-            memory = int(spec["MemoryInfo"]["SizeInMiB"] * (1 - RESERVED_MEMORY_FRACTION))
-            if sizes.cpu > cpu or sizes.memory > memory:
+            room = node_room(spec)
+            if sizes.cpu > room.cpu or sizes.memory > room.memory:
                 raise ProvisionError(
                     f"services.{service} asks for {sizes.cpu} CPU units and {sizes.memory} MiB, but a "
-                    f"{instance_type} (capacity.{group}) offers {cpu} CPU units and about {memory} MiB to tasks. "
+                    f"{instance_type} (capacity.{group}) offers {room.cpu} CPU units and about {room.memory} MiB to tasks. "
                     f"Lower services.{service}.cpu/memory or pick a larger capacity.{group}.instance_type."
                 )
 

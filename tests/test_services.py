@@ -263,6 +263,31 @@ def test_scale_refuses_bad_arguments_and_changes_nothing(cli_stack, arguments, m
     assert counts() == dict.fromkeys(SERVICES, 0)
 
 
+def test_scale_beyond_what_a_node_group_can_hold_is_refused(cli_stack):
+    config_file, state = cli_stack
+    config_file.write_text(config_text(extra="[capacity.history]\nmin_size = 1\nmax_size = 1\n"))
+    before = state.read_bytes()
+    result = run("scale", "history=3", config_file=config_file, state=state)
+    assert result.exit_code == 2
+    assert "node group history (1 x m7g.xlarge at capacity.history.max_size) cannot hold history=3" in result.output
+    assert "not enough CPU units" in result.output and "Raise capacity.history.max_size" in result.output
+    assert state.read_bytes() == before and counts()["history"] == 0
+
+
+def test_scale_interrupted_after_recording_the_counts_is_finished_by_up(cli_stack):
+    _, state = cli_stack
+
+    def crash(**_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        app.scale(make_config(), new_aws(("before-call.ecs.UpdateService", crash)), {"worker": 2}, state, quiet=True)
+    assert counts()["worker"] == 0
+    result = up_ok(make_config(), new_aws(), state)
+    assert [c.describe() for c in result.changes] == ["update ECS service svc-worker (desiredCount)"]
+    assert counts()["worker"] == 2
+
+
 def test_scale_before_up_says_to_run_up_first(endpoint, tmp_path):
     config_file = tmp_path / "provision.toml"
     config_file.write_text(config_text())
