@@ -19,6 +19,8 @@ from provisioner.temporal import NODE_GROUP, SERVICES, node_room
 from provisioner.waiter import WaitFailed, wait_for
 from steps.ecs_services import COUNTS_SETTING, service_key
 
+# Aurora DSQL's default quota of connections per cluster.
+DSQL_CONNECTION_LIMIT = 10_000
 PRESETS = {"up": "every service to its services.<name>.replicas", "down": "every service to 0 tasks"}
 MAX_COUNT = 100
 
@@ -84,6 +86,13 @@ def capacity_problems(config: Config, aws: Aws, counts: dict[str, int]) -> list[
                 f"not enough {', '.join(short)}. Raise capacity.{group}.max_size or pick a larger "
                 f"capacity.{group}.instance_type, run 'provision up', then scale again."
             )
+    pools = {s: getattr(config.services, s).max_conns * n for s, n in counts.items() if s != "ui" and n}
+    if sum(pools.values()) > DSQL_CONNECTION_LIMIT:
+        spread = ", ".join(f"{s} {c}" for s, c in pools.items())
+        problems.append(
+            f"these counts could open {sum(pools.values())} DSQL connections ({spread}), over the cluster's "
+            f"default limit of {DSQL_CONNECTION_LIMIT}: lower services.<name>.max_conns or the counts."
+        )
     return problems
 
 

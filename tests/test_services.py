@@ -274,6 +274,15 @@ def test_scale_beyond_what_a_node_group_can_hold_is_refused(cli_stack):
     assert state.read_bytes() == before and counts()["history"] == 0
 
 
+def test_scale_that_could_exceed_dsql_connections_is_refused(cli_stack):
+    config_file, state = cli_stack
+    config_file.write_text(config_text(extra="[services.matching]\nmax_conns = 1000\n[capacity.frontend]\nmax_size = 20\n"))
+    result = run("scale", "matching=11", config_file=config_file, state=state)
+    assert result.exit_code == 2
+    assert "could open 11000 DSQL connections (matching 11000)" in result.output
+    assert counts()["matching"] == 0
+
+
 def test_scale_interrupted_after_recording_the_counts_is_finished_by_up(cli_stack):
     _, state = cli_stack
 
