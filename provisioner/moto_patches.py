@@ -183,6 +183,43 @@ def slow_nat_gateways() -> None:
     NatGatewayBackend.describe_nat_gateways = describe_nat_gateways
 
 
+OPENSEARCH_DELAY_SETTING = "PROVISION_EMULATOR_OPENSEARCH_SECONDS"
+
+
+def slow_opensearch_domains() -> None:
+    """An opt-in emulator hook: OpenSearch domains take a while to come up, as in AWS (15-20 minutes there).
+
+    moto gives a new domain its endpoint at once. With PROVISION_EMULATOR_OPENSEARCH_SECONDS set,
+    a new domain reports Processing and no endpoint until that many seconds after it was created,
+    to show that only the step that needs the endpoint waits for it.
+    """
+    import os
+    import time
+
+    from moto.opensearch.models import OpenSearchDomain
+
+    delay = float(os.environ.get(OPENSEARCH_DELAY_SETTING, "0") or 0)
+    if delay <= 0:
+        return
+    original_init = OpenSearchDomain.__init__
+    original_to_dict = OpenSearchDomain.to_dict
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.ready_at = time.monotonic() + delay
+
+    def to_dict(self):
+        found = original_to_dict(self)
+        if time.monotonic() < getattr(self, "ready_at", 0):
+            found["Processing"] = True
+            found.pop("Endpoints", None)
+            found.pop("Endpoint", None)
+        return found
+
+    OpenSearchDomain.__init__ = __init__
+    OpenSearchDomain.to_dict = to_dict
+
+
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
 
 
@@ -231,6 +268,7 @@ PATCHES = (
     ecs_service_fields,
     unplaceable_services,
     slow_nat_gateways,
+    slow_opensearch_domains,
 )
 
 

@@ -1,5 +1,5 @@
-"""Speed by overlap, and Ctrl-C: a slow NAT gateway is awaited only by the step that needs it,
-and an interrupted wait stops at once, keeps what was created, and resumes on the next run."""
+"""Speed by overlap, and Ctrl-C: a slow NAT gateway or OpenSearch domain is awaited only by the step
+that needs it, and an interrupted wait stops at once, keeps what was created, and resumes on the next run."""
 from __future__ import annotations
 
 import json
@@ -11,10 +11,11 @@ import time
 
 import pytest
 
-from provisioner.moto_patches import NAT_DELAY_SETTING
+from provisioner.moto_patches import NAT_DELAY_SETTING, OPENSEARCH_DELAY_SETTING
 from tests.conftest import config_text, make_config, new_aws, own_emulator, up_ok, world
 
 NAT_SECONDS = 3
+OPENSEARCH_SECONDS = 4
 LONG_NAT_SECONDS = 15
 
 
@@ -26,24 +27,41 @@ def slow_nat(moto_endpoint, tmp_path, monkeypatch, request):
         yield endpoint
 
 
+class CallTimes:
+    """When each AWS operation was answered, through botocore's own event hooks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str]] = []
+
+    def __call__(self, event_name, **_) -> None:
+        self.calls.append((time.monotonic(), event_name.rsplit(".", 1)[-1]))
+
+    def first(self, operation: str) -> float:
+        return min(t for t, op in self.calls if op == operation)
+
+    def last(self, operation: str) -> float:
+        return max(t for t, op in self.calls if op == operation)
+
+
 def test_endpoints_are_built_while_the_nat_gateway_is_still_pending(slow_nat, tmp_path):
-    calls: list[tuple[float, str]] = []
-
-    def record(event_name, **_):
-        calls.append((time.monotonic(), event_name.rsplit(".", 1)[-1]))
-
-    up_ok(make_config(), new_aws(("after-call", record)), tmp_path / "state.json")
-
-    def when(operation, last=False):
-        times = [t for t, op in calls if op == operation]
-        return times[-1] if last else times[0]
-
-    nat_created = when("CreateNatGateway")
-    nat_route = when("CreateRoute", last=True)
-    assert nat_route - nat_created >= NAT_SECONDS
+    times = CallTimes()
+    up_ok(make_config(), new_aws(("after-call", times)), tmp_path / "state.json")
+    nat_route = times.last("CreateRoute")
+    assert nat_route - times.first("CreateNatGateway") >= NAT_SECONDS
     # Everything else went on while the NAT gateway was pending.
-    assert when("CreateVpcEndpoint", last=True) < nat_route
-    assert when("CreateAutoScalingGroup", last=True) < nat_route
+    assert times.last("CreateVpcEndpoint") < nat_route
+    assert times.last("CreateAutoScalingGroup") < nat_route
+
+
+def test_only_the_task_definitions_wait_for_the_opensearch_domain(moto_endpoint, tmp_path, monkeypatch):
+    times = CallTimes()
+    with own_emulator(tmp_path / "slow-search", monkeypatch, **{OPENSEARCH_DELAY_SETTING: str(OPENSEARCH_SECONDS)}):
+        up_ok(make_config(), new_aws(("after-call", times)), tmp_path / "state.json")
+    registered = times.first("RegisterTaskDefinition")
+    assert registered - times.first("CreateDomain") >= OPENSEARCH_SECONDS
+    # The rest of the stack went on while the domain was coming up.
+    for operation in ("CreateCapacityProvider", "PutClusterCapacityProviders", "CreateVpcEndpoint", "CreateRoute"):
+        assert times.last(operation) < registered, operation
 
 
 @pytest.mark.parametrize("slow_nat", [LONG_NAT_SECONDS], indirect=True)
