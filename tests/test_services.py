@@ -297,6 +297,14 @@ def test_scale_interrupted_after_recording_the_counts_is_finished_by_up(cli_stac
     assert counts()["worker"] == 2
 
 
+def test_destroy_of_a_running_cluster_leaves_nothing_and_forgets_the_counts(cli_stack):
+    config_file, state = cli_stack
+    assert run("scale", "up", config_file=config_file, state=state).exit_code == 0
+    assert app.destroy(make_config(), new_aws(), state, quiet=True).ok
+    assert world() == []
+    assert json.loads(state.read_text())["settings"] == {}
+
+
 def test_scale_before_up_says_to_run_up_first(endpoint, tmp_path):
     config_file = tmp_path / "provision.toml"
     config_file.write_text(config_text())
