@@ -16,7 +16,7 @@ from provisioner.errors import ProvisionError
 from provisioner.services import ECS_SERVICE
 from provisioner.session import Aws
 from provisioner.temporal import NODE_GROUP, SERVICES, node_room
-from provisioner.waiter import WaitFailed, wait_for
+from provisioner.waiter import TimedOut, WaitFailed, wait_for
 from steps.ecs_services import COUNTS_SETTING, service_key
 
 # Aurora DSQL's default quota of connections per cluster.
@@ -138,15 +138,16 @@ def _why_not(ecs, live: dict, primary: dict, since: datetime) -> str:
         reasons.append(f"{primary['failedTasks']} tasks failed to start")
     stopped = ecs.list_tasks(cluster=live["clusterArn"], serviceName=live["serviceName"], desiredStatus="STOPPED")
     if stopped["taskArns"]:
-        tasks = ecs.describe_tasks(cluster=live["clusterArn"], tasks=stopped["taskArns"][:10])["tasks"]
-        for task in sorted(tasks, key=lambda t: t.get("stoppedAt") or since, reverse=True)[:1]:
+        tasks = ecs.describe_tasks(cluster=live["clusterArn"], tasks=stopped["taskArns"][:100])["tasks"]
+        tasks = [t for t in tasks if t.get("stoppedAt") and t["stoppedAt"] >= since]
+        for task in sorted(tasks, key=lambda t: t["stoppedAt"], reverse=True)[:1]:
             containers = "; ".join(f"{c['name']}: {c['reason']}" for c in task.get("containers", []) if c.get("reason"))
             reasons.append(f"last stopped task: {task.get('stoppedReason', 'stopped')}" + (f" ({containers})" if containers else ""))
     return "; ".join(reasons)
 
 
 def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -> list[ServiceStatus]:
-    aws, state, reporter = engine.aws, engine.state, engine.reporter
+    aws, state = engine.aws, engine.state
     records = state.step_records("services")
     missing = [s for s in targets if service_key(s) not in records]
     if missing:
@@ -165,21 +166,33 @@ def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -
             raise ProvisionError(f"the {service} service is gone: run 'provision up' to recreate it, then scale again")
         if live["desiredCount"] != count:
             ecs.update_service(cluster=live["clusterArn"], service=live["serviceName"], desiredCount=count)
-    if not wait:
-        return [_status(ecs, s, ECS_SERVICE.get(aws, arns[s]), since) for s in targets]
 
+    def observe() -> list[ServiceStatus]:
+        statuses = []
+        for service in targets:
+            live = ECS_SERVICE.get(aws, arns[service])
+            if live is None:
+                raise WaitFailed(f"the {service} service was deleted while scaling: run 'provision up', then scale again")
+            statuses.append(_status(ecs, service, live, since))
+        return statuses
+
+    return _wait_settled(engine.reporter, list(targets), observe, timeout) if wait else observe()
+
+
+def _wait_settled(reporter, services: list[str], observe, timeout: float) -> list[ServiceStatus]:
+    """Poll until every service settles, showing each one's progress; fail with ECS's reasons."""
     shown: dict[str, str] = {}
-    for service in targets:
+    for service in services:
         reporter.start(service, f"{service} service")
 
     def probe() -> list[ServiceStatus] | None:
-        statuses = [_status(ecs, s, ECS_SERVICE.get(aws, arns[s]), since) for s in targets]
+        statuses = observe()
         for status in statuses:
-            if status.service in shown and shown[status.service] == "done":
+            if shown.get(status.service) == "settled":
                 continue
             if status.stable:
                 reporter.finish(status.service, ok=True, message=status.describe())
-                shown[status.service] = "done"
+                shown[status.service] = "settled"
             elif shown.get(status.service) != status.describe():
                 reporter.update(status.service, status.describe())
                 shown[status.service] = status.describe()
@@ -190,11 +203,8 @@ def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -
 
     try:
         return wait_for("services to settle", probe, timeout=timeout)
-    except ProvisionError as exc:
-        if isinstance(exc, WaitFailed):
-            raise
-        statuses = [_status(ecs, s, ECS_SERVICE.get(aws, arns[s]), since) for s in targets]
-        unsettled = [s for s in statuses if not s.stable]
+    except TimedOut:
+        unsettled = [s for s in observe() if not s.stable]
         for status in unsettled:
             reporter.finish(status.service, ok=False, message=status.describe())
         raise ProvisionError(_failure(f"not settled after {timeout:.0f}s", unsettled)) from None

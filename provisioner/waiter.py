@@ -47,6 +47,10 @@ class WaitFailed(ProvisionError):
     """The resource reached a state it will not leave (failed, deleted, ...)."""
 
 
+class TimedOut(ProvisionError):
+    """The wait ran out of time; the resource may still get there."""
+
+
 def _wait():
     return wait_exponential_jitter(multiplier=_backoff.initial, max=_backoff.maximum, jitter=_backoff.jitter)
 
@@ -79,7 +83,7 @@ def wait_for(
             reraise=True,
         )(counted)
     except RetryError:
-        raise ProvisionError(
+        raise TimedOut(
             f"Timed out after {timeout:.0f}s waiting for {what}. It may still finish: run the command "
             "again to resume, or raise the timeout under [timeouts] in the config."
         ) from None
