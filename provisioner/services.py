@@ -349,7 +349,8 @@ def _delete_service(aws: Aws, arn: str) -> None:
 
 ECS_SERVICE = register(NamedKind(
     "ecs-service", "ECS service", _get_service, "serviceArn", _delete_service, _list_services,
-    not_found=("ClusterNotFoundException", "ServiceNotFoundException"),
+    # A draining service answers a second delete with ServiceNotActiveException: it is going already.
+    not_found=("ClusterNotFoundException", "ServiceNotFoundException", "ServiceNotActiveException"),
 ))
 
 
