@@ -64,12 +64,15 @@ def handled() -> Iterator[None]:
     from provisioner.config import ConfigError
     from provisioner.engine import Interrupted
     from provisioner.errors import ProvisionError, aws_failure
+    from provisioner.scaling import BadArguments
     from state import StateError
 
     try:
         yield
     except ConfigError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
+    except BadArguments as exc:
+        raise fail(f"scale: {exc}", EXIT_BAD_INPUT) from None
     except Interrupted as exc:
         raise fail(str(exc), EXIT_INTERRUPTED) from None
     except (ProvisionError, StateError) as exc:
@@ -210,19 +213,9 @@ def scale(
     from provisioner import scaling
 
     wanted: dict[str, int] = {}
-
-    def check(cfg) -> None:
-        try:
-            wanted.update(scaling.parse_targets(targets or [], cfg))
-        except scaling.BadArguments as exc:
-            raise fail(f"scale: {exc}", EXIT_BAD_INPUT) from None
-
     with handled():
-        cfg, aws = load(config, profile, check)
-        try:
-            statuses = ops.scale(cfg, aws, wanted, state, wait=wait, timeout=timeout, console=err, quiet=as_json)
-        except scaling.BadArguments as exc:
-            raise fail(f"scale: {exc}", EXIT_BAD_INPUT) from None
+        cfg, aws = load(config, profile, check=lambda cfg: wanted.update(scaling.parse_targets(targets or [], cfg)))
+        statuses = ops.scale(cfg, aws, wanted, state, wait=wait, timeout=timeout, console=err, quiet=as_json)
         if as_json:
             out.print_json(data=scaling.as_rows(statuses))
             return

@@ -23,6 +23,10 @@ from provisioner.session import Aws
 from state import StateStore
 
 
+# Stands in a plan for an ID an earlier step has yet to create.
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
 class Interrupted(ProvisionError):
     """Ctrl-C: the run stopped between two changes; everything created so far is in the state."""
 
@@ -87,6 +91,11 @@ class StepContext:
         if record is None and not self.dry_run:
             raise ProvisionError(f"the {step} step has not recorded {key}; run 'provision up' again")
         return record
+
+    def required_id(self, step: str, key: str, attribute: str = "id") -> str:
+        """The ID (or another attribute) an earlier step recorded; a placeholder in a plan before it exists."""
+        record = self.require(step, key)
+        return record[attribute] if record else KNOWN_AFTER_APPLY
 
     def will_replace(self, key: str) -> None:
         """In a plan: note that this step's `key` gets a new ID, so later steps plan to follow it."""

@@ -146,6 +146,33 @@ def ecs_service_fields() -> None:
     EC2ContainerServiceBackend.update_service = update_service
 
 
+def _ready_after_delay(model, setting: str, **initial) -> bool:
+    """For the opt-in slow-resource hooks: stamp every new `model` with the time it turns ready,
+    `setting` seconds after creation (and set `initial` attributes). False when the setting is unset."""
+    import os
+    import time
+
+    delay = float(os.environ.get(setting, "0") or 0)
+    if delay <= 0:
+        return False
+    original_init = model.__init__
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        for name, value in initial.items():
+            setattr(self, name, value)
+        self.ready_at = time.monotonic() + delay
+
+    model.__init__ = __init__
+    return True
+
+
+def _ready(resource) -> bool:
+    import time
+
+    return time.monotonic() >= getattr(resource, "ready_at", 0)
+
+
 NAT_DELAY_SETTING = "PROVISION_EMULATOR_NAT_SECONDS"
 
 
@@ -156,30 +183,19 @@ def slow_nat_gateways() -> None:
     waits for it only where it must. With PROVISION_EMULATOR_NAT_SECONDS set, a new NAT
     gateway turns available that many seconds after it was created.
     """
-    import os
-    import time
-
     from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend
 
-    delay = float(os.environ.get(NAT_DELAY_SETTING, "0") or 0)
-    if delay <= 0:
+    if not _ready_after_delay(NatGateway, NAT_DELAY_SETTING, state="pending"):
         return
-    original_init = NatGateway.__init__
     original_describe = NatGatewayBackend.describe_nat_gateways
-
-    def __init__(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        self.state = "pending"
-        self.available_at = time.monotonic() + delay
 
     def describe_nat_gateways(self, filters, nat_gateway_ids):
         found = original_describe(self, filters, nat_gateway_ids)
         for nat in found:
-            if nat.state == "pending" and time.monotonic() >= getattr(nat, "available_at", 0):
+            if nat.state == "pending" and _ready(nat):
                 nat.state = "available"
         return found
 
-    NatGateway.__init__ = __init__
     NatGatewayBackend.describe_nat_gateways = describe_nat_gateways
 
 
@@ -193,30 +209,20 @@ def slow_opensearch_domains() -> None:
     a new domain reports Processing and no endpoint until that many seconds after it was created,
     to show that only the step that needs the endpoint waits for it.
     """
-    import os
-    import time
-
     from moto.opensearch.models import OpenSearchDomain
 
-    delay = float(os.environ.get(OPENSEARCH_DELAY_SETTING, "0") or 0)
-    if delay <= 0:
+    if not _ready_after_delay(OpenSearchDomain, OPENSEARCH_DELAY_SETTING):
         return
-    original_init = OpenSearchDomain.__init__
     original_to_dict = OpenSearchDomain.to_dict
-
-    def __init__(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        self.ready_at = time.monotonic() + delay
 
     def to_dict(self):
         found = original_to_dict(self)
-        if time.monotonic() < getattr(self, "ready_at", 0):
+        if not _ready(self):
             found["Processing"] = True
             found.pop("Endpoints", None)
             found.pop("Endpoint", None)
         return found
 
-    OpenSearchDomain.__init__ = __init__
     OpenSearchDomain.to_dict = to_dict
 
 

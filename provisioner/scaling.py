@@ -152,14 +152,15 @@ def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -
     missing = [s for s in targets if service_key(s) not in records]
     if missing:
         raise ProvisionError(f"the services {', '.join(missing)} do not exist yet: run 'provision up' first")
-    problems = capacity_problems(engine.config, aws, state.setting(COUNTS_SETTING, {}) | targets)
+    counts = state.setting(COUNTS_SETTING, {}) | targets
+    problems = capacity_problems(engine.config, aws, counts)
     if problems:
         raise BadArguments("\n".join(problems))
     ecs = aws.client("ecs")
     # Events from this scale on; a little earlier, for a clock behind AWS's.
     since = datetime.now(timezone.utc) - timedelta(seconds=10)
     arns = {s: records[service_key(s)]["id"] for s in targets}
-    state.set_setting(COUNTS_SETTING, state.setting(COUNTS_SETTING, {}) | targets)
+    state.set_setting(COUNTS_SETTING, counts)
     for service, count in targets.items():
         live = ECS_SERVICE.get(aws, arns[service])
         if live is None:

@@ -8,7 +8,7 @@ A resource whose name is taken by something this project did not tag is an error
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -27,6 +27,11 @@ def tag_dict(tags: Any) -> dict[str, str]:
     for tag in tags or []:
         out[tag.get("Key", tag.get("key"))] = tag.get("Value", tag.get("value"))
     return out
+
+
+def with_tags(item: dict, tags: Any = None) -> dict:
+    """The item with its tags under "_tags": its own Tags/tags field unless they come from another call."""
+    return item | {"_tags": tag_dict(item.get("Tags", item.get("tags")) if tags is None else tags)}
 
 
 def ours(naming: Naming, tags: dict[str, str], key: str | None = None) -> bool:
@@ -91,11 +96,17 @@ def _last(arn_or_name: str) -> str:
     return arn_or_name.rsplit("/", 1)[-1]
 
 
+def _batches(items: list, size: int) -> Iterator[list]:
+    """ECS's describe and delete calls take a limited number of names at a time."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 # -- IAM ---------------------------------------------------------------------------------
 
 def _get_role(aws: Aws, role: str) -> dict:
     item = aws.client("iam").get_role(RoleName=_last(role))["Role"]
-    return item | {"_tags": tag_dict(item.get("Tags"))}
+    return with_tags(item)
 
 
 def _list_roles(aws: Aws, naming: Naming) -> list[dict]:
@@ -120,7 +131,7 @@ def _delete_role(aws: Aws, role: str) -> None:
 
 def _get_profile(aws: Aws, profile: str) -> dict:
     item = aws.client("iam").get_instance_profile(InstanceProfileName=_last(profile))["InstanceProfile"]
-    return item | {"_tags": tag_dict(item.get("Tags"))}
+    return with_tags(item)
 
 
 def _list_profiles(aws: Aws, naming: Naming) -> list[dict]:
@@ -154,7 +165,7 @@ INSTANCE_PROFILE = register(NamedKind(
 def _log_group_item(aws: Aws, group: dict) -> dict:
     arn = group["arn"].removesuffix(":*")
     tags = aws.client("logs").list_tags_for_resource(resourceArn=arn).get("tags", {})
-    return group | {"_tags": tag_dict(tags)}
+    return with_tags(group, tags)
 
 
 def _get_log_group(aws: Aws, name: str) -> dict | None:
@@ -182,7 +193,7 @@ LOG_GROUP = register(NamedKind(
 
 def _namespace_item(aws: Aws, namespace: dict) -> dict:
     tags = aws.client("servicediscovery").list_tags_for_resource(ResourceARN=namespace["Arn"])["Tags"]
-    return namespace | {"_tags": tag_dict(tags)}
+    return with_tags(namespace, tags)
 
 
 def _get_namespace(aws: Aws, id_or_name: str) -> dict | None:
@@ -229,16 +240,16 @@ def _get_cluster(aws: Aws, cluster: str) -> dict | None:
         clusters=[cluster], include=["CONFIGURATIONS", "SETTINGS", "TAGS"]
     )["clusters"]
     live = [c for c in found if c["status"] in ("ACTIVE", "PROVISIONING")]
-    return live[0] | {"_tags": tag_dict(live[0].get("tags"))} if live else None
+    return with_tags(live[0]) if live else None
 
 
 def _list_clusters(aws: Aws, naming: Naming) -> list[dict]:
     ecs = aws.client("ecs")
     arns = [a for page in ecs.get_paginator("list_clusters").paginate() for a in page["clusterArns"]]
     found = []
-    for start in range(0, len(arns), 100):
-        described = ecs.describe_clusters(clusters=arns[start:start + 100], include=["TAGS"])["clusters"]
-        found.extend(c | {"_tags": tag_dict(c.get("tags"))} for c in described if c["status"] == "ACTIVE")
+    for batch in _batches(arns, 100):
+        described = ecs.describe_clusters(clusters=batch, include=["TAGS"])["clusters"]
+        found.extend(with_tags(c) for c in described if c["status"] == "ACTIVE")
     return found
 
 
@@ -252,12 +263,12 @@ ECS_CLUSTER = register(NamedKind(
 def _get_capacity_provider(aws: Aws, name: str) -> dict | None:
     found = aws.client("ecs").describe_capacity_providers(capacityProviders=[_last(name)], include=["TAGS"])
     live = [c for c in found["capacityProviders"] if c.get("status", "ACTIVE") == "ACTIVE"]
-    return live[0] | {"_tags": tag_dict(live[0].get("tags"))} if live else None
+    return with_tags(live[0]) if live else None
 
 
 def _list_capacity_providers(aws: Aws, naming: Naming) -> list[dict]:
     found = aws.client("ecs").describe_capacity_providers(include=["TAGS"])["capacityProviders"]
-    return [c | {"_tags": tag_dict(c.get("tags"))} for c in found if c.get("status", "ACTIVE") == "ACTIVE"]
+    return [with_tags(c) for c in found if c.get("status", "ACTIVE") == "ACTIVE"]
 
 
 CAPACITY_PROVIDER = register(NamedKind(
@@ -273,7 +284,7 @@ def _get_task_definition(aws: Aws, family_or_arn: str) -> dict | None:
     definition = found["taskDefinition"]
     if definition.get("status") != "ACTIVE":
         return None
-    return definition | {"_tags": tag_dict(found.get("tags"))}
+    return with_tags(definition, found.get("tags"))
 
 
 def _list_task_definitions(aws: Aws, naming: Naming) -> list[dict]:
@@ -296,8 +307,8 @@ def _delete_task_definition(aws: Aws, arn: str) -> None:
     for revision in task_definition_revisions(aws, family):
         ecs.deregister_task_definition(taskDefinition=revision)
     inactive = task_definition_revisions(aws, family, status="INACTIVE")
-    for start in range(0, len(inactive), 10):  # DeleteTaskDefinitions takes ten at a time
-        ecs.delete_task_definitions(taskDefinitions=inactive[start:start + 10])
+    for batch in _batches(inactive, 10):
+        ecs.delete_task_definitions(taskDefinitions=batch)
 
 
 TASK_DEFINITION = register(NamedKind(
@@ -316,15 +327,11 @@ def _split_service(address_or_arn: str) -> tuple[str, str]:
     return cluster, service
 
 
-def _service_item(service: dict) -> dict:
-    return service | {"_tags": tag_dict(service.get("tags"))}
-
-
 def _get_service(aws: Aws, address_or_arn: str) -> dict | None:
     cluster, name = _split_service(address_or_arn)
     found = aws.client("ecs").describe_services(cluster=cluster, services=[name], include=["TAGS"])["services"]
     live = [s for s in found if s["status"] in ("ACTIVE", "DRAINING")]
-    return _service_item(live[0]) if live else None
+    return with_tags(live[0]) if live else None
 
 
 def _list_services(aws: Aws, naming: Naming) -> list[dict]:
@@ -336,9 +343,9 @@ def _list_services(aws: Aws, naming: Naming) -> list[dict]:
             return []
         raise
     found = []
-    for start in range(0, len(arns), 10):  # DescribeServices takes ten at a time
-        described = ecs.describe_services(cluster=naming.cluster(), services=arns[start:start + 10], include=["TAGS"])
-        found.extend(_service_item(s) for s in described["services"] if s["status"] in ("ACTIVE", "DRAINING"))
+    for batch in _batches(arns, 10):
+        described = ecs.describe_services(cluster=naming.cluster(), services=batch, include=["TAGS"])
+        found.extend(with_tags(s) for s in described["services"] if s["status"] in ("ACTIVE", "DRAINING"))
     return found
 
 
@@ -356,21 +363,17 @@ ECS_SERVICE = register(NamedKind(
 
 # -- Auto Scaling -------------------------------------------------------------------------
 
-def _asg_item(group: dict) -> dict:
-    return group | {"_tags": tag_dict(group.get("Tags"))}
-
-
 def _get_asg(aws: Aws, name: str) -> dict | None:
     found = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
     live = [g for g in found if not g.get("Status")]  # "Delete in progress" means going
-    return _asg_item(live[0]) if live else None
+    return with_tags(live[0]) if live else None
 
 
 def _list_asgs(aws: Aws, naming: Naming) -> list[dict]:
     paginator = aws.client("autoscaling").get_paginator("describe_auto_scaling_groups")
     groups = []
     for page in paginator.paginate(Filters=[{"Name": f"tag:{TAG_PROJECT}", "Values": [naming.project]}]):
-        groups.extend(_asg_item(g) for g in page["AutoScalingGroups"] if not g.get("Status"))
+        groups.extend(with_tags(g) for g in page["AutoScalingGroups"] if not g.get("Status"))
     return groups
 
 
@@ -386,7 +389,7 @@ AUTOSCALING_GROUP = register(NamedKind(
 def _workspace_item(aws: Aws, workspace: dict) -> dict | None:
     if workspace["status"]["statusCode"] in ("DELETING", "CREATION_FAILED"):
         return None
-    return workspace | {"_tags": tag_dict(workspace.get("tags"))}
+    return with_tags(workspace)
 
 
 def _get_workspace(aws: Aws, id_or_alias: str) -> dict | None:
@@ -422,7 +425,7 @@ def _get_domain(aws: Aws, name: str) -> dict | None:
     domain = client.describe_domain(DomainName=_last(name))["DomainStatus"]
     if domain.get("Deleted"):
         return None
-    return domain | {"_tags": tag_dict(client.list_tags(ARN=domain["ARN"])["TagList"])}
+    return with_tags(domain, client.list_tags(ARN=domain["ARN"])["TagList"])
 
 
 def _list_domains(aws: Aws, naming: Naming) -> list[dict]:
@@ -443,7 +446,7 @@ def _get_secret(aws: Aws, secret: str) -> dict | None:
     item = aws.client("secretsmanager").describe_secret(SecretId=secret)
     if item.get("DeletedDate"):
         return None
-    return item | {"_tags": tag_dict(item.get("Tags"))}
+    return with_tags(item)
 
 
 def _never_delete(aws: Aws, secret: str) -> None:

@@ -12,11 +12,9 @@ from provisioner.engine import Step, StepContext
 from provisioner.resources import destroy_kind, differs, ensure, wait_deleted
 from provisioner.services import ECS_SERVICE, service_address
 from provisioner.temporal import DISCOVERY_NAME, GRPC_PORT, NODE_GROUP, PER_REQUEST_TIMEOUT_SECONDS, SERVICES
-from steps.logs import log_key
 from steps.task_definitions import definition_key
 
 COUNTS_SETTING = "service_counts"
-UNKNOWN = "(known after apply)"
 
 
 def service_key(service: str) -> str:
@@ -32,12 +30,11 @@ def recorded_counts(ctx: StepContext) -> dict[str, int]:
 
 
 def service_connect(ctx: StepContext, service: str, namespace_arn: str) -> dict:
-    log = ctx.recorded("logs", log_key(service))
     config: dict = {
         "enabled": True,
         "namespace": namespace_arn,
         "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": log["id"] if log else ctx.naming.log_group(service),
+            "awslogs-group": ctx.naming.log_group(service),
             "awslogs-region": ctx.aws.region,
             "awslogs-stream-prefix": "service-connect",
         }},
@@ -99,15 +96,13 @@ class Services(Step):
 
     def apply(self, ctx: StepContext) -> None:
         cluster = ctx.require("cluster", "cluster")
-        namespace = ctx.require("cluster", "namespace")
+        namespace_arn = ctx.required_id("cluster", "namespace", attribute="arn")
         subnets = ctx.recorded_ids("network", tier="private")
         counts = recorded_counts(ctx)
         for service in SERVICES:
-            definition = ctx.require("task_definitions", definition_key(service))
-            group = ctx.require("security_groups", f"sg-{service}")
             spec = service_spec(
-                ctx, service, definition["id"] if definition else UNKNOWN,
-                namespace["arn"] if namespace else UNKNOWN, subnets, group["id"] if group else UNKNOWN,
+                ctx, service, ctx.required_id("task_definitions", definition_key(service)), namespace_arn, subnets,
+                ctx.required_id("security_groups", f"sg-{service}"),
             )
             live = self._ensure(ctx, service, cluster, spec, counts.get(service))
             if live is not None and service not in counts:

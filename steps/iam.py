@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from provisioner.engine import Step, StepContext
+from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from provisioner.errors import ProvisionError
 from provisioner.resources import destroy_kind, ensure
 from provisioner.services import IAM_ROLE, INSTANCE_PROFILE, iam_path
@@ -84,8 +84,8 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
     naming = ctx.naming
     secret = ctx.recorded("secret", "grafana-admin")
     workspace = ctx.recorded("prometheus", "metrics")
-    secret_arn = secret["id"] if secret else naming.arn("secretsmanager", account, "secret:(known after apply)")
-    workspace_arn = workspace["arn"] if workspace else naming.arn("aps", account, "workspace/(known after apply)")
+    secret_arn = secret["id"] if secret else naming.arn("secretsmanager", account, f"secret:{KNOWN_AFTER_APPLY}")
+    workspace_arn = workspace["arn"] if workspace else naming.arn("aps", account, f"workspace/{KNOWN_AFTER_APPLY}")
     domain_arn = naming.arn("es", account, f"domain/{naming.opensearch_domain()}")
     partition = naming.partition
     return [

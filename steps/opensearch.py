@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from provisioner.engine import Step, StepContext
+from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from provisioner.resources import destroy_kind, ensure
 from provisioner.services import OPENSEARCH_DOMAIN
 from steps.iam import OPENSEARCH_HTTP, TEMPORAL_ROLE
@@ -21,7 +21,7 @@ def access_policy(domain_arn: str, task_role_arn: str | None) -> dict:
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": {"AWS": task_role_arn or "(known after apply)"},
+            "Principal": {"AWS": task_role_arn or KNOWN_AFTER_APPLY},
             "Action": OPENSEARCH_HTTP,
             "Resource": f"{domain_arn}/*",
         }],

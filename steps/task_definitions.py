@@ -8,7 +8,7 @@ the one that waits for the domain.
 """
 from __future__ import annotations
 
-from provisioner.engine import Step, StepContext
+from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from provisioner.errors import ProvisionError
 from provisioner.resources import destroy_kind, differs, ensure
 from provisioner.services import OPENSEARCH_DOMAIN, TASK_DEFINITION, task_definition_revisions
@@ -28,10 +28,6 @@ from provisioner.temporal import (
 )
 from provisioner.waiter import wait_for
 from steps.iam import EXECUTION_ROLE, TEMPORAL_ROLE, UI_ROLE
-from steps.logs import log_key
-
-UNKNOWN = "(known after apply)"
-
 
 def definition_key(service: str) -> str:
     return f"td-{service}"
@@ -56,14 +52,13 @@ def port_mapping(name: str, port: int, app_protocol: str | None = None) -> dict:
 
 def container_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
     region = ctx.aws.region
-    log = ctx.recorded("logs", log_key(service))
     common = {
         "name": service,
         "essential": True,
         "linuxParameters": {"initProcessEnabled": True},  # ECS Exec needs an init process
         "stopTimeout": STOP_TIMEOUT_SECONDS,
         "logConfiguration": {"logDriver": "awslogs", "options": {
-            "awslogs-group": log["id"] if log else ctx.naming.log_group(service),
+            "awslogs-group": ctx.naming.log_group(service),
             "awslogs-region": region,
             "awslogs-stream-prefix": service,
         }},
@@ -95,12 +90,10 @@ def container_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
 
 def task_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
     sizes = getattr(ctx.config.services, service)
-    role = ctx.recorded("iam", UI_ROLE if service == "ui" else TEMPORAL_ROLE)
-    execution = ctx.recorded("iam", EXECUTION_ROLE)
     return {
         "family": family(ctx, service),
-        "taskRoleArn": role["id"] if role else UNKNOWN,
-        "executionRoleArn": execution["id"] if execution else UNKNOWN,
+        "taskRoleArn": ctx.required_id("iam", UI_ROLE if service == "ui" else TEMPORAL_ROLE),
+        "executionRoleArn": ctx.required_id("iam", EXECUTION_ROLE),
         "networkMode": "awsvpc",
         "requiresCompatibilities": ["EC2"],
         "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
@@ -149,7 +142,7 @@ class TaskDefinitions(Step):
         """The domain's VPC endpoint: the one thing here that waits for OpenSearch (15-20 minutes in AWS)."""
         domain = ctx.require("opensearch", "visibility")
         if domain is None:
-            return UNKNOWN
+            return KNOWN_AFTER_APPLY
 
         def probe() -> str | None:
             live = OPENSEARCH_DOMAIN.get(ctx.aws, domain["id"])
@@ -159,7 +152,7 @@ class TaskDefinitions(Step):
 
         found = probe()
         if found or ctx.dry_run:
-            return found or UNKNOWN
+            return found or KNOWN_AFTER_APPLY
         ctx.say(f"waiting for OpenSearch domain {domain['id']} (15-20 minutes in AWS)")
         return wait_for(f"OpenSearch domain {domain['id']}", probe, timeout=ctx.config.timeouts.opensearch)
 
