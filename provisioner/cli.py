@@ -61,10 +61,10 @@ def handled() -> Iterator[None]:
         NoCredentialsError,
     )
 
+    from provisioner.commands.scale import BadArguments
     from provisioner.config import ConfigError
     from provisioner.engine import Interrupted
     from provisioner.errors import ProvisionError, aws_failure
-    from provisioner.scaling import BadArguments
     from state import StateError
 
     try:
@@ -93,8 +93,8 @@ def handled() -> Iterator[None]:
 
 def load(config_path: Path, profile: str | None, check=None):
     """The validated config and an AWS session; `check(config)` vets arguments before any session exists."""
+    from provisioner.aws.session import Aws, make_session
     from provisioner.config import load_config
-    from provisioner.session import Aws, make_session
 
     config = load_config(config_path)
     if check:
@@ -112,7 +112,7 @@ def report(result, verb: str) -> None:
 @app.command()
 def up(config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile: ProfileOption = None) -> None:
     """Create or converge the whole stack; a second run changes nothing."""
-    from provisioner import app as ops
+    from provisioner import operations as ops
 
     with handled():
         cfg, aws = load(config, profile)
@@ -126,7 +126,7 @@ def plan(
     config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile: ProfileOption = None, as_json: JsonOption = False
 ) -> None:
     """Show what 'up' would create, change or delete, without changing anything."""
-    from provisioner import app as ops
+    from provisioner import operations as ops
 
     with handled():
         cfg, aws = load(config, profile)
@@ -150,7 +150,7 @@ def status(
     config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile: ProfileOption = None, as_json: JsonOption = False
 ) -> None:
     """Compare the state with what really exists: missing, drifted and untracked resources."""
-    from provisioner import app as ops
+    from provisioner import operations as ops
 
     with handled():
         cfg, aws = load(config, profile)
@@ -177,7 +177,7 @@ def outputs(
     config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile: ProfileOption = None, as_json: JsonOption = False
 ) -> None:
     """Print the identifiers other tools need (VPC, subnets, endpoints, ...)."""
-    from provisioner import app as ops
+    from provisioner import operations as ops
 
     with handled():
         cfg, aws = load(config, profile)
@@ -209,8 +209,8 @@ def scale(
 
     The counts are recorded in the state, so the next 'provision up' keeps them. Exit code 1 if a service does not settle, with what ECS says is holding it back.
     """
-    from provisioner import app as ops
-    from provisioner import scaling
+    from provisioner import operations as ops
+    from provisioner.commands import scale as scaling
 
     wanted: dict[str, int] = {}
     with handled():
@@ -236,7 +236,7 @@ def destroy(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete everything this project created (found by state and by tags)."""
-    from provisioner import app as ops
+    from provisioner import operations as ops
 
     with handled():
         cfg, aws = load(config, profile)
@@ -257,11 +257,11 @@ def grafana_secret(
     show_password: Annotated[bool, typer.Option("--show-password", help="Print the admin password.")] = False,
 ) -> None:
     """Create the Grafana admin secret (generated password) once; a second run only reports it."""
-    from provisioner import app as ops
+    from provisioner.commands.grafana_secret import ensure_grafana_secret
 
     with handled():
         cfg, aws = load(config, profile)
-        secret = ops.ensure_grafana_secret(cfg, aws, name, show_password)
+        secret = ensure_grafana_secret(cfg, aws, name, show_password)
         verb = "Created" if secret.created else "Found"
         out.print(f"{verb} {secret.arn}", highlight=False)
         if secret.password:
@@ -277,8 +277,8 @@ EmulatorRegion = Annotated[str, typer.Option("--region", help="Region written in
 @emulator_app.command("start")
 def emulator_start(port: EmulatorPort = 4566, region: EmulatorRegion = "eu-west-1") -> None:
     """Start the emulator in the background and print the shell exports that point at it."""
-    from provisioner import emulator
-    from provisioner.app import STATE_DIR
+    from provisioner.emulator import server as emulator
+    from provisioner.operations import STATE_DIR
 
     with handled():
         info = emulator.start(STATE_DIR, port)
@@ -290,8 +290,8 @@ def emulator_start(port: EmulatorPort = 4566, region: EmulatorRegion = "eu-west-
 @emulator_app.command("env")
 def emulator_env(region: EmulatorRegion = "eu-west-1") -> None:
     """Print the exports for the running emulator (use: eval "$(provision emulator env)")."""
-    from provisioner import emulator
-    from provisioner.app import STATE_DIR
+    from provisioner.emulator import server as emulator
+    from provisioner.operations import STATE_DIR
 
     info = emulator.running(STATE_DIR)
     if not info:
@@ -303,8 +303,8 @@ def emulator_env(region: EmulatorRegion = "eu-west-1") -> None:
 @emulator_app.command("stop")
 def emulator_stop() -> None:
     """Stop the background emulator (its emulated resources are gone with it)."""
-    from provisioner import emulator
-    from provisioner.app import STATE_DIR
+    from provisioner.emulator import server as emulator
+    from provisioner.operations import STATE_DIR
 
     stopped = emulator.stop(STATE_DIR)
     err.print("Emulator stopped." if stopped else "The emulator was not running.")

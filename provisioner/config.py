@@ -252,7 +252,7 @@ class TemporalConfig(Strict):
     @field_validator("dynamic_config")
     @classmethod
     def _known_keys(cls, value: dict) -> dict:
-        from provisioner.dynamic_config import check_keys
+        from provisioner.temporal.dynamic_config import check_keys
 
         check_keys(value)
         return value

@@ -14,14 +14,14 @@ from typing import Any, Callable, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from provisioner.aws.converge import step_inventory
+from provisioner.aws.kinds import KINDS, Kind
+from provisioner.aws.session import Aws
 from provisioner.config import Config
 from provisioner.errors import ProvisionError, aws_failure
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
-from provisioner.resources import KINDS, Kind, step_inventory
-from provisioner.session import Aws
 from state import StateStore
-
 
 # Stands in a plan for an ID an earlier step has yet to create.
 KNOWN_AFTER_APPLY = "(known after apply)"

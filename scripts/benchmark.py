@@ -17,9 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import boto3  # noqa: E402
 
-from provisioner import app, emulator  # noqa: E402
+from provisioner import operations  # noqa: E402
+from provisioner.commands.grafana_secret import ensure_grafana_secret  # noqa: E402
+from provisioner.aws.session import Aws, is_mutating  # noqa: E402
 from provisioner.config import load_config  # noqa: E402
-from provisioner.session import Aws, is_mutating  # noqa: E402
+from provisioner.emulator import server as emulator  # noqa: E402
 
 REGION = "eu-west-1"
 
@@ -57,12 +59,12 @@ def main() -> None:
         info = emulator.start(Path(workdir), free_port())
         os.environ.update(emulator.environment(info, REGION))
         try:
-            app.ensure_grafana_secret(config, Aws(boto3.Session(region_name=REGION)))
+            ensure_grafana_secret(config, Aws(boto3.Session(region_name=REGION)))
             figures: dict[str, list[float]] = {"up from nothing": [], "no-op up": [], "destroy": []}
             counts: dict[str, Counter] = {}
             for run in range(args.runs):
                 state_path = Path(workdir) / f"run-{run}.json"
-                for label, operation in (("up from nothing", app.up), ("no-op up", app.up), ("destroy", app.destroy)):
+                for label, operation in (("up from nothing", operations.up), ("no-op up", operations.up), ("destroy", operations.destroy)):
                     elapsed, calls = measure(operation, config, state_path)
                     figures[label].append(elapsed)
                     counts[label] = calls

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import base64
 
+from provisioner.aws.converge import destroy_kind, differs, ensure, wait_deleted
+from provisioner.aws.kinds import LAUNCH_TEMPLATE
+from provisioner.aws.named_kinds import (
+    AUTOSCALING_GROUP,
+    CAPACITY_PROVIDER,
+    ECS_CLUSTER,
+)
+from provisioner.aws.waiter import call_with_retry
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
-from provisioner.resources import LAUNCH_TEMPLATE, destroy_kind, differs, ensure, wait_deleted
-from provisioner.services import AUTOSCALING_GROUP, CAPACITY_PROVIDER, ECS_CLUSTER
-from provisioner.waiter import call_with_retry
 
 AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
 # Node A, B and C of the seed; the name is also the `workload` placement attribute.

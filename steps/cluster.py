@@ -5,9 +5,9 @@ Service Connect defaults pointing at the namespace, so every service joins it.
 """
 from __future__ import annotations
 
+from provisioner.aws.converge import destroy_kind, ensure, wait_deleted
+from provisioner.aws.named_kinds import ECS_CLUSTER, NAMESPACE, wait_operation
 from provisioner.engine import Step, StepContext
-from provisioner.resources import destroy_kind, ensure, wait_deleted
-from provisioner.services import ECS_CLUSTER, NAMESPACE, wait_operation
 from steps.logs import log_key
 
 NAMESPACE_KEY = "namespace"

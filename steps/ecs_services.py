@@ -8,10 +8,16 @@ that rolls back, and Service Connect: history, matching and frontend are discove
 """
 from __future__ import annotations
 
+from provisioner.aws.converge import destroy_kind, differs, ensure, wait_deleted
+from provisioner.aws.named_kinds import ECS_SERVICE, service_address
 from provisioner.engine import Step, StepContext
-from provisioner.resources import destroy_kind, differs, ensure, wait_deleted
-from provisioner.services import ECS_SERVICE, service_address
-from provisioner.temporal import DISCOVERY_NAME, GRPC_PORT, NODE_GROUP, PER_REQUEST_TIMEOUT_SECONDS, SERVICES
+from provisioner.temporal.roles import (
+    DISCOVERY_NAME,
+    GRPC_PORT,
+    NODE_GROUP,
+    PER_REQUEST_TIMEOUT_SECONDS,
+    SERVICES,
+)
 from steps.task_definitions import definition_key
 
 COUNTS_SETTING = "service_counts"

@@ -1,15 +1,10 @@
 """Seed task 3: interface endpoints with private DNS, the S3 gateway endpoint, the endpoint security group."""
 from __future__ import annotations
 
+from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.kinds import SECURITY_GROUP, VPC_ENDPOINT, ingress_rules
+from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
-from provisioner.resources import (
-    SECURITY_GROUP,
-    VPC_ENDPOINT,
-    destroy_kind,
-    ensure,
-    ingress_rules,
-)
-from provisioner.waiter import WaitFailed, wait_for
 
 ENDPOINT_SG = "endpoints-sg"
 HTTPS = 443

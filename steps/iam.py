@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.named_kinds import IAM_ROLE, INSTANCE_PROFILE, iam_path
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from provisioner.errors import ProvisionError
-from provisioner.resources import destroy_kind, ensure
-from provisioner.services import IAM_ROLE, INSTANCE_PROFILE, iam_path
 from steps.logs import log_key
 
 EXECUTION_ROLE = "ecs-execution"

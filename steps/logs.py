@@ -5,9 +5,9 @@ set from the start and `destroy` removes them.
 """
 from __future__ import annotations
 
+from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.named_kinds import LOG_GROUP
 from provisioner.engine import Step, StepContext
-from provisioner.resources import destroy_kind, ensure
-from provisioner.services import LOG_GROUP
 
 # Every container that logs, plus the ECS Exec session log.
 LOGGED = ("history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec")

@@ -5,10 +5,10 @@ gateway (minutes in AWS); the endpoints and everything else go on meanwhile.
 """
 from __future__ import annotations
 
+from provisioner.aws.kinds import NAT_GATEWAY, ROUTE_TABLE
+from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError, error_code
-from provisioner.resources import NAT_GATEWAY, ROUTE_TABLE
-from provisioner.waiter import WaitFailed, wait_for
 
 ANYWHERE = "0.0.0.0/0"
 

@@ -5,20 +5,18 @@ nat_route step, which is the one place that waits for it.
 """
 from __future__ import annotations
 
-from provisioner.engine import Step, StepContext
-from provisioner.errors import ProvisionError
-from provisioner.resources import (
+from provisioner.aws.converge import destroy_kind, ensure, wait_deleted
+from provisioner.aws.kinds import (
     ELASTIC_IP,
     INTERNET_GATEWAY,
     NAT_GATEWAY,
     ROUTE_TABLE,
     SUBNET,
     VPC,
-    destroy_kind,
-    ensure,
-    wait_deleted,
 )
-from provisioner.waiter import call_with_retry
+from provisioner.aws.waiter import call_with_retry
+from provisioner.engine import Step, StepContext
+from provisioner.errors import ProvisionError
 
 PUBLIC_SUBNET = "public-nat"
 PUBLIC_ROUTES = "public-routes"

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 
+from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
-from provisioner.resources import destroy_kind, ensure
-from provisioner.services import OPENSEARCH_DOMAIN
 from steps.iam import OPENSEARCH_HTTP, TEMPORAL_ROLE
 
 DOMAIN = "visibility"

@@ -1,9 +1,9 @@
 """Seed task 12: the Amazon Managed Prometheus workspace the collector writes to and Grafana reads."""
 from __future__ import annotations
 
+from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.named_kinds import AMP_WORKSPACE
 from provisioner.engine import Step, StepContext
-from provisioner.resources import destroy_kind, ensure
-from provisioner.services import AMP_WORKSPACE
 
 WORKSPACE = "metrics"
 

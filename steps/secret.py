@@ -5,9 +5,9 @@ the Grafana container at start, through the execution role).
 """
 from __future__ import annotations
 
+from provisioner.aws.named_kinds import EXTERNAL_SECRET
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
-from provisioner.services import EXTERNAL_SECRET
 
 GRAFANA_SECRET = "grafana-admin"
 

@@ -5,9 +5,16 @@ from the VPC lives in the endpoints step), and every rule names its source group
 """
 from __future__ import annotations
 
+from provisioner.aws.converge import destroy_kind, ensure, owned
+from provisioner.aws.kinds import SECURITY_GROUP, ingress_rules
 from provisioner.engine import Step, StepContext
-from provisioner.resources import SECURITY_GROUP, destroy_kind, ensure, ingress_rules, owned
-from provisioner.temporal import GRPC_PORT, MEMBERSHIP_PORT, METRICS_PORT, TEMPORAL_ROLES, UI_PORT
+from provisioner.temporal.roles import (
+    GRPC_PORT,
+    MEMBERSHIP_PORT,
+    METRICS_PORT,
+    TEMPORAL_ROLES,
+    UI_PORT,
+)
 
 GRAFANA_PORT = 3000
 HTTPS = 443

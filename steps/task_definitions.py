@@ -8,26 +8,30 @@ the one that waits for the domain.
 """
 from __future__ import annotations
 
+from provisioner.aws.converge import destroy_kind, differs, ensure
+from provisioner.aws.named_kinds import (
+    OPENSEARCH_DOMAIN,
+    TASK_DEFINITION,
+    task_definition_revisions,
+)
+from provisioner.aws.waiter import wait_for
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from provisioner.errors import ProvisionError
-from provisioner.resources import destroy_kind, differs, ensure
-from provisioner.services import OPENSEARCH_DOMAIN, TASK_DEFINITION, task_definition_revisions
-from provisioner.temporal import (
+from provisioner.temporal.roles import (
     DISCOVERY_NAME,
+    FRONTEND_ADDRESS,
     GRPC_PORT,
     MEMBERSHIP_PORT,
     METRICS_PORT,
     NODE_GROUP,
     SERVICES,
-    START_SCRIPT,
     STOP_TIMEOUT_SECONDS,
     UI_PORT,
-    FRONTEND_ADDRESS,
     node_room,
-    server_environment,
 )
-from provisioner.waiter import wait_for
+from provisioner.temporal.server_config import START_SCRIPT, server_environment
 from steps.iam import EXECUTION_ROLE, TEMPORAL_ROLE, UI_ROLE
+
 
 def definition_key(service: str) -> str:
     return f"td-{service}"

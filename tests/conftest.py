@@ -15,8 +15,8 @@ import boto3
 import pytest
 
 from provisioner import emulator, waiter
+from provisioner.aws.session import Aws, is_mutating
 from provisioner.config import Config, parse_config
-from provisioner.session import Aws, is_mutating
 
 REGION = "eu-west-1"
 PROJECT = "ptest"
@@ -141,9 +141,9 @@ class CallLog:
 
 def up_ok(config: Config, aws: Aws, state_path: Path):
     """`provision up`, which must succeed."""
-    from provisioner import app
+    from provisioner import operations
 
-    result = app.up(config, aws, state_path, quiet=True)
+    result = operations.up(config, aws, state_path, quiet=True)
     assert result.ok, result.errors
     return result
 

@@ -8,7 +8,7 @@ import json
 import boto3
 import pytest
 
-from provisioner import app
+from provisioner import operations
 from tests.conftest import (
     DSQL_ARN,
     PROJECT,
@@ -53,7 +53,7 @@ ALLOWED_MANAGED = {
 def stack(moto_endpoint, tmp_path_factory):
     """One stack for every read-only property test in this module."""
     config, state_path = build_stack(moto_endpoint, tmp_path_factory)
-    return app.outputs(config, new_aws(), state_path) | {"state_path": state_path}
+    return operations.outputs(config, new_aws(), state_path) | {"state_path": state_path}
 
 
 def client(service: str):

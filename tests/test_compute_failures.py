@@ -8,7 +8,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from typer.testing import CliRunner
 
-from provisioner import app
+from provisioner import operations
 from provisioner.cli import app as cli
 from tests.conftest import REGION, CallLog, config_text, make_config, new_aws, world
 
@@ -20,7 +20,7 @@ def client(service: str):
 def test_missing_grafana_secret_fails_before_anything_is_created(endpoint, state_path):
     config = make_config(grafana={"admin_secret_name": "nobody/made-this"})
     log = CallLog()
-    result = app.up(config, new_aws(("before-call", log)), state_path, quiet=True)
+    result = operations.up(config, new_aws(("before-call", log)), state_path, quiet=True)
     assert not result.ok
     (step, error), = result.errors
     assert step == "secret" and "provision grafana-secret --name nobody/made-this" in str(error)
@@ -30,7 +30,7 @@ def test_missing_grafana_secret_fails_before_anything_is_created(endpoint, state
 def test_dsql_cluster_in_another_region_is_refused_before_anything_is_created(endpoint, state_path):
     config = make_config(dsql={"cluster_arn": "arn:aws:dsql:us-east-1:123456789012:cluster/abc"})
     log = CallLog()
-    result = app.up(config, new_aws(("before-call", log)), state_path, quiet=True)
+    result = operations.up(config, new_aws(("before-call", log)), state_path, quiet=True)
     assert [s for s, _ in result.errors] == ["iam"]
     assert "us-east-1" in str(result.errors[0][1]) and log.mutating == []
 
@@ -54,7 +54,7 @@ def test_new_instance_profile_not_yet_visible_is_retried_until_it_is(endpoint, c
         return None
 
     try:
-        result = app.up(config, new_aws(("before-call.autoscaling.CreateAutoScalingGroup", not_yet)), state_path, quiet=True)
+        result = operations.up(config, new_aws(("before-call.autoscaling.CreateAutoScalingGroup", not_yet)), state_path, quiet=True)
     finally:
         waiter.set_backoff(waiter.DEFAULT_BACKOFF)
     assert result.ok, result.errors

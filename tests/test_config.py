@@ -109,7 +109,7 @@ def test_cli_bad_config_exits_2_naming_the_key_and_makes_no_aws_call(command, tm
     def no_aws(*_, **__):
         raise AssertionError("an AWS client was created for a bad config")
 
-    monkeypatch.setattr("provisioner.session.Aws.__init__", no_aws)
+    monkeypatch.setattr("provisioner.aws.session.Aws.__init__", no_aws)
     path = tmp_path / "provision.toml"
     path.write_text(config_text("ok-name", '[network]\nvpc_cidr = "10.0.0.0/99"\n'))
     result = CliRunner().invoke(cli, [*command, "--config", str(path)])

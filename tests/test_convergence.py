@@ -13,13 +13,13 @@ from collections import Counter
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from provisioner import app
+from provisioner import operations
 from state import StateLocked, StateStore
 from tests.conftest import (
-    config_text,
     PROJECT,
     REGION,
     CallLog,
+    config_text,
     make_config,
     new_aws,
     reset_account,
@@ -88,7 +88,7 @@ def test_up_interrupted_after_each_resource_converges_without_twins(endpoint, tm
                 if seen == crash_after:
                     raise InjectedCrash(event_name)
 
-        result = app.up(config, new_aws(("after-call", crash)), path, quiet=True)
+        result = operations.up(config, new_aws(("after-call", crash)), path, quiet=True)
         assert not result.ok, f"no crash injected at create {crash_after}"
         up_ok(config, new_aws(), path)
         assert_same_world(world(project), baseline_world, f"crash after create {crash_after}")
@@ -177,7 +177,7 @@ def test_up_converges_under_injected_throttling_and_5xx(aws, config, state_path,
 
 def test_destroy_removes_everything_tagged_and_empties_state(aws, config, state_path):
     up_ok(config, aws, state_path)
-    result = app.destroy(config, new_aws(), state_path, quiet=True)
+    result = operations.destroy(config, new_aws(), state_path, quiet=True)
     assert result.ok, result.errors
     assert world() == []
     assert json.loads(state_path.read_text())["resources"] == {}
@@ -186,22 +186,22 @@ def test_destroy_removes_everything_tagged_and_empties_state(aws, config, state_
 def test_destroy_without_state_finds_resources_by_tags(aws, config, state_path):
     up_ok(config, aws, state_path)
     state_path.unlink()
-    assert app.destroy(config, new_aws(), state_path, quiet=True).ok
+    assert operations.destroy(config, new_aws(), state_path, quiet=True).ok
     assert world() == []
 
 
 def test_destroy_twice_is_a_no_op(aws, config, state_path):
     up_ok(config, aws, state_path)
-    assert app.destroy(config, aws, state_path, quiet=True).ok
+    assert operations.destroy(config, aws, state_path, quiet=True).ok
     log = CallLog()
-    result = app.destroy(config, new_aws(("before-call", log)), state_path, quiet=True)
+    result = operations.destroy(config, new_aws(("before-call", log)), state_path, quiet=True)
     assert result.ok and result.changes == [] and log.mutating == []
 
 
 def test_up_after_destroy_starts_a_new_lineage(aws, config, state_path):
     up_ok(config, aws, state_path)
     first = json.loads(state_path.read_text())["lineage"]
-    app.destroy(config, aws, state_path, quiet=True)
+    operations.destroy(config, aws, state_path, quiet=True)
     up_ok(config, aws, state_path)
     assert json.loads(state_path.read_text())["lineage"] != first
     assert len(world()) == len(set(world()))
@@ -212,6 +212,6 @@ def test_second_run_on_locked_state_is_refused_and_names_the_holder(aws, config,
     with holder.locked("up"):
         log = CallLog()
         with pytest.raises(StateLocked, match=r"locked by 'provision up' \(pid \d+"):
-            app.up(config, new_aws(("before-call", log)), state_path, quiet=True)
+            operations.up(config, new_aws(("before-call", log)), state_path, quiet=True)
         assert log.calls == []
     assert up_ok(config, aws, state_path).ok

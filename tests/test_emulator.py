@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import boto3
 
-from provisioner import emulator
+from provisioner.emulator import server as emulator
 from tests.conftest import REGION
 
 

@@ -6,7 +6,7 @@ import ipaddress
 import boto3
 import pytest
 
-from provisioner import app
+from provisioner import operations
 from steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
 from tests.conftest import (
     PROJECT,
@@ -92,12 +92,12 @@ def test_private_subnets_spread_over_distinct_zones(stack):
 
 def test_plan_after_up_shows_no_changes(stack):
     config, state_path = stack
-    assert app.plan(config, new_aws(), state_path, quiet=True).changes == []
+    assert operations.plan(config, new_aws(), state_path, quiet=True).changes == []
 
 
 def test_outputs_name_the_network(stack):
     config, state_path = stack
-    values = app.outputs(config, new_aws(), state_path)
+    values = operations.outputs(config, new_aws(), state_path)
     vpc = project_vpc()
     assert values["vpc_id"] == vpc["VpcId"]
     assert len(values["private_subnet_ids"]) == len(config.network.private_subnet_cidrs)
@@ -169,7 +169,7 @@ def test_explicit_availability_zones_are_used(endpoint, state_path):
 
 def test_plan_lists_creations_and_calls_nothing_mutating(endpoint, config, state_path):
     log = CallLog()
-    result = app.plan(config, new_aws(("before-call", log)), state_path, quiet=True)
+    result = operations.plan(config, new_aws(("before-call", log)), state_path, quiet=True)
     assert result.ok
     assert log.mutating == []
     assert world() == []
@@ -182,7 +182,7 @@ def test_plan_announces_exactly_what_up_then_does(endpoint, config, state_path):
     def what(changes):
         return sorted((c.step, c.action, c.noun, c.key) for c in changes)
 
-    planned = app.plan(config, new_aws(), state_path, quiet=True)
+    planned = operations.plan(config, new_aws(), state_path, quiet=True)
     done = up_ok(config, new_aws(), state_path)
     assert what(planned.changes) == what(done.changes)
 
@@ -190,7 +190,7 @@ def test_plan_announces_exactly_what_up_then_does(endpoint, config, state_path):
 def test_status_reports_missing_drifted_and_untracked(aws, config, state_path):
     up_ok(config, aws, state_path)
     client = ec2()
-    state = app.outputs(config, aws, state_path)
+    state = operations.outputs(config, aws, state_path)
     ssm_endpoint = next(
         e["VpcEndpointId"] for e in client.describe_vpc_endpoints()["VpcEndpoints"]
         if e["ServiceName"].endswith(".ssm")
@@ -204,7 +204,7 @@ def test_status_reports_missing_drifted_and_untracked(aws, config, state_path):
             {"Key": "ProvisionStep", "Value": "endpoints"}, {"Key": "ProvisionKey", "Value": "stray"}]}],
     )["GroupId"]
 
-    rows = app.status(config, aws, state_path)
+    rows = operations.status(config, aws, state_path)
     by_status = {}
     for row in rows:
         by_status.setdefault(row.status, []).append(row)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from provisioner.moto_patches import NAT_DELAY_SETTING, OPENSEARCH_DELAY_SETTING
+from provisioner.emulator.patches import NAT_DELAY_SETTING, OPENSEARCH_DELAY_SETTING
 from tests.conftest import config_text, make_config, new_aws, own_emulator, up_ok, world
 
 NAT_SECONDS = 3

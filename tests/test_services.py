@@ -9,10 +9,10 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from provisioner import app
+from provisioner import operations
 from provisioner.cli import app as cli
-from provisioner.dynamic_config import known_keys
-from provisioner.moto_patches import UNPLACEABLE_SETTING
+from provisioner.emulator.patches import UNPLACEABLE_SETTING
+from provisioner.temporal.dynamic_config import known_keys
 from tests.conftest import (
     PROJECT,
     REGION,
@@ -38,7 +38,7 @@ LONGEST_LONG_POLL_SECONDS = 70
 def stack(moto_endpoint, tmp_path_factory):
     """One stack for every read-only test in this module."""
     config, state_path = build_stack(moto_endpoint, tmp_path_factory)
-    return app.outputs(config, new_aws(), state_path) | {"state_path": state_path}
+    return operations.outputs(config, new_aws(), state_path) | {"state_path": state_path}
 
 
 def ecs():
@@ -290,7 +290,7 @@ def test_scale_interrupted_after_recording_the_counts_is_finished_by_up(cli_stac
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        app.scale(make_config(), new_aws(("before-call.ecs.UpdateService", crash)), {"worker": 2}, state, quiet=True)
+        operations.scale(make_config(), new_aws(("before-call.ecs.UpdateService", crash)), {"worker": 2}, state, quiet=True)
     assert counts()["worker"] == 0
     result = up_ok(make_config(), new_aws(), state)
     assert [c.describe() for c in result.changes] == ["update ECS service svc-worker (desiredCount)"]
@@ -300,7 +300,7 @@ def test_scale_interrupted_after_recording_the_counts_is_finished_by_up(cli_stac
 def test_destroy_of_a_running_cluster_leaves_nothing_and_forgets_the_counts(cli_stack):
     config_file, state = cli_stack
     assert run("scale", "up", config_file=config_file, state=state).exit_code == 0
-    assert app.destroy(make_config(), new_aws(), state, quiet=True).ok
+    assert operations.destroy(make_config(), new_aws(), state, quiet=True).ok
     assert world() == []
     assert json.loads(state.read_text())["settings"] == {}
 
@@ -327,7 +327,7 @@ def test_lost_state_keeps_the_live_task_counts(cli_stack):
 def test_changed_task_size_registers_a_new_revision_and_moves_the_service(cli_stack):
     _, state = cli_stack
     bigger = make_config(services={"history": {"cpu": 4096}})
-    planned = app.plan(bigger, new_aws(), state, quiet=True).changes
+    planned = operations.plan(bigger, new_aws(), state, quiet=True).changes
     result = up_ok(bigger, new_aws(), state)
     assert [c.describe() for c in planned] == [c.describe() for c in result.changes]
     history = ecs().describe_task_definition(taskDefinition=f"{PROJECT}-history")["taskDefinition"]
@@ -340,7 +340,7 @@ def test_changed_task_size_registers_a_new_revision_and_moves_the_service(cli_st
 
 def test_a_task_too_big_for_its_node_is_refused_before_anything_is_created(endpoint, tmp_path):
     config = make_config(services={"history": {"memory": 20480}})
-    result = app.up(config, new_aws(), tmp_path / "state.json", quiet=True)
+    result = operations.up(config, new_aws(), tmp_path / "state.json", quiet=True)
     assert not result.ok
     (message,) = [str(e) for _, e in result.errors]
     assert "services.history" in message and "capacity.history.instance_type" in message

@@ -2,7 +2,7 @@
 Auto Scaling, Cloud Map namespaces, Prometheus workspaces and the external Grafana secret.
 
 Each one answers the same questions as an EC2 kind (get, find, id, tags, delete), so the
-generic find-or-create in resources.py works unchanged. Items carry their tags under "_tags".
+generic find-or-create in converge.py works unchanged. Items carry their tags under "_tags".
 A resource whose name is taken by something this project did not tag is an error, never adopted.
 """
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
+from provisioner.aws.kinds import register
+from provisioner.aws.session import Aws
+from provisioner.aws.waiter import wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import MANAGED_BY, TAG_KEY, TAG_MANAGED_BY, TAG_PROJECT, Naming
-from provisioner.resources import register
-from provisioner.session import Aws
-from provisioner.waiter import wait_for
 
 
 def tag_dict(tags: Any) -> dict[str, str]:

@@ -1,21 +1,18 @@
-"""Find-or-create for any taggable resource, and the EC2 resource kinds.
+"""Resource kinds: what every kind answers (get, find, id, tags, delete), and the EC2 kinds.
 
-A step finds its resource by the ID in the state first, then by its tags (more
-than one match is an error, never a guess), and only then creates it with the
-tags set in the same call. Only a service's own NotFound codes mean "absent":
-an expired credential must never look like a deleted resource.
+Only a service's own NotFound codes mean "absent": an expired credential must never look
+like a deleted resource.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from provisioner.aws.session import Aws
 from provisioner.errors import ProvisionError, aws_failure, error_code
-from provisioner.naming import TAG_KEY, TAG_STEP, Naming
-from provisioner.session import Aws
-from provisioner.waiter import call_with_retry, wait_for
+from provisioner.naming import Naming
 
 
 class Kind(Protocol):
@@ -153,126 +150,6 @@ VPC_ENDPOINT = register(Ec2Kind(
     "VpcEndpointIds", ("InvalidVpcEndpointId.NotFound",), "delete_vpc_endpoints", "VpcEndpointIds",
     state_field="State", gone_states=("deleting", "deleted", "failed", "rejected", "Deleting", "Deleted", "Failed", "Rejected"),
 ))
-
-
-def ensure(
-    ctx,
-    kind: Kind,
-    key: str,
-    create: Callable[[], dict],
-    detail: str = "",
-    name: str | None = None,
-    attributes_of: Callable[[dict], dict] | None = None,
-    **attributes: Any,
-) -> dict | None:
-    """The resource `key` of this step: found by state ID, then by tags (or `name`), else created and recorded.
-
-    `attributes` (and `attributes_of(item)`) are recorded beside the ID for later steps to read.
-    Returns the live description, or None in a plan when it does not exist yet.
-    """
-    recorded_id = ctx.state.id_of(ctx.step, key)
-    item = kind.get(ctx.aws, recorded_id) if recorded_id else None
-    if item is None:
-        matches = kind.find(ctx.aws, ctx.naming, key, name)
-        if len(matches) > 1:
-            ids = ", ".join(kind.id_of(m) for m in matches)
-            raise ProvisionError(
-                f"Found {len(matches)} {kind.noun}s tagged as {ctx.naming.name(key)} ({ids}); expected one. "
-                "Delete the extra ones, then run again."
-            )
-        item = matches[0] if matches else None
-    if item is None:
-        item = ctx.change("create", kind.noun, key, detail, act=create)
-        if item is None:
-            return None
-    if not ctx.dry_run:
-        derived = attributes_of(item) if attributes_of else {}
-        ctx.record(key, kind.id_of(item), kind=kind.kind, **attributes, **derived)
-    return item
-
-
-def differs(current: Any, desired: Any) -> bool:
-    """True when any field the tool sets has another value (extra fields AWS adds are ignored)."""
-    if isinstance(desired, dict):
-        return not isinstance(current, dict) or any(differs(current.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return not isinstance(current, list) or len(current) != len(desired) or any(
-            differs(c, d) for c, d in zip(current, desired)
-        )
-    return current != desired
-
-
-def _tagged(ctx, kind: Kind) -> Iterator[tuple[str, dict]]:
-    """(logical key, item) for every live resource of `kind` tagged for this project and step."""
-    for item in kind.find(ctx.aws, ctx.naming):
-        tags = kind.tags_of(item)
-        if tags.get(TAG_STEP) == ctx.step:
-            yield tags.get(TAG_KEY, "?"), item
-
-
-def step_inventory(ctx, kinds: list[Kind]) -> list[tuple[str, str, str]]:
-    """Every live resource of these kinds tagged for this project and step, as (key, kind, id)."""
-    return [(key, kind.kind, kind.id_of(item)) for kind in kinds for key, item in _tagged(ctx, kind)]
-
-
-def owned(ctx, kind: Kind) -> dict[str, tuple[str, dict]]:
-    """Live resources of `kind` this step owns, by ID: recorded in the state or found by tags.
-
-    Records of resources that are gone are dropped from the state on the way.
-    """
-    found: dict[str, tuple[str, dict]] = {}
-    for key, record in ctx.state.step_records(ctx.step).items():
-        if record.get("kind") == kind.kind:
-            item = kind.get(ctx.aws, record["id"])
-            if item is None:
-                ctx.state.forget(ctx.step, key)
-            else:
-                found[record["id"]] = (key, item)
-    for key, item in _tagged(ctx, kind):
-        found.setdefault(kind.id_of(item), (key, item))
-    return found
-
-
-def destroy_kind(
-    ctx,
-    kind: Kind,
-    before_delete: Callable[[dict], Any] | None = None,
-    retry_dependency: float = 0,
-) -> list[str]:
-    """Delete every resource of `kind` this step owns: recorded in the state or found by tags.
-
-    With `retry_dependency`, a DependencyViolation (a dependent still going away) is retried that many seconds.
-    """
-    targets = owned(ctx, kind)
-    deleted = []
-    for resource_id, (key, item) in sorted(targets.items(), key=lambda t: t[1][0]):
-        def act(item=item, resource_id=resource_id) -> None:
-            if before_delete:
-                before_delete(item)
-            if retry_dependency:
-                call_with_retry(
-                    lambda: kind.delete(ctx.aws, resource_id),
-                    retry_codes=("DependencyViolation",), timeout=retry_dependency,
-                )
-            else:
-                kind.delete(ctx.aws, resource_id)
-
-        ctx.change("delete", kind.noun, key, resource_id, act=act)
-        if not ctx.dry_run:
-            ctx.state.forget(ctx.step, key)
-        deleted.append(resource_id)
-    return deleted
-
-
-def wait_deleted(ctx, kind: Kind, resource_ids: list[str], timeout: float | None = None) -> None:
-    """Wait until each deleted resource is gone (default: the config's default timeout)."""
-    for resource_id in resource_ids:
-        ctx.say(f"waiting for {kind.noun} {resource_id} to be deleted")
-        wait_for(
-            f"{kind.noun} {resource_id} to be deleted",
-            lambda resource_id=resource_id: True if kind.get(ctx.aws, resource_id) is None else None,
-            timeout=timeout or ctx.config.timeouts.default,
-        )
 
 
 def ingress_rules(aws: Aws, group_id: str) -> list[dict]:

@@ -10,13 +10,13 @@ import difflib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
+from provisioner.aws.named_kinds import ECS_SERVICE
+from provisioner.aws.session import Aws
+from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import ProvisionError
-from provisioner.services import ECS_SERVICE
-from provisioner.session import Aws
-from provisioner.temporal import NODE_GROUP, SERVICES, node_room
-from provisioner.waiter import TimedOut, WaitFailed, wait_for
+from provisioner.temporal.roles import NODE_GROUP, SERVICES, node_room
 from steps.ecs_services import COUNTS_SETTING, service_key
 
 # Aurora DSQL's default quota of connections per cluster.

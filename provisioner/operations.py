@@ -1,4 +1,4 @@
-"""Operations shared by the CLI and the tests: open the state, run the pipeline, read status and outputs."""
+"""The pipeline operations behind up, plan, destroy, status and outputs: open the state, run the engine."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -8,11 +8,11 @@ from typing import Iterator
 
 from rich.console import Console
 
+from provisioner.aws.session import Aws
 from provisioner.config import Config
 from provisioner.engine import Engine, RunResult
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
-from provisioner.session import Aws
 from state import StateStore
 from steps import pipeline
 
@@ -51,7 +51,7 @@ def destroy(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) 
 def scale(config: Config, aws: Aws, targets: dict[str, int], state_path: Path | None = None, wait: bool = True,
           timeout: float | None = None, **kwargs) -> list:
     """Set the task counts of the named services, record them, and wait until they settle."""
-    from provisioner import scaling
+    from provisioner.commands import scale as scaling
 
     with open_engine(config, aws, state_path, "scale", **kwargs) as engine:
         return scaling.scale(engine, targets, wait, timeout or config.timeouts.services_stable)
@@ -96,47 +96,3 @@ def outputs(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) 
         for step in engine.steps:
             result.update(step.outputs(engine.context(step, dry_run=True)))
         return result
-
-
-@dataclass(frozen=True)
-class GrafanaSecret:
-    arn: str
-    created: bool
-    password: str | None  # only when the caller asked to see it
-
-
-def ensure_grafana_secret(config: Config, aws: Aws, name: str | None = None, show_password: bool = False) -> GrafanaSecret:
-    """Seed task 23: create the Grafana admin secret once, with a generated password.
-
-    The password goes straight from Secrets Manager's generator into the secret; it is returned
-    (to be printed) only when asked for, and never written anywhere else.
-    """
-    import json
-
-    from botocore.exceptions import ClientError
-
-    from provisioner.errors import aws_failure, error_code
-
-    client = aws.client("secretsmanager")
-    name = name or config.grafana.admin_secret_name
-    try:
-        existing = client.describe_secret(SecretId=name)
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise aws_failure(f"look up secret {name}", exc) from exc
-        existing = None
-    if existing:
-        password = None
-        if show_password:
-            password = json.loads(client.get_secret_value(SecretId=name)["SecretString"])["admin_password"]
-        return GrafanaSecret(existing["ARN"], False, password)
-    password = client.get_random_password(PasswordLength=32, ExcludePunctuation=True)["RandomPassword"]
-    try:
-        created = client.create_secret(
-            Name=name, Description=f"Grafana admin login for {config.project}",
-            SecretString=json.dumps({"admin_user": "admin", "admin_password": password}),
-            ClientRequestToken=Naming(config.project, aws.region).client_token(f"secret/{name}")[:64],
-        )
-    except ClientError as exc:
-        raise aws_failure(f"create secret {name}", exc) from exc
-    return GrafanaSecret(created["ARN"], True, password if show_password else None)

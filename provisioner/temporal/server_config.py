@@ -1,56 +1,22 @@
-"""What a Temporal deployment must get right: roles, ports, placement, and the server config.
+"""The Temporal server configuration, rendered per role from validated settings.
 
-The server configuration is rendered here from validated settings and handed to the container
-in an environment variable; a small start script writes it where the server reads it, with the
-task's own IP as the membership broadcast address. JSON is valid YAML, so no YAML writer is needed.
+It reaches the container in an environment variable; a small start script writes it where the
+server reads it, with the task's own IP as the membership broadcast address. JSON is valid YAML,
+so no YAML writer is needed.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from provisioner.config import Config
-from provisioner.dynamic_config import render as render_dynamic_config
-
-TEMPORAL_ROLES = ("history", "matching", "frontend", "worker")
-SERVICES = (*TEMPORAL_ROLES, "ui")
-GRPC_PORT = {"frontend": 7233, "history": 7234, "matching": 7235, "worker": 7239}
-MEMBERSHIP_PORT = {"frontend": 6933, "history": 6934, "matching": 6935, "worker": 6939}
-METRICS_PORT = 9090
-UI_PORT = 8080
-
-# The node group (and `workload` instance attribute) each service is placed on: A, B or C.
-NODE_GROUP = {"history": "history", "matching": "frontend", "frontend": "frontend", "ui": "frontend", "worker": "worker"}
-# Service Connect: the roles others call by name (client-server); worker and UI are clients only.
-DISCOVERY_NAME = {"history": "temporal-history", "matching": "temporal-matching", "frontend": "temporal-frontend"}
-FRONTEND_ADDRESS = f"{DISCOVERY_NAME['frontend']}:{GRPC_PORT['frontend']}"
-# Long polls last up to ~70 s; Service Connect's default 15 s per-request timeout would cut them.
-PER_REQUEST_TIMEOUT_SECONDS = 120
-# Time for a graceful stop: drain (dynamic config), then history hands its shards off.
-STOP_TIMEOUT_SECONDS = 120
-
-# ECS keeps part of each instance's memory for the OS and its agent; tasks get the rest.
-RESERVED_MEMORY_FRACTION = 0.1
-
-
-@dataclass(frozen=True)
-class NodeRoom:
-    """What one container instance offers tasks: CPU units, MiB, and awsvpc tasks (one ENI each)."""
-
-    cpu: int
-    memory: int
-    tasks: int
-
-
-def node_room(instance_type: dict) -> NodeRoom:
-    """From a DescribeInstanceTypes entry. The primary ENI is the instance's own; without ENI
-    trunking, every awsvpc task takes one of the others."""
-    return NodeRoom(
-        cpu=instance_type["VCpuInfo"]["DefaultVCpus"] * 1024,
-        memory=int(instance_type["MemoryInfo"]["SizeInMiB"] * (1 - RESERVED_MEMORY_FRACTION)),
-        tasks=instance_type["NetworkInfo"]["MaximumNetworkInterfaces"] - 1,
-    )
-
+from provisioner.temporal.dynamic_config import render as render_dynamic_config
+from provisioner.temporal.roles import (
+    FRONTEND_ADDRESS,
+    GRPC_PORT,
+    MEMBERSHIP_PORT,
+    METRICS_PORT,
+    TEMPORAL_ROLES,
+)
 
 CONFIG_DIR = "/tmp/temporal"  # writable by the image's non-root user
 BROADCAST_PLACEHOLDER = "__BROADCAST_ADDRESS__"

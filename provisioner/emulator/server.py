@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from provisioner.aws.waiter import wait_for
 from provisioner.errors import ProvisionError
-from provisioner.waiter import wait_for
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
@@ -37,9 +37,9 @@ def configure_moto() -> None:
     """Set moto's settings and apply the emulator patches in this process, before serving."""
     for name, value in MOTO_SETTINGS.items():
         os.environ.setdefault(name, value)
-    from provisioner import moto_patches
+    from provisioner.emulator import patches
 
-    moto_patches.apply()
+    patches.apply()
 
 
 def serve(host: str, port: int) -> None:
@@ -85,7 +85,7 @@ def start(state_dir: Path, port: int = DEFAULT_PORT, timeout: float = 30) -> dic
     state_dir.mkdir(parents=True, exist_ok=True)
     log = open(state_dir / "emulator.log", "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "provisioner.emulator", "--host", HOST, "--port", str(port)],
+        [sys.executable, "-m", "provisioner.emulator.server", "--host", HOST, "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     info = {"pid": process.pid, "port": port, "endpoint": endpoint(port)}
