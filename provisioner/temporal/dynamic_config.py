@@ -1,45 +1,32 @@
 """Temporal dynamic config: the keys the pinned server version knows, and the file the server reads.
 
 The server silently ignores a key it does not know, so a typo would pass unnoticed in
-production. Every key is checked against the list extracted from the server's own
-source (provisioner/data/dynamicconfig_keys.json names the commit it came from).
+production. Every key is checked against the keys that version registers, extracted from its
+own source (provisioner/data/temporal/<version>.json names the commit).
 """
 from __future__ import annotations
 
 import difflib
-import json
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-
-@lru_cache(maxsize=1)
-def _data() -> dict:
-    return json.loads(resources.files("provisioner").joinpath("data/dynamicconfig_keys.json").read_text())
+from provisioner.temporal.versions import ServerVersion
 
 
-def known_keys() -> frozenset[str]:
-    return frozenset(_data()["keys"])
+def check_keys(values: dict[str, Any], version: ServerVersion) -> None:
+    """Raise ValueError naming every key the server version does not know (with the nearest known key).
 
-
-def source() -> dict:
-    """Where the key list comes from: repository, path, commit and server release line."""
-    return dict(_data()["source"])
-
-
-def check_keys(values: dict[str, Any]) -> None:
-    """Raise ValueError naming every key the pinned server does not know (with the nearest known key)."""
-    known = known_keys()
+    The server matches keys case-insensitively (common/dynamicconfig/key.go lower-cases them).
+    """
+    known = {key.lower(): key for key in version.dynamic_config_keys}
     problems = []
-    for key in sorted(set(values) - known):
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+    for key in sorted(k for k in values if k.lower() not in known):
+        close = difflib.get_close_matches(key.lower(), known, n=1)
+        hint = f" (did you mean {known[close[0]]!r}?)" if close else ""
         problems.append(f"{key!r}{hint}")
     if problems:
-        origin = source()
         raise ValueError(
-            f"unknown dynamic config key {', '.join(problems)}: Temporal {origin['server_line']} does not know it "
-            f"and would ignore it silently (keys from {origin['path']} at {origin['commit'][:12]})"
+            f"unknown dynamic config key {', '.join(problems)}: Temporal {version.describe()} does not know it "
+            "and would ignore it silently"
         )
 
 
