@@ -103,6 +103,8 @@ def load(config_path: Path, profile: str | None, check=None):
 
 
 def report(result, verb: str) -> None:
+    for message in result.notes:
+        err.print(message, highlight=False)
     for step, error in result.errors:
         err.print(f"[red]✗ {step}:[/] {error}", highlight=False)
     if result.errors:

@@ -16,9 +16,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from provisioner.temporal import versions
+from provisioner.temporal.versions import DEFAULT as DEFAULT_VERSION
+from provisioner.temporal.versions import tag_version
 
 # Lower-case letters, digits and hyphens, starting with a letter: the common
 # subset accepted by every AWS name this project derives from it (ECS cluster,
@@ -140,14 +145,6 @@ class CapacityConfig(Strict):
 
 class DsqlConfig(Strict):
     cluster_arn: str = Field(description="ARN of the Aurora DSQL cluster Temporal persists to (required).")
-    user: str = Field("admin", description="Database role Temporal connects as, with an IAM token (no password).")
-
-    @field_validator("user")
-    @classmethod
-    def _user(cls, value: str) -> str:
-        if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", value):
-            raise ValueError("must be a PostgreSQL role name: lower-case letters, digits and underscores")
-        return value
 
     @field_validator("cluster_arn")
     @classmethod
@@ -176,22 +173,18 @@ class ServiceConfig(Strict):
 
 
 class TemporalServiceConfig(ServiceConfig):
-    max_conns: int = Field(20, ge=1, le=1000, description="Most DSQL connections one task opens.")
-    max_idle_conns: int = Field(10, ge=0, le=1000, description="DSQL connections one task keeps open when idle.")
-
-    @model_validator(mode="after")
-    def _pool(self) -> TemporalServiceConfig:
-        if self.max_idle_conns > self.max_conns:
-            raise ValueError(f"max_idle_conns ({self.max_idle_conns}) must not exceed max_conns ({self.max_conns})")
-        return self
+    max_conns: int = Field(
+        20, ge=1, le=1000,
+        description="DSQL connections one task opens and keeps: the fork warms its pool to this size and holds it.",
+    )
 
 
 # Sized for the default node groups: what `provision scale up` starts fits max_size m7g.xlarge nodes.
 SERVICE_DEFAULTS = {
-    "history": {"cpu": 2048, "memory": 6144, "replicas": 2, "max_conns": 40, "max_idle_conns": 20},
+    "history": {"cpu": 2048, "memory": 6144, "replicas": 2, "max_conns": 40},
     "matching": {"cpu": 1024, "memory": 2048, "replicas": 2},
     "frontend": {"cpu": 1024, "memory": 2048, "replicas": 2},
-    "worker": {"cpu": 512, "memory": 1024, "replicas": 1, "max_conns": 10, "max_idle_conns": 5},
+    "worker": {"cpu": 512, "memory": 1024, "replicas": 1, "max_conns": 10},
     "ui": {"cpu": 256, "memory": 512, "replicas": 1},
 }
 
@@ -223,6 +216,12 @@ DynamicConfigValue = Union[bool, int, float, str, list, dict]
 
 
 class TemporalConfig(Strict):
+    # Declared first: the validators of the image and the dynamic config read it.
+    server_version: str = Field(
+        DEFAULT_VERSION,
+        description="Temporal server version of server_image: it picks the dynamic config keys, the config keys and "
+        "the ports each role opens. 'fork' is the temporal-dsql fork (github.com/iw/temporal main).",
+    )
     server_image: str = Field(
         description="The temporal-dsql server image you built and pushed (required), pinned by tag or digest."
     )
@@ -237,10 +236,31 @@ class TemporalConfig(Strict):
         description="Dynamic config: key = value, or key = [{value = ..., constraints = {...}}].",
     )
 
-    @field_validator("server_image", "ui_image")
+    @field_validator("server_version")
     @classmethod
-    def _images(cls, value: str) -> str:
+    def _supported(cls, value: str) -> str:
+        versions.load(value)  # refuses an unsupported version by name, listing the supported ones
+        return value
+
+    @field_validator("ui_image")
+    @classmethod
+    def _ui_image(cls, value: str) -> str:
         return _pinned(value)
+
+    @field_validator("server_image")
+    @classmethod
+    def _server_image(cls, value: str, info: ValidationInfo) -> str:
+        _pinned(value)
+        version = info.data.get("server_version")
+        tagged = tag_version(value)
+        if version and tagged:
+            declared = ".".join(versions.load(version).declared.split(".")[:2])
+            if tagged != declared:
+                raise ValueError(
+                    f"its tag carries version {tagged} but temporal.server_version = {version!r} is Temporal "
+                    f"{declared}: set server_version to the version the image was built from"
+                )
+        return value
 
     @field_validator("num_history_shards")
     @classmethod
@@ -251,10 +271,11 @@ class TemporalConfig(Strict):
 
     @field_validator("dynamic_config")
     @classmethod
-    def _known_keys(cls, value: dict) -> dict:
+    def _known_keys(cls, value: dict, info: ValidationInfo) -> dict:
         from provisioner.temporal.dynamic_config import check_keys
 
-        check_keys(value)
+        if info.data.get("server_version"):
+            check_keys(value, versions.load(info.data["server_version"]))
         return value
 
 
@@ -278,6 +299,20 @@ class OpenSearchConfig(Strict):
     instance_count: int = Field(1, ge=1, le=10, description="Data nodes (one is enough for visibility at this size).")
     volume_gib: int = Field(10, ge=10, le=1024, description="Encrypted gp3 volume per node.")
     engine_version: str = Field("OpenSearch_2.17", description="OpenSearch engine version.")
+    visibility_index: str = Field(
+        "temporal_visibility_v1",
+        description="The visibility index 'provision schema' creates and the server uses; Temporal's index template "
+        "applies only to names starting with temporal_visibility_v1.",
+    )
+
+    @field_validator("visibility_index")
+    @classmethod
+    def _index(cls, value: str) -> str:
+        # The template (schema/elasticsearch/visibility/.../index_template_v7.json) matches temporal_visibility_v1*;
+        # OpenSearch index names are lower case, without \\ / * ? " < > | , # : or spaces.
+        if not re.match(r"^temporal_visibility_v1[a-z0-9_.-]{0,200}$", value):
+            raise ValueError("must start with temporal_visibility_v1 and hold only lower-case letters, digits, _ . -")
+        return value
 
     @field_validator("instance_type")
     @classmethod
@@ -364,7 +399,39 @@ def load_config(path: Path) -> Config:
     return parse_config(data, source=str(path))
 
 
+# Settings earlier releases accepted, and why they are gone: a config that still sets one is refused
+# with the reason, never silently ignored.
+REMOVED_SETTINGS = {
+    ("dsql", "user"): (
+        "the temporal-dsql plugin ignores it and always connects as 'admin' with an admin token "
+        "(dsql:DbConnectAdmin); remove the key"
+    ),
+    ("services", "*", "max_idle_conns"): (
+        "the temporal-dsql plugin warms each pool to max_conns and keeps it there; an idle limit below it makes "
+        "the pool close connections as fast as the plugin opens them, spending DSQL's 100 connections per second. "
+        "Remove the key: max_conns sizes the pool"
+    ),
+}
+
+
+def _removed_settings(data: dict, source: str) -> list[str]:
+    found = []
+    for path, why in REMOVED_SETTINGS.items():
+        sections = [(path[0], data.get(path[0]))]
+        for part in path[1:-1]:
+            sections = [
+                (f"{name}.{key}", value.get(key)) for name, value in sections if isinstance(value, dict)
+                for key in (value if part == "*" else [part])
+            ]
+        found += [f"{source}: {name}.{path[-1]}: {why}" for name, value in sections
+                  if isinstance(value, dict) and path[-1] in value]
+    return found
+
+
 def parse_config(data: dict, source: str = "config") -> Config:
+    removed = _removed_settings(data, source)
+    if removed:
+        raise ConfigError("\n".join(removed))
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -59,6 +59,12 @@ class StepContext:
     changes: list[Change] = field(default_factory=list)
     # What a plan expects earlier steps to replace, where the new ID is only known after apply.
     replacing: set[tuple[str, str]] = field(default_factory=set)
+    # What the user should know when the command ends: what was kept, what to run next.
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        if message not in self.notes:
+            self.notes.append(message)
 
     def say(self, message: str) -> None:
         # Waits report through here, so a Ctrl-C also ends a wait at its next poll.
@@ -144,6 +150,7 @@ class Step:
 class RunResult:
     changes: list[Change]
     errors: list[tuple[str, BaseException]]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -151,7 +158,7 @@ class RunResult:
 
 
 class Engine:
-    def __init__(self, steps: list[Step], config: Config, aws: Aws, state: StateStore, reporter: Reporter, workers: int = 4):
+    def __init__(self, steps: list[Step], config: Config, aws: Aws, state: StateStore, reporter: Reporter, workers: int | None = None):
         names = [s.name for s in steps]
         for step in steps:
             unknown = [r for r in step.requires if r not in names]
@@ -162,15 +169,18 @@ class Engine:
         self.aws = aws
         self.state = state
         self.reporter = reporter
-        self.workers = workers
+        # A step that waits (NAT gateway, OpenSearch) holds its thread: give every step one, so a wait
+        # never keeps a ready step from starting. Steps are I/O bound; their calls are few.
+        self.workers = workers or len(steps)
         self.naming = Naming(config.project, aws.region, state.lineage)
         self.cancelled = threading.Event()
         self.replacing: set[tuple[str, str]] = set()
+        self.notes: list[str] = []
 
     def context(self, step: Step, dry_run: bool) -> StepContext:
         return StepContext(
             step.name, self.config, self.aws, self.naming, self.state, dry_run, self.reporter, self.cancelled,
-            replacing=self.replacing,
+            replacing=self.replacing, notes=self.notes,
         )
 
     def plan(self) -> RunResult:
@@ -215,7 +225,7 @@ class Engine:
             else:
                 self.reporter.finish(step.name, ok=True, message=_summary(ctx.changes, dry_run))
             changes.extend(ctx.changes)
-        return RunResult(changes, errors)
+        return RunResult(changes, errors, list(self.notes))
 
     def _run_graph(self, action, reverse: bool) -> RunResult:
         """Run every step once its dependencies are done (dependents first when reversed).
@@ -282,7 +292,7 @@ class Engine:
         for name in order:
             if name not in started:
                 self.reporter.skip(name)
-        return RunResult(changes, errors)
+        return RunResult(changes, errors, list(self.notes))
 
 
 def _summary(changes: list[Change], dry_run: bool) -> str:

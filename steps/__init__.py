@@ -11,11 +11,12 @@ from steps.opensearch import OpenSearch
 from steps.prometheus import Prometheus
 from steps.secret import Secret
 from steps.security_groups import SecurityGroups
+from steps.service_roles import ServiceRoles
 from steps.task_definitions import TaskDefinitions
 
 
 def pipeline():
     return [
-        Secret(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
+        Secret(), ServiceRoles(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
         OpenSearch(), Capacity(), TaskDefinitions(), Services(),
     ]

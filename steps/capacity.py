@@ -16,7 +16,7 @@ from provisioner.aws.named_kinds import (
     CAPACITY_PROVIDER,
     ECS_CLUSTER,
 )
-from provisioner.aws.waiter import call_with_retry
+from provisioner.aws.propagation import INSTANCE_PROFILE, until_propagated
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
 
@@ -25,9 +25,6 @@ AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommen
 NODE_GROUPS = ("history", "frontend", "worker")
 DEFAULT_PROVIDER = "frontend"
 
-# What IAM answers while a new role or instance profile is still propagating.
-IAM_PROPAGATION_CODES = ("ValidationError", "InvalidParameterValue", "InvalidParameterException", "ClientException")
-IAM_PROPAGATION_MESSAGES = ("cannot be assumed", "instance profile", "iaminstanceprofile", "not authorized to perform: sts:assumerole")
 
 
 def node_name(ctx: StepContext, group: str) -> str:
@@ -151,13 +148,10 @@ class Capacity(Step):
 
         def create() -> dict:
             # Right after the instance profile is created, the ASG may not see it yet.
-            call_with_retry(
-                lambda: autoscaling.create_auto_scaling_group(
-                    AutoScalingGroupName=name, DesiredCapacity=node.desired_capacity, Tags=tags, **spec,
-                ),
-                retry_codes=IAM_PROPAGATION_CODES, retry_messages=IAM_PROPAGATION_MESSAGES,
-                timeout=ctx.config.timeouts.iam_propagation,
-            )
+            until_propagated(INSTANCE_PROFILE, ctx.config.timeouts.iam_propagation,
+                             lambda: autoscaling.create_auto_scaling_group(
+                                 AutoScalingGroupName=name, DesiredCapacity=node.desired_capacity, Tags=tags, **spec,
+                             ))
             return AUTOSCALING_GROUP.get(ctx.aws, name)
 
         asg = ensure(ctx, AUTOSCALING_GROUP, key, create, detail=node.instance_type, name=name,

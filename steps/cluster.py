@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from provisioner.aws.converge import destroy_kind, ensure, wait_deleted
 from provisioner.aws.named_kinds import ECS_CLUSTER, NAMESPACE, wait_operation
+from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.engine import Step, StepContext
 from steps.logs import log_key
 
@@ -30,7 +31,7 @@ def desired_cluster(namespace_arn: str | None, exec_log_group: str) -> dict:
 class Cluster(Step):
     name = "cluster"
     title = "ECS cluster"
-    requires = ("logs",)
+    requires = ("service_roles", "logs")
     kinds = (ECS_CLUSTER, NAMESPACE)
 
     def apply(self, ctx: StepContext) -> None:
@@ -60,10 +61,10 @@ class Cluster(Step):
         cluster_name = ctx.naming.cluster()
         cluster = ensure(
             ctx, ECS_CLUSTER, CLUSTER_KEY,
-            lambda: ecs.create_cluster(
+            lambda: until_propagated(ECS_ROLE, ctx.config.timeouts.iam_propagation, lambda: ecs.create_cluster(
                 clusterName=cluster_name, tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, CLUSTER_KEY).items()],
                 **desired,
-            )["cluster"],
+            ))["cluster"],
             detail=cluster_name, name=cluster_name,
             attributes_of=lambda c: {"name": c["clusterName"]},
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from provisioner.aws.converge import destroy_kind, differs, ensure, wait_deleted
 from provisioner.aws.named_kinds import ECS_SERVICE, service_address
+from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.engine import Step, StepContext
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
@@ -21,6 +22,8 @@ from provisioner.temporal.roles import (
 from steps.task_definitions import definition_key
 
 COUNTS_SETTING = "service_counts"
+# A rolling deployment starts new tasks before it stops old ones: up to twice the count at once.
+DEPLOYMENT_MAXIMUM_PERCENT = 200
 
 
 def service_key(service: str) -> str:
@@ -70,7 +73,7 @@ def service_spec(ctx: StepContext, service: str, task_definition: str, namespace
         "placementStrategy": [{"type": "spread", "field": "attribute:ecs.availability-zone"}],
         "deploymentConfiguration": {
             "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-            "maximumPercent": 200,
+            "maximumPercent": DEPLOYMENT_MAXIMUM_PERCENT,
             "minimumHealthyPercent": 100,
         },
         "enableExecuteCommand": True,
@@ -125,12 +128,13 @@ class Services(Step):
         cluster_name = cluster["name"] if cluster else ctx.naming.cluster()
 
         def create() -> dict:
-            return ecs.create_service(
+            # ECS assumes its service-linked role (perhaps made by this run) to wire the task network.
+            return until_propagated(ECS_ROLE, ctx.config.timeouts.iam_propagation, lambda: ecs.create_service(
                 cluster=cluster_name, serviceName=name, desiredCount=count or 0, schedulingStrategy="REPLICA",
                 propagateTags="SERVICE", enableECSManagedTags=True,
                 tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()],
                 clientToken=ctx.naming.client_token(key)[:36], **spec,
-            )["service"]
+            ))["service"]
 
         live = ensure(ctx, ECS_SERVICE, key, create, detail=f"{name}, {count or 0} tasks",
                       name=service_address(cluster_name, name), attributes_of=lambda s: {"name": s["serviceName"]})

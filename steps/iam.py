@@ -1,8 +1,8 @@
 """Seed task 5: execution, Temporal task, Grafana task and EC2 instance roles, least privilege.
 
 Every statement names resource ARNs. A "*" resource appears only where the action supports
-no resource scoping, and each such place says so. Trust policies name one service each and
-are pinned to this account, against the confused-deputy problem.
+no resource scoping, and each such place says so. Trust policies name one service each, with
+only the condition keys AWS documents for that principal (see `trust`).
 """
 from __future__ import annotations
 
@@ -48,30 +48,42 @@ class RoleSpec:
     description: str
     managed: tuple[str, ...] = ()
     inline: dict[str, dict] = field(default_factory=dict)
+    # A task role (assumed by ECS for a task's containers), as opposed to the execution or instance role.
+    task_role: bool = False
 
 
 def policy(*statements: dict) -> dict:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def trust(service: str, account: str) -> dict:
-    return policy({
-        "Effect": "Allow",
-        "Principal": {"Service": service},
-        "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-    })
+def trust(spec: RoleSpec, naming, account: str) -> dict:
+    """Only the conditions AWS documents for the principal: a condition the service never sends
+    would keep the role from ever being assumed (no instance would join, no task would start).
+
+    Task roles: "it is recommended that you use the aws:SourceAccount or aws:SourceArn condition keys
+    ... you should use the wildcard to specify all clusters" (ECS developer guide, task-iam-roles.html).
+    The task execution role (task_execution_IAM_role.html) and the container instance role
+    (instance_IAM_role.html) are documented with no condition at all.
+    """
+    statement = {"Effect": "Allow", "Principal": {"Service": spec.service}, "Action": "sts:AssumeRole"}
+    if spec.task_role:
+        statement["Condition"] = {
+            "ArnLike": {"aws:SourceArn": naming.arn("ecs", account, "*")},
+            "StringEquals": {"aws:SourceAccount": account},
+        }
+    return policy(statement)
 
 
 def _exec_logging(ctx: StepContext, account: str) -> list[dict]:
-    """ECS Exec writes its session log from inside the task, with the task role."""
+    """ECS Exec writes its session log from inside the task, with the task role: the actions and
+    resources of the ECS developer guide's ecs-exec.html ("IAM permissions required for ECS Exec")."""
     exec_log = ctx.recorded("logs", log_key("exec"))
     group = exec_log["id"] if exec_log else ctx.naming.log_group("exec")
     return [
         {
             "Sid": "EcsExecSessionLog",
             "Effect": "Allow",
-            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
             "Resource": ctx.naming.arn("logs", account, f"log-group:{group}:*"),
         },
         # DescribeLogGroups supports no resource-level permissions: "*" is the only resource AWS accepts.
@@ -102,12 +114,14 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
             inline={"temporal": policy(
                 ECS_EXEC_CHANNELS,
                 *_exec_logging(ctx, account),
-                {"Sid": "DsqlConnect", "Effect": "Allow", "Action": ["dsql:DbConnect", "dsql:DbConnectAdmin"],
+                # The fork always connects as admin with an admin token (dsql/plugin.go, token_cache.go).
+                {"Sid": "DsqlConnect", "Effect": "Allow", "Action": "dsql:DbConnectAdmin",
                  "Resource": ctx.config.dsql.cluster_arn},
                 {"Sid": "PrometheusRemoteWrite", "Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": workspace_arn},
                 {"Sid": "OpenSearchVisibility", "Effect": "Allow", "Action": OPENSEARCH_HTTP,
                  "Resource": [domain_arn, f"{domain_arn}/*"]},
             )},
+            task_role=True,
         ),
         RoleSpec(
             GRAFANA_ROLE, ECS_TASKS, "Grafana tasks: query Prometheus, ECS Exec",
@@ -116,10 +130,12 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
                 *_exec_logging(ctx, account),
                 {"Sid": "PrometheusQuery", "Effect": "Allow", "Action": PROMETHEUS_QUERY, "Resource": workspace_arn},
             )},
+            task_role=True,
         ),
         RoleSpec(
             UI_ROLE, ECS_TASKS, "Temporal UI tasks: ECS Exec only (the UI reaches the frontend, not AWS)",
             inline={"ui": policy(ECS_EXEC_CHANNELS, *_exec_logging(ctx, account))},
+            task_role=True,
         ),
         RoleSpec(
             INSTANCE_ROLE, EC2, "ECS container instances: join the cluster, SSM management",
@@ -154,7 +170,7 @@ class Iam(Step):
         account = ctx.aws.account_id
         for spec in role_specs(ctx):
             role_name = ctx.naming.name(spec.key)
-            document = trust(spec.service, account)
+            document = trust(spec, ctx.naming, account)
             role = ensure(
                 ctx, IAM_ROLE, spec.key,
                 lambda spec=spec, role_name=role_name, document=document: iam.create_role(

@@ -9,6 +9,7 @@ import json
 
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN
+from provisioner.aws.propagation import POLICY_PRINCIPAL, until_propagated
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from steps.iam import OPENSEARCH_HTTP, TEMPORAL_ROLE
 
@@ -31,7 +32,7 @@ def access_policy(domain_arn: str, task_role_arn: str | None) -> dict:
 class OpenSearch(Step):
     name = "opensearch"
     title = "OpenSearch domain"
-    requires = ("network", "security_groups", "iam")
+    requires = ("service_roles", "network", "security_groups", "iam")
     kinds = (OPENSEARCH_DOMAIN,)
 
     def apply(self, ctx: StepContext) -> None:
@@ -43,9 +44,11 @@ class OpenSearch(Step):
         group = ctx.require("security_groups", "sg-opensearch")
         subnets = ctx.recorded_ids("network", tier="private")
         policy = access_policy(domain_arn, task_role["id"] if task_role else None)
+        # The access policy names a task role this run may have just created.
+        propagated = ctx.config.timeouts.iam_propagation
         domain = ensure(
             ctx, OPENSEARCH_DOMAIN, DOMAIN,
-            lambda: client.create_domain(
+            lambda: until_propagated(POLICY_PRINCIPAL, propagated, lambda: client.create_domain(
                 DomainName=domain_name,
                 EngineVersion=settings.engine_version,
                 ClusterConfig={
@@ -60,7 +63,7 @@ class OpenSearch(Step):
                 DomainEndpointOptions={"EnforceHTTPS": True, "TLSSecurityPolicy": TLS_POLICY},
                 AccessPolicies=json.dumps(policy),
                 TagList=ctx.naming.tag_list(self.name, DOMAIN),
-            )["DomainStatus"],
+            )["DomainStatus"]),
             detail=f"{settings.instance_type} x{settings.instance_count}, not awaited",
             name=domain_name,
             attributes_of=lambda d: {"arn": d["ARN"]},
@@ -68,7 +71,8 @@ class OpenSearch(Step):
         if domain and json.loads(domain.get("AccessPolicies") or "{}") != policy:
             ctx.change(
                 "update", OPENSEARCH_DOMAIN.noun, DOMAIN, "access policy",
-                act=lambda: client.update_domain_config(DomainName=domain_name, AccessPolicies=json.dumps(policy)),
+                act=lambda: until_propagated(POLICY_PRINCIPAL, propagated, lambda: client.update_domain_config(
+                    DomainName=domain_name, AccessPolicies=json.dumps(policy))),
             )
 
     def destroy(self, ctx: StepContext) -> None:

@@ -27,6 +27,7 @@ GRPC_CALLERS = {
     "worker": (),  # nothing calls the worker role; it only joins the membership ring
 }
 
+VISIBILITY_CLIENTS = ("history", "matching", "frontend", "worker")
 GROUPS = (*TEMPORAL_ROLES, "ui", "grafana", "opensearch", "collector", "instances")
 DESCRIPTIONS = {
     "history": "Temporal history",
@@ -55,7 +56,8 @@ def ingress_matrix() -> dict[str, set[tuple[int, str]]]:
         rules[role].add((METRICS_PORT, "collector"))
     rules["ui"].add((UI_PORT, "instances"))
     rules["grafana"].add((GRAFANA_PORT, "instances"))
-    rules["opensearch"] |= {(HTTPS, role) for role in ("history", "frontend", "worker")}
+    # Every Temporal role queries visibility; matching too, for worker-versioning reachability (service/matching).
+    rules["opensearch"] |= {(HTTPS, role) for role in VISIBILITY_CLIENTS}
     return rules
 
 

@@ -17,6 +17,7 @@ from provisioner.aws.named_kinds import (
 from provisioner.aws.waiter import wait_for
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from provisioner.errors import ProvisionError
+from provisioner.temporal import versions
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
     FRONTEND_ADDRESS,
@@ -27,9 +28,11 @@ from provisioner.temporal.roles import (
     SERVICES,
     STOP_TIMEOUT_SECONDS,
     UI_PORT,
+    TaskSize,
+    health_check_port,
     node_room,
 )
-from provisioner.temporal.server_config import START_SCRIPT, server_environment
+from provisioner.temporal.server_config import server_environment, start_script
 from steps.iam import EXECUTION_ROLE, TEMPORAL_ROLE, UI_ROLE
 
 
@@ -54,11 +57,22 @@ def port_mapping(name: str, port: int, app_protocol: str | None = None) -> dict:
     return mapping | {"appProtocol": app_protocol} if app_protocol else mapping
 
 
+def dsql_host(ctx: StepContext) -> str:
+    """The host the server connects to: the cluster's own endpoint."""
+    _, _, _, region, _, resource = ctx.config.dsql.cluster_arn.split(":", 5)
+    return f"{resource.split('/', 1)[1]}.dsql.{region}.on.aws"
+
+
 def container_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
     region = ctx.aws.region
+    sizes = getattr(ctx.config.services, service)
     common = {
         "name": service,
         "essential": True,
+        # The container gets what the config asks for; the task reserves the Service Connect proxy's
+        # share on top, and the proxy runs on what the containers leave (see TaskSize).
+        "cpu": sizes.cpu,
+        "memory": sizes.memory,
         "linuxParameters": {"initProcessEnabled": True},  # ECS Exec needs an init process
         "stopTimeout": STOP_TIMEOUT_SECONDS,
         "logConfiguration": {"logDriver": "awslogs", "options": {
@@ -74,12 +88,13 @@ def container_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
             "environment": [{"name": "TEMPORAL_ADDRESS", "value": FRONTEND_ADDRESS}],
             "healthCheck": tcp_health_check(UI_PORT, start_period=30),
         }
-    environment = server_environment(ctx.config, service, region, endpoint)
+    version = versions.load(ctx.config.temporal.server_version)
+    environment = server_environment(ctx.config, service, region, dsql_host(ctx), endpoint)
     grpc = port_mapping("grpc", GRPC_PORT[service], "grpc" if service in DISCOVERY_NAME else None)
     return common | {
         "image": ctx.config.temporal.server_image,
         "entryPoint": ["/bin/sh", "-c"],
-        "command": [START_SCRIPT],
+        "command": [start_script(version)],
         "portMappings": [
             grpc,
             port_mapping("membership", MEMBERSHIP_PORT[service]),
@@ -87,13 +102,15 @@ def container_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
         ],
         "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
         # History owns no shard until it has joined the ring and acquired them: give it longer.
-        "healthCheck": tcp_health_check(GRPC_PORT[service], start_period=180 if service == "history" else 90),
+        # A port this role opens in this server version (the worker has no gRPC listener before 1.31).
+        "healthCheck": tcp_health_check(health_check_port(version, service), start_period=180 if service == "history" else 90),
         "ulimits": [{"name": "nofile", "softLimit": 65536, "hardLimit": 65536}],
     }
 
 
 def task_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
     sizes = getattr(ctx.config.services, service)
+    reserved = TaskSize.of(sizes.cpu, sizes.memory)
     return {
         "family": family(ctx, service),
         "taskRoleArn": ctx.required_id("iam", UI_ROLE if service == "ui" else TEMPORAL_ROLE),
@@ -101,8 +118,8 @@ def task_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
         "networkMode": "awsvpc",
         "requiresCompatibilities": ["EC2"],
         "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
-        "cpu": str(sizes.cpu),
-        "memory": str(sizes.memory),
+        "cpu": str(reserved.cpu),
+        "memory": str(reserved.memory),
         "containerDefinitions": [container_definition(ctx, service, endpoint)],
     }
 
@@ -129,11 +146,13 @@ class TaskDefinitions(Step):
             if spec is None:
                 continue
             sizes = getattr(ctx.config.services, service)
+            task = TaskSize.of(sizes.cpu, sizes.memory)
             room = node_room(spec)
-            if sizes.cpu > room.cpu or sizes.memory > room.memory:
+            if task.cpu > room.cpu or task.memory > room.memory:
                 raise ProvisionError(
-                    f"services.{service} asks for {sizes.cpu} CPU units and {sizes.memory} MiB, but a "
-                    f"{instance_type} (capacity.{group}) offers {room.cpu} CPU units and about {room.memory} MiB to tasks. "
+                    f"services.{service} asks for {sizes.cpu} CPU units and {sizes.memory} MiB ({task.cpu} and "
+                    f"{task.memory} with the Service Connect proxy), but a {instance_type} (capacity.{group}) offers "
+                    f"{room.cpu} CPU units and about {room.memory} MiB to tasks. "
                     f"Lower services.{service}.cpu/memory or pick a larger capacity.{group}.instance_type."
                 )
 

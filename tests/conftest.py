@@ -5,6 +5,7 @@ emulator, never from hand-made fakes of boto3.
 """
 from __future__ import annotations
 
+import copy
 import socket
 import urllib.request
 from contextlib import contextmanager
@@ -14,15 +15,16 @@ from typing import Iterator
 import boto3
 import pytest
 
-from provisioner import emulator, waiter
+from provisioner.aws import waiter
 from provisioner.aws.session import Aws, is_mutating
 from provisioner.config import Config, parse_config
+from provisioner.emulator import server as emulator
 
 REGION = "eu-west-1"
 PROJECT = "ptest"
 DSQL_ARN = f"arn:aws:dsql:{REGION}:123456789012:cluster/ptestdsqlcluster"
 GRAFANA_SECRET = "grafana/admin"
-SERVER_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dsql:1.26.2-test"
+SERVER_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dsql:1.29.0-test"
 
 
 def make_config(**settings) -> Config:
@@ -63,13 +65,14 @@ def own_emulator(workdir: Path, monkeypatch, **settings: str) -> Iterator[str]:
         emulator.stop(workdir)
 
 
-def build_stack(moto_endpoint: str, tmp_path_factory) -> tuple[Config, Path]:
-    """A default stack in a clean account, for the read-only tests of a module."""
+def build_stack(moto_endpoint: str, tmp_path_factory, **settings) -> tuple[Config, Path, "Requests"]:
+    """A stack in a clean account, for the read-only tests of a module, with every request `up` sent."""
     reset_account(moto_endpoint)
-    config = make_config()
+    config = make_config(**settings)
     state_path = tmp_path_factory.mktemp("stack") / "state.json"
-    up_ok(config, new_aws(), state_path)
-    return config, state_path
+    sent = Requests()
+    up_ok(config, new_aws(("provide-client-params", sent)), state_path)
+    return config, state_path, sent
 
 
 @pytest.fixture(scope="session")
@@ -137,6 +140,21 @@ class CallLog:
     @property
     def mutating(self) -> list[str]:
         return [c for c in self.calls if is_mutating(c.split(".")[-1])]
+
+
+class Requests:
+    """Every request a session sends, as the tool wrote it (service.Operation, parameters), through
+    botocore's own event for client parameters: what AWS would receive, whatever moto keeps of it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+
+    def __call__(self, params: dict, model, **_) -> None:
+        self.sent.append((f"{model.service_model.service_name}.{model.name}", copy.deepcopy(params)))
+
+    def of(self, operation: str) -> list[dict]:
+        """The parameters of every call of `operation` (like "ecs.RegisterTaskDefinition"), in order."""
+        return [params for name, params in self.sent if name == operation]
 
 
 def up_ok(config: Config, aws: Aws, state_path: Path):

@@ -27,7 +27,8 @@ EXPECTED_INGRESS = {
     "worker": {(6939, r) for r in TEMPORAL} | {(9090, "collector")},
     "ui": {(8080, "instances")},
     "grafana": {(3000, "instances")},
-    "opensearch": {(443, r) for r in ("history", "frontend", "worker")},
+    # Matching queries visibility too (worker-versioning reachability).
+    "opensearch": {(443, r) for r in ("history", "matching", "frontend", "worker")},
     "collector": set(),
     "instances": set(),
 }
@@ -52,8 +53,8 @@ ALLOWED_MANAGED = {
 @pytest.fixture(scope="module")
 def stack(moto_endpoint, tmp_path_factory):
     """One stack for every read-only property test in this module."""
-    config, state_path = build_stack(moto_endpoint, tmp_path_factory)
-    return operations.outputs(config, new_aws(), state_path) | {"state_path": state_path}
+    config, state_path, sent = build_stack(moto_endpoint, tmp_path_factory)
+    return operations.outputs(config, new_aws(), state_path) | {"state_path": state_path, "sent": sent}
 
 
 def client(service: str):
@@ -92,11 +93,64 @@ def test_property_7_iam_least_privilege(stack):
 def test_task_role_reaches_exactly_its_dsql_cluster_workspace_and_domain(stack):
     statements = {s["Sid"]: s for s in role_statements(f"{PROJECT}-temporal-task")}
     assert statements["DsqlConnect"]["Resource"] == DSQL_ARN
-    assert sorted(statements["DsqlConnect"]["Action"]) == ["dsql:DbConnect", "dsql:DbConnectAdmin"]
+    # The temporal-dsql plugin always connects as admin: only the admin token is needed.
+    assert statements["DsqlConnect"]["Action"] == "dsql:DbConnectAdmin"
     assert statements["PrometheusRemoteWrite"]["Resource"] == stack["prometheus_workspace_arn"]
     domain = f"arn:aws:es:{REGION}:123456789012:domain/{PROJECT}-vis"
     assert sorted(statements["OpenSearchVisibility"]["Resource"]) == [domain, f"{domain}/*"]
     assert all(a.startswith("es:ESHttp") for a in statements["OpenSearchVisibility"]["Action"])
+
+
+TASK_ROLES = {f"{PROJECT}-temporal-task", f"{PROJECT}-grafana-task", f"{PROJECT}-ui-task"}
+
+
+def sent_trust_policies(stack) -> dict[str, dict]:
+    return {p["RoleName"]: json.loads(p["AssumeRolePolicyDocument"]) for p in stack["sent"].of("iam.CreateRole")}
+
+
+def test_task_role_trust_policies_carry_the_conditions_aws_documents_for_task_roles(stack):
+    """ECS developer guide, task-iam-roles.html: aws:SourceAccount, and aws:SourceArn with a wildcard cluster."""
+    for name in TASK_ROLES:
+        (statement,) = sent_trust_policies(stack)[name]["Statement"]
+        assert statement["Condition"] == {
+            "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:{REGION}:123456789012:*"},
+            "StringEquals": {"aws:SourceAccount": "123456789012"},
+        }
+
+
+def test_execution_and_instance_role_trust_policies_carry_no_undocumented_condition(stack):
+    """AWS documents these trust policies with no condition: one the service never sends blocks the role."""
+    trust = sent_trust_policies(stack)
+    for name in (f"{PROJECT}-ecs-execution", f"{PROJECT}-ecs-instance"):
+        (statement,) = trust[name]["Statement"]
+        assert "Condition" not in statement, name
+
+
+def test_every_exec_enabled_task_role_may_write_the_exec_session_log(stack):
+    """ECS developer guide, ecs-exec.html: CreateLogStream, DescribeLogStreams and PutLogEvents on the
+    log group, DescribeLogGroups on "*"."""
+    exec_group = f"arn:aws:logs:{REGION}:123456789012:log-group:/ecs/{PROJECT}/exec:*"
+    for params in stack["sent"].of("iam.PutRolePolicy"):
+        if params["RoleName"] not in TASK_ROLES:
+            continue
+        statements = {s["Sid"]: s for s in json.loads(params["PolicyDocument"])["Statement"]}
+        assert sorted(statements["EcsExecSessionLog"]["Action"]) == [
+            "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+        assert statements["EcsExecSessionLog"]["Resource"] == exec_group
+        assert statements["EcsExecFindLogGroup"] == {
+            "Sid": "EcsExecFindLogGroup", "Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"}
+
+
+def test_the_ecs_and_opensearch_service_linked_roles_are_created_under_aws_names(stack):
+    sent = sorted(p["AWSServiceName"] for p in stack["sent"].of("iam.CreateServiceLinkedRole"))
+    assert sent == ["ecs.amazonaws.com", "opensearchservice.amazonaws.com"]
+    iam = client("iam")
+    for name in ("AWSServiceRoleForECS", "AWSServiceRoleForAmazonOpenSearchService"):
+        assert iam.get_role(RoleName=name)["Role"]["Path"].startswith("/aws-service-role/")
+    # Both exist before the first call that needs them.
+    order = [name for name, _ in stack["sent"].sent]
+    last_role = max(i for i, name in enumerate(order) if name == "iam.CreateServiceLinkedRole")
+    assert last_role < order.index("opensearch.CreateDomain") and last_role < order.index("ecs.CreateCluster")
 
 
 def test_execution_role_reads_only_the_grafana_secret(stack):

@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
 from botocore.awsrequest import AWSResponse
 from typer.testing import CliRunner
 
 from provisioner import operations
+from provisioner.aws import waiter
 from provisioner.cli import app as cli
-from tests.conftest import REGION, CallLog, config_text, make_config, new_aws, world
+from tests.conftest import (
+    REGION,
+    CallLog,
+    Requests,
+    config_text,
+    make_config,
+    new_aws,
+    world,
+)
 
 
 def client(service: str):
@@ -35,11 +45,8 @@ def test_dsql_cluster_in_another_region_is_refused_before_anything_is_created(en
     assert "us-east-1" in str(result.errors[0][1]) and log.mutating == []
 
 
-def test_new_instance_profile_not_yet_visible_is_retried_until_it_is(endpoint, config, state_path):
-    """Real IAM refuses a brand-new role or profile for a few seconds; the waiter must absorb it."""
-    from provisioner import waiter
-
-    waiter.set_backoff(waiter.Backoff(initial=0.01, maximum=0.05, jitter=0))
+def refuse_twice(code: str, message: str):
+    """A before-call handler answering the first two calls with an AWS error, as IAM propagation does."""
     refused = []
 
     def not_yet(params, **_):
@@ -47,19 +54,62 @@ def test_new_instance_profile_not_yet_visible_is_retried_until_it_is(endpoint, c
             refused.append(params["url"])
             return (
                 AWSResponse(params["url"], 400, {}, None),
-                {"Error": {"Code": "InvalidParameterValue",
-                           "Message": "The role defined for the function cannot be assumed; invalid IAM instance profile"},
-                 "ResponseMetadata": {"HTTPStatusCode": 400}},
+                {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}},
             )
         return None
 
-    try:
-        result = operations.up(config, new_aws(("before-call.autoscaling.CreateAutoScalingGroup", not_yet)), state_path, quiet=True)
-    finally:
-        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
+    return refused, not_yet
+
+
+@pytest.fixture
+def quick_polls():
+    waiter.set_backoff(waiter.Backoff(initial=0.01, maximum=0.05, jitter=0))
+    yield
+    waiter.set_backoff(waiter.DEFAULT_BACKOFF)
+
+
+@pytest.mark.parametrize("operation,code,message", [
+    # Auto Scaling while the new instance profile propagates.
+    ("autoscaling.CreateAutoScalingGroup", "InvalidParameterValue",
+     "The role defined for the function cannot be assumed; invalid IAM instance profile"),
+    # OpenSearch resolving the new task role named in the access policy.
+    ("opensearch.CreateDomain", "InvalidTypeException", "Error setting policy: [{...}]"),
+    # ECS right after its service-linked role appears.
+    ("ecs.CreateCluster", "InvalidParameterException",
+     "Unable to assume the service linked role. Please verify that the ECS service linked role exists."),
+    ("ecs.CreateService", "InvalidParameterException",
+     "Unable to assume the service linked role. Please verify that the ECS service linked role exists."),
+])
+def test_a_new_role_not_yet_usable_by_another_service_is_retried_until_it_is(
+        endpoint, config, state_path, quick_polls, operation, code, message):
+    """Real IAM takes seconds to propagate a new role; each service that checks one refuses it meanwhile."""
+    refused, not_yet = refuse_twice(code, message)
+    sent = Requests()
+    aws = new_aws((f"before-call.{operation}", not_yet), ("provide-client-params", sent))
+    result = operations.up(config, aws, state_path, quiet=True)
     assert result.ok, result.errors
     assert len(refused) == 2
-    assert len([k for kind, k in world() if kind == "AutoScalingGroup"]) == 3
+    # The same request went out three times, and the world holds no twin.
+    attempts = sent.of(operation)
+    assert len(attempts) - len(set(map(repr, attempts))) >= 2
+    assert len(world()) == len(set(world()))
+
+
+def test_the_same_error_code_for_another_reason_fails_at_once(endpoint, config, state_path, quick_polls):
+    refused, not_yet = refuse_twice("InvalidTypeException", "Domain policy is malformed")
+    result = operations.up(config, new_aws(("before-call.opensearch.CreateDomain", not_yet)), state_path, quiet=True)
+    assert [step for step, _ in result.errors] == ["opensearch"] and len(refused) == 1
+
+
+def test_destroy_keeps_the_account_wide_service_linked_roles_and_says_so(endpoint, config, state_path):
+    operations.up(config, new_aws(), state_path, quiet=True)
+    log = Requests()
+    result = operations.destroy(config, new_aws(("provide-client-params", log)), state_path, quiet=True)
+    assert result.ok, result.errors
+    assert log.of("iam.DeleteServiceLinkedRole") == [] and log.of("iam.DeleteRole") != []
+    for name in ("AWSServiceRoleForECS", "AWSServiceRoleForAmazonOpenSearchService"):
+        assert client("iam").get_role(RoleName=name)["Role"]["RoleName"] == name
+        assert any(name in note and "delete-service-linked-role" in note for note in result.notes)
 
 
 def test_grafana_secret_command_creates_once_and_hides_the_password(endpoint, tmp_path):

@@ -45,9 +45,20 @@ BROKEN = [
      "unknown dynamic config key 'frontend.rsp' (did you mean 'frontend.rps'?)"),
     ({"services": {"histroy": {"cpu": 1024}}}, "unknown key 'services.histroy'"),
     ({"services": {"history": {"cpu": 64}}}, "services.history.cpu = 64"),
-    ({"services": {"worker": {"max_conns": 5, "max_idle_conns": 6}}}, "max_idle_conns (6) must not exceed max_conns (5)"),
+    # Removed settings are refused with the reason, never ignored.
+    ({"services": {"worker": {"max_conns": 5, "max_idle_conns": 5}}},
+     "services.worker.max_idle_conns: the temporal-dsql plugin warms each pool to max_conns"),
     ({"services": {"ui": {"replicas": -1}}}, "services.ui.replicas = -1"),
-    ({"dsql": {"cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc", "user": "Admin!"}}, "dsql.user = 'Admin!'"),
+    ({"dsql": {"cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc", "user": "temporal"}},
+     "dsql.user: the temporal-dsql plugin ignores it and always connects as 'admin'"),
+    ({"temporal": {"server_image": SERVER_IMAGE, "server_version": "1.26"}},
+     "Temporal '1.26' is not a supported server version; supported: 1.28, 1.29, 1.30, 1.31, fork"),
+    ({"temporal": {"server_image": "repo/temporal:1.30.6"}},
+     "its tag carries version 1.30 but temporal.server_version = 'fork' is Temporal 1.29"),
+    # A key 1.31 removed (system.enableNexus) is refused there, and accepted by 1.30.
+    ({"temporal": {"server_image": "repo/temporal:1.31.2", "server_version": "1.31",
+                   "dynamic_config": {"system.enableNexus": True}}}, "unknown dynamic config key 'system.enableNexus'"),
+    ({"opensearch": {"visibility_index": "visibility"}}, "opensearch.visibility_index = 'visibility': must start with"),
     ({"opensearch": {"instance_type": "t3.small"}}, "opensearch.instance_type = 't3.small': is not an OpenSearch instance type"),
     ({"opensearch": {"engine_version": "2.17"}}, "opensearch.engine_version = '2.17': must look like OpenSearch_2.17"),
     ({"project": "ecs-demo"}, "must not start with 'aws', 'ecs' or 'fargate'"),
@@ -66,6 +77,23 @@ def test_broken_config_is_refused_with_its_key(data, message):
         parse_config(REQUIRED | data)
     assert message in str(caught.value)
     assert len(str(caught.value).splitlines()) == 1
+
+
+def test_a_dynamic_config_key_is_checked_against_the_chosen_server_version():
+    accepted = parse_config(REQUIRED | {"temporal": {
+        "server_image": "repo/temporal:1.30.6", "server_version": "1.30", "dynamic_config": {"system.enableNexus": True}}})
+    assert accepted.temporal.dynamic_config == {"system.enableNexus": True}
+    # Keys match case-insensitively, as the server's own lookup does.
+    parse_config(REQUIRED | {"temporal": {"server_image": SERVER_IMAGE, "dynamic_config": {"Frontend.RPS": 10}}})
+
+
+def test_every_supported_version_names_the_source_it_was_extracted_from():
+    from provisioner.temporal import versions
+
+    for version in versions.SUPPORTED:
+        source = versions.load(version).source
+        assert source["repository"] in ("temporalio/temporal", "iw/temporal") and len(source["commit"]) == 40
+        assert versions.load(version).dynamic_config_keys >= {"frontend.rps", "history.shutdownDrainDuration"}
 
 
 def test_missing_required_setting_is_named():

@@ -83,7 +83,7 @@ def test_vpc_has_dns_support_and_hostnames(stack):
 
 
 def test_private_subnets_spread_over_distinct_zones(stack):
-    config, _ = stack
+    config, _, _ = stack
     subnets = ec2().describe_subnets(Filters=[{"Name": "vpc-id", "Values": [project_vpc()["VpcId"]]}])["Subnets"]
     private = [s for s in subnets if s["CidrBlock"] in config.network.private_subnet_cidrs]
     assert sorted(s["CidrBlock"] for s in private) == sorted(config.network.private_subnet_cidrs)
@@ -91,12 +91,12 @@ def test_private_subnets_spread_over_distinct_zones(stack):
 
 
 def test_plan_after_up_shows_no_changes(stack):
-    config, state_path = stack
+    config, state_path, _ = stack
     assert operations.plan(config, new_aws(), state_path, quiet=True).changes == []
 
 
 def test_outputs_name_the_network(stack):
-    config, state_path = stack
+    config, state_path, _ = stack
     values = operations.outputs(config, new_aws(), state_path)
     vpc = project_vpc()
     assert values["vpc_id"] == vpc["VpcId"]

@@ -14,7 +14,7 @@ import pytest
 from provisioner.emulator.patches import NAT_DELAY_SETTING, OPENSEARCH_DELAY_SETTING
 from tests.conftest import config_text, make_config, new_aws, own_emulator, up_ok, world
 
-NAT_SECONDS = 3
+NAT_SECONDS = 5
 OPENSEARCH_SECONDS = 4
 LONG_NAT_SECONDS = 15
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from provisioner import operations
 from provisioner.cli import app as cli
 from provisioner.emulator.patches import UNPLACEABLE_SETTING
-from provisioner.temporal.dynamic_config import known_keys
+from provisioner.temporal import versions
 from tests.conftest import (
     PROJECT,
     REGION,
@@ -37,8 +37,8 @@ LONGEST_LONG_POLL_SECONDS = 70
 @pytest.fixture(scope="module")
 def stack(moto_endpoint, tmp_path_factory):
     """One stack for every read-only test in this module."""
-    config, state_path = build_stack(moto_endpoint, tmp_path_factory)
-    return operations.outputs(config, new_aws(), state_path) | {"state_path": state_path}
+    config, state_path, sent = build_stack(moto_endpoint, tmp_path_factory)
+    return operations.outputs(config, new_aws(), state_path) | {"state_path": state_path, "sent": sent}
 
 
 def ecs():
@@ -152,7 +152,11 @@ def test_rendered_server_config_holds_the_roles_ports_plugins_and_shards(stack, 
     assert sql["pluginName"] == "dsql" and sql["tls"]["enabled"] is True
     assert sql["connectAddr"] == f"ptestdsqlcluster.dsql.{REGION}.on.aws:5432"
     assert "password" not in sql
-    assert sql["maxConns"] == getattr(config.services, role).max_conns
+    # The fork holds its pool at maxConns: an idle limit below it would churn connections.
+    assert sql["maxConns"] == sql["maxIdleConns"] == getattr(config.services, role).max_conns
+    # The fork connects as admin whatever the config says, with TLS verified (sslmode=verify-full).
+    assert sql["user"] == "admin" and sql["databaseName"] == "postgres"
+    assert sql["tls"] == {"enabled": True, "enableHostVerification": True}
     visibility = server["persistence"]["datastores"][server["persistence"]["visibilityStore"]]["elasticsearch"]
     assert visibility["aws-request-signing"]["enabled"] is True
     assert visibility["url"]["host"] == stack["opensearch_endpoint"].removeprefix("https://") + ":443"
@@ -164,7 +168,7 @@ def test_rendered_server_config_holds_the_roles_ports_plugins_and_shards(stack, 
     script = container(role)["command"][0]
     assert "hostname -i" in script and f"s/{broadcast}/" in script
     dynamic = json.loads(values["TEMPORAL_DYNAMIC_CONFIG"])
-    assert set(dynamic) <= known_keys()
+    assert set(dynamic) <= versions.load(config.temporal.server_version).dynamic_config_keys
     assert dynamic["history.shutdownDrainDuration"] == [{"value": "30s", "constraints": {}}]
     ports = {p["containerPort"] for p in container(role)["portMappings"]}
     assert ports == {grpc, membership, 9090}
@@ -175,6 +179,83 @@ def test_every_container_has_a_health_check_and_a_graceful_stop_timeout(stack):
         item = container(name)
         assert item["healthCheck"]["command"][0] == "CMD-SHELL"
         assert item["stopTimeout"] >= 60
+
+
+def sent_definitions(stack) -> dict[str, dict]:
+    return {d["family"].removeprefix(f"{PROJECT}-"): d for d in stack["sent"].of("ecs.RegisterTaskDefinition")}
+
+
+def probed_port(definition: dict) -> int:
+    (item,) = definition["containerDefinitions"]
+    command = item["healthCheck"]["command"][1]
+    assert command.startswith("nc -z 127.0.0.1 ")
+    return int(command.split()[3])
+
+
+# What each role opens, from the server's source (see provisioner/temporal/versions.py for the commits):
+# frontend, history and matching a gRPC listener in every version; the worker only from 1.31 (the fork
+# has that commit); every role its membership port.
+OPENS = {
+    version: {role: {PORTS[role][1]} | ({PORTS[role][0]} if role != "worker" or version in ("1.31", "fork") else set())
+              for role in PORTS}
+    for version in versions.SUPPORTED
+}
+
+
+def test_every_health_check_probes_a_port_its_role_opens_in_the_pinned_version(stack):
+    definitions = sent_definitions(stack)
+    opens = OPENS[make_config().temporal.server_version]
+    for role in PORTS:
+        assert probed_port(definitions[role]) in opens[role], role
+
+
+@pytest.mark.parametrize("version", versions.SUPPORTED)
+def test_health_check_port_table_names_only_opened_ports(version):
+    from provisioner.temporal.roles import health_check_port
+
+    for role in PORTS:
+        assert health_check_port(versions.load(version), role) in OPENS[version][role]
+    if version in ("1.28", "1.29", "1.30"):
+        assert health_check_port(versions.load(version), "worker") == 6939  # no gRPC listener before 1.31
+
+
+def test_each_task_reserves_room_for_the_service_connect_proxy(stack):
+    """AWS recommends 256 CPU units and 64 MiB on top of the containers for the Envoy proxy."""
+    config = make_config()
+    for name, definition in sent_definitions(stack).items():
+        sizes = getattr(config.services, name)
+        (item,) = definition["containerDefinitions"]
+        assert (item["cpu"], item["memory"]) == (sizes.cpu, sizes.memory)
+        assert (definition["cpu"], definition["memory"]) == (str(sizes.cpu + 256), str(sizes.memory + 64))
+
+
+@pytest.mark.parametrize("version", versions.SUPPORTED)
+def test_rendered_server_config_uses_only_keys_the_server_version_knows(version):
+    """Every key is checked against the yaml tags of that version's config structs (extracted data)."""
+    from provisioner.temporal.server_config import server_config
+
+    config = make_config(temporal={"server_image": "registry.example/temporal:custom-build", "server_version": version})
+    for role in PORTS:
+        rendered = server_config(config, role, REGION, "abc.dsql.eu-west-1.on.aws", "vpc-vis.example")
+        assert versions.unknown_config_keys(rendered, versions.load(version).server_config) == []
+
+
+def test_unknown_config_key_detector_catches_a_typo():
+    tree = versions.load("fork").server_config
+    assert versions.unknown_config_keys({"persistence": {"numHistoryShard": 4}}, tree) == ["persistence.numHistoryShard"]
+    assert versions.unknown_config_keys({"global": {"metrics": {"prometheus": {"listenAdress": "x"}}}}, tree) == [
+        "global.metrics.prometheus.listenAdress"]
+
+
+@pytest.mark.parametrize("version", versions.SUPPORTED)
+def test_the_start_command_matches_what_the_server_version_accepts(version):
+    from provisioner.temporal.server_config import start_script
+
+    script = start_script(versions.load(version))
+    if version in ("1.28", "1.29"):
+        assert "--config /tmp/temporal --env provision start" in script and "--config-file" not in script
+    else:
+        assert "start --config-file /tmp/temporal/provision.yaml" in script
 
 
 def test_ui_uses_the_official_image_and_reaches_frontend_by_service_connect(stack):
@@ -224,17 +305,17 @@ def counts() -> dict[str, int]:
 
 def test_scale_sets_counts_records_them_and_the_next_up_keeps_them(cli_stack):
     config_file, state = cli_stack
-    result = run("scale", "history=4", "matching=3", "--json", config_file=config_file, state=state)
+    result = run("scale", "history=3", "matching=3", "--json", config_file=config_file, state=state)
     assert result.exit_code == 0, result.output
     rows = {r["service"]: r for r in json.loads(result.stdout)}
-    assert rows["history"]["desired"] == rows["history"]["running"] == 4 and rows["history"]["stable"]
-    assert counts() == {"history": 4, "matching": 3, "frontend": 0, "worker": 0, "ui": 0}
-    assert {s["runningCount"] for n, s in services().items() if n in ("history", "matching")} == {4, 3}
-    assert json.loads(state.read_text())["settings"]["service_counts"]["history"] == 4
+    assert rows["history"]["desired"] == rows["history"]["running"] == 3 and rows["history"]["stable"]
+    assert counts() == {"history": 3, "matching": 3, "frontend": 0, "worker": 0, "ui": 0}
+    assert {s["runningCount"] for n, s in services().items() if n in ("history", "matching")} == {3}
+    assert json.loads(state.read_text())["settings"]["service_counts"]["history"] == 3
     log = CallLog()
     assert up_ok(make_config(), new_aws(("before-call", log)), state).changes == []
     assert log.mutating == []
-    assert counts()["history"] == 4
+    assert counts()["history"] == 3
 
 
 def test_scale_up_and_down_presets_use_the_configured_replicas(cli_stack):
@@ -274,13 +355,16 @@ def test_scale_beyond_what_a_node_group_can_hold_is_refused(cli_stack):
     assert state.read_bytes() == before and counts()["history"] == 0
 
 
-def test_scale_that_could_exceed_dsql_connections_is_refused(cli_stack):
+def test_scale_that_could_exceed_dsql_connections_during_a_rolling_deployment_is_refused(cli_stack):
+    """6 tasks x 1000 connections fit DSQL's 10,000; a rolling deployment runs up to 12 such tasks at once."""
     config_file, state = cli_stack
     config_file.write_text(config_text(extra="[services.matching]\nmax_conns = 1000\n[capacity.frontend]\nmax_size = 20\n"))
-    result = run("scale", "matching=11", config_file=config_file, state=state)
+    result = run("scale", "matching=6", config_file=config_file, state=state)
     assert result.exit_code == 2
-    assert "could open 11000 DSQL connections (matching 11000)" in result.output
+    assert "could open 12000 DSQL connections during a rolling deployment (200% of the tasks at once: matching 12000)" \
+        in result.output
     assert counts()["matching"] == 0
+    assert run("scale", "matching=5", config_file=config_file, state=state).exit_code == 0
 
 
 def test_scale_interrupted_after_recording_the_counts_is_finished_by_up(cli_stack):
@@ -326,12 +410,12 @@ def test_lost_state_keeps_the_live_task_counts(cli_stack):
 
 def test_changed_task_size_registers_a_new_revision_and_moves_the_service(cli_stack):
     _, state = cli_stack
-    bigger = make_config(services={"history": {"cpu": 4096}})
+    bigger = make_config(services={"history": {"cpu": 3072}})
     planned = operations.plan(bigger, new_aws(), state, quiet=True).changes
     result = up_ok(bigger, new_aws(), state)
     assert [c.describe() for c in planned] == [c.describe() for c in result.changes]
     history = ecs().describe_task_definition(taskDefinition=f"{PROJECT}-history")["taskDefinition"]
-    assert history["revision"] == 2 and history["cpu"] == "4096"
+    assert history["revision"] == 2 and history["cpu"] == "3328"  # 3072 and the proxy's 256
     assert services()["history"]["taskDefinition"] == history["taskDefinitionArn"]
     active = ecs().list_task_definitions(familyPrefix=f"{PROJECT}-history", status="ACTIVE")["taskDefinitionArns"]
     assert active == [history["taskDefinitionArn"]]

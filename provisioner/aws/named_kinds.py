@@ -155,6 +155,19 @@ def iam_path(naming: Naming) -> str:
 IAM_ROLE = register(NamedKind(
     "iam-role", "IAM role", _get_role, "Arn", _delete_role, _list_roles, ("NoSuchEntity",),
 ))
+def _get_service_linked_role(aws: Aws, role: str) -> dict:
+    return with_tags(aws.client("iam").get_role(RoleName=_last(role))["Role"])
+
+
+def _keep_service_linked_role(aws: Aws, role: str) -> None:
+    raise ProvisionError(f"refusing to delete {role}: service-linked roles belong to the account, not to this project")
+
+
+# Account-wide roles AWS services assume (created on demand, never deleted by this tool).
+SERVICE_LINKED_ROLE = register(NamedKind(
+    "service-linked-role", "service-linked role", _get_service_linked_role, "Arn", _keep_service_linked_role,
+    not_found=("NoSuchEntity",),
+))
 INSTANCE_PROFILE = register(NamedKind(
     "instance-profile", "instance profile", _get_profile, "Arn", _delete_profile, _list_profiles, ("NoSuchEntity",),
 ))

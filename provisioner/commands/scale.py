@@ -16,8 +16,8 @@ from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import ProvisionError
-from provisioner.temporal.roles import NODE_GROUP, SERVICES, node_room
-from steps.ecs_services import COUNTS_SETTING, service_key
+from provisioner.temporal.roles import NODE_GROUP, SERVICES, TaskSize, node_room
+from steps.ecs_services import COUNTS_SETTING, DEPLOYMENT_MAXIMUM_PERCENT, service_key
 
 # Aurora DSQL's default quota of connections per cluster.
 DSQL_CONNECTION_LIMIT = 10_000
@@ -72,8 +72,9 @@ def capacity_problems(config: Config, aws: Aws, counts: dict[str, int]) -> list[
             continue
         nodes = getattr(config.capacity, group).max_size
         room = rooms[types[group]]
-        cpu = sum(getattr(config.services, s).cpu * n for s, n in placed.items())
-        memory = sum(getattr(config.services, s).memory * n for s, n in placed.items())
+        sizes = {s: TaskSize.of(getattr(config.services, s).cpu, getattr(config.services, s).memory) for s in placed}
+        cpu = sum(sizes[s].cpu * n for s, n in placed.items())
+        memory = sum(sizes[s].memory * n for s, n in placed.items())
         tasks = sum(placed.values())
         short = [what for what, need, have in (
             ("CPU units", cpu, room.cpu * nodes), ("MiB of memory", memory, room.memory * nodes),
@@ -86,12 +87,15 @@ def capacity_problems(config: Config, aws: Aws, counts: dict[str, int]) -> list[
                 f"not enough {', '.join(short)}. Raise capacity.{group}.max_size or pick a larger "
                 f"capacity.{group}.instance_type, run 'provision up', then scale again."
             )
-    pools = {s: getattr(config.services, s).max_conns * n for s, n in counts.items() if s != "ui" and n}
+    # A rolling deployment runs up to maximumPercent of the tasks at once, each with a full pool.
+    surge = DEPLOYMENT_MAXIMUM_PERCENT / 100
+    pools = {s: int(getattr(config.services, s).max_conns * n * surge) for s, n in counts.items() if s != "ui" and n}
     if sum(pools.values()) > DSQL_CONNECTION_LIMIT:
         spread = ", ".join(f"{s} {c}" for s, c in pools.items())
         problems.append(
-            f"these counts could open {sum(pools.values())} DSQL connections ({spread}), over the cluster's "
-            f"default limit of {DSQL_CONNECTION_LIMIT}: lower services.<name>.max_conns or the counts."
+            f"these counts could open {sum(pools.values())} DSQL connections during a rolling deployment "
+            f"({DEPLOYMENT_MAXIMUM_PERCENT}% of the tasks at once: {spread}), over the cluster's default limit of "
+            f"{DSQL_CONNECTION_LIMIT}: lower services.<name>.max_conns or the counts."
         )
     return problems
 

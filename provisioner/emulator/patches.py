@@ -86,6 +86,19 @@ def launch_template_own_tags() -> None:
     LaunchTemplateBackend.create_launch_template = create_launch_template
 
 
+def service_linked_role_names() -> None:
+    """CreateServiceLinkedRole names roles moto's own way for most services in moto 5.2
+    (AWSServiceRoleForopensearchservice, AWSServiceRoleForecs).
+
+    AWS names them AWSServiceRoleForAmazonOpenSearchService (opensearch-service developer guide,
+    slr-aos.html) and AWSServiceRoleForECS (ECS developer guide, using-service-linked-roles.html);
+    the tool looks them up by those names before creating them.
+    """
+    from moto.iam import models
+
+    models.SERVICE_NAME_CONVERSION.update({"ecs": "ECS", "opensearchservice": "AmazonOpenSearchService"})
+
+
 # CreateService parameters moto 5.2 drops, and the Service attribute each is kept in.
 ECS_SERVICE_FIELDS = {
     "capacityProviderStrategy": "capacity_provider_strategy",
@@ -268,6 +281,7 @@ def unplaceable_services() -> None:
 
 PATCHES = (
     nat_gateway_tag_filters,
+    service_linked_role_names,
     describe_all_capacity_providers,
     launch_template_user_data,
     launch_template_own_tags,

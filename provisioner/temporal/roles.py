@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from provisioner.temporal.versions import ServerVersion
+
 TEMPORAL_ROLES = ("history", "matching", "frontend", "worker")
 SERVICES = (*TEMPORAL_ROLES, "ui")
 GRPC_PORT = {"frontend": 7233, "history": 7234, "matching": 7235, "worker": 7239}
@@ -23,6 +25,25 @@ STOP_TIMEOUT_SECONDS = 120
 # ECS keeps part of each instance's memory for the OS and its agent; tasks get the rest.
 RESERVED_MEMORY_FRACTION = 0.1
 
+# ECS adds a Service Connect proxy (Envoy) container to every task of a Service Connect service, and
+# it runs on what the task reserves beyond its containers: "We recommend adding an additional 256 CPU
+# units and at least 64 MiB of memory to your task CPU and memory for the Service Connect proxy
+# container" (ECS developer guide, service-connect-concepts-deploy.html).
+PROXY_CPU = 256
+PROXY_MEMORY = 64
+
+
+@dataclass(frozen=True)
+class TaskSize:
+    """What a task reserves on its node: its container plus the Service Connect proxy."""
+
+    cpu: int
+    memory: int
+
+    @classmethod
+    def of(cls, container_cpu: int, container_memory: int) -> TaskSize:
+        return cls(container_cpu + PROXY_CPU, container_memory + PROXY_MEMORY)
+
 
 @dataclass(frozen=True)
 class NodeRoom:
@@ -31,6 +52,11 @@ class NodeRoom:
     cpu: int
     memory: int
     tasks: int
+
+
+def health_check_port(version: ServerVersion, role: str) -> int:
+    """A port the role really opens in this server version: gRPC where it has a listener, else membership."""
+    return GRPC_PORT[role] if "grpc" in version.listeners(role) else MEMBERSHIP_PORT[role]
 
 
 def node_room(instance_type: dict) -> NodeRoom:
