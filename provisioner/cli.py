@@ -64,7 +64,7 @@ def handled() -> Iterator[None]:
     from provisioner.commands.scale import BadArguments
     from provisioner.config import ConfigError
     from provisioner.engine import Interrupted
-    from provisioner.errors import ProvisionError, aws_failure
+    from provisioner.errors import BadInput, ProvisionError, aws_failure
     from state import StateError
 
     try:
@@ -75,6 +75,8 @@ def handled() -> Iterator[None]:
         raise fail(f"scale: {exc}", EXIT_BAD_INPUT) from None
     except Interrupted as exc:
         raise fail(str(exc), EXIT_INTERRUPTED) from None
+    except BadInput as exc:
+        raise fail(str(exc), EXIT_BAD_INPUT) from None
     except (ProvisionError, StateError) as exc:
         raise fail(str(exc)) from None
     except NoCredentialsError:
@@ -103,10 +105,15 @@ def load(config_path: Path, profile: str | None, check=None):
 
 
 def report(result, verb: str) -> None:
+    from provisioner.errors import BadInput
+
     for message in result.notes:
         err.print(message, highlight=False)
     for step, error in result.errors:
         err.print(f"[red]✗ {step}:[/] {error}", highlight=False)
+    if result.errors and all(isinstance(error, BadInput) for _, error in result.errors):
+        raise fail(f"{verb}: the config asks for what this account or region cannot give; nothing was changed.",
+                   EXIT_BAD_INPUT)
     if result.errors:
         raise fail(f"{verb} did not finish. Fix the cause above and run it again: finished work is kept.")
 
@@ -236,8 +243,11 @@ def destroy(
     state: StateOption = None,
     profile: ProfileOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    delete_data: Annotated[bool, typer.Option(
+        "--delete-data", help="Also delete what holds data: the Aurora DSQL cluster this tool created (every "
+        "workflow's history) and the image repositories. Without it they are kept.")] = False,
 ) -> None:
-    """Delete everything this project created (found by state and by tags)."""
+    """Delete everything this project created (found by state and by tags), except its data unless --delete-data."""
     from provisioner import operations as ops
 
     with handled():
@@ -245,8 +255,9 @@ def destroy(
         if not yes:
             if not sys.stdin.isatty():
                 raise fail("destroy needs confirmation: pass --yes when not running interactively.", EXIT_BAD_INPUT)
-            typer.confirm(f"Delete every resource of project '{cfg.project}' in {aws.region}?", abort=True)
-        result = ops.destroy(cfg, aws, state, console=err)
+            what = "every resource, AND ITS DATA," if delete_data else "every resource (keeping its data)"
+            typer.confirm(f"Delete {what} of project '{cfg.project}' in {aws.region}?", abort=True)
+        result = ops.destroy(cfg, aws, state, delete_data=delete_data, console=err)
         report(result, "destroy")
         out.print(f"[green]Destroyed[/] {cfg.project} in {aws.region}: {_count(result.changes)}.", highlight=False)
 

@@ -144,12 +144,20 @@ class CapacityConfig(Strict):
 
 
 class DsqlConfig(Strict):
-    cluster_arn: str = Field(description="ARN of the Aurora DSQL cluster Temporal persists to (required).")
+    cluster_arn: str = Field(
+        "",
+        description="An existing Aurora DSQL cluster to use, by ARN: adopted as it is, never modified or deleted. "
+        "Empty: 'up' creates one with deletion protection, and 'destroy' keeps it unless --delete-data.",
+    )
+    private_link: bool = Field(
+        False,
+        description="Reach the cluster through an interface endpoint (AWS PrivateLink) instead of the NAT gateway.",
+    )
 
     @field_validator("cluster_arn")
     @classmethod
     def _arn(cls, value: str) -> str:
-        if not DSQL_CLUSTER_ARN.match(value):
+        if value and not DSQL_CLUSTER_ARN.match(value):
             raise ValueError("is not a DSQL cluster ARN like arn:aws:dsql:eu-west-1:123456789012:cluster/abc123")
         return value
 
@@ -345,6 +353,8 @@ class TimeoutsConfig(Strict):
     vpc_endpoint: PositiveSeconds = Field(600, description="Seconds to wait for VPC endpoints.")
     iam_propagation: PositiveSeconds = Field(120, description="Seconds to retry while a new IAM role propagates.")
     opensearch: PositiveSeconds = Field(2400, description="Seconds to wait for the OpenSearch domain's endpoint.")
+    dsql: PositiveSeconds = Field(600, description="Seconds to wait for the Aurora DSQL cluster to be active (or gone).")
+    schema_task: PositiveSeconds = Field(900, description="Seconds 'provision schema' waits for each schema task to finish.")
     services_stable: PositiveSeconds = Field(900, description="Seconds 'provision scale' waits for services to settle.")
     default: PositiveSeconds = Field(900, description="Seconds to wait for anything else.")
 
@@ -359,7 +369,7 @@ class Config(Strict):
     project: str = Field("temporal", description="Project name: prefix of every resource name and tag.")
     network: NetworkConfig = NetworkConfig()
     endpoints: EndpointsConfig = EndpointsConfig()
-    dsql: DsqlConfig
+    dsql: DsqlConfig = DsqlConfig()
     grafana: GrafanaConfig = GrafanaConfig()
     opensearch: OpenSearchConfig = OpenSearchConfig()
     logs: LogsConfig = LogsConfig()

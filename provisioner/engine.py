@@ -55,6 +55,8 @@ class StepContext:
     state: StateStore
     dry_run: bool
     reporter: Reporter
+    # destroy --delete-data: also delete what holds data (the DSQL cluster, image repositories).
+    delete_data: bool = False
     cancelled: threading.Event = field(default_factory=threading.Event)
     changes: list[Change] = field(default_factory=list)
     # What a plan expects earlier steps to replace, where the new ID is only known after apply.
@@ -158,7 +160,8 @@ class RunResult:
 
 
 class Engine:
-    def __init__(self, steps: list[Step], config: Config, aws: Aws, state: StateStore, reporter: Reporter, workers: int | None = None):
+    def __init__(self, steps: list[Step], config: Config, aws: Aws, state: StateStore, reporter: Reporter,
+                 workers: int | None = None, delete_data: bool = False):
         names = [s.name for s in steps]
         for step in steps:
             unknown = [r for r in step.requires if r not in names]
@@ -176,11 +179,12 @@ class Engine:
         self.cancelled = threading.Event()
         self.replacing: set[tuple[str, str]] = set()
         self.notes: list[str] = []
+        self.delete_data = delete_data
 
     def context(self, step: Step, dry_run: bool) -> StepContext:
         return StepContext(
-            step.name, self.config, self.aws, self.naming, self.state, dry_run, self.reporter, self.cancelled,
-            replacing=self.replacing, notes=self.notes,
+            step.name, self.config, self.aws, self.naming, self.state, dry_run, self.reporter, self.delete_data,
+            self.cancelled, replacing=self.replacing, notes=self.notes,
         )
 
     def plan(self) -> RunResult:

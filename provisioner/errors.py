@@ -8,6 +8,10 @@ class ProvisionError(Exception):
     """A failure the user can act on; the message says what happened and what to do."""
 
 
+class BadInput(ProvisionError):
+    """The config or arguments ask for what this account or region cannot give (exit 2, nothing changed)."""
+
+
 def client_error(exc: BaseException) -> ClientError | None:
     """The AWS error behind `exc`, also when a wrapper (aws_failure) raised it."""
     while exc is not None:

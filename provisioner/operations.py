@@ -25,12 +25,13 @@ def default_state_path(config: Config, aws: Aws) -> Path:
 
 @contextmanager
 def open_engine(
-    config: Config, aws: Aws, state_path: Path | None, operation: str, console: Console | None = None, quiet: bool = False
+    config: Config, aws: Aws, state_path: Path | None, operation: str, console: Console | None = None,
+    quiet: bool = False, delete_data: bool = False,
 ) -> Iterator[Engine]:
     store = StateStore(state_path or default_state_path(config, aws), config.project, aws.region)
     with store.locked(operation):
         with Reporter(console or Console(stderr=True), quiet=quiet) as reporter:
-            yield Engine(pipeline(), config, aws, store, reporter)
+            yield Engine(pipeline(), config, aws, store, reporter, delete_data=delete_data)
 
 
 def up(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:
@@ -43,8 +44,9 @@ def plan(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> 
         return engine.plan()
 
 
-def destroy(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:
-    with open_engine(config, aws, state_path, "destroy", **kwargs) as engine:
+def destroy(config: Config, aws: Aws, state_path: Path | None = None, delete_data: bool = False, **kwargs) -> RunResult:
+    """Everything the project made; what holds data (the DSQL cluster, images) only with `delete_data`."""
+    with open_engine(config, aws, state_path, "destroy", delete_data=delete_data, **kwargs) as engine:
         return engine.destroy()
 
 

@@ -1,6 +1,7 @@
 """The pipeline, in order. Each step names the steps it needs; independent ones run side by side."""
 from steps.capacity import Capacity
 from steps.cluster import Cluster
+from steps.dsql import Dsql
 from steps.ecs_services import Services
 from steps.endpoints import Endpoints
 from steps.iam import Iam
@@ -17,6 +18,6 @@ from steps.task_definitions import TaskDefinitions
 
 def pipeline():
     return [
-        Secret(), ServiceRoles(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
+        Secret(), ServiceRoles(), Dsql(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
         OpenSearch(), Capacity(), TaskDefinitions(), Services(),
     ]

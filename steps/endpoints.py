@@ -4,16 +4,18 @@ from __future__ import annotations
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.kinds import SECURITY_GROUP, VPC_ENDPOINT, ingress_rules
 from provisioner.aws.waiter import WaitFailed, wait_for
-from provisioner.engine import Step, StepContext
+from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 
 ENDPOINT_SG = "endpoints-sg"
 HTTPS = 443
+POSTGRES = 5432  # Aurora DSQL speaks the PostgreSQL protocol on 5432
 
 # Interface endpoints every deployment needs: image pulls, logs, ECS Exec, secrets, metrics.
 INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "logs", "ssm", "ssmmessages", "ec2messages", "secretsmanager", "aps-workspaces")
 # Only for accounts with no route to the internet at all (the NAT gateway still carries the rest).
 ECS_SERVICES = ("ecs", "ecs-agent", "ecs-telemetry")
 GATEWAY_SERVICES = ("s3",)
+DSQL_ENDPOINT = "vpce-dsql"
 
 
 def endpoint_key(service: str) -> str:
@@ -27,7 +29,7 @@ def interface_services(ctx: StepContext) -> tuple[str, ...]:
 class Endpoints(Step):
     name = "endpoints"
     title = "VPC endpoints"
-    requires = ("network",)
+    requires = ("network", "dsql")
     kinds = (SECURITY_GROUP, VPC_ENDPOINT)
 
     def apply(self, ctx: StepContext) -> None:
@@ -43,18 +45,26 @@ class Endpoints(Step):
             ctx, SECURITY_GROUP, ENDPOINT_SG,
             lambda: ec2.create_security_group(
                 GroupName=ctx.naming.name(ENDPOINT_SG), VpcId=vpc_id,
-                Description="VPC interface endpoints: HTTPS from inside the VPC only",
+                Description="VPC interface endpoints: reachable from inside the VPC only",
                 TagSpecifications=SECURITY_GROUP.tag_spec(ctx.naming, self.name, ENDPOINT_SG),
             ),
         )
         group_id = group["GroupId"] if group else None
-        self._ensure_https_only(ctx, group, vpc_cidr)
+        self._ensure_ingress(ctx, group, vpc_cidr)
 
         region = ctx.aws.region
         desired = {}
         for service in interface_services(ctx):
             desired[endpoint_key(service)] = dict(
                 VpcEndpointType="Interface", ServiceName=f"com.amazonaws.{region}.{service}",
+                SubnetIds=subnet_ids, SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
+            )
+        if ctx.config.dsql.private_link:
+            # The cluster's own connection endpoint service (GetVpcEndpointServiceName), com.amazonaws.<region>.dsql-xxxx:
+            # with private DNS, the cluster's PrivateLink host name resolves inside the VPC.
+            cluster = ctx.require("dsql", "cluster")
+            desired[DSQL_ENDPOINT] = dict(
+                VpcEndpointType="Interface", ServiceName=cluster["service_name"] if cluster else KNOWN_AFTER_APPLY,
                 SubnetIds=subnet_ids, SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
             )
         for service in GATEWAY_SERVICES:
@@ -79,19 +89,25 @@ class Endpoints(Step):
         if not ctx.dry_run:
             self._wait_available(ctx, endpoint_ids)
 
-    def _ensure_https_only(self, ctx: StepContext, group: dict | None, vpc_cidr: str) -> None:
+    def _ensure_ingress(self, ctx: StepContext, group: dict | None, vpc_cidr: str) -> None:
+        """HTTPS from the VPC, and PostgreSQL (5432) when DSQL is reached through its endpoint; nothing else."""
+        ports = {HTTPS: "HTTPS to the endpoints from the VPC"}
+        if ctx.config.dsql.private_link:
+            ports[POSTGRES] = "PostgreSQL to the Aurora DSQL endpoint from the VPC"
         if group is None:
-            ctx.change("update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {HTTPS} from {vpc_cidr}")
+            for port in ports:
+                ctx.change("update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {port} from {vpc_cidr}")
             return
         ec2 = ctx.aws.client("ec2")
-        present = False
+        present: set[int] = set()
         for rule in ingress_rules(ctx.aws, group["GroupId"]):
+            port = rule.get("FromPort")
             exact = (
-                rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == HTTPS and rule.get("ToPort") == HTTPS
+                rule.get("IpProtocol") == "tcp" and port in ports and rule.get("ToPort") == port
                 and rule.get("CidrIpv4") == vpc_cidr
             )
-            if exact and not present:
-                present = True
+            if exact and port not in present:
+                present.add(port)
                 continue
             ctx.change(
                 "update", SECURITY_GROUP.noun, ENDPOINT_SG, "revoke an ingress rule not in the config",
@@ -99,12 +115,14 @@ class Endpoints(Step):
                     GroupId=group["GroupId"], SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]]
                 ),
             )
-        if not present:
-            wanted = {"IpProtocol": "tcp", "FromPort": HTTPS, "ToPort": HTTPS,
-                      "IpRanges": [{"CidrIp": vpc_cidr, "Description": "HTTPS to the endpoints from the VPC"}]}
+        for port, description in ports.items():
+            if port in present:
+                continue
+            wanted = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                      "IpRanges": [{"CidrIp": vpc_cidr, "Description": description}]}
             ctx.change(
-                "update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {HTTPS} from {vpc_cidr}",
-                act=lambda: ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[wanted]),
+                "update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {port} from {vpc_cidr}",
+                act=lambda wanted=wanted: ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[wanted]),
             )
 
     def _converge(self, ctx: StepContext, key: str, endpoint: dict, spec: dict) -> None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import IAM_ROLE, INSTANCE_PROFILE, iam_path
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
-from provisioner.errors import ProvisionError
 from steps.logs import log_key
 
 EXECUTION_ROLE = "ecs-execution"
@@ -99,6 +98,8 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
     secret_arn = secret["id"] if secret else naming.arn("secretsmanager", account, f"secret:{KNOWN_AFTER_APPLY}")
     workspace_arn = workspace["arn"] if workspace else naming.arn("aps", account, f"workspace/{KNOWN_AFTER_APPLY}")
     domain_arn = naming.arn("es", account, f"domain/{naming.opensearch_domain()}")
+    # The ARN only: IAM does not need the cluster to be running.
+    dsql_arn = ctx.required_id("dsql", "cluster")
     partition = naming.partition
     return [
         RoleSpec(
@@ -116,7 +117,7 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
                 *_exec_logging(ctx, account),
                 # The fork always connects as admin with an admin token (dsql/plugin.go, token_cache.go).
                 {"Sid": "DsqlConnect", "Effect": "Allow", "Action": "dsql:DbConnectAdmin",
-                 "Resource": ctx.config.dsql.cluster_arn},
+                 "Resource": dsql_arn},
                 {"Sid": "PrometheusRemoteWrite", "Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": workspace_arn},
                 {"Sid": "OpenSearchVisibility", "Effect": "Allow", "Action": OPENSEARCH_HTTP,
                  "Resource": [domain_arn, f"{domain_arn}/*"]},
@@ -154,16 +155,8 @@ def _same(a: dict, b: dict) -> bool:
 class Iam(Step):
     name = "iam"
     title = "IAM roles"
-    requires = ("secret", "prometheus", "logs")
+    requires = ("secret", "prometheus", "logs", "dsql")
     kinds = (IAM_ROLE, INSTANCE_PROFILE)
-
-    def preflight(self, ctx: StepContext) -> None:
-        arn_region = ctx.config.dsql.cluster_arn.split(":")[3]
-        if arn_region != ctx.aws.region:
-            raise ProvisionError(
-                f"dsql.cluster_arn is in {arn_region} but this run targets {ctx.aws.region}; "
-                "Temporal must run in the DSQL cluster's region. Fix the ARN or AWS_REGION."
-            )
 
     def apply(self, ctx: StepContext) -> None:
         iam = ctx.aws.client("iam")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from provisioner.aws.converge import destroy_kind, differs, ensure
 from provisioner.aws.named_kinds import (
+    DSQL_CLUSTER,
     OPENSEARCH_DOMAIN,
     TASK_DEFINITION,
     task_definition_revisions,
+    wait_dsql_usable,
 )
 from provisioner.aws.waiter import wait_for
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
@@ -57,13 +59,7 @@ def port_mapping(name: str, port: int, app_protocol: str | None = None) -> dict:
     return mapping | {"appProtocol": app_protocol} if app_protocol else mapping
 
 
-def dsql_host(ctx: StepContext) -> str:
-    """The host the server connects to: the cluster's own endpoint."""
-    _, _, _, region, _, resource = ctx.config.dsql.cluster_arn.split(":", 5)
-    return f"{resource.split('/', 1)[1]}.dsql.{region}.on.aws"
-
-
-def container_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
+def container_definition(ctx: StepContext, service: str, endpoint: str, dsql_host: str) -> dict:
     region = ctx.aws.region
     sizes = getattr(ctx.config.services, service)
     common = {
@@ -89,7 +85,7 @@ def container_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
             "healthCheck": tcp_health_check(UI_PORT, start_period=30),
         }
     version = versions.load(ctx.config.temporal.server_version)
-    environment = server_environment(ctx.config, service, region, dsql_host(ctx), endpoint)
+    environment = server_environment(ctx.config, service, region, dsql_host, endpoint)
     grpc = port_mapping("grpc", GRPC_PORT[service], "grpc" if service in DISCOVERY_NAME else None)
     return common | {
         "image": ctx.config.temporal.server_image,
@@ -108,7 +104,7 @@ def container_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
     }
 
 
-def task_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
+def task_definition(ctx: StepContext, service: str, endpoint: str, dsql_host: str) -> dict:
     sizes = getattr(ctx.config.services, service)
     reserved = TaskSize.of(sizes.cpu, sizes.memory)
     return {
@@ -120,14 +116,14 @@ def task_definition(ctx: StepContext, service: str, endpoint: str) -> dict:
         "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
         "cpu": str(reserved.cpu),
         "memory": str(reserved.memory),
-        "containerDefinitions": [container_definition(ctx, service, endpoint)],
+        "containerDefinitions": [container_definition(ctx, service, endpoint, dsql_host)],
     }
 
 
 class TaskDefinitions(Step):
     name = "task_definitions"
     title = "Task definitions"
-    requires = ("logs", "iam", "opensearch")
+    requires = ("logs", "iam", "opensearch", "dsql")
     kinds = (TASK_DEFINITION,)
 
     def preflight(self, ctx: StepContext) -> None:
@@ -158,8 +154,25 @@ class TaskDefinitions(Step):
 
     def apply(self, ctx: StepContext) -> None:
         endpoint = self._visibility_endpoint(ctx)
+        host = self._dsql_host(ctx)
         for service in SERVICES:
-            self._ensure(ctx, service, task_definition(ctx, service, endpoint))
+            self._ensure(ctx, service, task_definition(ctx, service, endpoint, host))
+
+    def _dsql_host(self, ctx: StepContext) -> str:
+        """Where the server connects: the cluster endpoint, or its PrivateLink host when dsql.private_link is on
+        (GetVpcEndpointServiceName's clusterVpcEndpoint, "The VPC connection endpoint for the cluster")."""
+        cluster = ctx.require("dsql", "cluster")
+        if cluster is None:
+            return KNOWN_AFTER_APPLY
+        if ctx.config.dsql.private_link:
+            return cluster["vpc_host"]
+        live = DSQL_CLUSTER.get(ctx.aws, cluster["id"])
+        if live is None:
+            raise ProvisionError(f"the Aurora DSQL cluster {cluster['id']} is gone; run 'provision up' again")
+        if not live.get("endpoint") and not ctx.dry_run:
+            # A new cluster may report its endpoint only once it is active.
+            live = wait_dsql_usable(ctx.aws, cluster["id"], ctx.config.timeouts.dsql, ctx.say)
+        return live.get("endpoint") or KNOWN_AFTER_APPLY
 
     def _visibility_endpoint(self, ctx: StepContext) -> str:
         """The domain's VPC endpoint: the one thing here that waits for OpenSearch (15-20 minutes in AWS)."""

@@ -22,21 +22,19 @@ from provisioner.emulator import server as emulator
 
 REGION = "eu-west-1"
 PROJECT = "ptest"
-DSQL_ARN = f"arn:aws:dsql:{REGION}:123456789012:cluster/ptestdsqlcluster"
 GRAFANA_SECRET = "grafana/admin"
 SERVER_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dsql:1.29.0-test"
 
 
 def make_config(**settings) -> Config:
     """A valid config for the tests: the required settings, plus any overrides."""
-    required = {"project": PROJECT, "dsql": {"cluster_arn": DSQL_ARN}, "temporal": {"server_image": SERVER_IMAGE}}
+    required = {"project": PROJECT, "temporal": {"server_image": SERVER_IMAGE}}
     return parse_config(required | settings)
 
 
 def config_text(project: str = PROJECT, extra: str = "") -> str:
     """The same required settings as a TOML config file, for tests that run the CLI."""
-    return (f'project = "{project}"\n[dsql]\ncluster_arn = "{DSQL_ARN}"\n'
-            f'[temporal]\nserver_image = "{SERVER_IMAGE}"\n{extra}')
+    return f'project = "{project}"\n[temporal]\nserver_image = "{SERVER_IMAGE}"\n{extra}'
 
 
 
@@ -204,6 +202,10 @@ def _tags(raw) -> dict[str, str]:
     return {t.get("Key", t.get("key")): t.get("Value", t.get("value")) for t in raw or []}
 
 
+# What a plain `destroy` keeps, because it holds data: the DSQL cluster (every workflow's history).
+KEPT_DATA = [("DsqlCluster", "cluster")]
+
+
 def world(project: str = PROJECT) -> list[tuple[str, str]]:
     """Live resources tagged for the project, as sorted (type, logical key): a duplicate shows twice.
 
@@ -259,6 +261,14 @@ def world(project: str = PROJECT) -> list[tuple[str, str]]:
     for ws in _all(boto3.client("amp", region_name=REGION), "list_workspaces", "workspaces"):
         if ws["status"]["statusCode"] != "DELETING":
             found.append(("Workspace", _tags(ws.get("tags"))))
+    dsql = boto3.client("dsql", region_name=REGION)
+    for summary in _all(dsql, "list_clusters", "clusters"):
+        cluster = dsql.get_cluster(identifier=summary["identifier"])
+        if cluster["status"] not in ("DELETING", "DELETED"):
+            found.append(("DsqlCluster", _tags(cluster.get("tags"))))
+    ecr = boto3.client("ecr", region_name=REGION)
+    for repository in _all(ecr, "describe_repositories", "repositories"):
+        found.append(("Repository", _tags(ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"])))
     return sorted(
         (kind, tags_or_key if isinstance(tags_or_key, str) else tags_or_key.get("ProvisionKey", "?"))
         for kind, tags_or_key in found

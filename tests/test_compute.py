@@ -10,7 +10,6 @@ import pytest
 
 from provisioner import operations
 from tests.conftest import (
-    DSQL_ARN,
     PROJECT,
     REGION,
     build_stack,
@@ -92,7 +91,7 @@ def test_property_7_iam_least_privilege(stack):
 
 def test_task_role_reaches_exactly_its_dsql_cluster_workspace_and_domain(stack):
     statements = {s["Sid"]: s for s in role_statements(f"{PROJECT}-temporal-task")}
-    assert statements["DsqlConnect"]["Resource"] == DSQL_ARN
+    assert statements["DsqlConnect"]["Resource"] == stack["dsql_cluster_arn"]
     # The temporal-dsql plugin always connects as admin: only the admin token is needed.
     assert statements["DsqlConnect"]["Action"] == "dsql:DbConnectAdmin"
     assert statements["PrometheusRemoteWrite"]["Resource"] == stack["prometheus_workspace_arn"]

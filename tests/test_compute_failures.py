@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from provisioner import operations
 from provisioner.aws import waiter
 from provisioner.cli import app as cli
+from provisioner.errors import BadInput
 from tests.conftest import (
     REGION,
     CallLog,
@@ -41,7 +42,8 @@ def test_dsql_cluster_in_another_region_is_refused_before_anything_is_created(en
     config = make_config(dsql={"cluster_arn": "arn:aws:dsql:us-east-1:123456789012:cluster/abc"})
     log = CallLog()
     result = operations.up(config, new_aws(("before-call", log)), state_path, quiet=True)
-    assert [s for s, _ in result.errors] == ["iam"]
+    assert [s for s, _ in result.errors] == ["dsql"]
+    assert isinstance(result.errors[0][1], BadInput)
     assert "us-east-1" in str(result.errors[0][1]) and log.mutating == []
 
 

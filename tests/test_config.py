@@ -66,7 +66,6 @@ BROKEN = [
 
 
 REQUIRED = {
-    "dsql": {"cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc123"},
     "temporal": {"server_image": SERVER_IMAGE},
 }
 
@@ -97,7 +96,7 @@ def test_every_supported_version_names_the_source_it_was_extracted_from():
 
 
 def test_missing_required_setting_is_named():
-    with pytest.raises(ConfigError, match="dsql is required"):
+    with pytest.raises(ConfigError, match="temporal is required"):
         parse_config({})
 
 

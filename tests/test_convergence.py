@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from provisioner import operations
 from state import StateLocked, StateStore
 from tests.conftest import (
+    KEPT_DATA,
     PROJECT,
     REGION,
     CallLog,
@@ -175,18 +176,27 @@ def test_up_converges_under_injected_throttling_and_5xx(aws, config, state_path,
     assert up_ok(config, new_aws(), state_path).changes == []
 
 
-def test_destroy_removes_everything_tagged_and_empties_state(aws, config, state_path):
+def test_destroy_with_delete_data_removes_everything_tagged_and_empties_state(aws, config, state_path):
     up_ok(config, aws, state_path)
-    result = operations.destroy(config, new_aws(), state_path, quiet=True)
+    result = operations.destroy(config, new_aws(), state_path, delete_data=True, quiet=True)
     assert result.ok, result.errors
     assert world() == []
     assert json.loads(state_path.read_text())["resources"] == {}
 
 
+def test_destroy_keeps_only_the_data_and_says_how_to_delete_it(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    result = operations.destroy(config, new_aws(), state_path, quiet=True)
+    assert result.ok, result.errors
+    assert world() == KEPT_DATA
+    assert json.loads(state_path.read_text())["resources"] == {}
+    assert any("Kept the Aurora DSQL cluster" in n and "destroy --delete-data" in n for n in result.notes)
+
+
 def test_destroy_without_state_finds_resources_by_tags(aws, config, state_path):
     up_ok(config, aws, state_path)
     state_path.unlink()
-    assert operations.destroy(config, new_aws(), state_path, quiet=True).ok
+    assert operations.destroy(config, new_aws(), state_path, delete_data=True, quiet=True).ok
     assert world() == []
 
 

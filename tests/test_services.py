@@ -150,7 +150,8 @@ def test_rendered_server_config_holds_the_roles_ports_plugins_and_shards(stack, 
     assert server["services"][role]["rpc"] == {"grpcPort": grpc, "membershipPort": membership, "bindOnIP": "0.0.0.0"}
     sql = server["persistence"]["datastores"][server["persistence"]["defaultStore"]]["sql"]
     assert sql["pluginName"] == "dsql" and sql["tls"]["enabled"] is True
-    assert sql["connectAddr"] == f"ptestdsqlcluster.dsql.{REGION}.on.aws:5432"
+    identifier = stack["dsql_cluster_arn"].rsplit("/", 1)[-1]
+    assert sql["connectAddr"] == f"{identifier}.dsql.{REGION}.on.aws:5432"
     assert "password" not in sql
     # The fork holds its pool at maxConns: an idle limit below it would churn connections.
     assert sql["maxConns"] == sql["maxIdleConns"] == getattr(config.services, role).max_conns
@@ -384,7 +385,7 @@ def test_scale_interrupted_after_recording_the_counts_is_finished_by_up(cli_stac
 def test_destroy_of_a_running_cluster_leaves_nothing_and_forgets_the_counts(cli_stack):
     config_file, state = cli_stack
     assert run("scale", "up", config_file=config_file, state=state).exit_code == 0
-    assert operations.destroy(make_config(), new_aws(), state, quiet=True).ok
+    assert operations.destroy(make_config(), new_aws(), state, delete_data=True, quiet=True).ok
     assert world() == []
     assert json.loads(state.read_text())["settings"] == {}
 

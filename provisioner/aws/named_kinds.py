@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import register
 from provisioner.aws.session import Aws
-from provisioner.aws.waiter import wait_for
+from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import MANAGED_BY, TAG_KEY, TAG_MANAGED_BY, TAG_PROJECT, Naming
 
@@ -64,9 +64,10 @@ class NamedKind:
 
     def find(self, aws: Aws, naming: Naming, key: str | None = None, name: str | None = None) -> list[dict]:
         if name is None:
-            if key is not None or self.list_all is None:
+            # Kinds without a name (a DSQL cluster) are found by their tags alone.
+            if self.list_all is None:
                 return []
-            return [i for i in self.list_all(aws, naming) if ours(naming, i["_tags"])]
+            return [i for i in self.list_all(aws, naming) if ours(naming, i["_tags"], key)]
         item = self.get(aws, name)
         if item is None:
             return []
@@ -451,6 +452,52 @@ OPENSEARCH_DOMAIN = register(NamedKind(
     lambda aws, name: aws.client("opensearch").delete_domain(DomainName=name), _list_domains,
     not_found=("ResourceNotFoundException",),
 ))
+
+
+# -- Aurora DSQL ------------------------------------------------------------------------------
+
+def _get_dsql_cluster(aws: Aws, arn_or_identifier: str) -> dict | None:
+    item = aws.client("dsql").get_cluster(identifier=_last(arn_or_identifier))
+    if item["status"] in ("DELETING", "DELETED", "PENDING_DELETE"):
+        return None
+    return with_tags(item)
+
+
+def _list_dsql_clusters(aws: Aws, naming: Naming) -> list[dict]:
+    pages = aws.client("dsql").get_paginator("list_clusters").paginate()
+    items = (_get_dsql_cluster(aws, c["identifier"]) for page in pages for c in page["clusters"])
+    return [i for i in items if i]
+
+
+def _delete_dsql_cluster(aws: Aws, arn_or_identifier: str) -> None:
+    """Deletion protection first (UpdateCluster), then the cluster: DeleteCluster refuses a protected one."""
+    dsql = aws.client("dsql")
+    identifier = _last(arn_or_identifier)
+    if dsql.get_cluster(identifier=identifier).get("deletionProtectionEnabled"):
+        dsql.update_cluster(identifier=identifier, deletionProtectionEnabled=False)
+    dsql.delete_cluster(identifier=identifier)
+
+
+DSQL_CLUSTER = register(NamedKind(
+    "dsql-cluster", "Aurora DSQL cluster", _get_dsql_cluster, "arn", _delete_dsql_cluster, _list_dsql_clusters,
+    not_found=("ResourceNotFoundException",),
+))
+# Usable states: IDLE is a cluster that scaled to zero, and wakes on the first connection.
+DSQL_USABLE = ("ACTIVE", "IDLE")
+
+
+def wait_dsql_usable(aws: Aws, arn: str, timeout: float, say: Callable[[str], None]) -> dict:
+    """The cluster once ACTIVE (or IDLE); fails at once if it failed or is being deleted."""
+    def probe() -> dict | None:
+        cluster = DSQL_CLUSTER.get(aws, arn)
+        if cluster is None or cluster["status"] in ("FAILED", "INACTIVE"):
+            raise WaitFailed(f"the Aurora DSQL cluster {arn} is {cluster['status'] if cluster else 'gone'}")
+        if cluster["status"] in DSQL_USABLE:
+            return cluster
+        say(f"waiting for Aurora DSQL cluster {_last(arn)} ({cluster['status']})")
+        return None
+
+    return wait_for(f"Aurora DSQL cluster {arn}", probe, timeout=timeout)
 
 
 # -- Secrets Manager (created by the user, only ever described) ---------------------------

@@ -35,6 +35,11 @@ class Aws:
             read_timeout=60,
             user_agent_appid="provision",
         )
+        # For questions whose failure is itself the answer (is this API here at all?): fail in seconds.
+        self._probe_config = botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10,
+            user_agent_appid="provision",
+        )
         self._clients: dict[str, object] = {}
         self._account: str | None = None
         self._lock = threading.Lock()
@@ -55,6 +60,14 @@ class Aws:
             if service not in self._clients:
                 self._clients[service] = self.session.client(service, config=self._config)
             return self._clients[service]
+
+    def probe_client(self, service: str):
+        """A client that gives up after one retry and a 3 s connect timeout."""
+        with self._lock:
+            key = f"probe:{service}"
+            if key not in self._clients:
+                self._clients[key] = self.session.client(service, config=self._probe_config)
+            return self._clients[key]
 
 
 def make_session(profile: str | None = None, region: str | None = None) -> boto3.Session:

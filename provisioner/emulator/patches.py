@@ -99,6 +99,33 @@ def service_linked_role_names() -> None:
     models.SERVICE_NAME_CONVERSION.update({"ecs": "ECS", "opensearchservice": "AmazonOpenSearchService"})
 
 
+def dsql_endpoints() -> None:
+    """moto 5.2 gives a DSQL cluster the endpoint <id>.<region>.on.aws, and the same as its PrivateLink host.
+
+    AWS's cluster endpoint is <id>.dsql.<region>.on.aws, and over PrivateLink clients use
+    <id>.<service-identifier>.<region>.on.aws, where the identifier ends the endpoint service name
+    com.amazonaws.<region>.dsql-xxxx (Aurora DSQL user guide, privatelink-managing-clusters.html).
+    """
+    from moto.dsql.models import AuroraDSQLBackend, Cluster
+
+    original_init = Cluster.__init__
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.endpoint = f"{self.identifier}.dsql.{self.region_name}.on.aws"
+
+    def get_vpc_endpoint_service_name(self, identifier):
+        cluster = self.get_cluster(identifier=identifier)
+        suffix = cluster.endpoint_service_name.rsplit(".", 1)[-1]
+        return {
+            "serviceName": cluster.endpoint_service_name,
+            "clusterVpcEndpoint": f"{cluster.identifier}.{suffix}.{cluster.region_name}.on.aws",
+        }
+
+    Cluster.__init__ = __init__
+    AuroraDSQLBackend.get_vpc_endpoint_service_name = get_vpc_endpoint_service_name
+
+
 # CreateService parameters moto 5.2 drops, and the Service attribute each is kept in.
 ECS_SERVICE_FIELDS = {
     "capacityProviderStrategy": "capacity_provider_strategy",
@@ -282,6 +309,7 @@ def unplaceable_services() -> None:
 PATCHES = (
     nat_gateway_tag_filters,
     service_linked_role_names,
+    dsql_endpoints,
     describe_all_capacity_providers,
     launch_template_user_data,
     launch_template_own_tags,
