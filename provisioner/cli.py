@@ -262,6 +262,52 @@ def destroy(
         out.print(f"[green]Destroyed[/] {cfg.project} in {aws.region}: {_count(result.changes)}.", highlight=False)
 
 
+@app.command("build-images")
+def build_images(
+    source: Annotated[Path, typer.Option(
+        "--source", help="A checkout of the temporal-dsql fork (git clone https://github.com/iw/temporal).",
+        show_default=False)],
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the commands and run none (git is asked for the commit only).")] = False,
+    write_config: Annotated[Optional[bool], typer.Option(
+        "--write-config/--no-write-config",
+        help="Write the image URIs into the config (default: ask on a terminal, else don't).")] = None,
+) -> None:
+    """Build the temporal-dsql server and admin-tools images for linux/arm64 and push them to ECR.
+
+    Go binaries from the fork's Makefile targets, the server image from its docker/targets/server.Dockerfile,
+    admin-tools from this project's own Dockerfile (it adds temporal-dsql-tool). Tagged <git-sha>-<UTC time>
+    and latest. Needs git, go, make, docker with buildx, curl and tar.
+    """
+    from provisioner.commands import build_images as builder
+
+    with handled():
+        cfg, aws = load(config, profile)
+        plan = builder.build_images(
+            cfg, aws, state, source, dry_run,
+            say=lambda line: err.print(f"[bold]{line}[/]", highlight=False, markup=False),
+            stream=lambda line: err.print(line, highlight=False, markup=False),
+        )
+        if dry_run:
+            for command in plan.commands:
+                out.print(command.shown(), highlight=False, markup=False)
+            return
+        tagged = {image: plan.tagged(image) for image in plan.images}
+        for image, uri in tagged.items():
+            out.print(f"{image}: {uri}", highlight=False)
+        if write_config is None:
+            write_config = sys.stdin.isatty() and typer.confirm(f"Write these into {config}?", default=True)
+        if write_config:
+            builder.write_images(config, tagged)
+            out.print(f"Wrote temporal.server_image and temporal.admin_tools_image into {config}.", highlight=False)
+        else:
+            out.print(f"Put these in [temporal] of {config}:\n  server_image = \"{tagged['server']}\"\n"
+                      f"  admin_tools_image = \"{tagged['admin-tools']}\"", highlight=False, markup=False)
+
+
 @app.command("grafana-secret")
 def grafana_secret(
     config: ConfigOption = DEFAULT_CONFIG,

@@ -162,14 +162,27 @@ class DsqlConfig(Strict):
         return value
 
 
-# An image reference pinned by tag or digest: never implicit or "latest".
-PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[0-9a-f]{64})$")
+# An image reference as the distribution spec's grammar has it (distribution/reference/regexp.go):
+# [registry[:port]/]path[/path...], then a tag, a digest, or both. No scheme, no upper case in the path.
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_PATH}(?:/{_PATH})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
 
 
 def _pinned(value: str) -> str:
-    if not PINNED_IMAGE.match(value):
-        raise ValueError("must be an image pinned by tag or digest, like 123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dsql:1.26.2")
-    if value.rsplit(":", 1)[-1] == "latest":
+    match = IMAGE_REFERENCE.match(value)
+    # A first component without a dot, colon or "localhost" is a path on Docker Hub, not a registry.
+    if match and match["domain"] and not re.search(r"[.:]|^localhost$", match["domain"]):
+        match = IMAGE_REFERENCE.match(f"docker.io/{value}")
+    if not match or not (match["tag"] or match["digest"]):
+        raise ValueError(
+            "must be an image reference pinned by tag or digest, with no scheme, like "
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-server:1.29.0"
+        )
+    if match["tag"] == "latest" and not match["digest"]:
         raise ValueError("must not use the tag 'latest': pin a version so every task runs the same build")
     return value
 
@@ -231,7 +244,14 @@ class TemporalConfig(Strict):
         "the ports each role opens. 'fork' is the temporal-dsql fork (github.com/iw/temporal main).",
     )
     server_image: str = Field(
-        description="The temporal-dsql server image you built and pushed (required), pinned by tag or digest."
+        "",
+        description="The temporal-dsql server image, pinned by tag or digest. 'provision build-images' builds it, "
+        "pushes it to this project's repository and writes it here; 'up' refuses to start without it.",
+    )
+    admin_tools_image: str = Field(
+        "",
+        description="The admin-tools image 'provision schema' runs (temporal-dsql-tool, temporal-elasticsearch-tool), "
+        "pinned; 'provision build-images' writes it here.",
     )
     ui_image: str = Field("temporalio/ui:2.34.0", description="The official Temporal UI image, pinned.")
     num_history_shards: int = Field(
@@ -255,9 +275,16 @@ class TemporalConfig(Strict):
     def _ui_image(cls, value: str) -> str:
         return _pinned(value)
 
+    @field_validator("admin_tools_image")
+    @classmethod
+    def _admin_tools_image(cls, value: str) -> str:
+        return _pinned(value) if value else value
+
     @field_validator("server_image")
     @classmethod
     def _server_image(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            return value
         _pinned(value)
         version = info.data.get("server_version")
         tagged = tag_version(value)
@@ -374,7 +401,7 @@ class Config(Strict):
     opensearch: OpenSearchConfig = OpenSearchConfig()
     logs: LogsConfig = LogsConfig()
     capacity: CapacityConfig = CapacityConfig()
-    temporal: TemporalConfig
+    temporal: TemporalConfig = TemporalConfig()
     services: ServicesConfig = Field(default_factory=lambda: ServicesConfig.model_validate({}))
     timeouts: TimeoutsConfig = TimeoutsConfig()
     aws: AwsConfig = AwsConfig()

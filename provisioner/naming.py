@@ -74,5 +74,9 @@ class Naming:
     def cluster(self) -> str:
         return self.name("cluster")
 
+    def repository(self, image: str) -> str:
+        """ECR repository of one of the project's images: <project>/<image>."""
+        return f"{self.project}/{image}"
+
     def state_file_name(self) -> str:
         return f"{self.project}-{self.region}.json"

@@ -26,12 +26,13 @@ def default_state_path(config: Config, aws: Aws) -> Path:
 @contextmanager
 def open_engine(
     config: Config, aws: Aws, state_path: Path | None, operation: str, console: Console | None = None,
-    quiet: bool = False, delete_data: bool = False,
+    quiet: bool = False, delete_data: bool = False, steps: list | None = None,
 ) -> Iterator[Engine]:
+    """The engine over the whole pipeline (or only `steps`), with the state locked for `operation`."""
     store = StateStore(state_path or default_state_path(config, aws), config.project, aws.region)
     with store.locked(operation):
         with Reporter(console or Console(stderr=True), quiet=quiet) as reporter:
-            yield Engine(pipeline(), config, aws, store, reporter, delete_data=delete_data)
+            yield Engine(steps or pipeline(), config, aws, store, reporter, delete_data=delete_data)
 
 
 def up(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:

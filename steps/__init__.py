@@ -2,6 +2,7 @@
 from steps.capacity import Capacity
 from steps.cluster import Cluster
 from steps.dsql import Dsql
+from steps.ecr import Ecr
 from steps.ecs_services import Services
 from steps.endpoints import Endpoints
 from steps.iam import Iam
@@ -18,6 +19,6 @@ from steps.task_definitions import TaskDefinitions
 
 def pipeline():
     return [
-        Secret(), ServiceRoles(), Dsql(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
+        Secret(), ServiceRoles(), Dsql(), Ecr(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
         OpenSearch(), Capacity(), TaskDefinitions(), Services(),
     ]

@@ -18,7 +18,7 @@ from provisioner.aws.named_kinds import (
 )
 from provisioner.aws.waiter import wait_for
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
-from provisioner.errors import ProvisionError
+from provisioner.errors import BadInput, ProvisionError
 from provisioner.temporal import versions
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
@@ -127,7 +127,12 @@ class TaskDefinitions(Step):
     kinds = (TASK_DEFINITION,)
 
     def preflight(self, ctx: StepContext) -> None:
-        """Each task must fit on one instance of the node group it is placed on."""
+        """The server image exists in the config, and each task fits on one instance of its node group."""
+        if not ctx.config.temporal.server_image:
+            raise BadInput(
+                "temporal.server_image is empty: build the temporal-dsql server image first with "
+                "'provision build-images --source PATH' (it pushes it and writes it into the config)."
+            )
         types = {getattr(ctx.config.capacity, NODE_GROUP[s]).instance_type for s in SERVICES}
         ec2 = ctx.aws.client("ec2")
         try:

@@ -516,3 +516,29 @@ def _never_delete(aws: Aws, secret: str) -> None:
 EXTERNAL_SECRET = register(NamedKind(
     "external-secret", "secret", _get_secret, "ARN", _never_delete, not_found=("ResourceNotFoundException",),
 ))
+
+
+# -- ECR ----------------------------------------------------------------------------------------
+
+def _repository_item(aws: Aws, repository: dict) -> dict:
+    tags = aws.client("ecr").list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"]
+    return with_tags(repository, tags)
+
+
+def _get_repository(aws: Aws, name: str) -> dict | None:
+    found = aws.client("ecr").describe_repositories(repositoryNames=[name.split("repository/", 1)[-1]])["repositories"]
+    return _repository_item(aws, found[0]) if found else None
+
+
+def _list_repositories(aws: Aws, naming: Naming) -> list[dict]:
+    pages = aws.client("ecr").get_paginator("describe_repositories").paginate()
+    return [_repository_item(aws, r) for page in pages for r in page["repositories"]
+            if r["repositoryName"].startswith(f"{naming.project}/")]
+
+
+ECR_REPOSITORY = register(NamedKind(
+    "ecr-repository", "image repository", _get_repository, "repositoryName",
+    # force: the step decides whether images may go (destroy --delete-data); by then they may.
+    lambda aws, name: aws.client("ecr").delete_repository(repositoryName=name, force=True), _list_repositories,
+    not_found=("RepositoryNotFoundException",),
+))
