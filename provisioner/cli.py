@@ -128,6 +128,8 @@ def up(config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile
         result = ops.up(cfg, aws, state, console=err)
         report(result, "up")
         out.print(f"[green]Up to date[/] in {aws.region}: {_count(result.changes)}.", highlight=False)
+        if result.next_step:
+            out.print(f"Next: {result.next_step}", highlight=False)
 
 
 @app.command()
@@ -260,6 +262,45 @@ def destroy(
         result = ops.destroy(cfg, aws, state, delete_data=delete_data, console=err)
         report(result, "destroy")
         out.print(f"[green]Destroyed[/] {cfg.project} in {aws.region}: {_count(result.changes)}.", highlight=False)
+
+
+@app.command()
+def schema(
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    timeout: Annotated[Optional[int], typer.Option(
+        "--timeout", min=1, help="Seconds to wait for the tasks (default: timeouts.schema_task).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply the DSQL schema and create the visibility index, with one-off ECS tasks; safe to run again.
+
+    Run it after 'provision up' and before 'provision scale up'. Exit code 1 names a task that failed,
+    with its exit code and the end of its log.
+    """
+    from provisioner import operations as ops
+    from provisioner.commands.schema import LOG_TAIL, as_rows
+
+    with handled():
+        cfg, aws = load(config, profile)
+        results = ops.schema(cfg, aws, state, timeout=timeout, console=err, quiet=as_json)
+        if as_json:
+            out.print_json(data=as_rows(results))
+        else:
+            for result in results:
+                mark = "[green]ok[/]" if result.ok else "[red]failed[/]"
+                out.print(f"{result.task}: {mark} (exit code {result.exit_code})", highlight=False)
+                if result.log_tail:
+                    out.print(f"  last {min(LOG_TAIL, len(result.log_tail))} lines of its log:", highlight=False)
+                for line in result.log_tail:
+                    out.print(f"    {line}", highlight=False, markup=False)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise fail("the schema task(s) " + ", ".join(f"{r.task} (exit code {r.exit_code}: {r.reason})"
+                                                      for r in failed) + " failed; see the log above. Fix the "
+                       "cause and run 'provision schema' again: it is safe to repeat.")
+        if not as_json:
+            out.print("Schema ready. Next: provision scale up", highlight=False)
 
 
 @app.command("build-images")

@@ -153,6 +153,7 @@ class RunResult:
     changes: list[Change]
     errors: list[tuple[str, BaseException]]
     notes: list[str] = field(default_factory=list)
+    next_step: str | None = None  # the command the user should run next, if any
 
     @property
     def ok(self) -> bool:

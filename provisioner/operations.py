@@ -9,12 +9,14 @@ from typing import Iterator
 from rich.console import Console
 
 from provisioner.aws.session import Aws
+from provisioner.commands.schema import SETTING as SCHEMA_SETTING
 from provisioner.config import Config
 from provisioner.engine import Engine, RunResult
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
 from state import StateStore
 from steps import pipeline
+from steps.ecs_services import COUNTS_SETTING
 
 STATE_DIR = Path(".provision")
 
@@ -37,7 +39,12 @@ def open_engine(
 
 def up(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:
     with open_engine(config, aws, state_path, "up", **kwargs) as engine:
-        return engine.apply()
+        result = engine.apply()
+        if result.ok and not any(engine.state.setting(COUNTS_SETTING, {}).values()):
+            # Staged deployment: the services wait at 0 tasks for the schema.
+            result.next_step = ("provision scale up" if engine.state.setting(SCHEMA_SETTING) else
+                                "provision schema (the DSQL schema and the visibility index), then provision scale up")
+        return result
 
 
 def plan(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:
@@ -58,6 +65,14 @@ def scale(config: Config, aws: Aws, targets: dict[str, int], state_path: Path | 
 
     with open_engine(config, aws, state_path, "scale", **kwargs) as engine:
         return scaling.scale(engine, targets, wait, timeout or config.timeouts.services_stable)
+
+
+def schema(config: Config, aws: Aws, state_path: Path | None = None, timeout: float | None = None, **kwargs) -> list:
+    """Run the schema tasks and report each one (provisioner/commands/schema.py)."""
+    from provisioner.commands.schema import run_schema
+
+    with open_engine(config, aws, state_path, "schema", **kwargs) as engine:
+        return run_schema(engine, timeout or config.timeouts.schema_task)
 
 
 @dataclass(frozen=True)

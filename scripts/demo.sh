@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded AWS emulator, no AWS account needed:
-# install, start the emulator, plan, up (services at 0 tasks), up again, scale up, status, outputs,
-# scale down, destroy, stop the emulator.
+# install, start the emulator, plan, up (services at 0 tasks), up again, schema, scale up, status,
+# outputs, scale down, destroy (keeping the data, then with it), stop the emulator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -16,9 +16,11 @@ provision grafana-secret --config "$config"
 provision plan --config "$config"
 provision up --config "$config"
 provision up --config "$config"          # a second run changes nothing
-provision scale up --config "$config"    # staged deployment: in AWS, apply the DSQL schema before this
+provision schema --config "$config"      # staged deployment: the DSQL schema and the visibility index first
+provision scale up --config "$config"
 provision up --config "$config"          # keeps the recorded task counts
 provision status --config "$config"
 provision outputs --config "$config"
 provision scale down --config "$config"
-provision destroy --config "$config" --yes
+provision destroy --config "$config" --yes                 # keeps the DSQL cluster (the data)
+provision destroy --config "$config" --yes --delete-data   # and now the data too

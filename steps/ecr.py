@@ -62,10 +62,11 @@ class Ecr(Step):
                 f"repository {name} is encrypted with {repository['encryptionConfiguration']}, not AES256, and ECR "
                 "cannot change a repository's encryption. Delete it (with its images) or rename the project."
             )
-        if repository is None or not repository.get("imageScanningConfiguration", {}).get("scanOnPush"):
+        # A new repository gets scanning and tag mutability from CreateRepository; the lifecycle policy comes apart.
+        if repository is not None and not repository.get("imageScanningConfiguration", {}).get("scanOnPush"):
             ctx.change("update", ECR_REPOSITORY.noun, key, "scan on push", act=lambda: ecr.put_image_scanning_configuration(
                 repositoryName=name, imageScanningConfiguration={"scanOnPush": True}))
-        if repository is None or (repository.get("imageTagMutability"), repository.get("imageTagMutabilityExclusionFilters")) \
+        if repository is not None and (repository.get("imageTagMutability"), repository.get("imageTagMutabilityExclusionFilters")) \
                 != (TAG_MUTABILITY, MUTABLE_TAGS):
             ctx.change("update", ECR_REPOSITORY.noun, key, "immutable tags except latest", act=lambda: ecr.put_image_tag_mutability(
                 repositoryName=name, imageTagMutability=TAG_MUTABILITY, imageTagMutabilityExclusionFilters=MUTABLE_TAGS))

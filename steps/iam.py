@@ -18,6 +18,7 @@ EXECUTION_ROLE = "ecs-execution"
 TEMPORAL_ROLE = "temporal-task"
 GRAFANA_ROLE = "grafana-task"
 UI_ROLE = "ui-task"
+SCHEMA_ROLE = "schema-task"
 INSTANCE_ROLE = "ecs-instance"
 INSTANCE_PROFILE_KEY = "ecs-instance-profile"
 
@@ -136,6 +137,15 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
         RoleSpec(
             UI_ROLE, ECS_TASKS, "Temporal UI tasks: ECS Exec only (the UI reaches the frontend, not AWS)",
             inline={"ui": policy(ECS_EXEC_CHANNELS, *_exec_logging(ctx, account))},
+            task_role=True,
+        ),
+        RoleSpec(
+            SCHEMA_ROLE, ECS_TASKS, "provision schema's one-off tasks: the DSQL schema and the visibility index",
+            inline={"schema": policy(
+                {"Sid": "DsqlSchema", "Effect": "Allow", "Action": "dsql:DbConnectAdmin", "Resource": dsql_arn},
+                {"Sid": "VisibilityIndex", "Effect": "Allow", "Action": OPENSEARCH_HTTP,
+                 "Resource": [domain_arn, f"{domain_arn}/*"]},
+            )},
             task_role=True,
         ),
         RoleSpec(

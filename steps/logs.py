@@ -9,8 +9,8 @@ from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import LOG_GROUP
 from provisioner.engine import Step, StepContext
 
-# Every container that logs, plus the ECS Exec session log.
-LOGGED = ("history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec")
+# Every container that logs (the schema tasks share one group), plus the ECS Exec session log.
+LOGGED = ("history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec", "schema")
 
 
 def log_key(service: str) -> str:

@@ -10,19 +10,20 @@ import json
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN
 from provisioner.aws.propagation import POLICY_PRINCIPAL, until_propagated
-from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
-from steps.iam import OPENSEARCH_HTTP, TEMPORAL_ROLE
+from provisioner.engine import Step, StepContext
+from steps.iam import OPENSEARCH_HTTP, SCHEMA_ROLE, TEMPORAL_ROLE
 
 DOMAIN = "visibility"
 TLS_POLICY = "Policy-Min-TLS-1-2-2019-07"
 
 
-def access_policy(domain_arn: str, task_role_arn: str | None) -> dict:
+def access_policy(domain_arn: str, role_arns: list[str]) -> dict:
+    """Only the Temporal task role (the server) and the schema task role (the index set-up) may call it."""
     return {
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": {"AWS": task_role_arn or KNOWN_AFTER_APPLY},
+            "Principal": {"AWS": role_arns},
             "Action": OPENSEARCH_HTTP,
             "Resource": f"{domain_arn}/*",
         }],
@@ -40,10 +41,10 @@ class OpenSearch(Step):
         settings = ctx.config.opensearch
         domain_name = ctx.naming.opensearch_domain()
         domain_arn = ctx.naming.arn("es", ctx.aws.account_id, f"domain/{domain_name}")
-        task_role = ctx.require("iam", TEMPORAL_ROLE)
+        principals = [ctx.required_id("iam", TEMPORAL_ROLE), ctx.required_id("iam", SCHEMA_ROLE)]
         group = ctx.require("security_groups", "sg-opensearch")
         subnets = ctx.recorded_ids("network", tier="private")
-        policy = access_policy(domain_arn, task_role["id"] if task_role else None)
+        policy = access_policy(domain_arn, principals)
         # The access policy names a task role this run may have just created.
         propagated = ctx.config.timeouts.iam_propagation
         domain = ensure(

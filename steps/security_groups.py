@@ -28,7 +28,7 @@ GRPC_CALLERS = {
 }
 
 VISIBILITY_CLIENTS = ("history", "matching", "frontend", "worker")
-GROUPS = (*TEMPORAL_ROLES, "ui", "grafana", "opensearch", "collector", "instances")
+GROUPS = (*TEMPORAL_ROLES, "ui", "grafana", "opensearch", "collector", "instances", "schema")
 DESCRIPTIONS = {
     "history": "Temporal history",
     "matching": "Temporal matching",
@@ -39,6 +39,7 @@ DESCRIPTIONS = {
     "opensearch": "OpenSearch visibility domain",
     "collector": "ADOT metrics collector: scrapes, takes no traffic",
     "instances": "ECS container instances: SSM port forwarding source, takes no traffic",
+    "schema": "provision schema's one-off tasks: reach DSQL and OpenSearch, take no traffic",
 }
 
 
@@ -58,6 +59,7 @@ def ingress_matrix() -> dict[str, set[tuple[int, str]]]:
     rules["grafana"].add((GRAFANA_PORT, "instances"))
     # Every Temporal role queries visibility; matching too, for worker-versioning reachability (service/matching).
     rules["opensearch"] |= {(HTTPS, role) for role in VISIBILITY_CLIENTS}
+    rules["opensearch"].add((HTTPS, "schema"))  # temporal-elasticsearch-tool sets up the index
     return rules
 
 

@@ -19,7 +19,7 @@ from provisioner.aws.named_kinds import (
 from provisioner.aws.waiter import wait_for
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from provisioner.errors import BadInput, ProvisionError
-from provisioner.temporal import versions
+from provisioner.temporal import schema_tasks, versions
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
     FRONTEND_ADDRESS,
@@ -35,7 +35,7 @@ from provisioner.temporal.roles import (
     node_room,
 )
 from provisioner.temporal.server_config import server_environment, start_script
-from steps.iam import EXECUTION_ROLE, TEMPORAL_ROLE, UI_ROLE
+from steps.iam import EXECUTION_ROLE, SCHEMA_ROLE, TEMPORAL_ROLE, UI_ROLE
 
 
 def definition_key(service: str) -> str:
@@ -120,6 +120,37 @@ def task_definition(ctx: StepContext, service: str, endpoint: str, dsql_host: st
     }
 
 
+def schema_task_definition(ctx: StepContext, task: str, endpoint: str, dsql_host: str) -> dict:
+    """A one-off task of `provision schema`: no Service Connect (it is in no service), so no proxy room."""
+    version = versions.load(ctx.config.temporal.server_version)
+    name = f"schema-{task}"
+    container = {
+        "name": name,
+        "image": ctx.config.temporal.admin_tools_image,
+        "essential": True,
+        "entryPoint": ["/bin/sh", "-c"],
+        "command": [schema_tasks.script(task, dsql_host, version.dsql_schema_version or "", endpoint,
+                                        ctx.config.opensearch.visibility_index)],
+        "environment": [{"name": "AWS_REGION", "value": ctx.aws.region}],
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": ctx.naming.log_group("schema"),
+            "awslogs-region": ctx.aws.region,
+            "awslogs-stream-prefix": "schema",
+        }},
+    }
+    return {
+        "family": family(ctx, name),
+        "taskRoleArn": ctx.required_id("iam", SCHEMA_ROLE),
+        "executionRoleArn": ctx.required_id("iam", EXECUTION_ROLE),
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["EC2"],
+        "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+        "cpu": str(schema_tasks.CPU),
+        "memory": str(schema_tasks.MEMORY),
+        "containerDefinitions": [container],
+    }
+
+
 class TaskDefinitions(Step):
     name = "task_definitions"
     title = "Task definitions"
@@ -128,10 +159,18 @@ class TaskDefinitions(Step):
 
     def preflight(self, ctx: StepContext) -> None:
         """The server image exists in the config, and each task fits on one instance of its node group."""
-        if not ctx.config.temporal.server_image:
+        temporal = ctx.config.temporal
+        for setting, image in (("server_image", temporal.server_image), ("admin_tools_image", temporal.admin_tools_image)):
+            if not image:
+                raise BadInput(
+                    f"temporal.{setting} is empty: build the images first with 'provision build-images --source PATH' "
+                    "(it pushes the server and admin-tools images and writes both into the config)."
+                )
+        if versions.load(temporal.server_version).dsql_schema_version is None:
             raise BadInput(
-                "temporal.server_image is empty: build the temporal-dsql server image first with "
-                "'provision build-images --source PATH' (it pushes it and writes it into the config)."
+                f"temporal.server_version = {temporal.server_version!r}: no DSQL schema is known for it (upstream "
+                "Temporal has no DSQL persistence). Use 'fork', or add the fork's schema version to "
+                "provisioner/temporal/versions.py (DSQL_SCHEMA_VERSION, from its schema/dsql/version.go)."
             )
         types = {getattr(ctx.config.capacity, NODE_GROUP[s]).instance_type for s in SERVICES}
         ec2 = ctx.aws.client("ec2")
@@ -161,7 +200,9 @@ class TaskDefinitions(Step):
         endpoint = self._visibility_endpoint(ctx)
         host = self._dsql_host(ctx)
         for service in SERVICES:
-            self._ensure(ctx, service, task_definition(ctx, service, endpoint, host))
+            self._ensure(ctx, definition_key(service), task_definition(ctx, service, endpoint, host))
+        for task in schema_tasks.SCHEMA_TASKS:
+            self._ensure(ctx, definition_key(f"schema-{task}"), schema_task_definition(ctx, task, endpoint, host))
 
     def _dsql_host(self, ctx: StepContext) -> str:
         """Where the server connects: the cluster endpoint, or its PrivateLink host when dsql.private_link is on
@@ -197,9 +238,8 @@ class TaskDefinitions(Step):
         ctx.say(f"waiting for OpenSearch domain {domain['id']} (15-20 minutes in AWS)")
         return wait_for(f"OpenSearch domain {domain['id']}", probe, timeout=ctx.config.timeouts.opensearch)
 
-    def _ensure(self, ctx: StepContext, service: str, desired: dict) -> None:
+    def _ensure(self, ctx: StepContext, key: str, desired: dict) -> None:
         ecs = ctx.aws.client("ecs")
-        key = definition_key(service)
         tags = [{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()]
 
         def register() -> dict:

@@ -24,17 +24,19 @@ REGION = "eu-west-1"
 PROJECT = "ptest"
 GRAFANA_SECRET = "grafana/admin"
 SERVER_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dsql:1.29.0-test"
+ADMIN_TOOLS_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/temporal-dsql-admin-tools:1.29.0-test"
 
 
 def make_config(**settings) -> Config:
     """A valid config for the tests: the required settings, plus any overrides."""
-    required = {"project": PROJECT, "temporal": {"server_image": SERVER_IMAGE}}
+    required = {"project": PROJECT, "temporal": {"server_image": SERVER_IMAGE, "admin_tools_image": ADMIN_TOOLS_IMAGE}}
     return parse_config(required | settings)
 
 
 def config_text(project: str = PROJECT, extra: str = "") -> str:
     """The same required settings as a TOML config file, for tests that run the CLI."""
-    return f'project = "{project}"\n[temporal]\nserver_image = "{SERVER_IMAGE}"\n{extra}'
+    return (f'project = "{project}"\n[temporal]\nserver_image = "{SERVER_IMAGE}"\n'
+            f'admin_tools_image = "{ADMIN_TOOLS_IMAGE}"\n{extra}')
 
 
 

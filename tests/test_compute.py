@@ -27,9 +27,10 @@ EXPECTED_INGRESS = {
     "ui": {(8080, "instances")},
     "grafana": {(3000, "instances")},
     # Matching queries visibility too (worker-versioning reachability).
-    "opensearch": {(443, r) for r in ("history", "matching", "frontend", "worker")},
+    "opensearch": {(443, r) for r in ("history", "matching", "frontend", "worker", "schema")},
     "collector": set(),
     "instances": set(),
+    "schema": set(),  # provision schema's one-off tasks: outbound only
 }
 # Actions AWS offers no resource scoping for: the only ones allowed a "*" resource.
 UNSCOPABLE = {
@@ -41,6 +42,7 @@ ROLE_SERVICE = {
     f"{PROJECT}-temporal-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-grafana-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-ui-task": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-schema-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-ecs-instance": "ec2.amazonaws.com",
 }
 ALLOWED_MANAGED = {
@@ -100,7 +102,8 @@ def test_task_role_reaches_exactly_its_dsql_cluster_workspace_and_domain(stack):
     assert all(a.startswith("es:ESHttp") for a in statements["OpenSearchVisibility"]["Action"])
 
 
-TASK_ROLES = {f"{PROJECT}-temporal-task", f"{PROJECT}-grafana-task", f"{PROJECT}-ui-task"}
+EXEC_ROLES = {f"{PROJECT}-temporal-task", f"{PROJECT}-grafana-task", f"{PROJECT}-ui-task"}
+TASK_ROLES = EXEC_ROLES | {f"{PROJECT}-schema-task"}
 
 
 def sent_trust_policies(stack) -> dict[str, dict]:
@@ -130,7 +133,7 @@ def test_every_exec_enabled_task_role_may_write_the_exec_session_log(stack):
     log group, DescribeLogGroups on "*"."""
     exec_group = f"arn:aws:logs:{REGION}:123456789012:log-group:/ecs/{PROJECT}/exec:*"
     for params in stack["sent"].of("iam.PutRolePolicy"):
-        if params["RoleName"] not in TASK_ROLES:
+        if params["RoleName"] not in EXEC_ROLES:
             continue
         statements = {s["Sid"]: s for s in json.loads(params["PolicyDocument"])["Statement"]}
         assert sorted(statements["EcsExecSessionLog"]["Action"]) == [
@@ -248,7 +251,7 @@ def test_cluster_has_insights_exec_logging_service_connect_and_capacity(stack):
 def test_one_log_group_per_service_with_configured_retention(stack):
     groups = client("logs").describe_log_groups(logGroupNamePrefix=f"/ecs/{PROJECT}/")["logGroups"]
     names = {g["logGroupName"].rsplit("/", 1)[-1]: g for g in groups}
-    assert set(names) == {"history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec"}
+    assert set(names) == {"history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec", "schema"}
     assert {g["retentionInDays"] for g in groups} == {30}
 
 
@@ -265,7 +268,8 @@ def test_property_9_opensearch_is_a_private_encrypted_single_node(stack):
     assert domain["DomainEndpointOptions"]["EnforceHTTPS"]
     assert domain["DomainEndpointOptions"]["TLSSecurityPolicy"] == "Policy-Min-TLS-1-2-2019-07"
     (statement,) = json.loads(domain["AccessPolicies"])["Statement"]
-    assert statement["Principal"] == {"AWS": stack["temporal_task_arn"]}
+    # Only the server's task role and the schema task's role may call the domain.
+    assert statement["Principal"] == {"AWS": [stack["temporal_task_arn"], stack["schema_task_arn"]]}
     assert stack["opensearch_endpoint"].startswith("https://")
 
 

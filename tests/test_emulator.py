@@ -108,3 +108,79 @@ def test_services_keep_what_create_service_was_given(endpoint):
     (deployment,) = service["deployments"]
     assert deployment["serviceConnectConfiguration"]["services"] == []
     assert deployment["desiredCount"] == deployment["runningCount"] == service["runningCount"] == 2
+
+
+def test_service_linked_roles_get_the_names_aws_gives_them(endpoint):
+    iam = boto3.client("iam", region_name=REGION)
+    created = {iam.create_service_linked_role(AWSServiceName=s)["Role"]["RoleName"]
+               for s in ("ecs.amazonaws.com", "opensearchservice.amazonaws.com")}
+    assert created == {"AWSServiceRoleForECS", "AWSServiceRoleForAmazonOpenSearchService"}
+
+
+def test_dsql_endpoints_have_the_shapes_aws_documents(endpoint):
+    dsql = boto3.client("dsql", region_name=REGION)
+    cluster = dsql.create_cluster()
+    identifier = cluster["identifier"]
+    assert dsql.get_cluster(identifier=identifier)["endpoint"] == f"{identifier}.dsql.{REGION}.on.aws"
+    service = dsql.get_vpc_endpoint_service_name(identifier=identifier)
+    suffix = service["serviceName"].rsplit(".", 1)[-1]
+    assert suffix.startswith("dsql-") and service["clusterVpcEndpoint"] == f"{identifier}.{suffix}.{REGION}.on.aws"
+
+
+def ecs_ready_cluster(ec2, user_data: str) -> tuple[str, str, str]:
+    """An ECS cluster, an Auto Scaling group whose user data joins it, and a network for awsvpc tasks."""
+    import base64
+
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24", AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
+    boto3.client("ecs", region_name=REGION).create_cluster(clusterName="c")
+    template = ec2.create_launch_template(LaunchTemplateName="lt", LaunchTemplateData={
+        "ImageId": "ami-12c6146b", "InstanceType": "m7g.xlarge", "UserData": base64.b64encode(user_data.encode()).decode(),
+    })["LaunchTemplate"]["LaunchTemplateId"]
+    boto3.client("autoscaling", region_name=REGION).create_auto_scaling_group(
+        AutoScalingGroupName="a", LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+        MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=subnet)
+    return vpc, subnet, group
+
+
+def test_auto_scaling_instances_join_the_cluster_in_their_user_data_and_leave_when_gone(endpoint):
+    from steps.capacity import user_data
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ecs = boto3.client("ecs", region_name=REGION)
+    ecs_ready_cluster(ec2, user_data("c", "worker"))
+    (arn,) = ecs.list_container_instances(cluster="c")["containerInstanceArns"]
+    (instance,) = ecs.describe_container_instances(cluster="c", containerInstances=[arn])["containerInstances"]
+    attributes = {a["name"]: a.get("value") for a in instance["attributes"]}
+    assert attributes["workload"] == "worker" and attributes["ecs.instance-type"] == "m7g.xlarge"
+    room = {r["name"]: r["integerValue"] for r in instance["registeredResources"] if r["name"] in ("CPU", "MEMORY")}
+    assert room == {"CPU": 4096, "MEMORY": 16384}
+    boto3.client("autoscaling", region_name=REGION).delete_auto_scaling_group(AutoScalingGroupName="a", ForceDelete=True)
+    assert ecs.list_container_instances(cluster="c")["containerInstanceArns"] == []
+
+
+def test_one_off_tasks_stop_with_an_exit_code_a_reason_and_their_log(endpoint, monkeypatch):
+    from steps.capacity import user_data
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ecs = boto3.client("ecs", region_name=REGION)
+    logs = boto3.client("logs", region_name=REGION)
+    _, subnet, group = ecs_ready_cluster(ec2, user_data("c", "worker"))
+    logs.create_log_group(logGroupName="/g")
+    ecs.register_task_definition(
+        family="job", networkMode="awsvpc", cpu="256", memory="512", requiresCompatibilities=["EC2"],
+        containerDefinitions=[{"name": "job", "image": "tools:1", "command": ["echo one"], "logConfiguration": {
+            "logDriver": "awslogs", "options": {"awslogs-group": "/g", "awslogs-region": REGION, "awslogs-stream-prefix": "p"}}}])
+    (task,) = ecs.run_task(cluster="c", taskDefinition="job", networkConfiguration={
+        "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})["tasks"]
+    for _ in range(10):
+        (task,) = ecs.describe_tasks(cluster="c", tasks=[task["taskArn"]])["tasks"]
+        if task["lastStatus"] == "STOPPED":
+            break
+    assert task["lastStatus"] == "STOPPED" and task["stoppedReason"] == "Essential container in task exited"
+    assert [c["exitCode"] for c in task["containers"]] == [0]
+    stream = f"p/job/{task['taskArn'].rsplit('/', 1)[-1]}"
+    lines = [e["message"] for e in logs.get_log_events(logGroupName="/g", logStreamName=stream)["events"]]
+    assert lines[-1] == "[emulator] done" and "[emulator] would run: echo one" in lines

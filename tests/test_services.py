@@ -46,10 +46,13 @@ def ecs():
 
 
 def task_definitions() -> dict[str, dict]:
+    """The services' task definitions (the schema tasks' are tested in test_schema)."""
     found = {}
     for arn in ecs().list_task_definitions(status="ACTIVE")["taskDefinitionArns"]:
         definition = ecs().describe_task_definition(taskDefinition=arn)["taskDefinition"]
-        found[definition["family"].removeprefix(f"{PROJECT}-")] = definition
+        name = definition["family"].removeprefix(f"{PROJECT}-")
+        if name in SERVICES:
+            found[name] = definition
     return found
 
 
@@ -74,6 +77,11 @@ def primary(service: dict) -> dict:
 
 
 def test_property_12_exactly_five_temporal_task_definitions_and_services(stack):
+    families = set()
+    for arn in ecs().list_task_definitions(status="ACTIVE")["taskDefinitionArns"]:
+        families.add(ecs().describe_task_definition(taskDefinition=arn)["taskDefinition"]["family"].removeprefix(f"{PROJECT}-"))
+    # One per service, and the two one-off schema tasks, which no service runs.
+    assert families == {*SERVICES, "schema-dsql", "schema-visibility"}
     assert sorted(task_definitions()) == sorted(SERVICES)
     assert sorted(services()) == sorted(SERVICES)
     for name, service in services().items():
@@ -183,7 +191,8 @@ def test_every_container_has_a_health_check_and_a_graceful_stop_timeout(stack):
 
 
 def sent_definitions(stack) -> dict[str, dict]:
-    return {d["family"].removeprefix(f"{PROJECT}-"): d for d in stack["sent"].of("ecs.RegisterTaskDefinition")}
+    sent = {d["family"].removeprefix(f"{PROJECT}-"): d for d in stack["sent"].of("ecs.RegisterTaskDefinition")}
+    return {name: definition for name, definition in sent.items() if name in SERVICES}
 
 
 def probed_port(definition: dict) -> int:

@@ -186,6 +186,161 @@ def ecs_service_fields() -> None:
     EC2ContainerServiceBackend.update_service = update_service
 
 
+def ecs_agent_registration() -> None:
+    """What the ECS agent does on an instance: moto 5.2 launches Auto Scaling instances that never join a cluster.
+
+    On AWS, the agent of an ECS-optimized instance reads ECS_CLUSTER and ECS_INSTANCE_ATTRIBUTES from
+    /etc/ecs/ecs.config (written by the user data) and registers the instance with the cluster, with
+    those attributes and the instance's CPU and memory; when the instance terminates, it leaves the
+    cluster. Without this, RunTask on EC2 capacity has nowhere to place a task.
+    """
+    import base64
+    import json
+    import re
+
+    from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+    from moto.ec2.models.instances import InstanceBackend
+    from moto.ecs.models import ecs_backends
+
+    def ecs_config(user_data) -> dict[str, str]:
+        try:
+            text = base64.b64decode(str(user_data)).decode()
+        except (ValueError, UnicodeDecodeError):
+            return {}
+        return dict(re.findall(r"^(ECS_[A-Z_]+)=(.*)$", text, flags=re.M))
+
+    original_replace = FakeAutoScalingGroup.replace_autoscaling_group_instances
+
+    def replace_autoscaling_group_instances(self, count_needed, propagated_tags):
+        before = {state.instance.id for state in self.instance_states}
+        original_replace(self, count_needed, propagated_tags)
+        settings = ecs_config(self.user_data) if self.user_data else {}
+        ecs = ecs_backends[self.autoscaling_backend.account_id][self.autoscaling_backend.region_name]
+        cluster = settings.get("ECS_CLUSTER")
+        if not cluster or cluster not in ecs.clusters:
+            return
+        for state in self.instance_states:
+            instance = state.instance
+            if instance.id in before:
+                continue
+            registered = ecs.register_container_instance(cluster, instance.id)
+            registered.attributes.update(json.loads(settings.get("ECS_INSTANCE_ATTRIBUTES", "{}")))
+            info = INSTANCE_TYPES.get(instance.instance_type)
+            if info:
+                room = {"CPU": info["VCpuInfo"]["DefaultVCpus"] * 1024, "MEMORY": info["MemoryInfo"]["SizeInMiB"]}
+                for resources in (registered.registered_resources, registered.remaining_resources):
+                    for resource in resources:
+                        if resource["name"] in room:
+                            resource["integerValue"] = room[resource["name"]]
+
+    original_terminate = InstanceBackend.terminate_instances
+
+    def terminate_instances(self, instance_ids):
+        terminated = original_terminate(self, instance_ids)
+        gone = {instance.id for instance, _ in terminated}
+        ecs = ecs_backends[self.account_id][self.region_name]
+        for cluster, instances in list(ecs.container_instances.items()):
+            for instance_id, container_instance in list(instances.items()):
+                if container_instance.ec2_instance_id in gone and cluster in ecs.clusters:
+                    ecs.deregister_container_instance(cluster, instance_id, force=True)
+        return terminated
+
+    FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
+    InstanceBackend.terminate_instances = terminate_instances
+
+
+def task_level_resources() -> None:
+    """RunTask fails (500) in moto 5.2 when a container has no memory of its own.
+
+    On EC2, AWS takes the task-level cpu and memory when the containers do not set them ("If you're
+    using the EC2 launch type, this field is optional", RegisterTaskDefinition); moto adds up container
+    values only. Here a container without memory counts for the task's, so placement uses what AWS uses.
+    """
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    def calculate(task_definition):
+        containers = task_definition.container_definitions
+        if all(c.get("memory") or c.get("memoryReservation") for c in containers):
+            return original(task_definition)
+        patched = [c | {"memory": c.get("memory") or int(task_definition.memory or 0) // len(containers)} for c in containers]
+        saved, task_definition.container_definitions = containers, patched
+        try:
+            found = original(task_definition)
+        finally:
+            task_definition.container_definitions = saved
+        if not any(c.get("cpu") for c in containers) and task_definition.cpu:
+            found["CPU"] = int(task_definition.cpu)
+        return found
+
+    EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(calculate)
+
+
+FAILING_TASKS_SETTING = "PROVISION_EMULATOR_FAILING_TASKS"
+
+
+def one_off_tasks() -> None:
+    """A task started with RunTask runs its container to the end: moto 5.2 steps it to STOPPED with no
+    exit code of its own, no stop reason, and nothing in its log group.
+
+    Here, when such a task reaches STOPPED, its container reports exit code 0 and the stop reason AWS
+    gives ("Essential container in task exited"), and a few lines land in its awslogs stream
+    (<prefix>/<container>/<task id>), as the awslogs driver writes them. Opt-in
+    PROVISION_EMULATOR_FAILING_TASKS=<family suffix>,... makes those tasks exit 1 with an error line.
+    """
+    import os
+
+    from moto.core.utils import unix_time_millis, utcnow
+    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.logs.models import logs_backends
+
+    original_run = EC2ContainerServiceBackend.run_task
+
+    def run_task(self, cluster_str, task_definition_str, *args, **kwargs):
+        tasks = original_run(self, cluster_str, task_definition_str, *args, **kwargs)
+        failing = [f for f in os.environ.get(FAILING_TASKS_SETTING, "").split(",") if f]
+        for task in tasks:
+            definition = self.describe_task_definition(task.task_definition_arn)
+            task.emulated = {"definition": definition, "exit": 1 if any(definition.family.endswith(f) for f in failing) else 0}
+        return tasks
+
+    def finish(self, task) -> None:
+        definition, exit_code = task.emulated["definition"], task.emulated["exit"]
+        task.emulated = None
+        container = definition.container_definitions[0]
+        task.stopped_reason = "Essential container in task exited"
+        task.stopped_at = task.execution_stopped_at = utcnow()
+        task.stop_code = "EssentialContainerExited"
+        for item in task.containers:
+            item.last_status, item.exitCode = "STOPPED", exit_code
+        options = container.get("logConfiguration", {}).get("options", {})
+        group = options.get("awslogs-group")
+        logs = logs_backends[self.account_id][options.get("awslogs-region", self.region_name)]
+        if not group or group not in logs.groups:
+            return
+        stream = f"{options.get('awslogs-stream-prefix', 'ecs')}/{container['name']}/{task.id}"
+        lines = [f"[emulator] {container['name']} started from {container.get('image')}"]
+        lines += [f"[emulator] would run: {line}" for line in " ".join(container.get("command") or []).splitlines()]
+        lines.append("[emulator] done" if exit_code == 0 else f"[emulator] failed: {FAILING_TASKS_SETTING} names it")
+        logs.create_log_stream(group, stream)
+        now = int(unix_time_millis())
+        logs.put_log_events(group, stream, [{"timestamp": now, "message": line} for line in lines])
+
+    original_describe = EC2ContainerServiceBackend.describe_tasks
+
+    def describe_tasks(self, cluster_str, tasks):
+        found = original_describe(self, cluster_str, tasks)
+        for task in found:
+            if getattr(task, "emulated", None) and task.last_status == "STOPPED":
+                finish(self, task)
+        return found
+
+    EC2ContainerServiceBackend.run_task = run_task
+    EC2ContainerServiceBackend.describe_tasks = describe_tasks
+
+
 def _ready_after_delay(model, setting: str, **initial) -> bool:
     """For the opt-in slow-resource hooks: stamp every new `model` with the time it turns ready,
     `setting` seconds after creation (and set `initial` attributes). False when the setting is unset."""
@@ -314,6 +469,9 @@ PATCHES = (
     launch_template_user_data,
     launch_template_own_tags,
     ecs_service_fields,
+    ecs_agent_registration,
+    task_level_resources,
+    one_off_tasks,
     unplaceable_services,
     slow_nat_gateways,
     slow_opensearch_domains,

@@ -28,6 +28,10 @@ WORKER_GRPC_LISTENER = {"1.28": False, "1.29": False, "1.30": False, "1.31": Tru
 # `temporal-server start --config-file` arrives in v1.30.0 (commit 70c2b81d, cmd/server/main.go);
 # older servers take --root/--config/--env, which 1.30+ still accept as deprecated.
 CONFIG_FILE_FLAG = {"1.28": False, "1.29": False, "1.30": True, "1.31": True, "fork": True}
+# The DSQL schema version a server requires at start (sql.VerifyCompatibleVersion): the fork's
+# schema/dsql/version.go `Version` at cf90c57 (versions v1.0 and v1.1 in schema/dsql/temporal/versioned).
+# Upstream releases have no DSQL persistence at all.
+DSQL_SCHEMA_VERSION = {"fork": "1.1"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ServerVersion:
     server_config: dict
     worker_grpc_listener: bool
     config_file_flag: bool
+    dsql_schema_version: str | None
 
     def listeners(self, role: str) -> tuple[str, ...]:
         """The ports a role really opens in this version: "grpc" and/or "membership"."""
@@ -66,6 +71,7 @@ def load(version_id: str) -> ServerVersion:
         server_config=data["server_config"],
         worker_grpc_listener=WORKER_GRPC_LISTENER[version_id],
         config_file_flag=CONFIG_FILE_FLAG[version_id],
+        dsql_schema_version=DSQL_SCHEMA_VERSION.get(version_id),
     )
 
 

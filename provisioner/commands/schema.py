@@ -1,0 +1,156 @@
+"""`provision schema`: the DSQL schema and the visibility index, set up by one-off ECS tasks.
+
+`up` has made everything the tasks need (task definitions in the admin-tools image, a task role that may
+reach the cluster and the domain, a security group that takes no traffic, a log group); this command
+waits until the DSQL cluster and the OpenSearch domain can be used, runs both tasks side by side on node
+C (private subnets, no public IP), waits for them to stop and reports each one's exit code and the end of
+its log. Both tasks are safe to run again: on a current schema they change nothing.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from botocore.exceptions import ClientError
+
+from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN, wait_dsql_usable
+from provisioner.aws.propagation import ECS_ROLE, until_propagated
+from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
+from provisioner.engine import Engine
+from provisioner.errors import ProvisionError, aws_failure, error_code
+from provisioner.temporal import schema_tasks
+from steps.task_definitions import definition_key
+
+STARTED_BY = "provision-schema"
+LOG_TAIL = 20
+# Where the schema tasks run: node C, the worker's group, which has room to spare.
+NODE_GROUP = "worker"
+SETTING = "schema"
+
+
+@dataclass(frozen=True)
+class SchemaTask:
+    task: str
+    task_arn: str
+    exit_code: int | None
+    reason: str
+    log_tail: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
+    state, aws, config, naming = engine.state, engine.aws, engine.config, engine.naming
+    reporter = engine.reporter
+    needed = {
+        "the ECS cluster": state.get("cluster", "cluster"),
+        "the DSQL cluster": state.get("dsql", "cluster"),
+        "the OpenSearch domain": state.get("opensearch", "visibility"),
+        "the schema security group": state.get("security_groups", "sg-schema"),
+        **{f"the {task} schema task definition": state.get("task_definitions", definition_key(f"schema-{task}"))
+           for task in schema_tasks.SCHEMA_TASKS},
+    }
+    missing = [what for what, record in needed.items() if record is None]
+    if missing:
+        raise ProvisionError(f"{', '.join(missing)} not made yet: run 'provision up' first, then 'provision schema'.")
+
+    reporter.start("wait", "DSQL and OpenSearch")
+    wait_dsql_usable(aws, needed["the DSQL cluster"]["id"], config.timeouts.dsql,
+                     lambda message: reporter.update("wait", message))
+    domain = needed["the OpenSearch domain"]["id"]
+
+    def domain_ready():
+        live = OPENSEARCH_DOMAIN.get(aws, domain)
+        if live is None:
+            raise WaitFailed(f"the OpenSearch domain {domain} is gone: run 'provision up' again")
+        ready = live.get("Endpoints", {}).get("vpc") and not live.get("Processing")
+        if not ready:
+            reporter.update("wait", f"waiting for OpenSearch domain {domain} (15-20 minutes in AWS)")
+        return live if ready else None
+
+    wait_for(f"OpenSearch domain {domain}", domain_ready, timeout=config.timeouts.opensearch)
+    reporter.finish("wait", ok=True, message="both can be used")
+
+    ecs = aws.client("ecs")
+    cluster = needed["the ECS cluster"]["name"]
+    subnets = sorted(r["id"] for r in state.step_records("network").values() if r.get("tier") == "private")
+    started: dict[str, str] = {}
+    for task in schema_tasks.SCHEMA_TASKS:
+        reporter.start(task, f"{task} schema task")
+        response = until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda task=task: ecs.run_task(
+            cluster=cluster,
+            taskDefinition=needed[f"the {task} schema task definition"]["id"],
+            count=1,
+            startedBy=STARTED_BY,
+            capacityProviderStrategy=[{"capacityProvider": naming.name(f"node-{NODE_GROUP}"), "weight": 1, "base": 0}],
+            placementConstraints=[{"type": "memberOf", "expression": f"attribute:workload == {NODE_GROUP}"}],
+            networkConfiguration={"awsvpcConfiguration": {
+                "subnets": subnets, "securityGroups": [needed["the schema security group"]["id"]],
+                "assignPublicIp": "DISABLED",
+            }},
+            enableECSManagedTags=True,
+            propagateTags="TASK_DEFINITION",
+        ))
+        if response.get("failures") or not response.get("tasks"):
+            reasons = "; ".join(f"{f.get('reason')} ({f.get('detail', '')})" for f in response.get("failures", []))
+            raise ProvisionError(
+                f"ECS could not start the {task} schema task: {reasons or 'no task started'}. If no instance of node "
+                f"group {NODE_GROUP} is up yet, wait a minute and run 'provision schema' again."
+            )
+        started[task] = response["tasks"][0]["taskArn"]
+        reporter.update(task, "started")
+
+    def stopped():
+        described = ecs.describe_tasks(cluster=cluster, tasks=list(started.values()))["tasks"]
+        by_arn = {t["taskArn"]: t for t in described}
+        for task, arn in started.items():
+            reporter.update(task, by_arn.get(arn, {}).get("lastStatus", "PENDING").lower())
+        if all(by_arn.get(arn, {}).get("lastStatus") == "STOPPED" for arn in started.values()):
+            return by_arn
+        return None
+
+    try:
+        done = wait_for("the schema tasks to finish", stopped, timeout=timeout)
+    except TimedOut:
+        raise ProvisionError(
+            f"The schema tasks did not finish within {timeout:.0f}s; they may still be running: "
+            f"aws ecs describe-tasks --cluster {cluster} --tasks {' '.join(started.values())}"
+        ) from None
+
+    results = []
+    for task, arn in started.items():
+        described = done[arn]
+        container = described.get("containers", [{}])[0]
+        exit_code = container.get("exitCode")
+        reason = container.get("reason") or described.get("stoppedReason", "")
+        result = SchemaTask(task, arn, exit_code, reason, _log_tail(aws, naming, task, container.get("name"), arn))
+        reporter.finish(task, ok=result.ok, message=f"exit code {exit_code}" + ("" if result.ok else f": {reason}"))
+        results.append(result)
+    if all(r.ok for r in results):
+        state.set_setting(SETTING, {
+            "server_version": config.temporal.server_version,
+            "visibility_index": config.opensearch.visibility_index,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+    return results
+
+
+def _log_tail(aws, naming, task: str, container: str | None, task_arn: str) -> list[str]:
+    """The last lines the task wrote, from its awslogs stream <prefix>/<container>/<task id>."""
+    stream = f"schema/{container or f'schema-{task}'}/{task_arn.rsplit('/', 1)[-1]}"
+    logs = aws.client("logs")
+    try:
+        events = logs.get_log_events(logGroupName=naming.log_group("schema"), logStreamName=stream,
+                                     limit=LOG_TAIL, startFromHead=False)["events"]
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return []
+        # The tail is a courtesy: a refused read must not hide the task's result.
+        return [f"(could not read the log: {aws_failure('read the task log', exc)})"]
+    return [event["message"] for event in events][-LOG_TAIL:]
+
+
+def as_rows(results: list[SchemaTask]) -> list[dict]:
+    return [asdict(r) | {"ok": r.ok} for r in results]
