@@ -12,6 +12,18 @@ class BadInput(ProvisionError):
     """The config or arguments ask for what this account or region cannot give (exit 2, nothing changed)."""
 
 
+class AmbiguousCreate(ProvisionError):
+    """A create whose answer was lost (connection dropped, timeout, 5xx): AWS may have acted or not.
+
+    Raised instead of botocore's resend, which for a call without an idempotency token makes a twin;
+    the caller looks the resource up before any second attempt (converge.create_without_twins).
+    """
+
+    def __init__(self, operation: str, cause: str):
+        super().__init__(f"no answer to {operation} ({cause}); it may or may not have been done")
+        self.operation = operation
+
+
 def client_error(exc: BaseException) -> ClientError | None:
     """The AWS error behind `exc`, also when a wrapper (aws_failure) raised it."""
     while exc is not None:

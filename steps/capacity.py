@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import base64
 
-from provisioner.aws.converge import destroy_kind, differs, ensure, wait_deleted
+from provisioner.aws.converge import (
+    create_without_twins,
+    destroy_kind,
+    differs,
+    ensure,
+    wait_deleted,
+)
 from provisioner.aws.kinds import LAUNCH_TEMPLATE
 from provisioner.aws.named_kinds import (
     AUTOSCALING_GROUP,
@@ -119,17 +125,22 @@ class Capacity(Step):
         )
         if template is None:
             return None
-        latest = ec2.describe_launch_template_versions(
-            LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"]
-        )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
-        if differs(latest, data):
+        if differs(self._latest_data(ctx, template), data):
             ctx.change(
                 "update", LAUNCH_TEMPLATE.noun, key, "new version (AMI, type or settings changed)",
-                act=lambda: ec2.create_launch_template_version(
-                    LaunchTemplateId=template["LaunchTemplateId"], LaunchTemplateData=data,
+                act=lambda: create_without_twins(
+                    lambda: ec2.create_launch_template_version(
+                        LaunchTemplateId=template["LaunchTemplateId"], LaunchTemplateData=data),
+                    lambda: None if differs(self._latest_data(ctx, template), data) else True,
+                    f"a version of launch template {key}",
                 ),
             )
         return template
+
+    def _latest_data(self, ctx: StepContext, template: dict) -> dict:
+        return ctx.aws.client("ec2").describe_launch_template_versions(
+            LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"]
+        )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
 
     def _autoscaling_group(self, ctx: StepContext, group: str, template: dict | None, subnets: list[str]) -> dict | None:
         autoscaling = ctx.aws.client("autoscaling")

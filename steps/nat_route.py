@@ -5,6 +5,7 @@ gateway (minutes in AWS); the endpoints and everything else go on meanwhile.
 """
 from __future__ import annotations
 
+from provisioner.aws.converge import create_without_twins
 from provisioner.aws.kinds import NAT_GATEWAY, ROUTE_TABLE
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
@@ -34,9 +35,17 @@ class NatRoute(Step):
             raise ProvisionError(f"route table {routes['id']} is gone; run 'provision up' again to replace it")
         self._wait_available(ctx, nat_id)
         call = ec2.replace_route if current else ec2.create_route
+
+        def routed() -> bool | None:
+            live = ROUTE_TABLE.get(ctx.aws, table["RouteTableId"]) or {}
+            return True if any(r.get("DestinationCidrBlock") == ANYWHERE and r.get("NatGatewayId") == nat_id
+                               for r in live.get("Routes", [])) else None
+
         ctx.change(
             "create", "route", "private-default", f"{ANYWHERE} via {nat_id}",
-            act=lambda: call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, NatGatewayId=nat_id),
+            act=lambda: create_without_twins(
+                lambda: call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, NatGatewayId=nat_id),
+                routed, "the private default route"),
         )
 
     def _wait_available(self, ctx: StepContext, nat_id: str) -> None:

@@ -5,7 +5,12 @@ nat_route step, which is the one place that waits for it.
 """
 from __future__ import annotations
 
-from provisioner.aws.converge import destroy_kind, ensure, wait_deleted
+from provisioner.aws.converge import (
+    create_without_twins,
+    destroy_kind,
+    ensure,
+    wait_deleted,
+)
 from provisioner.aws.kinds import (
     ELASTIC_IP,
     INTERNET_GATEWAY,
@@ -159,7 +164,8 @@ class Network(Step):
         return ensure(
             ctx, ROUTE_TABLE, key,
             lambda: ec2.create_route_table(
-                VpcId=vpc_id, TagSpecifications=ROUTE_TABLE.tag_spec(ctx.naming, self.name, key)
+                VpcId=vpc_id, ClientToken=ctx.naming.client_token(key),
+                TagSpecifications=ROUTE_TABLE.tag_spec(ctx.naming, self.name, key),
             )["RouteTable"],
         )
 
@@ -217,7 +223,14 @@ def _has_route(table: dict, target_field: str, target_id: str | None) -> bool:
 def _put_default_route(ec2, table: dict, **target: str) -> None:
     exists = any(r.get("DestinationCidrBlock") == ANYWHERE for r in table.get("Routes", []))
     call = ec2.replace_route if exists else ec2.create_route
-    call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, **target)
+    (field, target_id), = target.items()
+
+    def routed() -> bool | None:
+        live = ec2.describe_route_tables(RouteTableIds=[table["RouteTableId"]])["RouteTables"]
+        return True if live and _has_route(live[0], field, target_id) else None
+
+    create_without_twins(lambda: call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, **target),
+                         routed, f"the default route of {table['RouteTableId']}")
 
 
 def _associate_subnet(ec2, table_id: str, subnet_id: str) -> None:

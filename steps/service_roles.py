@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from provisioner.aws.converge import create_without_twins
 from provisioner.aws.named_kinds import SERVICE_LINKED_ROLE
 from provisioner.engine import Step, StepContext
 from provisioner.errors import aws_failure, error_code
@@ -35,7 +36,8 @@ class ServiceRoles(Step):
             if role is None:
                 def create(service=service, role_name=role_name) -> dict | None:
                     try:
-                        iam.create_service_linked_role(AWSServiceName=service)
+                        create_without_twins(lambda: iam.create_service_linked_role(AWSServiceName=service),
+                                             lambda: SERVICE_LINKED_ROLE.get(ctx.aws, role_name), role_name)
                     except ClientError as exc:
                         if error_code(exc) not in ALREADY_THERE:
                             raise aws_failure(f"create the service-linked role for {service}", exc) from exc

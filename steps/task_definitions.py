@@ -8,7 +8,7 @@ the one that waits for the domain.
 """
 from __future__ import annotations
 
-from provisioner.aws.converge import destroy_kind, differs, ensure
+from provisioner.aws.converge import create_without_twins, destroy_kind, differs, ensure
 from provisioner.aws.named_kinds import (
     DSQL_CLUSTER,
     OPENSEARCH_DOMAIN,
@@ -253,8 +253,12 @@ class TaskDefinitions(Step):
         if current is None:
             return
         if differs(current, desired):
+            def registered() -> dict | None:
+                latest = TASK_DEFINITION.get(ctx.aws, desired["family"])
+                return latest if latest and not differs(latest, desired) else None
+
             def replace() -> dict:
-                latest = register()
+                latest = create_without_twins(register, registered, f"a revision of {desired['family']}")
                 ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest))
                 self._retire_older_revisions(ctx, latest["taskDefinitionArn"], desired["family"])
                 return latest

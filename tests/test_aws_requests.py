@@ -23,3 +23,27 @@ def test_every_request_of_up_scale_and_destroy_is_one_aws_accepts(endpoint, tmp_
     for operation in ("ec2.CreateVpcEndpoint", "ecs.RegisterTaskDefinition", "ecs.UpdateService",
                       "opensearch.CreateDomain", "dsql.CreateCluster", "dsql.DeleteCluster"):
         assert operation in recorder.operations, operation
+
+
+def test_every_create_passes_its_idempotency_token_where_the_api_has_one(endpoint, tmp_path):
+    """botocore fills a missing token with a random one per call, which protects only its own resends;
+    a deterministic token (the project, region, lineage and key) also covers a run after a crash."""
+    import boto3
+
+    from tests.conftest import Requests
+
+    sent = Requests()
+    config = make_config(dsql={"private_link": True}, endpoints={"ecs_endpoints": True})
+    up_ok(config, new_aws(("provide-client-params", sent)), tmp_path / "state.json")
+    session = boto3.Session()
+    checked = set()
+    for operation, params in sent.sent:
+        service, name = operation.split(".")
+        model = session._session.get_service_model(service).operation_model(name)
+        tokens = [m for m, shape in (model.input_shape.members.items() if model.input_shape else [])
+                  if shape.metadata.get("idempotencyToken")]
+        for token in tokens:
+            assert params.get(token), f"{operation} has the idempotency token {token} but the tool did not pass one"
+            checked.add(operation)
+    assert {"ec2.CreateRouteTable", "ec2.CreateNatGateway", "dsql.CreateCluster", "amp.CreateWorkspace",
+            "servicediscovery.CreateHttpNamespace"} <= checked

@@ -225,3 +225,20 @@ def test_second_run_on_locked_state_is_refused_and_names_the_holder(aws, config,
             operations.up(config, new_aws(("before-call", log)), state_path, quiet=True)
         assert log.calls == []
     assert up_ok(config, aws, state_path).ok
+
+
+def test_a_lost_answer_to_every_create_of_a_full_up_makes_no_twin(endpoint, config, tmp_path, monkeypatch):
+    """Every create call of the run loses its first answer after the emulator acted, as a timeout or a
+    reset connection does in AWS. The same run must finish with exactly one of everything."""
+    from provisioner.aws.session import CREATE_PREFIXES
+    from tests.lossy_proxy import LossyProxy, mark_creates
+
+    up_ok(make_config(project="base"), new_aws(), tmp_path / "baseline.json")
+    expected = [(kind, key) for kind, key in world("base")]
+    with LossyProxy(endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        up_ok(config, new_aws(("before-send", mark_creates(CREATE_PREFIXES))), tmp_path / "state.json")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    assert len(proxy.lost) >= len(expected), proxy.lost
+    assert_same_world(world(), expected, "a lost answer to every create")
+    assert up_ok(config, new_aws(), tmp_path / "state.json").changes == []

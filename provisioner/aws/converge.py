@@ -6,12 +6,34 @@ tags set in the same call.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from provisioner.aws.kinds import Kind
-from provisioner.aws.waiter import call_with_retry, wait_for
-from provisioner.errors import ProvisionError
+from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
+from provisioner.errors import AmbiguousCreate, ProvisionError
 from provisioner.naming import TAG_KEY, TAG_STEP
+
+T = TypeVar("T")
+
+
+def create_without_twins(create: Callable[[], T], lookup: Callable[[], T | None], what: str, attempts: int = 3) -> T:
+    """`create`; if its answer is lost (AmbiguousCreate), `lookup` before any second attempt.
+
+    AWS may have acted on a call whose answer never came back. A resend of a call without an
+    idempotency token would make a twin, so what the lost call may have made is looked for first
+    (by tags or name, a few times, as reads lag behind writes) and adopted if it is there.
+    """
+    for _ in range(attempts):
+        try:
+            return create()
+        except AmbiguousCreate:
+            found = look_a_few_times(lookup)
+            if found is not None:
+                return found
+    raise ProvisionError(
+        f"Failed to create {what}: {attempts} attempts got no answer, and it is not there. "
+        "Check the network to AWS and run the command again."
+    )
 
 
 def ensure(
@@ -41,7 +63,12 @@ def ensure(
             )
         item = matches[0] if matches else None
     if item is None:
-        item = ctx.change("create", kind.noun, key, detail, act=create)
+        def lookup() -> dict | None:
+            found = kind.find(ctx.aws, ctx.naming, key, name)
+            return found[0] if len(found) == 1 else None
+
+        item = ctx.change("create", kind.noun, key, detail,
+                          act=lambda: create_without_twins(create, lookup, f"{kind.noun} {key}"))
         if item is None:
             return None
     if not ctx.dry_run:

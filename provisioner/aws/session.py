@@ -11,11 +11,23 @@ import threading
 
 import boto3
 import botocore.config
-from botocore.exceptions import ProfileNotFound
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
 
-from provisioner.errors import ProvisionError
+from provisioner.errors import AmbiguousCreate, ProvisionError
 
 READ_PREFIXES = ("Describe", "List", "Get", "Search", "Lookup")
+# Calls that make something new: a blind resend after a lost answer could make a second one.
+CREATE_PREFIXES = ("Create", "Allocate", "Register", "Run", "Request")
+# 5xx answers that say the call was not processed (throttled): safe for botocore to resend.
+NOT_PROCESSED_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+                       "RequestThrottled", "SlowDown")
 
 
 class Aws:
@@ -43,6 +55,8 @@ class Aws:
         self._clients: dict[str, object] = {}
         self._account: str | None = None
         self._lock = threading.Lock()
+        # First in line, before botocore's own retry handler (clients copy the session's handlers when made).
+        session.events.register_first("needs-retry", no_blind_resend)
 
     @property
     def region(self) -> str:
@@ -68,6 +82,29 @@ class Aws:
             if key not in self._clients:
                 self._clients[key] = self.session.client(service, config=self._probe_config)
             return self._clients[key]
+
+
+def no_blind_resend(response=None, operation=None, caught_exception=None, **_) -> None:
+    """botocore's retry hook: a create whose answer was lost is not resent; AmbiguousCreate goes up instead.
+
+    A dropped connection, a read timeout or a 5xx (other than throttling) may come after AWS acted. A
+    connection that was never made (EndpointConnectionError, ConnectTimeoutError) sent nothing: botocore
+    may retry it, as it does every other call.
+    """
+    if operation is None or not operation.name.startswith(CREATE_PREFIXES):
+        return None
+    if caught_exception is not None:
+        if isinstance(caught_exception, (EndpointConnectionError, ConnectTimeoutError)):
+            return None
+        if isinstance(caught_exception, (ConnectionClosedError, ReadTimeoutError, HTTPClientError)):
+            raise AmbiguousCreate(operation.name, type(caught_exception).__name__)
+        return None
+    if response is not None:
+        http, parsed = response
+        code = parsed.get("Error", {}).get("Code", "") if isinstance(parsed, dict) else ""
+        if http.status_code >= 500 and code not in NOT_PROCESSED_CODES:
+            raise AmbiguousCreate(operation.name, f"HTTP {http.status_code} {code}".strip())
+    return None
 
 
 def make_session(profile: str | None = None, region: str | None = None) -> boto3.Session:

@@ -16,6 +16,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     retry_if_result,
+    stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
 )
@@ -87,6 +88,19 @@ def wait_for(
             f"Timed out after {timeout:.0f}s waiting for {what}. It may still finish: run the command "
             "again to resume, or raise the timeout under [timeouts] in the config."
         ) from None
+
+
+def look_a_few_times(lookup: Callable[[], T | None], attempts: int = 3) -> T | None:
+    """`lookup` until it finds something, a few times with backoff: reads lag a moment behind writes."""
+    try:
+        return Retrying(
+            retry=retry_if_result(lambda result: result is None),
+            stop=stop_after_attempt(attempts),
+            wait=_wait(),
+            reraise=True,
+        )(lookup)
+    except RetryError:
+        return None
 
 
 def call_with_retry(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from provisioner.aws.converge import create_without_twins
 from provisioner.aws.session import Aws
 from provisioner.config import Config
 from provisioner.errors import aws_failure, error_code
@@ -39,12 +40,20 @@ def ensure_grafana_secret(config: Config, aws: Aws, name: str | None = None, sho
             password = json.loads(client.get_secret_value(SecretId=name)["SecretString"])["admin_password"]
         return GrafanaSecret(existing["ARN"], False, password)
     password = client.get_random_password(PasswordLength=32, ExcludePunctuation=True)["RandomPassword"]
+    def existing_arn() -> dict | None:
+        try:
+            return {"ARN": client.describe_secret(SecretId=name)["ARN"]}
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+
     try:
-        created = client.create_secret(
+        created = create_without_twins(lambda: client.create_secret(
             Name=name, Description=f"Grafana admin login for {config.project}",
             SecretString=json.dumps({"admin_user": "admin", "admin_password": password}),
             ClientRequestToken=Naming(config.project, aws.region).client_token(f"secret/{name}")[:64],
-        )
+        ), existing_arn, f"secret {name}")
     except ClientError as exc:
         raise aws_failure(f"create secret {name}", exc) from exc
     return GrafanaSecret(created["ARN"], True, password if show_password else None)

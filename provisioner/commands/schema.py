@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from botocore.exceptions import ClientError
 
+from provisioner.aws.converge import create_without_twins
 from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN, wait_dsql_usable
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
@@ -79,7 +80,14 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
     started: dict[str, str] = {}
     for task in schema_tasks.SCHEMA_TASKS:
         reporter.start(task, f"{task} schema task")
-        response = until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda task=task: ecs.run_task(
+        definition = needed[f"the {task} schema task definition"]
+
+        def running(definition=definition) -> dict | None:
+            # A RunTask whose answer was lost may have started the task: find it before starting another.
+            arns = ecs.list_tasks(cluster=cluster, family=definition["family"], startedBy=STARTED_BY)["taskArns"]
+            return {"tasks": [{"taskArn": arns[0]}]} if arns else None
+
+        response = create_without_twins(lambda task=task: until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda: ecs.run_task(
             cluster=cluster,
             taskDefinition=needed[f"the {task} schema task definition"]["id"],
             count=1,
@@ -92,7 +100,7 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
             }},
             enableECSManagedTags=True,
             propagateTags="TASK_DEFINITION",
-        ))
+        )), running, f"the {task} schema task")
         if response.get("failures") or not response.get("tasks"):
             reasons = "; ".join(f"{f.get('reason')} ({f.get('detail', '')})" for f in response.get("failures", []))
             raise ProvisionError(
