@@ -31,7 +31,8 @@ def open_engine(
     quiet: bool = False, delete_data: bool = False, steps: list | None = None,
 ) -> Iterator[Engine]:
     """The engine over the whole pipeline (or only `steps`), with the state locked for `operation`."""
-    store = StateStore(state_path or default_state_path(config, aws), config.project, aws.region)
+    # The account first (STS, the first call of every command): a state belongs to one account.
+    store = StateStore(state_path or default_state_path(config, aws), config.project, aws.region, aws.account_id)
     with store.locked(operation):
         with Reporter(console or Console(stderr=True), quiet=quiet) as reporter:
             yield Engine(steps or pipeline(), config, aws, store, reporter, delete_data=delete_data)
@@ -99,10 +100,15 @@ def status(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -
             for key, kind, resource_id in step.inventory(ctx):
                 if resource_id not in tracked_ids:
                     rows.append(ResourceStatus(step.name, key, kind, resource_id, "untracked", "tagged but not in the state"))
+        if not rows:
+            return rows  # nothing deployed yet: 'provision up' creates everything
         planned = engine.plan()
+        reported = {(r.step, r.key) for r in rows}
         for change in planned.changes:
-            if change.action != "create":
-                rows.append(ResourceStatus(change.step, change.key, change.noun, "", "drifted", change.describe()))
+            # Everything plan would change: drift, and what is missing but not a recorded resource (a route).
+            if change.action != "create" or (change.step, change.key) not in reported:
+                status = "drifted" if change.action != "create" else "missing"
+                rows.append(ResourceStatus(change.step, change.key, change.noun, "", status, change.describe()))
         for step_name, error in planned.errors:
             rows.append(ResourceStatus(step_name, "", "", "", "error", str(error)))
     return rows

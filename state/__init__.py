@@ -1,4 +1,4 @@
 """The JSON state store."""
-from state.store import StateError, StateLocked, StateStore
+from state.store import StateError, StateInvalid, StateLocked, StateStore
 
-__all__ = ["StateError", "StateLocked", "StateStore"]
+__all__ = ["StateError", "StateInvalid", "StateLocked", "StateStore"]

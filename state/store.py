@@ -17,7 +17,9 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA_VERSION = 1
 
@@ -29,17 +31,43 @@ class StateError(Exception):
     """The state file cannot be used as it is; the message says why and what to do."""
 
 
+class StateInvalid(StateError):
+    """The state path or file is not usable input (exit 2): not JSON, not a state, another account's."""
+
+
 class StateLocked(StateError):
     pass
 
 
-def _empty(project: str, region: str) -> dict:
+class Record(BaseModel):
+    """One resource: its ID, and whatever attributes the step recorded beside it."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    id: str
+
+
+class StateDocument(BaseModel):
+    """The shape of a state file, checked on every read."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    version: Literal[1]
+    lineage: str = Field(min_length=1)
+    serial: int = Field(ge=0)
+    project: str
+    region: str
+    account: str | None = None
+    resources: dict[str, dict[str, Record]]
+    settings: dict[str, Any]
+
+
+def _empty(project: str, region: str, account: str | None) -> dict:
     return {
         "version": SCHEMA_VERSION,
         "lineage": str(uuid.uuid4()),
         "serial": 0,
         "project": project,
         "region": region,
+        "account": account,
         "resources": {},
         "settings": {},
     }
@@ -48,10 +76,14 @@ def _empty(project: str, region: str) -> dict:
 class StateStore:
     """One state file, held under an exclusive lock for the whole run."""
 
-    def __init__(self, path: Path, project: str, region: str):
+    def __init__(self, path: Path, project: str, region: str, account: str | None = None):
+        if not path.name or path.is_dir():
+            raise StateInvalid(f"--state {str(path)!r}: is a directory, not a state file; give a file path like "
+                               f".provision/{project}-{region}.json")
         self.path = path
         self.project = project
         self.region = region
+        self.account = account
         self.backup_path = path.with_name(path.name + ".backup")
         self.lock_path = path.with_name(path.name + ".lock")
         self._data: dict = {}
@@ -63,8 +95,19 @@ class StateStore:
 
     @contextmanager
     def locked(self, operation: str) -> Iterator[StateStore]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            # Every write goes through a temporary file beside the state: prove now that one can be made,
+            # before anything is created that the state would then fail to record.
+            probe = self.path.with_name(f".{self.path.name}.{os.getpid()}.probe")
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            os.unlink(probe)
+        except OSError as exc:
+            raise StateInvalid(
+                f"cannot write the state in {self.path.parent} ({exc.strerror}): choose a writable place with "
+                "--state PATH (or PROVISION_STATE)."
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -98,23 +141,38 @@ class StateStore:
 
     def _load(self) -> None:
         if not self.path.exists():
-            self._data = _empty(self.project, self.region)
+            self._data = _empty(self.project, self.region, self.account)
             return
+        recovery = (f"Restore it from {self.backup_path}, or move it away and run again: resources are found "
+                    "again by their tags.")
         try:
-            data = json.loads(self.path.read_text())
-        except ValueError as exc:
-            raise StateError(
-                f"{self.path} is not valid JSON ({exc}). Restore it from {self.backup_path}, or move it "
-                "away and run again: resources are found again by their tags."
-            ) from None
-        if data.get("version") != SCHEMA_VERSION:
-            raise StateError(f"{self.path} has schema version {data.get('version')}; this tool reads {SCHEMA_VERSION}.")
-        if (data.get("project"), data.get("region")) != (self.project, self.region):
-            raise StateError(
-                f"{self.path} belongs to project {data.get('project')!r} in {data.get('region')!r}, not "
+            data = json.loads(self.path.read_bytes().decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StateInvalid(f"{self.path} is not valid JSON ({exc}). {recovery}") from None
+        except OSError as exc:
+            raise StateInvalid(f"cannot read {self.path} ({exc.strerror}).") from None
+        if isinstance(data, dict) and "version" in data and data["version"] != SCHEMA_VERSION:
+            raise StateInvalid(f"{self.path} has schema version {data['version']!r}; this tool reads {SCHEMA_VERSION}.")
+        try:
+            document = StateDocument.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the top level"
+            raise StateInvalid(f"{self.path} is not a provision state ({where}: {first['msg']}). {recovery}") from None
+        if (document.project, document.region) != (self.project, self.region):
+            raise StateInvalid(
+                f"{self.path} belongs to project {document.project!r} in {document.region!r}, not "
                 f"{self.project!r} in {self.region!r}. Pass the right --state or --config."
             )
-        self._data = data
+        if document.account and self.account and document.account != self.account:
+            raise StateInvalid(
+                f"{self.path} belongs to AWS account {document.account}, but these credentials are for account "
+                f"{self.account}. Use the credentials (AWS_PROFILE) of account {document.account}, or another "
+                "--state for this account."
+            )
+        self._data = document.model_dump(mode="json")
+        if self.account and not document.account:
+            self._data["account"] = self.account  # a state from before accounts were recorded
 
     # -- reading -------------------------------------------------------------
 
@@ -178,7 +236,7 @@ class StateStore:
         with self._mutex:
             if self._data["resources"]:
                 return False
-            fresh = _empty(self.project, self.region)
+            fresh = _empty(self.project, self.region, self.account)
             fresh["serial"] = self._data["serial"]
             self._backup()
             self._data = fresh
