@@ -14,11 +14,12 @@ from typing import Any, Callable, Iterable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from provisioner import immutable
 from provisioner.aws.converge import step_inventory
 from provisioner.aws.kinds import KINDS, Kind
 from provisioner.aws.session import Aws
 from provisioner.config import Config
-from provisioner.errors import ProvisionError, aws_failure
+from provisioner.errors import BadInput, ProvisionError, aws_failure
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
 from state import StateStore
@@ -131,6 +132,19 @@ class Step:
     def preflight(self, ctx: StepContext) -> None:
         """Read-only checks run for every step before anything is created (a missing secret, a wrong region)."""
 
+    def names(self, ctx: StepContext) -> list[tuple[Kind, str, str]]:
+        """(kind, key, name) of the resources this step addresses by name: each name must be free or ours."""
+        return []
+
+    def check_names(self, ctx: StepContext) -> None:
+        """A name held by a resource this project did not tag is refused before anything is created."""
+        for kind, key, name in self.names(ctx):
+            if ctx.state.get(self.name, key) is None:
+                try:
+                    kind.find(ctx.aws, ctx.naming, key, name)
+                except ProvisionError as exc:
+                    raise BadInput(str(exc)) from None
+
     def apply(self, ctx: StepContext) -> None:
         raise NotImplementedError
 
@@ -189,8 +203,19 @@ class Engine:
         )
 
     def plan(self) -> RunResult:
+        refused = self._unchangeable()
+        if refused:
+            return refused
         # Sequential: a plan only reads, and the order makes its output stable.
         return self._run_each(self.steps, lambda step, ctx: (step.preflight(ctx), step.apply(ctx)), dry_run=True)
+
+    def _unchangeable(self) -> RunResult | None:
+        """Settings the existing stack cannot change (provisioner/immutable.py): refused before anything else."""
+        try:
+            immutable.check(self.config, self.state)
+        except BadInput as exc:
+            return RunResult([], [("settings", exc)])
+        return None
 
     def apply(self) -> RunResult:
         checked = self.preflight()
@@ -199,10 +224,15 @@ class Engine:
         return self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
 
     def preflight(self) -> RunResult:
+        refused = self._unchangeable()
+        if refused:
+            return refused
         errors = []
         for step in self.steps:
             try:
-                step.preflight(self.context(step, dry_run=True))
+                ctx = self.context(step, dry_run=True)
+                step.preflight(ctx)
+                step.check_names(ctx)
             except ProvisionError as exc:
                 errors.append((step.name, exc))
             except (ClientError, BotoCoreError) as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.converge import destroy_kind, differs, ensure
 from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN
 from provisioner.aws.propagation import POLICY_PRINCIPAL, until_propagated
 from provisioner.engine import Step, StepContext
@@ -36,6 +36,9 @@ class OpenSearch(Step):
     requires = ("service_roles", "network", "security_groups", "iam")
     kinds = (OPENSEARCH_DOMAIN,)
 
+    def names(self, ctx: StepContext) -> list:
+        return [(OPENSEARCH_DOMAIN, DOMAIN, ctx.naming.opensearch_domain())]
+
     def apply(self, ctx: StepContext) -> None:
         client = ctx.aws.client("opensearch")
         settings = ctx.config.opensearch
@@ -47,16 +50,18 @@ class OpenSearch(Step):
         policy = access_policy(domain_arn, principals)
         # The access policy names a task role this run may have just created.
         propagated = ctx.config.timeouts.iam_propagation
+        cluster_config = {
+            "InstanceType": settings.instance_type, "InstanceCount": settings.instance_count,
+            "DedicatedMasterEnabled": False, "ZoneAwarenessEnabled": False,
+        }
+        ebs = {"EBSEnabled": True, "VolumeType": "gp3", "VolumeSize": settings.volume_gib}
         domain = ensure(
             ctx, OPENSEARCH_DOMAIN, DOMAIN,
             lambda: until_propagated(POLICY_PRINCIPAL, propagated, lambda: client.create_domain(
                 DomainName=domain_name,
                 EngineVersion=settings.engine_version,
-                ClusterConfig={
-                    "InstanceType": settings.instance_type, "InstanceCount": settings.instance_count,
-                    "DedicatedMasterEnabled": False, "ZoneAwarenessEnabled": False,
-                },
-                EBSOptions={"EBSEnabled": True, "VolumeType": "gp3", "VolumeSize": settings.volume_gib},
+                ClusterConfig=cluster_config,
+                EBSOptions=ebs,
                 # One subnet: a single-node domain lives in one zone.
                 VPCOptions={"SubnetIds": subnets[:1], "SecurityGroupIds": [group["id"] if group else ""]},
                 EncryptionAtRestOptions={"Enabled": True},
@@ -67,9 +72,17 @@ class OpenSearch(Step):
             )["DomainStatus"]),
             detail=f"{settings.instance_type} x{settings.instance_count}, not awaited",
             name=domain_name,
-            attributes_of=lambda d: {"arn": d["ARN"]},
+            attributes_of=lambda d: {"arn": d["ARN"], "engine_version": d.get("EngineVersion", settings.engine_version)},
         )
-        if domain and json.loads(domain.get("AccessPolicies") or "{}") != policy:
+        if domain is None:
+            return
+        # Instance type, count and volume change in place (AWS runs a blue/green deployment).
+        resized = {field: value for field, value in (("ClusterConfig", cluster_config), ("EBSOptions", ebs))
+                   if differs(domain.get(field, {}), value)}
+        if resized:
+            ctx.change("update", OPENSEARCH_DOMAIN.noun, DOMAIN, f"{', '.join(resized)} (blue/green in AWS)",
+                       act=lambda: client.update_domain_config(DomainName=domain_name, **resized))
+        if json.loads(domain.get("AccessPolicies") or "{}") != policy:
             ctx.change(
                 "update", OPENSEARCH_DOMAIN.noun, DOMAIN, "access policy",
                 act=lambda: until_propagated(POLICY_PRINCIPAL, propagated, lambda: client.update_domain_config(

@@ -8,6 +8,8 @@ the one that waits for the domain.
 """
 from __future__ import annotations
 
+import json
+
 from provisioner.aws.converge import create_without_twins, destroy_kind, differs, ensure
 from provisioner.aws.named_kinds import (
     DSQL_CLUSTER,
@@ -34,7 +36,11 @@ from provisioner.temporal.roles import (
     health_check_port,
     node_room,
 )
-from provisioner.temporal.server_config import server_environment, start_script
+from provisioner.temporal.server_config import (
+    SERVER_CONFIG_VARIABLE,
+    server_environment,
+    start_script,
+)
 from steps.iam import EXECUTION_ROLE, SCHEMA_ROLE, TEMPORAL_ROLE, UI_ROLE
 
 
@@ -151,6 +157,15 @@ def schema_task_definition(ctx: StepContext, task: str, endpoint: str, dsql_host
     }
 
 
+def rendered_shards(definition: dict) -> int | None:
+    """numHistoryShards of the server config a live Temporal task definition carries (None for others)."""
+    for container in definition.get("containerDefinitions", []):
+        for variable in container.get("environment", []):
+            if variable["name"] == SERVER_CONFIG_VARIABLE:
+                return json.loads(variable["value"])["persistence"]["numHistoryShards"]
+    return None
+
+
 class TaskDefinitions(Step):
     name = "task_definitions"
     title = "Task definitions"
@@ -189,7 +204,7 @@ class TaskDefinitions(Step):
             task = TaskSize.of(sizes.cpu, sizes.memory)
             room = node_room(spec)
             if task.cpu > room.cpu or task.memory > room.memory:
-                raise ProvisionError(
+                raise BadInput(
                     f"services.{service} asks for {sizes.cpu} CPU units and {sizes.memory} MiB ({task.cpu} and "
                     f"{task.memory} with the Service Connect proxy), but a {instance_type} (capacity.{group}) offers "
                     f"{room.cpu} CPU units and about {room.memory} MiB to tasks. "
@@ -246,7 +261,9 @@ class TaskDefinitions(Step):
             return ecs.register_task_definition(**desired, tags=tags)["taskDefinition"]
 
         def record(item: dict) -> dict:
-            return {"family": item["family"], "revision": item["revision"]}
+            attributes = {"family": item["family"], "revision": item["revision"]}
+            shards = rendered_shards(item)
+            return attributes | ({"shards": shards} if shards is not None else {})
 
         current = ensure(ctx, TASK_DEFINITION, key, register, detail=desired["family"], name=desired["family"],
                          attributes_of=record)

@@ -1,0 +1,114 @@
+"""Settings that cannot change on a stack that exists: a change is refused, never applied.
+
+Each entry names the setting, reads what the existing stack was built with (from the state, which a
+lost state rebuilds from the live resources), and says what to do instead. `plan` and `up` check them
+before anything else, so a refusal changes nothing (exit 2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from provisioner.config import Config
+from provisioner.errors import BadInput
+from state import StateStore
+
+NEW_STACK = "stand up a new stack (another project name) and move the workflows to it"
+
+
+@dataclass(frozen=True)
+class Immutable:
+    setting: str
+    desired: Callable[[Config, StateStore], Any]
+    built: Callable[[StateStore], Any]  # None: nothing built yet, any value goes
+    instead: str
+    # Whether the config contradicts what is built: by default any difference; for lists of parts built one
+    # by one (subnets), a built part missing from the config (a half-built stack may have fewer).
+    contradicts: Callable[[Any, Any], bool] = lambda built, desired: built != desired
+
+
+def _drops_a_built_one(built: list, desired: list) -> bool:
+    return not set(built) <= set(desired)
+
+
+def _record(step: str, key: str, attribute: str) -> Callable[[StateStore], Any]:
+    def read(state: StateStore) -> Any:
+        record = state.get(step, key)
+        return record.get(attribute) if record else None
+    return read
+
+
+def _private_subnets(attribute: str) -> Callable[[StateStore], Any]:
+    def read(state: StateStore) -> list[str] | None:
+        subnets = [r for r in state.step_records("network").values() if r.get("tier") == "private"]
+        return sorted(r[attribute] for r in subnets) if subnets else None
+    return read
+
+
+def _dsql_cluster(state: StateStore) -> str | None:
+    record = state.get("dsql", "cluster")
+    if record is None:
+        return None
+    return record["id"] if record.get("adopted") else CREATED
+
+
+CREATED = "(the cluster provision created)"
+
+IMMUTABLE = (
+    Immutable(
+        "temporal.num_history_shards", lambda c, s: c.temporal.num_history_shards,
+        _record("task_definitions", "td-history", "shards"),
+        "the history shards are fixed when the schema is created: put the old value back, or " + NEW_STACK,
+    ),
+    Immutable(
+        "network.vpc_cidr", lambda c, s: c.network.vpc_cidr, _record("network", "vpc", "cidr"),
+        "a VPC's primary CIDR cannot change: put the old value back, or run 'provision destroy' and 'up' again",
+    ),
+    Immutable(
+        "network.private_subnet_cidrs", lambda c, s: sorted(c.network.private_subnet_cidrs), _private_subnets("cidr"),
+        "a subnet's CIDR cannot change: put the old values back, or run 'provision destroy' and 'up' again",
+        _drops_a_built_one,
+    ),
+    Immutable(
+        "network.availability_zones",
+        lambda c, s: sorted(c.network.availability_zones) if c.network.availability_zones else None,
+        _private_subnets("zone"),
+        "a subnet cannot move to another zone: put the old zones back, or run 'provision destroy' and 'up' again",
+        _drops_a_built_one,
+    ),
+    Immutable(
+        "network.public_subnet_cidr", lambda c, s: c.network.public_subnet_cidr,
+        _record("network", "public-nat", "cidr"),
+        "the NAT gateway's subnet cannot change its CIDR: put the old value back",
+    ),
+    Immutable(
+        "opensearch.engine_version", lambda c, s: c.opensearch.engine_version,
+        _record("opensearch", "visibility", "engine_version"),
+        "upgrade the domain with 'aws opensearch upgrade-domain' (one version at a time), then set the new "
+        "version here; a downgrade is not possible",
+    ),
+    Immutable(
+        "dsql.cluster_arn", lambda c, s: c.dsql.cluster_arn or CREATED, _dsql_cluster,
+        "every workflow's history is in the cluster the stack uses: put the old value back; to move to another "
+        "cluster, " + NEW_STACK,
+    ),
+)
+
+
+def changed_settings(config: Config, state: StateStore) -> list[str]:
+    """One line per immutable setting the config changes, with the old and new value and what to do."""
+    problems = []
+    for item in IMMUTABLE:
+        built = item.built(state)
+        desired = item.desired(config, state)
+        if built is None or desired is None or not item.contradicts(built, desired):
+            continue
+        problems.append(f"{item.setting}: the stack was built with {built!r}, the config now says {desired!r}. "
+                        f"This cannot change in place: {item.instead}.")
+    return problems
+
+
+def check(config: Config, state: StateStore) -> None:
+    problems = changed_settings(config, state)
+    if problems:
+        raise BadInput("\n".join(problems))
