@@ -24,7 +24,8 @@ from provisioner.aws.named_kinds import (
 )
 from provisioner.aws.propagation import INSTANCE_PROFILE, until_propagated
 from provisioner.engine import Step, StepContext
-from provisioner.errors import ProvisionError
+from provisioner.errors import BadInput
+from provisioner.zones import zones_of
 
 AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
 # Node A, B and C of the seed; the name is also the `workload` placement attribute.
@@ -84,13 +85,30 @@ class Capacity(Step):
         try:
             found = ec2.describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"]
         except ec2.exceptions.ClientError as exc:
-            raise ProvisionError(
+            raise BadInput(
                 f"capacity: an instance type is not offered in {ctx.aws.region}: {exc}. Pick another in the config."
             ) from None
         for item in found:
             if "arm64" not in item["ProcessorInfo"]["SupportedArchitectures"]:
                 group = types[item["InstanceType"]]
-                raise ProvisionError(f"capacity.{group}.instance_type = {item['InstanceType']!r} is not arm64 (Graviton).")
+                raise BadInput(f"capacity.{group}.instance_type = {item['InstanceType']!r} is not arm64 (Graviton).")
+        # Every node group spreads over every zone of the private subnets: each type must be offered in each.
+        zones = zones_of(ctx)
+        offered = {(o["InstanceType"], o["Location"]) for page in ec2.get_paginator("describe_instance_type_offerings")
+                   .paginate(LocationType="availability-zone", Filters=[
+                       {"Name": "instance-type", "Values": sorted(types)}, {"Name": "location", "Values": zones}])
+                   for o in page["InstanceTypeOfferings"]}
+        for instance_type, group in sorted(types.items()):
+            missing = [zone for zone in zones if (instance_type, zone) not in offered]
+            if missing:
+                raise BadInput(
+                    f"capacity.{group}.instance_type = {instance_type!r} is not offered in {', '.join(missing)}; "
+                    "pick another type, or other zones in network.availability_zones."
+                )
+
+    def names(self, ctx: StepContext) -> list:
+        return [(kind, f"{prefix}-{group}", node_name(ctx, group)) for group in NODE_GROUPS
+                for kind, prefix in ((AUTOSCALING_GROUP, "asg"), (CAPACITY_PROVIDER, "cp"))]
 
     def apply(self, ctx: StepContext) -> None:
         ssm = ctx.aws.client("ssm")

@@ -34,6 +34,9 @@ class Cluster(Step):
     requires = ("service_roles", "logs")
     kinds = (ECS_CLUSTER, NAMESPACE)
 
+    def names(self, ctx: StepContext) -> list:
+        return [(NAMESPACE, NAMESPACE_KEY, ctx.naming.name("services")), (ECS_CLUSTER, CLUSTER_KEY, ctx.naming.cluster())]
+
     def apply(self, ctx: StepContext) -> None:
         sd = ctx.aws.client("servicediscovery")
         ecs = ctx.aws.client("ecs")

@@ -38,6 +38,9 @@ class Ecr(Step):
     title = "Image repositories"
     kinds = (ECR_REPOSITORY,)
 
+    def names(self, ctx: StepContext) -> list:
+        return [(ECR_REPOSITORY, repository_key(image), ctx.naming.repository(name)) for image, name in IMAGES.items()]
+
     def apply(self, ctx: StepContext) -> None:
         ecr = ctx.aws.client("ecr")
         for image, repository in IMAGES.items():

@@ -168,6 +168,11 @@ class Iam(Step):
     requires = ("secret", "prometheus", "logs", "dsql")
     kinds = (IAM_ROLE, INSTANCE_PROFILE)
 
+    def names(self, ctx: StepContext) -> list:
+        roles = (EXECUTION_ROLE, TEMPORAL_ROLE, GRAFANA_ROLE, UI_ROLE, SCHEMA_ROLE, INSTANCE_ROLE)
+        return [(IAM_ROLE, key, ctx.naming.name(key)) for key in roles] + [
+            (INSTANCE_PROFILE, INSTANCE_PROFILE_KEY, ctx.naming.name(INSTANCE_PROFILE_KEY))]
+
     def apply(self, ctx: StepContext) -> None:
         iam = ctx.aws.client("iam")
         account = ctx.aws.account_id

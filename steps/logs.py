@@ -22,6 +22,9 @@ class Logs(Step):
     title = "Log groups"
     kinds = (LOG_GROUP,)
 
+    def names(self, ctx: StepContext) -> list:
+        return [(LOG_GROUP, log_key(s), ctx.naming.log_group(s)) for s in LOGGED]
+
     def apply(self, ctx: StepContext) -> None:
         logs = ctx.aws.client("logs")
         retention = ctx.config.logs.retention_days

@@ -22,6 +22,7 @@ from provisioner.aws.kinds import (
 from provisioner.aws.waiter import call_with_retry
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
+from provisioner.zones import zones_of
 
 PUBLIC_SUBNET = "public-nat"
 PUBLIC_ROUTES = "public-routes"
@@ -38,25 +39,13 @@ class Network(Step):
     title = "Network"
     kinds = (VPC, SUBNET, INTERNET_GATEWAY, ELASTIC_IP, NAT_GATEWAY, ROUTE_TABLE)
 
+    def preflight(self, ctx: StepContext) -> None:
+        zones_of(ctx)
+
     def zones(self, ctx: StepContext) -> list[str]:
         """Configured zones, or the region's first ones, chosen once and kept in the state."""
-        net = ctx.config.network
-        if net.availability_zones:
-            return net.availability_zones
-        chosen = ctx.state.setting("availability_zones")
-        if chosen and len(chosen) == len(net.private_subnet_cidrs):
-            return chosen
-        response = ctx.aws.client("ec2").describe_availability_zones(
-            Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
-        )
-        names = sorted(z["ZoneName"] for z in response["AvailabilityZones"])
-        if len(names) < len(net.private_subnet_cidrs):
-            raise ProvisionError(
-                f"{ctx.aws.region} has {len(names)} availability zones but network.private_subnet_cidrs lists "
-                f"{len(net.private_subnet_cidrs)} subnets; list fewer subnets."
-            )
-        chosen = names[: len(net.private_subnet_cidrs)]
-        if not ctx.dry_run:
+        chosen = zones_of(ctx)
+        if not ctx.dry_run and not ctx.config.network.availability_zones:
             ctx.state.set_setting("availability_zones", chosen)
         return chosen
 
