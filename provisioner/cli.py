@@ -6,11 +6,13 @@ Exit codes: 0 ok, 1 failure, 2 bad input (config or arguments). Heavy modules
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -65,17 +67,19 @@ def handled() -> Iterator[None]:
     from provisioner.config import ConfigError
     from provisioner.engine import Interrupted
     from provisioner.errors import BadInput, ProvisionError, aws_failure
-    from state import StateError
+    from state import StateError, StateInvalid
 
     try:
         yield
+    except (typer.Exit, typer.Abort, click.ClickException):
+        raise  # an exit code already decided, or a usage error click reports itself
     except ConfigError as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     except BadArguments as exc:
         raise fail(f"scale: {exc}", EXIT_BAD_INPUT) from None
     except Interrupted as exc:
         raise fail(str(exc), EXIT_INTERRUPTED) from None
-    except BadInput as exc:
+    except (BadInput, StateInvalid) as exc:
         raise fail(str(exc), EXIT_BAD_INPUT) from None
     except (ProvisionError, StateError) as exc:
         raise fail(str(exc)) from None
@@ -91,6 +95,12 @@ def handled() -> Iterator[None]:
     except KeyboardInterrupt:
         raise fail("Interrupted. What was created is in the state; run the same command again to resume.",
                    EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        # Last resort: a bug must still end in one line, not a traceback, unless asked for one.
+        if os.environ.get("PROVISION_DEBUG"):
+            raise
+        raise fail(f"unexpected error: {type(exc).__name__}: {exc}. This is a bug in provision: run again with "
+                   "PROVISION_DEBUG=1 to see where, and report it.") from None
 
 
 def load(config_path: Path, profile: str | None, check=None):
@@ -101,7 +111,9 @@ def load(config_path: Path, profile: str | None, check=None):
     config = load_config(config_path)
     if check:
         check(config)
-    return config, Aws(make_session(profile), config.aws.max_attempts)
+    aws = Aws(make_session(profile), config.aws.max_attempts)
+    aws.check_reachable()
+    return config, aws
 
 
 def report(result, verb: str) -> None:
@@ -130,6 +142,16 @@ def up(config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile
         out.print(f"[green]Up to date[/] in {aws.region}: {_count(result.changes)}.", highlight=False)
         if result.next_step:
             out.print(f"Next: {result.next_step}", highlight=False)
+
+
+@app.command()
+def validate(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Check the config file alone (types, ranges, keys, server version), with no AWS call."""
+    from provisioner.config import load_config
+
+    with handled():
+        cfg = load_config(config)
+        out.print(f"{config}: valid (project {cfg.project}, Temporal {cfg.temporal.server_version}).", highlight=False)
 
 
 @app.command()
@@ -370,7 +392,7 @@ def grafana_secret(
             out.print("The password is not shown; pass --show-password to print it.")
 
 
-EmulatorPort = Annotated[int, typer.Option("--port", help="Loopback port.")]
+EmulatorPort = Annotated[int, typer.Option("--port", min=1024, max=65535, help="Loopback port (1024-65535).")]
 EmulatorRegion = Annotated[str, typer.Option("--region", help="Region written into the printed exports.")]
 
 

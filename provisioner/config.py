@@ -33,7 +33,8 @@ AZ_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a string where a number or a boolean belongs is refused, never converted ("2" is not 2).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class NetworkConfig(Strict):
@@ -104,8 +105,9 @@ class EndpointsConfig(Strict):
 
 PositiveSeconds = Annotated[int, Field(gt=0, le=7200)]
 
-# Graviton families: a digit generation then "g" (m7g, c7gn, r6gd, t4g, m8g, im4gn, ...).
-GRAVITON_TYPE = re.compile(r"^[a-z]+[0-9]+g[a-z]*\.[0-9a-z]+$")
+# Graviton families: a digit generation then "g" (m7g, c7gn, r6gd, t4g, m8g, im4gn, ...), and the first
+# Graviton generation, a1. Preflight asks DescribeInstanceTypes whether the type is really arm64.
+GRAVITON_TYPE = re.compile(r"^([a-z]+[0-9]+g[a-z]*|a1)\.[0-9a-z]+$")
 DSQL_CLUSTER_ARN = re.compile(r"^arn:aws[a-z-]*:dsql:[a-z0-9-]+:\d{12}:cluster/[a-z0-9]+$")
 # The values CloudWatch Logs accepts for a retention policy.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -424,13 +426,19 @@ class ConfigError(Exception):
 
 
 def load_config(path: Path) -> Config:
+    if not str(path) or path.is_dir():
+        raise ConfigError(f"--config {str(path)!r}: is a directory, not a config file; give a file like provision.toml.")
     if not path.exists():
         raise ConfigError(
             f"{path}: no such config file. Copy config.example.toml to {path} and edit it, "
             "or pass --config PATH."
         )
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}).") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_config(data, source=str(path))

@@ -1,6 +1,8 @@
 """Errors the CLI turns into one clear message and an exit code."""
 from __future__ import annotations
 
+import re
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 
@@ -38,11 +40,19 @@ def error_code(exc: BaseException) -> str:
     return cause.response.get("Error", {}).get("Code", "") if cause else ""
 
 
+def one_line(text: str, limit: int = 300) -> str:
+    """An AWS message as one readable line: a proxy's HTML error page or a stack dump must not flood the terminal."""
+    text = re.sub(r"<[^>]+>", " ", str(text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def aws_failure(action: str, exc: BaseException) -> ProvisionError:
     """One typed error naming the action, e.g. 'Failed to create NAT gateway in subnet-1: ...'."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        return ProvisionError(f"Failed to {action}: {err.get('Code')}: {err.get('Message')}")
+        code = err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+        return ProvisionError(f"Failed to {action}: {code}: {one_line(err.get('Message') or '')}")
     if isinstance(exc, BotoCoreError):
-        return ProvisionError(f"Failed to {action}: {exc}")
+        return ProvisionError(f"Failed to {action}: {one_line(str(exc))}")
     return ProvisionError(f"Failed to {action}: {exc!r}")

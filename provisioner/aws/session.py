@@ -7,6 +7,7 @@ unchanged against AWS, the embedded emulator or any compatible endpoint.
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 import boto3
@@ -66,8 +67,24 @@ class Aws:
     def account_id(self) -> str:
         with self._lock:
             if self._account is None:
-                self._account = self.session.client("sts", config=self._config).get_caller_identity()["Account"]
+                self._account = self._identity()
             return self._account
+
+    def _identity(self) -> str:
+        """STS GetCallerIdentity, with a short connect timeout: an unreachable endpoint fails in seconds."""
+        sts = self.session.client("sts", config=self._probe_config)
+        try:
+            return sts.get_caller_identity()["Account"]
+        except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError, ReadTimeoutError) as exc:
+            endpoint = sts.meta.endpoint_url
+            hint = (" The embedded emulator is not running there: start it with 'provision emulator start' and run "
+                    "the exports it prints." if re.match(r"https?://(127\.0\.0\.1|localhost)[:/]", endpoint) else
+                    " Check the network, AWS_ENDPOINT_URL and AWS_REGION.")
+            raise ProvisionError(f"AWS cannot be reached at {endpoint} ({type(exc).__name__}).{hint}") from None
+
+    def check_reachable(self) -> str:
+        """The first call of every command: who these credentials are, and that AWS answers at all."""
+        return self.account_id
 
     def client(self, service: str):
         with self._lock:

@@ -7,6 +7,7 @@ the state before ECS is asked, so a following `up` keeps them, even after a cras
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -48,7 +49,8 @@ def parse_targets(arguments: list[str], config: Config) -> dict[str, int]:
             close = difflib.get_close_matches(service, SERVICES, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise BadArguments(f"{argument!r}: unknown service {service!r}; {hint}services: {', '.join(SERVICES)}")
-        if not count.isdigit() or int(count) > MAX_COUNT:
+        # ASCII digits only: "³".isdigit() is true, and int() refuses it.
+        if not re.fullmatch(r"[0-9]{1,3}", count) or int(count) > MAX_COUNT:
             raise BadArguments(f"{argument!r}: the count must be a whole number from 0 to {MAX_COUNT}")
         targets[service] = int(count)
     return targets

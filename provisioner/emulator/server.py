@@ -21,6 +21,7 @@ from provisioner.aws.waiter import wait_for
 from provisioner.errors import ProvisionError
 
 HOST = "127.0.0.1"
+EMULATOR_MODULE = "provisioner.emulator.server"
 DEFAULT_PORT = 4566
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -64,16 +65,38 @@ def endpoint(port: int) -> str:
 
 
 def running(state_dir: Path) -> dict | None:
+    """The record of the emulator this tool started, if that very process still runs; else None.
+
+    A record that is not ours to trust (unreadable, or naming a pid that is now another program, as
+    after a reboot) is removed rather than acted on.
+    """
     path = info_path(state_dir)
     if not path.exists():
         return None
-    info = json.loads(path.read_text())
     try:
-        os.kill(info["pid"], 0)
-    except ProcessLookupError:
+        info = json.loads(path.read_text())
+        pid, port = int(info["pid"]), int(info["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+    if not _is_our_emulator(pid, port):
         path.unlink(missing_ok=True)
         return None
     return info
+
+
+def _is_our_emulator(pid: int, port: int) -> bool:
+    """Whether `pid` is alive and is `python -m provisioner.emulator.server ... --port <port>`."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        try:
+            os.kill(pid, 0)  # no /proc (macOS): the pid must at least be alive
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    arguments = [part.decode(errors="replace") for part in command]
+    return EMULATOR_MODULE in arguments and "--port" in arguments and str(port) in arguments
 
 
 def start(state_dir: Path, port: int = DEFAULT_PORT, timeout: float = 30) -> dict:
@@ -85,7 +108,7 @@ def start(state_dir: Path, port: int = DEFAULT_PORT, timeout: float = 30) -> dic
     state_dir.mkdir(parents=True, exist_ok=True)
     log = open(state_dir / "emulator.log", "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "provisioner.emulator.server", "--host", HOST, "--port", str(port)],
+        [sys.executable, "-m", EMULATOR_MODULE, "--host", HOST, "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     info = {"pid": process.pid, "port": port, "endpoint": endpoint(port)}
