@@ -1,6 +1,9 @@
 """Bad inputs and faults, as a hostile user would try them: each ends with the README's exit code, one
 clear message and no traceback, and nothing created, lost or duplicated.
 
+Cases refused before any change run against the shared emulator without resetting it (moto_endpoint):
+their `changes` log proves they made no mutating call.
+
 Exit codes: 2 for input (config, arguments, state file, what the account or region cannot give),
 1 for a refusal or failure of AWS (or an unreachable endpoint), 0 when the input turns out fine.
 """
@@ -22,6 +25,7 @@ from tests.conftest import (
     PROJECT,
     REGION,
     SERVER_IMAGE,
+    CallLog,
     config_text,
     free_port,
     make_config,
@@ -35,6 +39,24 @@ IMAGES = f'server_image = "{SERVER_IMAGE}"\nadmin_tools_image = "{ADMIN_TOOLS_IM
 
 def invoke(*arguments: str, input: str | None = None):
     return CliRunner().invoke(cli, list(arguments), input=input)
+
+
+@pytest.fixture
+def changes(monkeypatch) -> CallLog:
+    """Every AWS call the CLI makes during the test (each session it opens reports here): a test that
+    finds no mutating call knows nothing was created, changed or deleted."""
+    from provisioner.aws import session as factory
+
+    log = CallLog()
+    original = factory.make_session
+
+    def recording(*args, **kwargs):
+        made = original(*args, **kwargs)
+        made.events.register("before-call", log)
+        return made
+
+    monkeypatch.setattr(factory, "make_session", recording)
+    return log
 
 
 def assert_clean_failure(result, code: int, message: str | None = None) -> None:
@@ -152,19 +174,19 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("text,message", CONFIGS, ids=[f"config-{i}" for i in range(len(CONFIGS))])
-def test_a_bad_config_is_refused_with_its_key_and_nothing_is_made(endpoint, tmp_path, text, message):
+def test_a_bad_config_is_refused_with_its_key_and_nothing_is_made(moto_endpoint, changes, tmp_path, text, message):
     config = tmp_path / "provision.toml"
     config.write_text(text)
     result = invoke("up", "--config", str(config), "--state", str(tmp_path / "state.json"))
     assert_clean_failure(result, 2, message)
-    assert not (tmp_path / "state.json").exists()
+    assert not (tmp_path / "state.json").exists() and changes.calls == []
 
 
 @pytest.mark.parametrize("content,message", [
     (b"\xff\xfe\x00p", "not UTF-8 text"),
     (b"project = \"temporal\"\n\x80", "not UTF-8 text"),
 ])
-def test_a_config_that_is_not_utf8_is_refused(endpoint, tmp_path, content, message):
+def test_a_config_that_is_not_utf8_is_refused(moto_endpoint, tmp_path, content, message):
     config = tmp_path / "provision.toml"
     config.write_bytes(content)
     assert_clean_failure(invoke("plan", "--config", str(config)), 2, message)
@@ -176,10 +198,10 @@ def test_a_config_that_is_not_utf8_is_refused(endpoint, tmp_path, content, messa
     ("/tmp", "is a directory, not a config file"),
     ("/nonexistent/provision.toml", "no such config file"),
 ])
-def test_a_config_path_that_is_no_file_is_refused(endpoint, path, message):
+def test_a_config_path_that_is_no_file_is_refused(moto_endpoint, changes, path, message):
     for command in ("plan", "up", "validate"):
         assert_clean_failure(invoke(command, "--config", path), 2, message)
-    assert world() == []
+    assert changes.calls == []
 
 
 # -- arguments ------------------------------------------------------------------------------------------
@@ -214,10 +236,10 @@ SCALE_ARGUMENTS = [
 
 
 @pytest.mark.parametrize("arguments,message", SCALE_ARGUMENTS, ids=[f"scale-{i}" for i in range(len(SCALE_ARGUMENTS))])
-def test_bad_scale_arguments_change_nothing(endpoint, config_file, tmp_path, arguments, message):
+def test_bad_scale_arguments_change_nothing(moto_endpoint, changes, config_file, tmp_path, arguments, message):
     result = invoke("scale", *arguments, "--config", str(config_file), "--state", str(tmp_path / "state.json"))
     assert_clean_failure(result, 2, message)
-    assert world() == []
+    assert changes.calls == []  # refused before any session was opened
 
 
 CLI_ARGUMENTS = [
@@ -239,12 +261,12 @@ CLI_ARGUMENTS = [
 
 
 @pytest.mark.parametrize("arguments,message", CLI_ARGUMENTS, ids=[f"argv-{i}" for i in range(len(CLI_ARGUMENTS))])
-def test_bad_command_lines_exit_2_with_usage(endpoint, arguments, message):
+def test_bad_command_lines_exit_2_with_usage(moto_endpoint, changes, arguments, message):
     assert_clean_failure(invoke(*arguments), 2, message)
-    assert world() == []
+    assert changes.calls == []
 
 
-def test_destroy_without_a_terminal_needs_yes(endpoint, config_file, tmp_path):
+def test_destroy_without_a_terminal_needs_yes(moto_endpoint, config_file, tmp_path):
     assert_clean_failure(invoke("destroy", "--config", str(config_file), "--state", str(tmp_path / "s.json")), 2,
                          "pass --yes when not running interactively")
 
@@ -285,13 +307,14 @@ STATES = [
 
 
 @pytest.mark.parametrize("content,message", STATES, ids=[f"state-{i}" for i in range(len(STATES))])
-def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(endpoint, config_file, tmp_path, content, message):
+def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(moto_endpoint, changes, config_file, tmp_path, content,
+                                                                 message):
     state = tmp_path / "state.json"
     state.write_bytes(content)
     for command in ("up", "plan", "status"):
         assert_clean_failure(invoke(command, "--config", str(config_file), "--state", str(state)), 2, message)
     assert state.read_bytes() == content
-    assert world() == []
+    assert set(changes.calls) == {"sts.GetCallerIdentity"}  # who the credentials are: nothing else
 
 
 @pytest.mark.parametrize("state,message", [
@@ -300,10 +323,10 @@ def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(endpoint, conf
     ("/tmp", "is a directory, not a state file"),
     ("/dev/null/provision/state.json", "cannot write the state in /dev/null/provision"),
 ])
-def test_a_state_path_that_cannot_hold_a_state_is_refused_before_anything_is_made(endpoint, config_file, state,
-                                                                                   message):
+def test_a_state_path_that_cannot_hold_a_state_is_refused_before_anything_is_made(moto_endpoint, changes, config_file,
+                                                                                   state, message):
     assert_clean_failure(invoke("up", "--config", str(config_file), "--state", state), 2, message)
-    assert world() == []
+    assert changes.mutating == []
 
 
 # -- the emulator --------------------------------------------------------------------------------------------
@@ -394,12 +417,12 @@ def test_a_name_taken_by_an_untagged_resource_is_refused_before_anything_is_made
     ('[dsql]\ncluster_arn = "arn:aws:dsql:us-east-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz"', "is in us-east-1"),
     ('[services.history]\nmemory = 20480', "services.history asks for"),
 ])
-def test_config_the_region_cannot_satisfy_fails_before_the_first_change(endpoint, tmp_path, extra, message):
+def test_config_the_region_cannot_satisfy_fails_before_the_first_change(endpoint, changes, tmp_path, extra, message):
     config = tmp_path / "provision.toml"
     config.write_text(config_text(extra=extra))
     result = invoke("up", "--config", str(config), "--state", str(tmp_path / "state.json"))
     assert_clean_failure(result, 2, message)
-    assert world() == []
+    assert changes.mutating == [] and world() == []
 
 
 # -- an existing stack: settings it cannot change, another account, hand-made drift --------------------------------
