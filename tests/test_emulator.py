@@ -184,3 +184,28 @@ def test_one_off_tasks_stop_with_an_exit_code_a_reason_and_their_log(endpoint, m
     stream = f"p/job/{task['taskArn'].rsplit('/', 1)[-1]}"
     lines = [e["message"] for e in logs.get_log_events(logGroupName="/g", logStreamName=stream)["events"]]
     assert lines[-1] == "[emulator] done" and "[emulator] would run: echo one" in lines
+
+
+def test_services_run_tasks_found_by_service_on_their_nodes_and_stop_them_on_scale_down(endpoint):
+    from steps.capacity import user_data
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ecs = boto3.client("ecs", region_name=REGION)
+    _, subnet, group = ecs_ready_cluster(ec2, user_data("c", "frontend"))
+    ecs.register_task_definition(family="ui", networkMode="awsvpc", cpu="256", memory="512",
+                                 containerDefinitions=[{"name": "ui", "image": "ui:1"}])
+    ecs.create_service(
+        cluster="c", serviceName="ui", taskDefinition="ui", desiredCount=0,
+        placementConstraints=[{"type": "memberOf", "expression": "attribute:workload == frontend"}],
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})
+    ecs.update_service(cluster="c", service="ui", desiredCount=2)
+    (instance,) = ecs.list_container_instances(cluster="c")["containerInstanceArns"]
+    arns = ecs.list_tasks(cluster="c", serviceName="ui")["taskArns"]
+    tasks = ecs.describe_tasks(cluster="c", tasks=arns)["tasks"]
+    assert len(tasks) == 2 and {t["lastStatus"] for t in tasks} == {"RUNNING"}
+    assert {t["group"] for t in tasks} == {"service:ui"} and {t["containerInstanceArn"] for t in tasks} == {instance}
+    assert ecs.list_tasks(cluster="c", serviceName="other")["taskArns"] == []
+    ecs.update_service(cluster="c", service="ui", desiredCount=1)
+    assert len(ecs.list_tasks(cluster="c", serviceName="ui")["taskArns"]) == 1
+    ecs.update_service(cluster="c", service="ui", desiredCount=0)
+    assert ecs.list_tasks(cluster="c", serviceName="ui")["taskArns"] == []

@@ -341,6 +341,89 @@ def one_off_tasks() -> None:
     EC2ContainerServiceBackend.describe_tasks = describe_tasks
 
 
+def service_tasks() -> None:
+    """A service runs tasks: moto 5.2 only counts them (running = desired) and ListTasks ignores serviceName.
+
+    On AWS a service's tasks are tasks like any other: ListTasks finds them by service, DescribeTasks
+    gives their network interface and container instance (what `provision tunnel` goes through), and a
+    scale-down stops some. Here a service keeps as many RUNNING tasks (group service:<name>) as it
+    counts running, each on a container instance whose `workload` attribute matches the service's
+    placement constraint when there is one. Placement capacity is not modelled: the tool checks it.
+    """
+    import re
+
+    from moto.core.utils import utcnow
+    from moto.ecs.models import EC2ContainerServiceBackend, Task
+
+    def reconcile(backend, service) -> None:
+        if service.status != "ACTIVE" and service.running_count:
+            return
+        cluster = backend.clusters.get(service.cluster_name)
+        if cluster is None:
+            return
+        group = f"service:{service.name}"
+        running = [t for t in backend.tasks.get(cluster.name, {}).values()
+                   if t.group == group and t.desired_status == "RUNNING"]
+        wanted = service.running_count if service.status == "ACTIVE" else 0
+        for task in running[wanted:]:
+            task.desired_status, task.status = "STOPPED", "STOPPED"
+            task.stopped_reason = "Scaling activity initiated by (deployment ecs-svc)"
+            task.stopped_at = utcnow()
+        if len(running) >= wanted:
+            return
+        constraint = next((c.get("expression", "") for c in getattr(service, "placement_constraints", None) or []), "")
+        workload = re.search(r"attribute:workload == (\S+)", constraint)
+        instances = list(backend.container_instances.get(cluster.name, {}).values())
+        matching = [i for i in instances if not workload or i.attributes.get("workload") == workload[1]] or instances
+        if not matching:
+            return  # no instance to run on: moto still counts the service as running, as before this patch
+        definition = backend.describe_task_definition(service.task_definition)
+        for index in range(wanted - len(running)):
+            instance = matching[index % len(matching)]
+            task = Task(
+                cluster, definition, instance.container_instance_arn, None, backend=backend,
+                group=group, started_by=service.deployments[0]["id"] if service.deployments else "ecs-svc",
+                networking_configuration=getattr(service, "network_configuration", None),
+            )
+            task._transitions = [("RUNNING", "RUNNING")]  # stays up, unlike a one-off task
+            backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+
+    original_create = EC2ContainerServiceBackend.create_service
+    original_update = EC2ContainerServiceBackend.update_service
+    original_delete = EC2ContainerServiceBackend.delete_service
+    original_list = EC2ContainerServiceBackend.list_tasks
+
+    def create_service(self, *args, **kwargs):
+        service = original_create(self, *args, **kwargs)
+        reconcile(self, service)
+        return service
+
+    def update_service(self, service_properties):
+        service = original_update(self, service_properties)
+        reconcile(self, service)
+        return service
+
+    def delete_service(self, cluster_name, service_name, force):
+        service = original_delete(self, cluster_name, service_name, force)
+        reconcile(self, service)
+        return service
+
+    def list_tasks(self, cluster_str=None, container_instance=None, family=None, started_by=None, service_name=None,
+                   desiredStatus=None):
+        if not service_name:
+            return original_list(self, cluster_str, container_instance, family, started_by, None, desiredStatus)
+        # ListTasks' desiredStatus defaults to RUNNING (ECS API reference): a service's stopped tasks
+        # are listed only when asked for.
+        found = original_list(self, cluster_str, container_instance, family, started_by, None, desiredStatus or "RUNNING")
+        group = f"service:{service_name.split('/')[-1]}"
+        return [t for t in found if t.group == group]
+
+    EC2ContainerServiceBackend.create_service = create_service
+    EC2ContainerServiceBackend.update_service = update_service
+    EC2ContainerServiceBackend.delete_service = delete_service
+    EC2ContainerServiceBackend.list_tasks = list_tasks
+
+
 def _ready_after_delay(model, setting: str, **initial) -> bool:
     """For the opt-in slow-resource hooks: stamp every new `model` with the time it turns ready,
     `setting` seconds after creation (and set `initial` attributes). False when the setting is unset."""
@@ -473,6 +556,7 @@ PATCHES = (
     task_level_resources,
     one_off_tasks,
     unplaceable_services,
+    service_tasks,
     slow_nat_gateways,
     slow_opensearch_domains,
 )
