@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -323,6 +324,38 @@ def schema(
                        "cause and run 'provision schema' again: it is safe to repeat.")
         if not as_json:
             out.print("Schema ready. Next: provision scale up", highlight=False)
+
+
+@app.command()
+def tunnel(
+    service: Annotated[str, typer.Argument(help="grafana or ui.", show_default=False)],
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    local_port: Annotated[Optional[int], typer.Option(
+        "--local-port", min=1024, max=65535, help="Port on this machine (default: the service's own).")] = None,
+    print_only: Annotated[bool, typer.Option("--print", help="Print the command instead of running it.")] = False,
+) -> None:
+    """Open Grafana or the Temporal UI at http://localhost:PORT through an SSM port forward.
+
+    Goes through a container instance of the cluster to a running task of the service. Needs the AWS CLI
+    and the session-manager-plugin; --print shows the command without them.
+    """
+    from provisioner import operations as ops
+    from provisioner.commands import tunnel as tunnels
+
+    with handled():
+        if service not in tunnels.PORTS:
+            raise fail(f"tunnel: unknown service {service!r}; choose one of {', '.join(tunnels.PORTS)}.", EXIT_BAD_INPUT)
+        if not print_only:
+            tunnels.check_tools()
+        cfg, aws = load(config, profile)
+        found = ops.find_tunnel(cfg, aws, state, service, local_port, console=err)
+        if print_only:
+            out.print(shlex.join(found.command()), highlight=False, markup=False)
+            return
+        err.print(f"Open {found.url} (Ctrl-C to close the tunnel).", highlight=False)
+        raise typer.Exit(tunnels.open_tunnel(found))
 
 
 @app.command("build-images")

@@ -202,6 +202,11 @@ class TemporalServiceConfig(ServiceConfig):
     )
 
 
+# Pinned images of the metrics stack (each multi-arch with linux/arm64).
+GRAFANA_IMAGE = "grafana/grafana:12.4.10"
+INIT_IMAGE = "public.ecr.aws/docker/library/busybox:1.37.0"
+COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0"
+
 # Sized for the default node groups: what `provision scale up` starts fits max_size m7g.xlarge nodes.
 SERVICE_DEFAULTS = {
     "history": {"cpu": 2048, "memory": 6144, "replicas": 2, "max_conns": 40},
@@ -209,17 +214,21 @@ SERVICE_DEFAULTS = {
     "frontend": {"cpu": 1024, "memory": 2048, "replicas": 2},
     "worker": {"cpu": 512, "memory": 1024, "replicas": 1, "max_conns": 10},
     "ui": {"cpu": 256, "memory": 512, "replicas": 1},
+    "grafana": {"cpu": 512, "memory": 1024, "replicas": 1},
+    "collector": {"cpu": 512, "memory": 1024, "replicas": 1},
 }
 
 
 class ServicesConfig(Strict):
-    """Node A runs history; node B matching, frontend and UI; node C the worker."""
+    """Node A runs history; node B matching, frontend, UI and Grafana; node C the worker and the collector."""
 
     history: TemporalServiceConfig = Field(description="Temporal history, on node A.")
     matching: TemporalServiceConfig = Field(description="Temporal matching, on node B.")
     frontend: TemporalServiceConfig = Field(description="Temporal frontend, on node B.")
     worker: TemporalServiceConfig = Field(description="Temporal's internal worker, on node C.")
     ui: ServiceConfig = Field(description="Temporal UI, on node B.")
+    grafana: ServiceConfig = Field(description="Grafana, on node B.")
+    collector: ServiceConfig = Field(description="The ADOT metrics collector, on node C (one is enough: it scrapes every task).")
 
     @model_validator(mode="before")
     @classmethod
@@ -329,6 +338,46 @@ class GrafanaConfig(Strict):
     admin_secret_name: str = Field(
         "grafana/admin", description="Secrets Manager secret with admin_user and admin_password (you create it)."
     )
+    image: str = Field(
+        GRAFANA_IMAGE,
+        description="Grafana, pinned to a 12.x release: its core Prometheus data source still signs with SigV4 "
+        "(Grafana 13 moved that to a plugin that needs the internet to install).",
+    )
+    init_image: str = Field(
+        INIT_IMAGE,
+        description="A small image with sh, base64 and gunzip that writes Grafana's data source and dashboards "
+        "from SSM parameters into the task before Grafana starts.",
+    )
+
+    @field_validator("image", "init_image")
+    @classmethod
+    def _images(cls, value: str) -> str:
+        return _pinned(value)
+
+    @field_validator("image")
+    @classmethod
+    def _grafana_12(cls, value: str) -> str:
+        tag = value.rsplit(":", 1)[-1] if "@" not in value else ""
+        if tag and not re.match(r"^12\.", tag):
+            raise ValueError(
+                "must be a Grafana 12.x image: from 13 on, SigV4 for Amazon Managed Prometheus needs the "
+                "grafana-amazonprometheus-datasource plugin, which the private subnets cannot download"
+            )
+        return value
+
+
+class CollectorConfig(Strict):
+    image: str = Field(
+        COLLECTOR_IMAGE, description="The AWS Distro for OpenTelemetry collector, pinned (it ships arm64)."
+    )
+    scrape_interval_seconds: int = Field(
+        30, ge=5, le=300, description="How often the collector scrapes every Temporal task's metrics (seconds)."
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        return _pinned(value)
 
 
 class OpenSearchConfig(Strict):
@@ -400,6 +449,7 @@ class Config(Strict):
     endpoints: EndpointsConfig = EndpointsConfig()
     dsql: DsqlConfig = DsqlConfig()
     grafana: GrafanaConfig = GrafanaConfig()
+    collector: CollectorConfig = CollectorConfig()
     opensearch: OpenSearchConfig = OpenSearchConfig()
     logs: LogsConfig = LogsConfig()
     capacity: CapacityConfig = CapacityConfig()

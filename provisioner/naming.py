@@ -74,6 +74,14 @@ class Naming:
     def cluster(self) -> str:
         return self.name("cluster")
 
+    def parameter(self, path: str) -> str:
+        """An SSM parameter of the project: /<project>/<path>."""
+        return f"/{self.project}/{path}"
+
+    def parameter_arn(self, account: str, path: str) -> str:
+        """Its ARN: the name without its leading slash after 'parameter/' (SSM's ARN format)."""
+        return self.arn("ssm", account, f"parameter/{self.project}/{path}")
+
     def repository(self, image: str) -> str:
         """ECR repository of one of the project's images: <project>/<image>."""
         return f"{self.project}/{image}"

@@ -76,6 +76,14 @@ def schema(config: Config, aws: Aws, state_path: Path | None = None, timeout: fl
         return run_schema(engine, timeout or config.timeouts.schema_task)
 
 
+def find_tunnel(config: Config, aws: Aws, state_path: Path | None, service: str, local_port: int | None, **kwargs):
+    """Where a tunnel to the service goes (provisioner/commands/tunnel.py); read-only."""
+    from provisioner.commands.tunnel import find
+
+    with open_engine(config, aws, state_path, "tunnel", quiet=True, **kwargs) as engine:
+        return find(engine, service, local_port)
+
+
 @dataclass(frozen=True)
 class ResourceStatus:
     step: str

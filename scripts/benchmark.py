@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import boto3  # noqa: E402
 
 from provisioner import operations  # noqa: E402
-from provisioner.commands.grafana_secret import ensure_grafana_secret  # noqa: E402
 from provisioner.aws.session import Aws, is_mutating  # noqa: E402
+from provisioner.commands.grafana_secret import ensure_grafana_secret  # noqa: E402
 from provisioner.config import load_config  # noqa: E402
 from provisioner.emulator import server as emulator  # noqa: E402
 

@@ -7,6 +7,7 @@ from steps.ecs_services import Services
 from steps.endpoints import Endpoints
 from steps.iam import Iam
 from steps.logs import Logs
+from steps.metrics_config import MetricsConfig
 from steps.nat_route import NatRoute
 from steps.network import Network
 from steps.opensearch import OpenSearch
@@ -20,5 +21,5 @@ from steps.task_definitions import TaskDefinitions
 def pipeline():
     return [
         Secret(), ServiceRoles(), Dsql(), Ecr(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
-        OpenSearch(), Capacity(), TaskDefinitions(), Services(),
+        MetricsConfig(), OpenSearch(), Capacity(), TaskDefinitions(), Services(),
     ]

@@ -11,13 +11,12 @@ from __future__ import annotations
 from provisioner.aws.converge import destroy_kind, differs, ensure, wait_deleted
 from provisioner.aws.named_kinds import ECS_SERVICE, service_address
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
+from provisioner.ecs_layout import NODE_GROUP, SERVICE_CONNECT, SERVICES
 from provisioner.engine import Step, StepContext
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
     GRPC_PORT,
-    NODE_GROUP,
     PER_REQUEST_TIMEOUT_SECONDS,
-    SERVICES,
 )
 from steps.task_definitions import definition_key
 
@@ -63,7 +62,7 @@ def service_spec(ctx: StepContext, service: str, task_definition: str, namespace
                  subnets: list[str], security_group: str) -> dict:
     """Every setting `up` owns; the task count is not one of them."""
     group = NODE_GROUP[service]
-    return {
+    spec = {
         "taskDefinition": task_definition,
         "capacityProviderStrategy": [{"capacityProvider": ctx.naming.name(f"node-{group}"), "weight": 1, "base": 0}],
         "networkConfiguration": {"awsvpcConfiguration": {
@@ -77,8 +76,10 @@ def service_spec(ctx: StepContext, service: str, task_definition: str, namespace
             "minimumHealthyPercent": 100,
         },
         "enableExecuteCommand": True,
-        "serviceConnectConfiguration": service_connect(ctx, service, namespace_arn),
     }
+    if service in SERVICE_CONNECT:
+        spec["serviceConnectConfiguration"] = service_connect(ctx, service, namespace_arn)
+    return spec
 
 
 def live_spec(service: dict) -> dict:
@@ -168,11 +169,14 @@ class Services(Step):
         return {
             "services": names,
             "service_counts": recorded_counts(ctx),
+            # The collector's image is FROM scratch: there is no shell to open in it.
             "exec_commands": {
                 service: (f"aws ecs execute-command --region {region} --cluster {cluster['name']} "
                           f"--task $(aws ecs list-tasks --region {region} --cluster {cluster['name']} "
                           f"--service-name {name} --query 'taskArns[0]' --output text) "
                           f"--container {service} --interactive --command /bin/sh")
-                for service, name in names.items()
+                for service, name in names.items() if service != "collector"
             },
+            "tunnel_commands": {service: f"provision tunnel {service}" for service in ("grafana", "ui")
+                                if service in names},
         }

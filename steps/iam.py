@@ -1,4 +1,4 @@
-"""Seed task 5: execution, Temporal task, Grafana task and EC2 instance roles, least privilege.
+"""Seed tasks 5 and 22.3: execution, task and EC2 instance roles, least privilege.
 
 Every statement names resource ARNs. A "*" resource appears only where the action supports
 no resource scoping, and each such place says so. Trust policies name one service each, with
@@ -13,10 +13,14 @@ from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import IAM_ROLE, INSTANCE_PROFILE, iam_path
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from steps.logs import log_key
+from steps.metrics_config import COLLECTOR_PARAMETER, GRAFANA_PARAMETERS
 
 EXECUTION_ROLE = "ecs-execution"
+GRAFANA_EXECUTION_ROLE = "grafana-execution"
+COLLECTOR_EXECUTION_ROLE = "collector-execution"
 TEMPORAL_ROLE = "temporal-task"
 GRAFANA_ROLE = "grafana-task"
+COLLECTOR_ROLE = "collector-task"
 UI_ROLE = "ui-task"
 SCHEMA_ROLE = "schema-task"
 INSTANCE_ROLE = "ecs-instance"
@@ -102,13 +106,29 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
     # The ARN only: IAM does not need the cluster to be running.
     dsql_arn = ctx.required_id("dsql", "cluster")
     partition = naming.partition
+    execution_policy = f"arn:{partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+    cluster_arn = naming.arn("ecs", account, f"cluster/{naming.cluster()}")
+    in_cluster = {"ArnEquals": {"ecs:cluster": cluster_arn}}
     return [
+        RoleSpec(EXECUTION_ROLE, ECS_TASKS, "ECS agent: pull images, write logs", managed=(execution_policy,)),
+        # Each execution role that injects values reads exactly those: Grafana its admin secret and its
+        # provisioning parameters, the collector its configuration parameter.
         RoleSpec(
-            EXECUTION_ROLE, ECS_TASKS, "ECS agent: pull images, write logs, read the Grafana secret",
-            managed=(f"arn:{partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",),
-            inline={"grafana-secret": policy({
-                "Sid": "ReadGrafanaSecret", "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn,
+            GRAFANA_EXECUTION_ROLE, ECS_TASKS, "ECS agent for Grafana: also its admin secret and provisioning",
+            managed=(execution_policy,),
+            inline={"grafana-start": policy(
+                {"Sid": "ReadGrafanaSecret", "Effect": "Allow",
+                 "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn},
+                {"Sid": "ReadGrafanaProvisioning", "Effect": "Allow", "Action": "ssm:GetParameters",
+                 "Resource": naming.parameter_arn(account, f"{GRAFANA_PARAMETERS}/*")},
+            )},
+        ),
+        RoleSpec(
+            COLLECTOR_EXECUTION_ROLE, ECS_TASKS, "ECS agent for the collector: also its configuration",
+            managed=(execution_policy,),
+            inline={"collector-start": policy({
+                "Sid": "ReadCollectorConfig", "Effect": "Allow", "Action": "ssm:GetParameters",
+                "Resource": naming.parameter_arn(account, COLLECTOR_PARAMETER),
             })},
         ),
         RoleSpec(
@@ -131,6 +151,29 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
                 ECS_EXEC_CHANNELS,
                 *_exec_logging(ctx, account),
                 {"Sid": "PrometheusQuery", "Effect": "Allow", "Action": PROMETHEUS_QUERY, "Resource": workspace_arn},
+            )},
+            task_role=True,
+        ),
+        RoleSpec(
+            COLLECTOR_ROLE, ECS_TASKS, "The metrics collector: find the Temporal tasks, write to Prometheus",
+            inline={"collector": policy(
+                ECS_EXEC_CHANNELS,
+                *_exec_logging(ctx, account),
+                {"Sid": "PrometheusRemoteWrite", "Effect": "Allow", "Action": "aps:RemoteWrite", "Resource": workspace_arn},
+                # What the ecs_observer extension reads, each scoped as far as the action allows.
+                # ListServices has no resource type, only the ecs:cluster condition (Service Authorization
+                # Reference, Amazon ECS); the others take the cluster's service, task and instance ARNs.
+                {"Sid": "ObserveClusterLists", "Effect": "Allow", "Action": "ecs:ListServices",
+                 "Resource": "*", "Condition": in_cluster},
+                {"Sid": "ObserveCluster", "Effect": "Allow",
+                 "Action": ["ecs:ListTasks", "ecs:DescribeServices", "ecs:DescribeTasks",
+                            "ecs:DescribeContainerInstances"],
+                 "Resource": [naming.arn("ecs", account, f"{kind}/{naming.cluster()}/*")
+                              for kind in ("service", "task", "container-instance")],
+                 "Condition": in_cluster},
+                # DescribeTaskDefinition and DescribeInstances support no resource-level permissions.
+                {"Sid": "ObserveDefinitions", "Effect": "Allow",
+                 "Action": ["ecs:DescribeTaskDefinition", "ec2:DescribeInstances"], "Resource": "*"},
             )},
             task_role=True,
         ),
@@ -169,7 +212,8 @@ class Iam(Step):
     kinds = (IAM_ROLE, INSTANCE_PROFILE)
 
     def names(self, ctx: StepContext) -> list:
-        roles = (EXECUTION_ROLE, TEMPORAL_ROLE, GRAFANA_ROLE, UI_ROLE, SCHEMA_ROLE, INSTANCE_ROLE)
+        roles = (EXECUTION_ROLE, GRAFANA_EXECUTION_ROLE, COLLECTOR_EXECUTION_ROLE, TEMPORAL_ROLE, GRAFANA_ROLE,
+                 COLLECTOR_ROLE, UI_ROLE, SCHEMA_ROLE, INSTANCE_ROLE)
         return [(IAM_ROLE, key, ctx.naming.name(key)) for key in roles] + [
             (INSTANCE_PROFILE, INSTANCE_PROFILE_KEY, ctx.naming.name(INSTANCE_PROFILE_KEY))]
 

@@ -38,4 +38,5 @@ class Prometheus(Step):
             "prometheus_workspace_id": record["id"],
             "prometheus_workspace_arn": record["arn"],
             "prometheus_remote_write_url": f"{record['endpoint']}api/v1/remote_write",
+            "prometheus_query_url": record["endpoint"],
         }

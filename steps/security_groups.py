@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from provisioner.aws.converge import destroy_kind, ensure, owned
 from provisioner.aws.kinds import SECURITY_GROUP, ingress_rules
+from provisioner.ecs_layout import GRAFANA_PORT, UI_PORT
 from provisioner.engine import Step, StepContext
 from provisioner.temporal.roles import (
     GRPC_PORT,
     MEMBERSHIP_PORT,
     METRICS_PORT,
     TEMPORAL_ROLES,
-    UI_PORT,
 )
 
-GRAFANA_PORT = 3000
 HTTPS = 443
 
 # Who calls whose gRPC port.

@@ -19,8 +19,10 @@ from provisioner.aws.named_kinds import (
     wait_dsql_usable,
 )
 from provisioner.aws.waiter import wait_for
+from provisioner.ecs_layout import NODE_GROUP, SERVICES, UI_PORT, TaskSize, node_room
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from provisioner.errors import BadInput, ProvisionError
+from provisioner.metrics import collector, dashboards, grafana
 from provisioner.temporal import schema_tasks, versions
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
@@ -28,20 +30,26 @@ from provisioner.temporal.roles import (
     GRPC_PORT,
     MEMBERSHIP_PORT,
     METRICS_PORT,
-    NODE_GROUP,
-    SERVICES,
     STOP_TIMEOUT_SECONDS,
-    UI_PORT,
-    TaskSize,
     health_check_port,
-    node_room,
 )
 from provisioner.temporal.server_config import (
     SERVER_CONFIG_VARIABLE,
     server_environment,
     start_script,
 )
-from steps.iam import EXECUTION_ROLE, SCHEMA_ROLE, TEMPORAL_ROLE, UI_ROLE
+from steps.iam import (
+    COLLECTOR_EXECUTION_ROLE,
+    COLLECTOR_ROLE,
+    EXECUTION_ROLE,
+    GRAFANA_EXECUTION_ROLE,
+    GRAFANA_ROLE,
+    SCHEMA_ROLE,
+    TEMPORAL_ROLE,
+    UI_ROLE,
+)
+from steps.metrics_config import COLLECTOR_PARAMETER, grafana_variables, parameter_key
+from steps.secret import GRAFANA_SECRET
 
 
 def definition_key(service: str) -> str:
@@ -110,16 +118,69 @@ def container_definition(ctx: StepContext, service: str, endpoint: str, dsql_hos
     }
 
 
+def log_options(ctx: StepContext, group: str, prefix: str) -> dict:
+    return {"awslogs-group": ctx.naming.log_group(group), "awslogs-region": ctx.aws.region,
+            "awslogs-stream-prefix": prefix}
+
+
+def grafana_task_definition(ctx: StepContext) -> dict:
+    sizes = ctx.config.services.grafana
+    parameters = {variable: ctx.required_id("metrics_config", parameter_key(path), attribute="arn")
+                  for variable, path in grafana_variables().items()}
+    settings = ctx.config.grafana
+    return {
+        "family": family(ctx, "grafana"),
+        "taskRoleArn": ctx.required_id("iam", GRAFANA_ROLE),
+        "executionRoleArn": ctx.required_id("iam", GRAFANA_EXECUTION_ROLE),
+        **PLATFORM,
+        "cpu": str(sizes.cpu),
+        "memory": str(sizes.memory),
+        "volumes": grafana.VOLUMES,
+        "containerDefinitions": grafana.containers(
+            settings.image, settings.init_image, ctx.required_id("secret", GRAFANA_SECRET), parameters,
+            list(dashboards.all_dashboards()), sizes.cpu, sizes.memory, ctx.aws.region,
+            log_options(ctx, "grafana", "grafana"),
+        ),
+    }
+
+
+def collector_task_definition(ctx: StepContext) -> dict:
+    sizes = ctx.config.services.collector
+    return {
+        "family": family(ctx, "collector"),
+        "taskRoleArn": ctx.required_id("iam", COLLECTOR_ROLE),
+        "executionRoleArn": ctx.required_id("iam", COLLECTOR_EXECUTION_ROLE),
+        **PLATFORM,
+        "cpu": str(sizes.cpu),
+        "memory": str(sizes.memory),
+        "containerDefinitions": [collector.container(
+            ctx.config.collector.image,
+            ctx.required_id("metrics_config", parameter_key(COLLECTOR_PARAMETER), attribute="arn"),
+            sizes.cpu, sizes.memory, log_options(ctx, "adot", "collector"),
+        )],
+    }
+
+
+# Every task of the stack: ARM64 (Graviton), awsvpc (its own ENI and security group), EC2 capacity.
+PLATFORM = {
+    "networkMode": "awsvpc",
+    "requiresCompatibilities": ["EC2"],
+    "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+}
+
+
 def task_definition(ctx: StepContext, service: str, endpoint: str, dsql_host: str) -> dict:
+    if service == "grafana":
+        return grafana_task_definition(ctx)
+    if service == "collector":
+        return collector_task_definition(ctx)
     sizes = getattr(ctx.config.services, service)
-    reserved = TaskSize.of(sizes.cpu, sizes.memory)
+    reserved = TaskSize.of(service, sizes.cpu, sizes.memory)
     return {
         "family": family(ctx, service),
         "taskRoleArn": ctx.required_id("iam", UI_ROLE if service == "ui" else TEMPORAL_ROLE),
         "executionRoleArn": ctx.required_id("iam", EXECUTION_ROLE),
-        "networkMode": "awsvpc",
-        "requiresCompatibilities": ["EC2"],
-        "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+        **PLATFORM,
         "cpu": str(reserved.cpu),
         "memory": str(reserved.memory),
         "containerDefinitions": [container_definition(ctx, service, endpoint, dsql_host)],
@@ -148,9 +209,7 @@ def schema_task_definition(ctx: StepContext, task: str, endpoint: str, dsql_host
         "family": family(ctx, name),
         "taskRoleArn": ctx.required_id("iam", SCHEMA_ROLE),
         "executionRoleArn": ctx.required_id("iam", EXECUTION_ROLE),
-        "networkMode": "awsvpc",
-        "requiresCompatibilities": ["EC2"],
-        "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+        **PLATFORM,
         "cpu": str(schema_tasks.CPU),
         "memory": str(schema_tasks.MEMORY),
         "containerDefinitions": [container],
@@ -169,7 +228,7 @@ def rendered_shards(definition: dict) -> int | None:
 class TaskDefinitions(Step):
     name = "task_definitions"
     title = "Task definitions"
-    requires = ("logs", "iam", "opensearch", "dsql")
+    requires = ("secret", "logs", "iam", "opensearch", "dsql", "metrics_config")
     kinds = (TASK_DEFINITION,)
 
     def preflight(self, ctx: StepContext) -> None:
@@ -201,7 +260,7 @@ class TaskDefinitions(Step):
             if spec is None:
                 continue
             sizes = getattr(ctx.config.services, service)
-            task = TaskSize.of(sizes.cpu, sizes.memory)
+            task = TaskSize.of(service, sizes.cpu, sizes.memory)
             room = node_room(spec)
             if task.cpu > room.cpu or task.memory > room.memory:
                 raise BadInput(

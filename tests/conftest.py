@@ -268,6 +268,10 @@ def world(project: str = PROJECT) -> list[tuple[str, str]]:
         cluster = dsql.get_cluster(identifier=summary["identifier"])
         if cluster["status"] not in ("DELETING", "DELETED"):
             found.append(("DsqlCluster", _tags(cluster.get("tags"))))
+    ssm = boto3.client("ssm", region_name=REGION)
+    for parameter in _all(ssm, "describe_parameters", "Parameters"):
+        found.append(("Parameter", _tags(ssm.list_tags_for_resource(
+            ResourceType="Parameter", ResourceId=parameter["Name"])["TagList"])))
     ecr = boto3.client("ecr", region_name=REGION)
     for repository in _all(ecr, "describe_repositories", "repositories"):
         found.append(("Repository", _tags(ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"])))

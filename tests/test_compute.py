@@ -36,9 +36,14 @@ EXPECTED_INGRESS = {
 UNSCOPABLE = {
     "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
     "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel", "logs:DescribeLogGroups",
+    # What the collector's ecs_observer reads: no resource types (ListServices keeps an ecs:cluster condition).
+    "ecs:ListServices", "ecs:DescribeTaskDefinition", "ec2:DescribeInstances",
 }
 ROLE_SERVICE = {
     f"{PROJECT}-ecs-execution": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-grafana-execution": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-collector-execution": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-collector-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-temporal-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-grafana-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-ui-task": "ecs-tasks.amazonaws.com",
@@ -47,6 +52,8 @@ ROLE_SERVICE = {
 }
 ALLOWED_MANAGED = {
     f"{PROJECT}-ecs-execution": {"AmazonECSTaskExecutionRolePolicy"},
+    f"{PROJECT}-grafana-execution": {"AmazonECSTaskExecutionRolePolicy"},
+    f"{PROJECT}-collector-execution": {"AmazonECSTaskExecutionRolePolicy"},
     f"{PROJECT}-ecs-instance": {"AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"},
 }
 
@@ -102,7 +109,7 @@ def test_task_role_reaches_exactly_its_dsql_cluster_workspace_and_domain(stack):
     assert all(a.startswith("es:ESHttp") for a in statements["OpenSearchVisibility"]["Action"])
 
 
-EXEC_ROLES = {f"{PROJECT}-temporal-task", f"{PROJECT}-grafana-task", f"{PROJECT}-ui-task"}
+EXEC_ROLES = {f"{PROJECT}-temporal-task", f"{PROJECT}-grafana-task", f"{PROJECT}-ui-task", f"{PROJECT}-collector-task"}
 TASK_ROLES = EXEC_ROLES | {f"{PROJECT}-schema-task"}
 
 
@@ -155,10 +162,13 @@ def test_the_ecs_and_opensearch_service_linked_roles_are_created_under_aws_names
     assert last_role < order.index("opensearch.CreateDomain") and last_role < order.index("ecs.CreateCluster")
 
 
-def test_execution_role_reads_only_the_grafana_secret(stack):
-    (statement,) = role_statements(f"{PROJECT}-ecs-execution")
-    assert statement["Action"] == "secretsmanager:GetSecretValue"
-    assert statement["Resource"] == stack["grafana_secret_arn"]
+def test_only_grafanas_execution_role_reads_the_grafana_secret(stack):
+    assert role_statements(f"{PROJECT}-ecs-execution") == []
+    readers = [name for name in ROLE_SERVICE if any(
+        s["Action"] == "secretsmanager:GetSecretValue" for s in role_statements(name))]
+    assert readers == [f"{PROJECT}-grafana-execution"]
+    (read,) = [s for s in role_statements(f"{PROJECT}-grafana-execution") if s["Sid"] == "ReadGrafanaSecret"]
+    assert read["Resource"] == stack["grafana_secret_arn"]
 
 
 def test_instance_profile_holds_the_instance_role(stack):

@@ -10,7 +10,16 @@ from typer.testing import CliRunner
 
 from provisioner.cli import app as cli
 from provisioner.emulator.patches import FAILING_TASKS_SETTING
-from tests.conftest import PROJECT, REGION, Requests, config_text, make_config, new_aws, own_emulator, up_ok
+from tests.conftest import (
+    PROJECT,
+    REGION,
+    Requests,
+    config_text,
+    make_config,
+    new_aws,
+    own_emulator,
+    up_ok,
+)
 
 
 def run(*arguments, config_file, state):

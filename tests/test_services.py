@@ -27,9 +27,11 @@ from tests.conftest import (
     world,
 )
 
-SERVICES = ("history", "matching", "frontend", "worker", "ui")
+SERVICES = ("history", "matching", "frontend", "worker", "ui")  # Temporal's, in the Service Connect namespace
+ALL_SERVICES = (*SERVICES, "grafana", "collector")
 PORTS = {"history": (7234, 6934), "matching": (7235, 6935), "frontend": (7233, 6933), "worker": (7239, 6939)}
-NODE = {"history": "history", "matching": "frontend", "frontend": "frontend", "ui": "frontend", "worker": "worker"}
+NODE = {"history": "history", "matching": "frontend", "frontend": "frontend", "ui": "frontend", "worker": "worker",
+        "grafana": "frontend", "collector": "worker"}
 DISCOVERABLE = {"history": "temporal-history", "matching": "temporal-matching", "frontend": "temporal-frontend"}
 LONGEST_LONG_POLL_SECONDS = 70
 
@@ -81,9 +83,9 @@ def test_property_12_exactly_five_temporal_task_definitions_and_services(stack):
     for arn in ecs().list_task_definitions(status="ACTIVE")["taskDefinitionArns"]:
         families.add(ecs().describe_task_definition(taskDefinition=arn)["taskDefinition"]["family"].removeprefix(f"{PROJECT}-"))
     # One per service, and the two one-off schema tasks, which no service runs.
-    assert families == {*SERVICES, "schema-dsql", "schema-visibility"}
+    assert families == {*ALL_SERVICES, "schema-dsql", "schema-visibility"}
     assert sorted(task_definitions()) == sorted(SERVICES)
-    assert sorted(services()) == sorted(SERVICES)
+    assert sorted(services()) == sorted(ALL_SERVICES)
     for name, service in services().items():
         assert service["taskDefinition"] == stack["task_definitions"][name]
 
@@ -118,6 +120,9 @@ def test_property_11_service_connect_client_server_and_client_only(stack):
     namespace = boto3.client("servicediscovery", region_name=REGION).list_namespaces()["Namespaces"]
     (namespace_arn,) = [n["Arn"] for n in namespace if n["Name"] == stack["service_connect_namespace"]]
     for name, service in services().items():
+        if name not in SERVICES:
+            assert not primary(service).get("serviceConnectConfiguration"), f"{name} needs no Service Connect"
+            continue
         connect = primary(service)["serviceConnectConfiguration"]
         assert connect["enabled"] is True and connect["namespace"] == namespace_arn
         if name in DISCOVERABLE:
@@ -132,7 +137,7 @@ def test_property_11_service_connect_client_server_and_client_only(stack):
 
 
 def test_services_start_at_zero_tasks(stack):
-    assert {name: s["desiredCount"] for name, s in services().items()} == dict.fromkeys(SERVICES, 0)
+    assert {name: s["desiredCount"] for name, s in services().items()} == dict.fromkeys(ALL_SERVICES, 0)
 
 
 def test_each_service_runs_privately_on_its_node_group_with_rollback(stack):
@@ -285,8 +290,8 @@ def test_task_roles_are_scoped_per_service(stack):
 
 def test_outputs_name_the_cluster_every_service_and_an_exec_command(stack):
     assert stack["cluster_name"] == f"{PROJECT}-cluster" and stack["cluster_arn"].endswith(f"/{PROJECT}-cluster")
-    assert stack["services"] == {name: f"{PROJECT}-{name}" for name in SERVICES}
-    for name in SERVICES:
+    assert stack["services"] == {name: f"{PROJECT}-{name}" for name in ALL_SERVICES}
+    for name in (*SERVICES, "grafana"):
         command = stack["exec_commands"][name]
         assert command.startswith("aws ecs execute-command")
         assert f"--cluster {PROJECT}-cluster" in command and f"--service-name {PROJECT}-{name}" in command
@@ -319,7 +324,7 @@ def test_scale_sets_counts_records_them_and_the_next_up_keeps_them(cli_stack):
     assert result.exit_code == 0, result.output
     rows = {r["service"]: r for r in json.loads(result.stdout)}
     assert rows["history"]["desired"] == rows["history"]["running"] == 3 and rows["history"]["stable"]
-    assert counts() == {"history": 3, "matching": 3, "frontend": 0, "worker": 0, "ui": 0}
+    assert counts() == dict.fromkeys(ALL_SERVICES, 0) | {"history": 3, "matching": 3}
     assert {s["runningCount"] for n, s in services().items() if n in ("history", "matching")} == {3}
     assert json.loads(state.read_text())["settings"]["service_counts"]["history"] == 3
     log = CallLog()
@@ -332,9 +337,9 @@ def test_scale_up_and_down_presets_use_the_configured_replicas(cli_stack):
     config_file, state = cli_stack
     assert run("scale", "up", config_file=config_file, state=state).exit_code == 0
     config = make_config()
-    assert counts() == {name: getattr(config.services, name).replicas for name in SERVICES}
+    assert counts() == {name: getattr(config.services, name).replicas for name in ALL_SERVICES}
     assert run("scale", "down", "ui=1", config_file=config_file, state=state).exit_code == 0
-    assert counts() == dict.fromkeys(SERVICES, 0) | {"ui": 1}
+    assert counts() == dict.fromkeys(ALL_SERVICES, 0) | {"ui": 1}
 
 
 @pytest.mark.parametrize("arguments,message", [
@@ -351,7 +356,7 @@ def test_scale_refuses_bad_arguments_and_changes_nothing(cli_stack, arguments, m
     assert message in result.output and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if "Error" in line]) == 1
     assert state.read_bytes() == before
-    assert counts() == dict.fromkeys(SERVICES, 0)
+    assert counts() == dict.fromkeys(ALL_SERVICES, 0)
 
 
 def test_scale_beyond_what_a_node_group_can_hold_is_refused(cli_stack):
@@ -458,5 +463,5 @@ def test_scale_reports_why_a_service_does_not_settle(unplaceable, tmp_path):
     assert "history: 0/2 running" in result.output
     assert "unable to place a task" in result.output
     assert "frontend:" not in result.output.split("not settled")[-1]
-    assert json.loads(state.read_text())["settings"]["service_counts"] == dict.fromkeys(SERVICES, 0) | {
+    assert json.loads(state.read_text())["settings"]["service_counts"] == dict.fromkeys(ALL_SERVICES, 0) | {
         "history": 2, "frontend": 1}

@@ -542,3 +542,33 @@ ECR_REPOSITORY = register(NamedKind(
     lambda aws, name: aws.client("ecr").delete_repository(repositoryName=name, force=True), _list_repositories,
     not_found=("RepositoryNotFoundException",),
 ))
+
+
+# -- SSM parameters -------------------------------------------------------------------------------
+
+def _parameter_item(aws: Aws, name: str) -> dict:
+    ssm = aws.client("ssm")
+    parameter = ssm.get_parameter(Name=name)["Parameter"]
+    metadata = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])
+    tier = next((p.get("Tier") for p in metadata["Parameters"]), "Standard")
+    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+    return with_tags(parameter | {"Tier": tier}, tags)
+
+
+def _get_parameter(aws: Aws, name_or_arn: str) -> dict | None:
+    name = "/" + name_or_arn.split(":parameter/", 1)[1] if ":parameter/" in name_or_arn else name_or_arn
+    return _parameter_item(aws, name)
+
+
+def _list_parameters(aws: Aws, naming: Naming) -> list[dict]:
+    pages = aws.client("ssm").get_paginator("describe_parameters").paginate(
+        ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [f"/{naming.project}/"]}]
+    )
+    return [_parameter_item(aws, p["Name"]) for page in pages for p in page["Parameters"]]
+
+
+SSM_PARAMETER = register(NamedKind(
+    "ssm-parameter", "SSM parameter", _get_parameter, "Name",
+    lambda aws, name: aws.client("ssm").delete_parameter(Name=name), _list_parameters,
+    not_found=("ParameterNotFound",),
+))

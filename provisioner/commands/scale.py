@@ -15,9 +15,10 @@ from provisioner.aws.named_kinds import ECS_SERVICE
 from provisioner.aws.session import Aws
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
+from provisioner.ecs_layout import NODE_GROUP, SERVICES, TaskSize, node_room
 from provisioner.engine import Engine
 from provisioner.errors import ProvisionError
-from provisioner.temporal.roles import NODE_GROUP, SERVICES, TaskSize, node_room
+from provisioner.temporal.roles import TEMPORAL_ROLES
 from steps.ecs_services import COUNTS_SETTING, DEPLOYMENT_MAXIMUM_PERCENT, service_key
 
 # Aurora DSQL's default quota of connections per cluster.
@@ -74,7 +75,7 @@ def capacity_problems(config: Config, aws: Aws, counts: dict[str, int]) -> list[
             continue
         nodes = getattr(config.capacity, group).max_size
         room = rooms[types[group]]
-        sizes = {s: TaskSize.of(getattr(config.services, s).cpu, getattr(config.services, s).memory) for s in placed}
+        sizes = {s: TaskSize.of(s, getattr(config.services, s).cpu, getattr(config.services, s).memory) for s in placed}
         cpu = sum(sizes[s].cpu * n for s, n in placed.items())
         memory = sum(sizes[s].memory * n for s, n in placed.items())
         tasks = sum(placed.values())
@@ -91,7 +92,8 @@ def capacity_problems(config: Config, aws: Aws, counts: dict[str, int]) -> list[
             )
     # A rolling deployment runs up to maximumPercent of the tasks at once, each with a full pool.
     surge = DEPLOYMENT_MAXIMUM_PERCENT / 100
-    pools = {s: int(getattr(config.services, s).max_conns * n * surge) for s, n in counts.items() if s != "ui" and n}
+    pools = {s: int(getattr(config.services, s).max_conns * n * surge) for s, n in counts.items()
+             if s in TEMPORAL_ROLES and n}
     if sum(pools.values()) > DSQL_CONNECTION_LIMIT:
         spread = ", ".join(f"{s} {c}" for s, c in pools.items())
         problems.append(
