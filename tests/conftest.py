@@ -269,7 +269,10 @@ def world(project: str = PROJECT) -> list[tuple[str, str]]:
         if cluster["status"] not in ("DELETING", "DELETED"):
             found.append(("DsqlCluster", _tags(cluster.get("tags"))))
     ssm = boto3.client("ssm", region_name=REGION)
-    for parameter in _all(ssm, "describe_parameters", "Parameters"):
+    # Only this project's path: once the AMI lookup has loaded AWS's public parameters (/aws/service/...),
+    # an unfiltered DescribeParameters walks thousands of them in moto (over a minute).
+    for parameter in _all(ssm, "describe_parameters", "Parameters",
+                          ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [f"/{project}/"]}]):
         found.append(("Parameter", _tags(ssm.list_tags_for_resource(
             ResourceType="Parameter", ResourceId=parameter["Name"])["TagList"])))
     ecr = boto3.client("ecr", region_name=REGION)
