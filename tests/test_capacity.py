@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import boto3
@@ -208,3 +209,17 @@ def test_destroy_leaves_trunking_on_and_says_so(endpoint, tmp_path):
     assert result.ok and sent.of("ecs.PutAccountSettingDefault") == []
     assert any("Left ECS's awsvpcTrunking account setting as it is: it is account-wide" in n for n in result.notes)
     assert ecs().list_account_settings(name="awsvpcTrunking", effectiveSettings=True)["settings"][0]["value"] == "enabled"
+
+
+def test_production_example_is_the_seed_layout_and_plan_accepts_it(endpoint, tmp_path):
+    example = ROOT / "examples/production.toml"
+    services = tomllib.loads(example.read_text())["services"]
+    layout = {s: (v["cpu"], v["memory"], v["replicas"]) for s, v in services.items() if s in WITH_PROXY - {"ui"}}
+    assert layout == {"history": (2048, 8192, 4), "matching": (1024, 4096, 3), "frontend": (1024, 4096, 2),
+                      "worker": (1024, 4096, 2)}
+    config = load_config(example)
+    assert config.temporal.num_history_shards == 4096
+    assert (config.services.ui.replicas, config.services.grafana.replicas, config.services.collector.replicas) == (1, 1, 1)
+    result = plan(example, tmp_path / "state.json")
+    assert result.exit_code == 0, result.output
+    assert "ECS account setting awsvpcTrunking" in result.output
