@@ -143,6 +143,12 @@ class CapacityConfig(Strict):
     history: NodeGroupConfig = Field(NodeGroupConfig(), description="Node A: Temporal history.")
     frontend: NodeGroupConfig = Field(NodeGroupConfig(), description="Node B: frontend, matching, UI, Grafana.")
     worker: NodeGroupConfig = Field(NodeGroupConfig(), description="Node C: Temporal worker and the metrics collector.")
+    eni_trunking: bool = Field(
+        False,
+        description="Turn on ECS's awsvpcTrunking account setting (account-wide, per region; never turned off by "
+        "destroy), so that nodes launched afterwards hold many more awsvpc tasks than their network interfaces "
+        "(provisioner/data/eni_trunking.json).",
+    )
 
 
 class DsqlConfig(Strict):

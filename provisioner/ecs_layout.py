@@ -48,18 +48,22 @@ class TaskSize:
 
 @dataclass(frozen=True)
 class NodeRoom:
-    """What one container instance offers tasks: CPU units, MiB, and awsvpc tasks (one ENI each)."""
+    """What one container instance offers tasks: CPU units, MiB, and awsvpc tasks (one ENI each, or a
+    branch of the trunk ENI with ENI trunking)."""
 
     cpu: int
     memory: int
     tasks: int
+    trunked: bool = False
 
 
-def node_room(instance_type: dict) -> NodeRoom:
+def node_room(instance_type: dict, trunked_tasks: int | None = None) -> NodeRoom:
     """From a DescribeInstanceTypes entry. The primary ENI is the instance's own; without ENI
-    trunking, every awsvpc task takes one of the others."""
+    trunking, every awsvpc task takes one of the others. With it, the type's trunked task limit
+    (provisioner/capacity.py) replaces that count."""
     return NodeRoom(
         cpu=instance_type["VCpuInfo"]["DefaultVCpus"] * 1024,
         memory=int(instance_type["MemoryInfo"]["SizeInMiB"] * (1 - RESERVED_MEMORY_FRACTION)),
-        tasks=instance_type["NetworkInfo"]["MaximumNetworkInterfaces"] - 1,
+        tasks=trunked_tasks or instance_type["NetworkInfo"]["MaximumNetworkInterfaces"] - 1,
+        trunked=trunked_tasks is not None,
     )

@@ -11,6 +11,7 @@ from steps.metrics_config import MetricsConfig
 from steps.nat_route import NatRoute
 from steps.network import Network
 from steps.opensearch import OpenSearch
+from steps.placement import Placement
 from steps.prometheus import Prometheus
 from steps.secret import Secret
 from steps.security_groups import SecurityGroups
@@ -21,5 +22,5 @@ from steps.task_definitions import TaskDefinitions
 def pipeline():
     return [
         Secret(), ServiceRoles(), Dsql(), Ecr(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
-        MetricsConfig(), OpenSearch(), Capacity(), TaskDefinitions(), Services(),
+        MetricsConfig(), OpenSearch(), Placement(), Capacity(), TaskDefinitions(), Services(),
     ]

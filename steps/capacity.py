@@ -76,7 +76,8 @@ def launch_template_data(ctx: StepContext, group: str, ami: str, profile_arn: st
 class Capacity(Step):
     name = "capacity"
     title = "Graviton capacity"
-    requires = ("network", "iam", "security_groups", "cluster")
+    # placement: ENI trunking, when asked for, is on before the first node launches.
+    requires = ("network", "iam", "security_groups", "cluster", "placement")
     kinds = (LAUNCH_TEMPLATE, AUTOSCALING_GROUP, CAPACITY_PROVIDER)
 
     def preflight(self, ctx: StepContext) -> None:

@@ -19,7 +19,7 @@ from provisioner.aws.named_kinds import (
     wait_dsql_usable,
 )
 from provisioner.aws.waiter import wait_for
-from provisioner.ecs_layout import NODE_GROUP, SERVICES, UI_PORT, TaskSize, node_room
+from provisioner.ecs_layout import SERVICES, UI_PORT, TaskSize
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
 from provisioner.errors import BadInput, ProvisionError
 from provisioner.metrics import collector, dashboards, grafana
@@ -232,7 +232,8 @@ class TaskDefinitions(Step):
     kinds = (TASK_DEFINITION,)
 
     def preflight(self, ctx: StepContext) -> None:
-        """The server image exists in the config, and each task fits on one instance of its node group."""
+        """The images exist in the config and the server version has a DSQL schema. Whether each task fits a
+        node of its group is the placement step's check (provisioner/capacity.py)."""
         temporal = ctx.config.temporal
         for setting, image in (("server_image", temporal.server_image), ("admin_tools_image", temporal.admin_tools_image)):
             if not image:
@@ -246,29 +247,6 @@ class TaskDefinitions(Step):
                 "Temporal has no DSQL persistence). Use 'fork', or add the fork's schema version to "
                 "provisioner/temporal/versions.py (DSQL_SCHEMA_VERSION, from its schema/dsql/version.go)."
             )
-        types = {getattr(ctx.config.capacity, NODE_GROUP[s]).instance_type for s in SERVICES}
-        ec2 = ctx.aws.client("ec2")
-        try:
-            found = ec2.describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"]
-        except ec2.exceptions.ClientError:
-            return  # the capacity step reports an unknown instance type
-        specs = {t["InstanceType"]: t for t in found}
-        for service in SERVICES:
-            group = NODE_GROUP[service]
-            instance_type = getattr(ctx.config.capacity, group).instance_type
-            spec = specs.get(instance_type)
-            if spec is None:
-                continue
-            sizes = getattr(ctx.config.services, service)
-            task = TaskSize.of(service, sizes.cpu, sizes.memory)
-            room = node_room(spec)
-            if task.cpu > room.cpu or task.memory > room.memory:
-                raise BadInput(
-                    f"services.{service} asks for {sizes.cpu} CPU units and {sizes.memory} MiB ({task.cpu} and "
-                    f"{task.memory} with the Service Connect proxy), but a {instance_type} (capacity.{group}) offers "
-                    f"{room.cpu} CPU units and about {room.memory} MiB to tasks. "
-                    f"Lower services.{service}.cpu/memory or pick a larger capacity.{group}.instance_type."
-                )
 
     def apply(self, ctx: StepContext) -> None:
         endpoint = self._visibility_endpoint(ctx)

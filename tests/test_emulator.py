@@ -209,3 +209,16 @@ def test_services_run_tasks_found_by_service_on_their_nodes_and_stop_them_on_sca
     assert len(ecs.list_tasks(cluster="c", serviceName="ui")["taskArns"]) == 1
     ecs.update_service(cluster="c", service="ui", desiredCount=0)
     assert ecs.list_tasks(cluster="c", serviceName="ui")["taskArns"] == []
+
+
+def test_ecs_lists_the_effective_trunking_setting_and_sets_the_account_default(endpoint):
+    ecs = boto3.client("ecs", region_name=REGION)
+
+    def effective() -> list[dict]:
+        return ecs.list_account_settings(name="awsvpcTrunking", effectiveSettings=True)["settings"]
+
+    assert [(s["name"], s["value"]) for s in effective()] == [("awsvpcTrunking", "disabled")]
+    assert ecs.list_account_settings(name="awsvpcTrunking")["settings"] == []  # nothing set for the caller
+    setting = ecs.put_account_setting_default(name="awsvpcTrunking", value="enabled")["setting"]
+    assert (setting["name"], setting["value"]) == ("awsvpcTrunking", "enabled")
+    assert [(s["name"], s["value"]) for s in effective()] == [("awsvpcTrunking", "enabled")]

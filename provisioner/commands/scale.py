@@ -11,11 +11,11 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
+from provisioner import capacity
 from provisioner.aws.named_kinds import ECS_SERVICE
-from provisioner.aws.session import Aws
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
-from provisioner.ecs_layout import NODE_GROUP, SERVICES, TaskSize, node_room
+from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
 from provisioner.errors import ProvisionError
 from provisioner.temporal.roles import TEMPORAL_ROLES
@@ -57,51 +57,20 @@ def parse_targets(arguments: list[str], config: Config) -> dict[str, int]:
     return targets
 
 
-def capacity_problems(config: Config, aws: Aws, counts: dict[str, int]) -> list[str]:
-    """Node groups that could not hold these counts even at max_size: ECS would never place the tasks.
-
-    A necessary condition only (totals, not bin packing), so a refusal is certain to be right.
-    """
-    groups = sorted(set(NODE_GROUP.values()))
-    types = {g: getattr(config.capacity, g).instance_type for g in groups}
-    found = aws.client("ec2").describe_instance_types(InstanceTypes=sorted(set(types.values())))["InstanceTypes"]
-    rooms = {t["InstanceType"]: node_room(t) for t in found}
-    trunking = aws.client("ecs").list_account_settings(name="awsvpcTrunking", effectiveSettings=True)["settings"]
-    eni_bound = not any(s["value"] == "enabled" for s in trunking)
-    problems = []
-    for group in groups:
-        placed = {s: n for s, n in counts.items() if NODE_GROUP[s] == group and n}
-        if not placed or types[group] not in rooms:
-            continue
-        nodes = getattr(config.capacity, group).max_size
-        room = rooms[types[group]]
-        sizes = {s: TaskSize.of(s, getattr(config.services, s).cpu, getattr(config.services, s).memory) for s in placed}
-        cpu = sum(sizes[s].cpu * n for s, n in placed.items())
-        memory = sum(sizes[s].memory * n for s, n in placed.items())
-        tasks = sum(placed.values())
-        short = [what for what, need, have in (
-            ("CPU units", cpu, room.cpu * nodes), ("MiB of memory", memory, room.memory * nodes),
-            ("network interfaces (one per awsvpc task)", tasks if eni_bound else 0, room.tasks * nodes),
-        ) if need > have]
-        if short:
-            wanted = " ".join(f"{s}={n}" for s, n in placed.items())
-            problems.append(
-                f"node group {group} ({nodes} x {types[group]} at capacity.{group}.max_size) cannot hold {wanted}: "
-                f"not enough {', '.join(short)}. Raise capacity.{group}.max_size or pick a larger "
-                f"capacity.{group}.instance_type, run 'provision up', then scale again."
-            )
+def connection_problems(config: Config, counts: dict[str, int]) -> list[str]:
+    """Counts whose DSQL connection pools could exceed the cluster's default limit."""
     # A rolling deployment runs up to maximumPercent of the tasks at once, each with a full pool.
     surge = DEPLOYMENT_MAXIMUM_PERCENT / 100
     pools = {s: int(getattr(config.services, s).max_conns * n * surge) for s, n in counts.items()
              if s in TEMPORAL_ROLES and n}
-    if sum(pools.values()) > DSQL_CONNECTION_LIMIT:
-        spread = ", ".join(f"{s} {c}" for s, c in pools.items())
-        problems.append(
-            f"these counts could open {sum(pools.values())} DSQL connections during a rolling deployment "
-            f"({DEPLOYMENT_MAXIMUM_PERCENT}% of the tasks at once: {spread}), over the cluster's default limit of "
-            f"{DSQL_CONNECTION_LIMIT}: lower services.<name>.max_conns or the counts."
-        )
-    return problems
+    if sum(pools.values()) <= DSQL_CONNECTION_LIMIT:
+        return []
+    spread = ", ".join(f"{s} {c}" for s, c in pools.items())
+    return [
+        f"these counts could open {sum(pools.values())} DSQL connections during a rolling deployment "
+        f"({DEPLOYMENT_MAXIMUM_PERCENT}% of the tasks at once: {spread}), over the cluster's default limit of "
+        f"{DSQL_CONNECTION_LIMIT}: lower services.<name>.max_conns or the counts."
+    ]
 
 
 @dataclass(frozen=True)
@@ -161,7 +130,10 @@ def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -
     if missing:
         raise ProvisionError(f"the services {', '.join(missing)} do not exist yet: run 'provision up' first")
     counts = state.setting(COUNTS_SETTING, {}) | targets
-    problems = capacity_problems(engine.config, aws, counts)
+    checked = capacity.check(engine.config, aws, counts, counts_are_replicas=False)
+    for warning in checked.warnings:
+        engine.reporter.console.print(f"Warning: {warning}", highlight=False)
+    problems = checked.problems + connection_problems(engine.config, counts)
     if problems:
         raise BadArguments("\n".join(problems))
     ecs = aws.client("ecs")

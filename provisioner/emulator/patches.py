@@ -504,6 +504,41 @@ def slow_opensearch_domains() -> None:
     OpenSearchDomain.to_dict = to_dict
 
 
+# What AWS answers for a setting nobody set: ENI trunking is opt-in ("opt in to the awsvpcTrunking
+# account setting", ECS developer guide, container-instance-eni.html).
+ECS_ACCOUNT_SETTING_DEFAULTS = {"awsvpcTrunking": "disabled"}
+
+
+def ecs_account_setting_defaults() -> None:
+    """PutAccountSettingDefault is not implemented in moto 5.2, and ListAccountSettings ignores effectiveSettings.
+
+    AWS sets the default for every IAM user and role without a setting of its own, and with
+    effectiveSettings=true lists the value in effect, AWS's default included when nothing was set
+    (ListAccountSettings API reference). moto keeps one setting per name and account, with no
+    principals: here the account default is that setting.
+    """
+    from moto.core.responses import ActionResult
+    from moto.ecs.models import AccountSetting
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    def put_account_setting_default(self):
+        setting = self.ecs_backend.put_account_setting(self._get_param("name"), self._get_param("value"))
+        return ActionResult({"setting": setting})
+
+    def list_account_settings(self):
+        name, value = self._get_param("name"), self._get_param("value")
+        settings = self.ecs_backend.list_account_settings(name, value)
+        if self._get_param("effectiveSettings"):
+            settings += [
+                AccountSetting(unset, default) for unset, default in ECS_ACCOUNT_SETTING_DEFAULTS.items()
+                if unset not in self.ecs_backend.account_settings and name in (None, unset) and value in (None, default)
+            ]
+        return ActionResult({"settings": settings})
+
+    EC2ContainerServiceResponse.put_account_setting_default = put_account_setting_default
+    EC2ContainerServiceResponse.list_account_settings = list_account_settings
+
+
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
 
 
@@ -552,6 +587,7 @@ PATCHES = (
     launch_template_user_data,
     launch_template_own_tags,
     ecs_service_fields,
+    ecs_account_setting_defaults,
     ecs_agent_registration,
     task_level_resources,
     one_off_tasks,

@@ -1,0 +1,155 @@
+"""Whether each node group can ever hold the tasks asked of it (seed 7.3).
+
+`plan` and `up` check every service's configured replicas (steps/placement.py), `scale` the counts it is
+given (commands/scale.py), by the same rules: each task fits one node, and a group's tasks together need
+no more CPU, memory and network interfaces than its max_size nodes offer. Sums, not bin packing: a
+necessary condition, so a refusal is certain to be right.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from botocore.exceptions import ClientError
+
+from provisioner.aws.session import Aws
+from provisioner.config import Config
+from provisioner.ecs_layout import (
+    NODE_GROUP,
+    SERVICE_CONNECT,
+    NodeRoom,
+    TaskSize,
+    node_room,
+)
+
+TRUNKING_SETTING = "awsvpcTrunking"
+# Node A, B and C, in that order.
+NODE_GROUPS = tuple(dict.fromkeys(NODE_GROUP.values()))
+
+
+@dataclass(frozen=True)
+class TaskLimit:
+    """Tasks in the awsvpc network mode one instance of a type holds, before and after awsvpcTrunking."""
+
+    without_trunking: int
+    with_trunking: int
+
+
+@cache
+def trunking_limits() -> dict[str, TaskLimit]:
+    """provisioner/data/eni_trunking.json: the ECS developer guide's table, with its source."""
+    data = json.loads(resources.files("provisioner").joinpath("data/eni_trunking.json").read_text())
+    return {instance_type: TaskLimit(**limits) for instance_type, limits in data["task_limits"].items()}
+
+
+def account_trunking(aws: Aws) -> str:
+    """The awsvpcTrunking value in effect, 'enabled' or 'disabled'.
+
+    effectiveSettings returns the caller's own setting if it has one, else the account default that
+    PutAccountSettingDefault sets (ListAccountSettings API reference); trunking is opt-in, so no
+    answer means disabled (ECS developer guide, container-instance-eni.html).
+    """
+    settings = aws.client("ecs").list_account_settings(name=TRUNKING_SETTING, effectiveSettings=True)["settings"]
+    return next((s["value"] for s in settings if s["name"] == TRUNKING_SETTING), "disabled")
+
+
+@dataclass(frozen=True)
+class CapacityCheck:
+    problems: list[str]
+    warnings: list[str]
+
+
+def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas: bool) -> CapacityCheck:
+    """Read what one node of each group offers, then `placement_problems`.
+
+    Trunking counts when the config turns it on (up enables it before any node launches) or the account
+    already has it.
+    """
+    trunking = config.capacity.eni_trunking or account_trunking(aws) == "enabled"
+    types = {getattr(config.capacity, g).instance_type for g in NODE_GROUPS}
+    try:
+        found = aws.client("ec2").describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"]
+    except ClientError:
+        return CapacityCheck([], [])  # an unknown type: the capacity step's preflight names it
+    specs = {t["InstanceType"]: t for t in found}
+    rooms: dict[str, NodeRoom] = {}
+    for group in NODE_GROUPS:
+        instance_type = getattr(config.capacity, group).instance_type
+        if instance_type in specs:
+            limit = trunking_limits().get(instance_type) if trunking else None
+            rooms[group] = node_room(specs[instance_type], limit.with_trunking if limit else None)
+    untrunked = sorted({getattr(config.capacity, g).instance_type for g, room in rooms.items()
+                        if trunking and not room.trunked})
+    warnings = [
+        f"{instance_type} is not in provisioner/data/eni_trunking.json, so its nodes are counted as without ENI "
+        "trunking (one network interface per task). If the ECS developer guide's table of supported instance "
+        "types (eni-trunking-supported-instance-types) lists it, add it there."
+        for instance_type in untrunked
+    ]
+    return CapacityCheck(placement_problems(config, rooms, counts, counts_are_replicas), warnings)
+
+
+def placement_problems(config: Config, rooms: dict[str, NodeRoom], counts: dict[str, int],
+                       counts_are_replicas: bool) -> list[str]:
+    """Why the groups in `rooms` (what one node offers) could never place `counts` tasks per service.
+
+    Each message names the node group, the limit and the settings to change. `counts_are_replicas`:
+    the counts are the config's services.<name>.replicas (plan, up), not the ones given to `scale`.
+    """
+    problems = []
+    for group in NODE_GROUPS:
+        if group not in rooms:
+            continue
+        room = rooms[group]
+        node = getattr(config.capacity, group)
+        sizes = {s: TaskSize.of(s, getattr(config.services, s).cpu, getattr(config.services, s).memory)
+                 for s in counts if NODE_GROUP[s] == group}
+        # Even at 0 tasks: its task definition is registered, and a later scale could never place it.
+        too_big = [s for s, size in sizes.items() if size.cpu > room.cpu or size.memory > room.memory]
+        problems += [_larger_than_a_node(config, s, sizes[s], room) for s in too_big]
+        placed = {s: n for s, n in counts.items() if NODE_GROUP[s] == group and n}
+        if too_big or not placed:
+            continue
+        nodes = node.max_size
+        per_node = f"per {node.instance_type} {'with' if room.trunked else 'without'} ENI trunking"
+        short = [f"{what} ({need} needed, {have * nodes} at most: {have} {unit})" for what, need, have, unit in (
+            ("CPU units", sum(sizes[s].cpu * n for s, n in placed.items()), room.cpu, "per node"),
+            ("MiB of memory", sum(sizes[s].memory * n for s, n in placed.items()), room.memory, "per node"),
+            ("network interfaces, one per awsvpc task", sum(placed.values()), room.tasks, per_node),
+        ) if need > have * nodes]
+        if not short:
+            continue
+        fixes = [f"raise capacity.{group}.max_size", f"pick a larger capacity.{group}.instance_type"]
+        limit = trunking_limits().get(node.instance_type)
+        if sum(placed.values()) > room.tasks * nodes and not room.trunked and limit:
+            fixes.append(f"set capacity.eni_trunking = true ({limit.with_trunking} tasks per {node.instance_type})")
+        if counts_are_replicas:
+            fixes.append(f"lower the replicas ({', '.join(f'services.{s}.replicas' for s in placed)})")
+        else:
+            fixes.append("scale to fewer tasks")
+        then = "" if counts_are_replicas else "; after changing the config run 'provision up', then scale again"
+        wanted = " ".join(f"{s}={n}" for s, n in placed.items())
+        problems.append(
+            f"node group {group} ({nodes} x {node.instance_type} at capacity.{group}.max_size) cannot hold {wanted}: "
+            f"not enough {'; '.join(short)}. {_either(fixes)}{then}."
+        )
+    return problems
+
+
+def _either(fixes: list[str]) -> str:
+    text = ", ".join(fixes[:-1]) + f" or {fixes[-1]}"
+    return text[0].upper() + text[1:]
+
+
+def _larger_than_a_node(config: Config, service: str, task: TaskSize, room: NodeRoom) -> str:
+    group = NODE_GROUP[service]
+    sizes = getattr(config.services, service)
+    proxy = f" ({task.cpu} and {task.memory} with the Service Connect proxy)" if service in SERVICE_CONNECT else ""
+    return (
+        f"services.{service} asks for {sizes.cpu} CPU units and {sizes.memory} MiB{proxy}, but a "
+        f"{getattr(config.capacity, group).instance_type} (capacity.{group}) offers {room.cpu} CPU units and about "
+        f"{room.memory} MiB to tasks. Lower services.{service}.cpu/memory or pick a larger "
+        f"capacity.{group}.instance_type."
+    )
