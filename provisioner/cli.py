@@ -425,6 +425,29 @@ def grafana_secret(
             out.print("The password is not shown; pass --show-password to print it.")
 
 
+@app.command()
+def cost(
+    config: ConfigOption = DEFAULT_CONFIG,
+    region: Annotated[Optional[str], typer.Option(
+        "--region", help="Region to price (default: AWS_REGION or the profile's region).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The monthly cost of the configured stack, line by line, from the committed price tables (no AWS call).
+
+    Traffic-driven lines (NAT and endpoint data, metrics, logs, DSQL) are estimates; each says what it assumed.
+    """
+    from provisioner.commands import cost as costing
+    from provisioner.config import load_config
+
+    with handled():
+        cfg = load_config(config)
+        result = costing.estimate(cfg, region or costing.default_region())
+        if as_json:
+            out.print_json(data=costing.as_json(result))
+            return
+        costing.show(out, result)
+
+
 EmulatorPort = Annotated[int, typer.Option("--port", min=1024, max=65535, help="Loopback port (1024-65535).")]
 EmulatorRegion = Annotated[str, typer.Option("--region", help="Region written into the printed exports.")]
 
