@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from provisioner.capacity import NODE_GROUPS
 from provisioner.config import Config
 from provisioner.ecs_layout import SERVICES
 from provisioner.errors import BadInput
@@ -142,7 +143,8 @@ def estimate(config: Config, region: str) -> Estimate:
 def _node_groups(config: Config, table: dict, region: str) -> list[Line]:
     ec2, ebs = table["ec2"], table["ebs"]
     lines = []
-    for group, node in config.capacity:
+    for group in NODE_GROUPS:
+        node = getattr(config.capacity, group)
         hourly = ec2["linux_on_demand_per_hour"].get(node.instance_type)
         if hourly is None:
             raise BadInput(
