@@ -192,18 +192,36 @@ def status(
         if as_json:
             out.print_json(data=[r.__dict__ for r in rows])
         else:
-            table = Table(title=f"{cfg.project} in {aws.region}")
-            for column in ("step", "key", "kind", "id", "status"):
-                table.add_column(column, overflow="fold")
-            colours = {"ok": "green", "missing": "red", "untracked": "yellow", "drifted": "yellow", "error": "red"}
-            for row in rows:
-                label = f"[{colours[row.status]}]{row.status}[/]" + (f" {row.detail}" if row.detail and row.status != "ok" else "")
-                table.add_row(row.step, row.key, row.kind, row.id, label)
-            out.print(table)
-            if not rows:
-                out.print("Nothing recorded yet: run 'provision up'.")
+            show_status(f"{cfg.project} in {aws.region}", rows)
         if any(r.status != "ok" for r in rows):
             raise typer.Exit(EXIT_FAILURE)
+
+
+STATUS_COLOURS = {"ok": "green", "missing": "red", "untracked": "yellow", "drifted": "yellow", "error": "red"}
+
+
+def show_status(title: str, rows: list) -> None:
+    """A table on a terminal wide enough for it; otherwise one line per resource, status first, so that a
+    narrow terminal or a CI log never folds an ID over several lines."""
+    from rich.text import Text
+
+    table = Table(title=title)
+    for column in ("step", "key", "kind", "id", "status"):
+        table.add_column(column)
+    for row in rows:
+        detail = f" {row.detail}" if row.detail and row.status != "ok" else ""
+        table.add_row(row.step, row.key, row.kind, row.id, Text.assemble((row.status, STATUS_COLOURS[row.status]), detail))
+    # Measured without the console's width as a cap: the width the table needs to show every ID whole.
+    if out.is_terminal and out.measure(table, options=out.options.update_width(sys.maxsize)).maximum <= out.width:
+        out.print(table)
+    else:
+        out.print(title, highlight=False)
+        for row in rows:
+            what = " ".join(part for part in (row.step, row.key, f"({row.kind})" if row.kind else "", row.id) if part)
+            detail = f": {row.detail}" if row.detail and row.status != "ok" else ""
+            out.print(Text.assemble((f"{row.status:<9}", STATUS_COLOURS[row.status]), f" {what}{detail}"), highlight=False)
+    if not rows:
+        out.print("Nothing recorded yet: run 'provision up'.")
 
 
 @app.command()
