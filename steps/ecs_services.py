@@ -21,6 +21,9 @@ from provisioner.temporal.roles import (
 from steps.task_definitions import definition_key
 
 COUNTS_SETTING = "service_counts"
+# What ECS Exec runs in a service's container: a shell, except in the collector, whose image is FROM scratch
+# and holds only the collector and its health probe.
+EXEC_PROGRAM = {"collector": "/healthcheck"}
 # A rolling deployment starts new tasks before it stops old ones: up to twice the count at once.
 DEPLOYMENT_MAXIMUM_PERCENT = 200
 
@@ -169,13 +172,12 @@ class Services(Step):
         return {
             "services": names,
             "service_counts": recorded_counts(ctx),
-            # The collector's image is FROM scratch: there is no shell to open in it.
             "exec_commands": {
                 service: (f"aws ecs execute-command --region {region} --cluster {cluster['name']} "
                           f"--task $(aws ecs list-tasks --region {region} --cluster {cluster['name']} "
                           f"--service-name {name} --query 'taskArns[0]' --output text) "
-                          f"--container {service} --interactive --command /bin/sh")
-                for service, name in names.items() if service != "collector"
+                          f"--container {service} --interactive --command {EXEC_PROGRAM.get(service, '/bin/sh')}")
+                for service, name in names.items()
             },
             "tunnel_commands": {service: f"provision tunnel {service}" for service in ("grafana", "ui")
                                 if service in names},

@@ -240,7 +240,8 @@ def test_outputs_name_the_workspace_urls_the_opensearch_endpoint_and_the_tunnels
     assert stack["prometheus_query_url"] and stack["prometheus_remote_write_url"]
     assert stack["opensearch_endpoint"].startswith("https://")
     assert stack["tunnel_commands"] == {"grafana": "provision tunnel grafana", "ui": "provision tunnel ui"}
-    assert "collector" not in stack["exec_commands"]  # its image has no shell
+    # Its image has no shell: ECS Exec runs its health probe, the one other program in it.
+    assert stack["exec_commands"]["collector"].endswith("--container collector --interactive --command /healthcheck")
 
 
 # -- scale and the tunnel (each on its own stack) -------------------------------------------------------------------
