@@ -451,18 +451,21 @@ class AwsConfig(Strict):
 
 class Config(Strict):
     project: str = Field("temporal", description="Project name: prefix of every resource name and tag.")
-    network: NetworkConfig = NetworkConfig()
-    endpoints: EndpointsConfig = EndpointsConfig()
-    dsql: DsqlConfig = DsqlConfig()
-    grafana: GrafanaConfig = GrafanaConfig()
-    collector: CollectorConfig = CollectorConfig()
-    opensearch: OpenSearchConfig = OpenSearchConfig()
-    logs: LogsConfig = LogsConfig()
-    capacity: CapacityConfig = CapacityConfig()
-    temporal: TemporalConfig = TemporalConfig()
-    services: ServicesConfig = Field(default_factory=lambda: ServicesConfig.model_validate({}))
-    timeouts: TimeoutsConfig = TimeoutsConfig()
-    aws: AwsConfig = AwsConfig()
+    network: NetworkConfig = Field(NetworkConfig(), description="The VPC: private subnets per zone, the NAT's public subnet.")
+    endpoints: EndpointsConfig = Field(EndpointsConfig(), description="Which optional VPC endpoints to add.")
+    dsql: DsqlConfig = Field(DsqlConfig(), description="The Aurora DSQL cluster Temporal persists to.")
+    grafana: GrafanaConfig = Field(GrafanaConfig(), description="Grafana: its admin secret and images.")
+    collector: CollectorConfig = Field(CollectorConfig(), description="The ADOT collector that scrapes Temporal's metrics.")
+    opensearch: OpenSearchConfig = Field(OpenSearchConfig(), description="The OpenSearch domain for visibility.")
+    logs: LogsConfig = Field(LogsConfig(), description="CloudWatch Logs for every service.")
+    capacity: CapacityConfig = Field(CapacityConfig(), description="The three Graviton node groups and ENI trunking.")
+    temporal: TemporalConfig = Field(TemporalConfig(), description="The Temporal server: version, images, shards, dynamic config.")
+    services: ServicesConfig = Field(
+        default_factory=lambda: ServicesConfig.model_validate({}),
+        description="Each ECS service's task size, replicas and DSQL pool.",
+    )
+    timeouts: TimeoutsConfig = Field(TimeoutsConfig(), description="How long to wait for slow resources.")
+    aws: AwsConfig = Field(AwsConfig(), description="How botocore retries AWS calls.")
 
     @field_validator("project")
     @classmethod
