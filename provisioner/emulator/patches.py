@@ -537,6 +537,33 @@ def ecs_account_setting_defaults() -> None:
 
     EC2ContainerServiceResponse.put_account_setting_default = put_account_setting_default
     EC2ContainerServiceResponse.list_account_settings = list_account_settings
+LATENCY_SETTING = "PROVISION_EMULATOR_LATENCY_MS"
+
+
+def call_latency() -> None:
+    """An opt-in emulator hook: every AWS call answers N ms later (PROVISION_EMULATOR_LATENCY_MS=N).
+
+    moto answers in about a millisecond; AWS in 50-300 ms. With a real round trip, the number of calls
+    made one after another, not CPU, sets a command's time: this is how the benchmark shows it. The
+    server is threaded (werkzeug make_server threaded=True), so concurrent calls wait side by side.
+    moto's own API (/moto-api) answers at once.
+    """
+    import os
+    import time
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    delay = float(os.environ.get(LATENCY_SETTING, "0") or 0) / 1000
+    if delay <= 0:
+        return
+    original = DomainDispatcherApplication.__call__
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+            time.sleep(delay)
+        return original(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = __call__
 
 
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
@@ -595,6 +622,7 @@ PATCHES = (
     service_tasks,
     slow_nat_gateways,
     slow_opensearch_domains,
+    call_latency,
 )
 
 
