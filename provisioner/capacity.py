@@ -61,6 +61,13 @@ class CapacityCheck:
     warnings: list[str]
 
 
+def instance_types(aws: Aws, types: set[str]) -> list[dict]:
+    """DescribeInstanceTypes for these types, asked once per run (the capacity step's preflight and this
+    check ask the same question). Raises ClientError for a type the region does not offer."""
+    return aws.read("ec2", ("instance-types", tuple(sorted(types))),
+                    lambda: aws.client("ec2").describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"])
+
+
 def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas: bool) -> CapacityCheck:
     """Read what one node of each group offers, then `placement_problems`.
 
@@ -70,7 +77,7 @@ def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas:
     trunking = config.capacity.eni_trunking or account_trunking(aws) == "enabled"
     types = {getattr(config.capacity, g).instance_type for g in NODE_GROUPS}
     try:
-        found = aws.client("ec2").describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"]
+        found = instance_types(aws, types)
     except ClientError:
         return CapacityCheck([], [])  # an unknown type: the capacity step's preflight names it
     specs = {t["InstanceType"]: t for t in found}

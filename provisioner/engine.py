@@ -10,19 +10,22 @@ from __future__ import annotations
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from provisioner import immutable
-from provisioner.aws.converge import step_inventory
+from provisioner.aws.converge import live, step_inventory
 from provisioner.aws.kinds import KINDS, Kind
-from provisioner.aws.session import Aws
+from provisioner.aws.session import MAX_CONCURRENT_CALLS, Aws, side_by_side
 from provisioner.config import Config
 from provisioner.errors import BadInput, ProvisionError, aws_failure
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
 from state import StateStore
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Stands in a plan for an ID an earlier step has yet to create.
 KNOWN_AFTER_APPLY = "(known after apply)"
@@ -87,6 +90,19 @@ class StepContext:
         self.say(f"{action} {noun} {key}")
         return act()
 
+    def each(self, items: Iterable[T], action: Callable[[T], R]) -> list[R]:
+        """`action(item)` for every item, side by side (aws.session.side_by_side): for the independent
+        resources of one step (its subnets, groups, roles, services...). Every action runs to its end, so
+        what each one creates is recorded before an error goes up. A plan runs them one by one: its
+        output stays in order."""
+        if self.dry_run:
+            return [action(item) for item in items]
+        return side_by_side(items, action)
+
+    def together(self, *actions: Callable[[], Any]) -> list[Any]:
+        """Independent actions side by side (as `each`), their results in order."""
+        return self.each(actions, lambda action: action())
+
     def record(self, key: str, resource_id: str, **attributes: Any) -> None:
         self.state.put(self.step, key, resource_id, **attributes)
 
@@ -138,12 +154,14 @@ class Step:
 
     def check_names(self, ctx: StepContext) -> None:
         """A name held by a resource this project did not tag is refused before anything is created."""
-        for kind, key, name in self.names(ctx):
-            if ctx.state.get(self.name, key) is None:
-                try:
-                    kind.find(ctx.aws, ctx.naming, key, name)
-                except ProvisionError as exc:
-                    raise BadInput(str(exc)) from None
+        def check(entry: tuple[Kind, str, str]) -> None:
+            kind, key, name = entry
+            try:
+                kind.find(ctx.aws, ctx.naming, key, name)
+            except ProvisionError as exc:
+                raise BadInput(str(exc)) from None
+
+        side_by_side([entry for entry in self.names(ctx) if ctx.state.get(self.name, entry[1]) is None], check)
 
     def apply(self, ctx: StepContext) -> None:
         raise NotImplementedError
@@ -207,7 +225,8 @@ class Engine:
         if refused:
             return refused
         # Sequential: a plan only reads, and the order makes its output stable.
-        return self._run_each(self.steps, lambda step, ctx: (step.preflight(ctx), step.apply(ctx)), dry_run=True)
+        with self.aws.reads.run():
+            return self._run_each(self.steps, lambda step, ctx: (step.preflight(ctx), step.apply(ctx)), dry_run=True)
 
     def _unchangeable(self) -> RunResult | None:
         """Settings the existing stack cannot change (provisioner/immutable.py): refused before anything else."""
@@ -217,30 +236,54 @@ class Engine:
             return RunResult([], [("settings", exc)])
         return None
 
+    def read_ahead(self) -> None:
+        """Describe everything the state records, side by side, while the preflight runs: the steps then
+        find their answers read (provisioner/aws/reads.py) instead of asking one after another. Kinds read
+        in batches take one call each. Failures are left for the step that asks again to report."""
+        ctx = self.context(self.steps[0], dry_run=True)
+        reads = [(kind, resource_id) for kind in KINDS.values() if kind.read_ahead
+                 for resource_id in self.state.ids_of_kind(kind.kind)]
+
+        def read(job: tuple[Kind, str]) -> None:
+            try:
+                live(ctx, *job)
+            except Exception:  # noqa: BLE001 - a read ahead never fails the run; the step's own read reports it
+                pass
+
+        pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_CALLS, thread_name_prefix="read-ahead")
+        for job in reads:
+            pool.submit(read, job)
+        pool.shutdown(wait=False)
+
     def apply(self) -> RunResult:
-        checked = self.preflight()
-        if not checked.ok:
-            return checked
-        return self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
+        with self.aws.reads.run():
+            self.read_ahead()
+            checked = self.preflight()
+            if not checked.ok:
+                return checked
+            return self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
 
     def preflight(self) -> RunResult:
         refused = self._unchangeable()
         if refused:
             return refused
-        errors = []
-        for step in self.steps:
+        def check(step: Step) -> tuple[str, BaseException] | None:
             try:
                 ctx = self.context(step, dry_run=True)
                 step.preflight(ctx)
                 step.check_names(ctx)
             except ProvisionError as exc:
-                errors.append((step.name, exc))
+                return (step.name, exc)
             except (ClientError, BotoCoreError) as exc:
-                errors.append((step.name, aws_failure(f"check {step.title.lower()} before starting", exc)))
-        return RunResult([], errors)
+                return (step.name, aws_failure(f"check {step.title.lower()} before starting", exc))
+            return None
+
+        # Read-only checks: every step's side by side, reported in pipeline order.
+        return RunResult([], [error for error in side_by_side(self.steps, check) if error])
 
     def destroy(self) -> RunResult:
-        result = self._run_graph(lambda step, ctx: step.destroy(ctx), reverse=True)
+        with self.aws.reads.run():
+            result = self._run_graph(lambda step, ctx: step.destroy(ctx), reverse=True)
         if result.ok:
             self.state.reset_if_empty()
         return result

@@ -15,9 +15,10 @@ def zones_of(ctx) -> list[str]:
     chosen = ctx.state.setting("availability_zones")
     if not net.availability_zones and chosen and len(chosen) == len(net.private_subnet_cidrs):
         return chosen
-    response = ctx.aws.client("ec2").describe_availability_zones(
+    # Asked by the network and capacity preflights and the network step: once per run.
+    response = ctx.aws.read("ec2", "availability-zones", lambda: ctx.aws.client("ec2").describe_availability_zones(
         Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
-    )
+    ))
     available = sorted(z["ZoneName"] for z in response["AvailabilityZones"])
     if net.availability_zones:
         unknown = [z for z in net.availability_zones if z not in available]

@@ -197,6 +197,12 @@ class StateStore:
         with self._mutex:
             return copy.deepcopy(self._data["resources"].get(step, {}))
 
+    def ids_of_kind(self, kind: str) -> list[str]:
+        """Every recorded ID of one resource kind, whichever step recorded it, sorted."""
+        with self._mutex:
+            return sorted(r["id"] for records in self._data["resources"].values() for r in records.values()
+                          if r.get("kind") == kind)
+
     def setting(self, name: str, default: Any = None) -> Any:
         with self._mutex:
             return copy.deepcopy(self._data["settings"].get(name, default))

@@ -8,12 +8,15 @@ subnets, and an ECS capacity provider with managed scaling, attached to the clus
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 
 from provisioner.aws.converge import (
     create_without_twins,
     destroy_kind,
     differs,
     ensure,
+    live,
     wait_deleted,
 )
 from provisioner.aws.kinds import LAUNCH_TEMPLATE
@@ -23,6 +26,7 @@ from provisioner.aws.named_kinds import (
     ECS_CLUSTER,
 )
 from provisioner.aws.propagation import INSTANCE_PROFILE, until_propagated
+from provisioner.capacity import instance_types
 from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput
 from provisioner.zones import zones_of
@@ -84,7 +88,7 @@ class Capacity(Step):
         types = {getattr(ctx.config.capacity, g).instance_type: g for g in NODE_GROUPS}
         ec2 = ctx.aws.client("ec2")
         try:
-            found = ec2.describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"]
+            found = instance_types(ctx.aws, set(types))
         except ec2.exceptions.ClientError as exc:
             raise BadInput(
                 f"capacity: an instance type is not offered in {ctx.aws.region}: {exc}. Pick another in the config."
@@ -119,20 +123,31 @@ class Capacity(Step):
         cluster = ctx.require("cluster", "cluster")
         subnets = ctx.recorded_ids("network", tier="private")
         cluster_name = ctx.naming.cluster()
-        providers = []
-        for group in NODE_GROUPS:
+
+        def node_group(group: str) -> str:
+            """Launch template, then Auto Scaling group, then capacity provider: in order within a group,
+            the groups side by side."""
             data = launch_template_data(
                 ctx, group, ami, profile["id"] if profile else "", instances_sg["id"] if instances_sg else "", cluster_name,
             )
             template = self._launch_template(ctx, group, data)
             asg = self._autoscaling_group(ctx, group, template, subnets)
             provider = self._capacity_provider(ctx, group, asg)
-            providers.append(provider["name"] if provider else node_name(ctx, group))
-        self._attach(ctx, cluster, providers)
+            return provider["name"] if provider else node_name(ctx, group)
+
+        self._attach(ctx, cluster, ctx.each(NODE_GROUPS, node_group))
 
     def _launch_template(self, ctx: StepContext, group: str, data: dict) -> dict | None:
         ec2 = ctx.aws.client("ec2")
         key = f"lt-{group}"
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        previous = ctx.state.get(self.name, key) or {}
+
+        def checked(template: dict) -> dict:
+            """A version never changes: when the latest is the one recorded as holding this data, it still does."""
+            same = previous.get("digest") == digest and previous.get("version") == template.get("LatestVersionNumber")
+            return {"version": previous["version"], "digest": digest} if same else {}
+
         template = ensure(
             ctx, LAUNCH_TEMPLATE, key,
             lambda: ec2.create_launch_template(
@@ -140,10 +155,10 @@ class Capacity(Step):
                 ClientToken=ctx.naming.client_token(key),
                 TagSpecifications=LAUNCH_TEMPLATE.tag_spec(ctx.naming, self.name, key),
             )["LaunchTemplate"],
-            detail=data["InstanceType"],
+            detail=data["InstanceType"], attributes_of=checked,
         )
-        if template is None:
-            return None
+        if template is None or checked(template):
+            return template
         if differs(self._latest_data(ctx, template), data):
             ctx.change(
                 "update", LAUNCH_TEMPLATE.noun, key, "new version (AMI, type or settings changed)",
@@ -154,6 +169,9 @@ class Capacity(Step):
                     f"a version of launch template {key}",
                 ),
             )
+        elif not ctx.dry_run:
+            ctx.record(key, template["LaunchTemplateId"], kind=LAUNCH_TEMPLATE.kind,
+                       version=template["LatestVersionNumber"], digest=digest)
         return template
 
     def _latest_data(self, ctx: StepContext, template: dict) -> dict:
@@ -222,9 +240,9 @@ class Capacity(Step):
 
     def _attach(self, ctx: StepContext, cluster: dict | None, providers: list[str]) -> None:
         ecs = ctx.aws.client("ecs")
-        live = ECS_CLUSTER.get(ctx.aws, cluster["id"]) if cluster else None
+        attached = live(ctx, ECS_CLUSTER, cluster["id"]) if cluster else None
         strategy = [{"capacityProvider": ctx.naming.name(f"node-{DEFAULT_PROVIDER}"), "weight": 1, "base": 0}]
-        if live and sorted(live.get("capacityProviders", [])) == sorted(providers):
+        if attached and sorted(attached.get("capacityProviders", [])) == sorted(providers):
             return
         ctx.change(
             "update", ECS_CLUSTER.noun, "cluster", "attach capacity providers",

@@ -112,7 +112,7 @@ class Services(Step):
         namespace_arn = ctx.required_id("cluster", "namespace", attribute="arn")
         subnets = ctx.recorded_ids("network", tier="private")
         counts = recorded_counts(ctx)
-        for service in SERVICES:
+        def service_of(service: str) -> None:
             spec = service_spec(
                 ctx, service, ctx.required_id("task_definitions", definition_key(service)), namespace_arn, subnets,
                 ctx.required_id("security_groups", f"sg-{service}"),
@@ -121,6 +121,8 @@ class Services(Step):
             if live is not None and service not in counts:
                 # A lost state must not scale a running cluster down: adopt the live count.
                 counts[service] = live["desiredCount"]
+
+        ctx.each(SERVICES, service_of)
         if not ctx.dry_run and counts != recorded_counts(ctx):
             ctx.state.set_setting(COUNTS_SETTING, counts)
 

@@ -72,11 +72,11 @@ class Endpoints(Step):
                 VpcEndpointType="Gateway", ServiceName=f"com.amazonaws.{region}.{service}", RouteTableIds=route_table_ids,
             )
 
-        endpoint_ids = []
-        for key, spec in desired.items():
+        def endpoint_of(item: tuple[str, dict]) -> dict | None:
+            key, spec = item
             endpoint = ensure(
                 ctx, VPC_ENDPOINT, key,
-                lambda key=key, spec=spec: ec2.create_vpc_endpoint(
+                lambda: ec2.create_vpc_endpoint(
                     VpcId=vpc_id, ClientToken=ctx.naming.client_token(key),
                     TagSpecifications=VPC_ENDPOINT.tag_spec(ctx.naming, self.name, key), **spec,
                 )["VpcEndpoint"],
@@ -84,9 +84,13 @@ class Endpoints(Step):
             )
             if endpoint:
                 self._converge(ctx, key, endpoint, spec)
-                endpoint_ids.append(endpoint["VpcEndpointId"])
+            return endpoint
+
+        endpoints = [e for e in ctx.each(desired.items(), endpoint_of) if e]
+        endpoint_ids = [e["VpcEndpointId"] for e in endpoints]
+        pending = any(e.get("State", "").lower() != "available" for e in endpoints)
         self._remove_unwanted(ctx, set(desired))
-        if not ctx.dry_run:
+        if not ctx.dry_run and pending:
             self._wait_available(ctx, endpoint_ids)
 
     def _ensure_ingress(self, ctx: StepContext, group: dict | None, vpc_cidr: str) -> None:
@@ -100,7 +104,7 @@ class Endpoints(Step):
             return
         ec2 = ctx.aws.client("ec2")
         present: set[int] = set()
-        for rule in ingress_rules(ctx.aws, group["GroupId"]):
+        for rule in ingress_rules(ctx.aws, group["GroupId"], tuple(ctx.state.ids_of_kind(SECURITY_GROUP.kind))):
             port = rule.get("FromPort")
             exact = (
                 rule.get("IpProtocol") == "tcp" and port in ports and rule.get("ToPort") == port

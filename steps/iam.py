@@ -220,18 +220,20 @@ class Iam(Step):
     def apply(self, ctx: StepContext) -> None:
         iam = ctx.aws.client("iam")
         account = ctx.aws.account_id
-        for spec in role_specs(ctx):
+        def role_of(spec: RoleSpec) -> None:
             role_name = ctx.naming.name(spec.key)
             document = trust(spec, ctx.naming, account)
             role = ensure(
                 ctx, IAM_ROLE, spec.key,
-                lambda spec=spec, role_name=role_name, document=document: iam.create_role(
+                lambda: iam.create_role(
                     Path=iam_path(ctx.naming), RoleName=role_name, Description=spec.description,
                     AssumeRolePolicyDocument=json.dumps(document), Tags=ctx.naming.tag_list(self.name, spec.key),
                 )["Role"],
                 detail=spec.service, name=role_name, role_name=role_name,
             )
             self._converge(ctx, spec, role, role_name, document)
+
+        ctx.each(role_specs(ctx), role_of)
         self._instance_profile(ctx)
 
     def _converge(self, ctx: StepContext, spec: RoleSpec, role: dict | None, role_name: str, document: dict) -> None:
@@ -242,8 +244,11 @@ class Iam(Step):
                 "update", IAM_ROLE.noun, spec.key, "trust policy",
                 act=lambda: iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(document)),
             )
+        # A role described with the others (converge.live) carries its policies; one found alone does not.
+        described = exists and "RolePolicyList" in role
         attached = (
-            {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]}
+            {p["PolicyArn"] for p in (role["AttachedManagedPolicies"] if described else
+                                      iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"])}
             if exists else set()
         )
         for arn in sorted(set(spec.managed) - attached):
@@ -252,10 +257,12 @@ class Iam(Step):
         for arn in sorted(attached - set(spec.managed)):
             ctx.change("update", IAM_ROLE.noun, spec.key, f"detach {arn.rsplit('/', 1)[-1]}",
                        act=lambda arn=arn: iam.detach_role_policy(RoleName=role_name, PolicyArn=arn))
-        present = set(iam.list_role_policies(RoleName=role_name)["PolicyNames"]) if exists else set()
+        inline = {p["PolicyName"]: p["PolicyDocument"] for p in role["RolePolicyList"]} if described else {}
+        present = (set(inline) if described else set(iam.list_role_policies(RoleName=role_name)["PolicyNames"])
+                   if exists else set())
         for policy_name, document_ in spec.inline.items():
             current = (
-                iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+                inline.get(policy_name) or iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
                 if policy_name in present else None
             )
             if current is None or not _same(current, document_):

@@ -28,7 +28,8 @@ class Logs(Step):
     def apply(self, ctx: StepContext) -> None:
         logs = ctx.aws.client("logs")
         retention = ctx.config.logs.retention_days
-        for service in LOGGED:
+
+        def log_group_of(service: str) -> None:
             key = log_key(service)
             group_name = ctx.naming.log_group(service)
 
@@ -44,6 +45,8 @@ class Logs(Step):
                         logGroupName=group_name, retentionInDays=retention
                     ),
                 )
+
+        ctx.each(LOGGED, log_group_of)
 
     def destroy(self, ctx: StepContext) -> None:
         destroy_kind(ctx, LOG_GROUP)

@@ -70,12 +70,15 @@ class MetricsConfig(Step):
 
     def apply(self, ctx: StepContext) -> None:
         ssm = ctx.aws.client("ssm")
-        for path, value in self.values(ctx).items():
+
+        def parameter_of(item: tuple[str, str]) -> None:
+            path, value = item
             if len(value) > ADVANCED_LIMIT:
                 raise ProvisionError(f"the SSM parameter {path} would hold {len(value)} characters, over SSM's 8 KB")
             tier = "Standard" if len(value) <= STANDARD_LIMIT else "Advanced"
             name = ctx.naming.parameter(path)
             key = parameter_key(path)
+
             def create(name=name, value=value, tier=tier, key=key, path=path) -> dict | None:
                 try:
                     ssm.put_parameter(Name=name, Value=value, Type="String", Tier=tier,
@@ -95,6 +98,8 @@ class MetricsConfig(Step):
                 ctx.change("update", SSM_PARAMETER.noun, key, "new value",
                            act=lambda name=name, value=value, keep=keep: ssm.put_parameter(
                                Name=name, Value=value, Type="String", Tier=keep, Overwrite=True))
+
+        ctx.each(self.values(ctx).items(), parameter_of)
 
     def destroy(self, ctx: StepContext) -> None:
         destroy_kind(ctx, SSM_PARAMETER)

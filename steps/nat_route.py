@@ -5,7 +5,7 @@ gateway (minutes in AWS); the endpoints and everything else go on meanwhile.
 """
 from __future__ import annotations
 
-from provisioner.aws.converge import create_without_twins
+from provisioner.aws.converge import create_without_twins, live
 from provisioner.aws.kinds import NAT_GATEWAY, ROUTE_TABLE
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
@@ -23,7 +23,7 @@ class NatRoute(Step):
         ec2 = ctx.aws.client("ec2")
         nat = ctx.require("network", "nat")
         routes = ctx.require("network", "private-routes")
-        table = ROUTE_TABLE.get(ctx.aws, routes["id"]) if routes else None
+        table = live(ctx, ROUTE_TABLE, routes["id"]) if routes else None
         nat_id = nat["id"] if nat else None
         current = [r for r in (table or {}).get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE]
         if nat_id and any(r.get("NatGatewayId") == nat_id for r in current):
@@ -63,7 +63,7 @@ class NatRoute(Step):
     def destroy(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
         routes = ctx.recorded("network", "private-routes")
-        table = ROUTE_TABLE.get(ctx.aws, routes["id"]) if routes else None
+        table = live(ctx, ROUTE_TABLE, routes["id"]) if routes else None
         if table and any(r.get("DestinationCidrBlock") == ANYWHERE for r in table.get("Routes", [])):
             def delete() -> None:
                 try:

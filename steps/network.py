@@ -55,23 +55,31 @@ class Network(Step):
         naming = ctx.naming
         zones = self.zones(ctx)
 
-        vpc = ensure(
-            ctx, VPC, "vpc",
-            lambda: ec2.create_vpc(CidrBlock=net.vpc_cidr, TagSpecifications=VPC.tag_spec(naming, self.name, "vpc"))["Vpc"],
-            detail=net.vpc_cidr, cidr=net.vpc_cidr,
+        # What needs nothing else first: the VPC and the NAT gateway's address.
+        vpc, eip = ctx.together(
+            lambda: ensure(
+                ctx, VPC, "vpc",
+                lambda: ec2.create_vpc(CidrBlock=net.vpc_cidr, TagSpecifications=VPC.tag_spec(naming, self.name, "vpc"))["Vpc"],
+                detail=net.vpc_cidr, cidr=net.vpc_cidr,
+            ),
+            lambda: ensure(
+                ctx, ELASTIC_IP, "nat-eip",
+                lambda: ec2.allocate_address(Domain="vpc", TagSpecifications=ELASTIC_IP.tag_spec(naming, self.name, "nat-eip")),
+            ),
         )
         vpc_id = vpc["VpcId"] if vpc else None
         if vpc:
             _refuse_replacement(vpc["CidrBlock"], net.vpc_cidr, "network.vpc_cidr", "the VPC")
-        self._ensure_dns(ctx, vpc_id)
 
         subnets = [(private_subnet_key(z), z, c, "private") for z, c in zip(zones, net.private_subnet_cidrs)]
         subnets.append((PUBLIC_SUBNET, zones[0], net.public_subnet_cidr, "public"))
         subnet_ids: dict[str, str | None] = {}
-        for key, zone, cidr, tier in subnets:
+
+        def subnet_of(spec: tuple[str, str, str, str]) -> None:
+            key, zone, cidr, tier = spec
             subnet = ensure(
                 ctx, SUBNET, key,
-                lambda zone=zone, cidr=cidr, key=key: ec2.create_subnet(
+                lambda: ec2.create_subnet(
                     VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone,
                     TagSpecifications=SUBNET.tag_spec(naming, self.name, key),
                 )["Subnet"],
@@ -84,60 +92,69 @@ class Network(Step):
                 if subnet.get("MapPublicIpOnLaunch"):
                     ctx.change(
                         "update", SUBNET.noun, key, "stop assigning public IPs",
-                        act=lambda sid=subnet["SubnetId"]: ec2.modify_subnet_attribute(
-                            SubnetId=sid, MapPublicIpOnLaunch={"Value": False}
-                        ),
+                        act=lambda: ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": False}),
                     )
 
-        igw = ensure(
-            ctx, INTERNET_GATEWAY, "igw",
-            lambda: ec2.create_internet_gateway(
-                TagSpecifications=INTERNET_GATEWAY.tag_spec(naming, self.name, "igw")
-            )["InternetGateway"],
+        def internet_gateway() -> str | None:
+            igw = ensure(
+                ctx, INTERNET_GATEWAY, "igw",
+                lambda: ec2.create_internet_gateway(
+                    TagSpecifications=INTERNET_GATEWAY.tag_spec(naming, self.name, "igw")
+                )["InternetGateway"],
+            )
+            igw_id = igw["InternetGatewayId"] if igw else None
+            if not (igw and any(a.get("VpcId") == vpc_id for a in igw.get("Attachments", []))):
+                ctx.change(
+                    "update", INTERNET_GATEWAY.noun, "igw", "attach to the VPC",
+                    act=lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id),
+                )
+            return igw_id
+
+        # Everything that needs only the VPC, side by side.
+        _, *_subnets, igw_id, public_routes, private_routes = ctx.together(
+            lambda: self._ensure_dns(ctx, vpc_id),
+            *[lambda spec=spec: subnet_of(spec) for spec in subnets],
+            internet_gateway,
+            lambda: self._route_table(ctx, vpc_id, PUBLIC_ROUTES),
+            lambda: self._route_table(ctx, vpc_id, PRIVATE_ROUTES),
         )
-        igw_id = igw["InternetGatewayId"] if igw else None
-        attached = igw and any(a.get("VpcId") == vpc_id for a in igw.get("Attachments", []))
-        if not attached:
-            ctx.change(
-                "update", INTERNET_GATEWAY.noun, "igw", "attach to the VPC",
-                act=lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id),
+
+        def nat_gateway() -> None:
+            ensure(
+                ctx, NAT_GATEWAY, "nat",
+                lambda: call_with_retry(
+                    # A fresh EIP can be invisible to the NAT API for a moment.
+                    lambda: ec2.create_nat_gateway(
+                        SubnetId=subnet_ids[PUBLIC_SUBNET], AllocationId=eip["AllocationId"], ConnectivityType="public",
+                        ClientToken=naming.client_token("nat"),
+                        TagSpecifications=NAT_GATEWAY.tag_spec(naming, self.name, "nat"),
+                    )["NatGateway"],
+                    retry_codes=("InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound"),
+                    timeout=60,
+                ),
+                detail=f"in {PUBLIC_SUBNET}",
             )
 
-        eip = ensure(
-            ctx, ELASTIC_IP, "nat-eip",
-            lambda: ec2.allocate_address(Domain="vpc", TagSpecifications=ELASTIC_IP.tag_spec(naming, self.name, "nat-eip")),
-        )
-        ensure(
-            ctx, NAT_GATEWAY, "nat",
-            lambda: call_with_retry(
-                # A fresh EIP can be invisible to the NAT API for a moment.
-                lambda: ec2.create_nat_gateway(
-                    SubnetId=subnet_ids[PUBLIC_SUBNET], AllocationId=eip["AllocationId"], ConnectivityType="public",
-                    ClientToken=naming.client_token("nat"),
-                    TagSpecifications=NAT_GATEWAY.tag_spec(naming, self.name, "nat"),
-                )["NatGateway"],
-                retry_codes=("InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound"),
-                timeout=60,
-            ),
-            detail=f"in {PUBLIC_SUBNET}",
-        )
+        def public_routing() -> None:
+            if public_routes is None or not _has_route(public_routes, "GatewayId", igw_id):
+                ctx.change(
+                    "update", ROUTE_TABLE.noun, PUBLIC_ROUTES, f"route {ANYWHERE} via the internet gateway",
+                    act=lambda: _put_default_route(ec2, public_routes, GatewayId=igw_id),
+                )
+            self._associate(ctx, public_routes, PUBLIC_ROUTES, [subnet_ids[PUBLIC_SUBNET]])
 
-        public_routes = self._route_table(ctx, vpc_id, PUBLIC_ROUTES)
-        if public_routes is None or not _has_route(public_routes, "GatewayId", igw_id):
-            ctx.change(
-                "update", ROUTE_TABLE.noun, PUBLIC_ROUTES, f"route {ANYWHERE} via the internet gateway",
-                act=lambda: _put_default_route(ec2, public_routes, GatewayId=igw_id),
-            )
-        self._associate(ctx, public_routes, PUBLIC_ROUTES, [subnet_ids[PUBLIC_SUBNET]])
-
-        private_routes = self._route_table(ctx, vpc_id, PRIVATE_ROUTES)
-        private_ids = [subnet_ids[private_subnet_key(z)] for z in zones]
-        self._associate(ctx, private_routes, PRIVATE_ROUTES, private_ids)
+        ctx.together(
+            nat_gateway,
+            public_routing,
+            lambda: self._associate(ctx, private_routes, PRIVATE_ROUTES,
+                                    [subnet_ids[private_subnet_key(z)] for z in zones]),
+        )
 
     def _ensure_dns(self, ctx: StepContext, vpc_id: str | None) -> None:
         """Private DNS of the interface endpoints needs both attributes; a new VPC has only support on."""
         ec2 = ctx.aws.client("ec2")
-        for attribute, field in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+
+        def ensure_on(attribute: str, field: str) -> None:
             if vpc_id:
                 current = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[field]["Value"]
             else:
@@ -145,8 +162,11 @@ class Network(Step):
             if not current:
                 ctx.change(
                     "update", VPC.noun, "vpc", f"enable {attribute}",
-                    act=lambda field=field: ec2.modify_vpc_attribute(VpcId=vpc_id, **{field: {"Value": True}}),
+                    act=lambda: ec2.modify_vpc_attribute(VpcId=vpc_id, **{field: {"Value": True}}),
                 )
+
+        ctx.each([("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")],
+                 lambda pair: ensure_on(*pair))
 
     def _route_table(self, ctx: StepContext, vpc_id: str | None, key: str) -> dict | None:
         ec2 = ctx.aws.client("ec2")

@@ -18,7 +18,8 @@ class Secret(Step):
 
     def _lookup(self, ctx: StepContext) -> dict:
         name = ctx.config.grafana.admin_secret_name
-        secret = EXTERNAL_SECRET.get(ctx.aws, name)
+        # Read once per run: preflight and apply ask the same question.
+        secret = ctx.aws.read(EXTERNAL_SECRET.service, ("secret", name), lambda: EXTERNAL_SECRET.get(ctx.aws, name))
         if secret is None:
             raise ProvisionError(
                 f"The Grafana admin secret {name!r} does not exist in {ctx.aws.region}. Create it first with:\n"

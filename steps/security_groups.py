@@ -72,19 +72,20 @@ class SecurityGroups(Step):
         ec2 = ctx.aws.client("ec2")
         vpc = ctx.require("network", "vpc")
         vpc_id = vpc["id"] if vpc else None
-        groups: dict[str, dict | None] = {}
-        for name in GROUPS:
+
+        def group_of(name: str) -> dict | None:
             key = group_key(name)
-            groups[name] = ensure(
+            return ensure(
                 ctx, SECURITY_GROUP, key,
-                lambda key=key, name=name: ec2.create_security_group(
+                lambda: ec2.create_security_group(
                     GroupName=ctx.naming.name(key), VpcId=vpc_id, Description=DESCRIPTIONS[name],
                     TagSpecifications=SECURITY_GROUP.tag_spec(ctx.naming, self.name, key),
                 ),
             )
+
+        groups = dict(zip(GROUPS, ctx.each(GROUPS, group_of)))
         ids = {name: g["GroupId"] for name, g in groups.items() if g}
-        for name, wanted in ingress_matrix().items():
-            self._converge_rules(ctx, name, groups[name], wanted, ids)
+        ctx.each(ingress_matrix().items(), lambda item: self._converge_rules(ctx, item[0], groups[item[0]], item[1], ids))
 
     def _converge_rules(self, ctx: StepContext, name: str, group: dict | None, wanted: set, ids: dict) -> None:
         ec2 = ctx.aws.client("ec2")
@@ -96,7 +97,7 @@ class SecurityGroups(Step):
         desired = {(port, ids[source]) for port, source in wanted}
         current: set[tuple[int, str]] = set()
         unwanted: list[str] = []
-        for rule in ingress_rules(ctx.aws, group["GroupId"]):
+        for rule in ingress_rules(ctx.aws, group["GroupId"], tuple(ctx.state.ids_of_kind(SECURITY_GROUP.kind))):
             source = rule.get("ReferencedGroupInfo", {}).get("GroupId")
             pair = (rule.get("FromPort"), source)
             if rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == rule.get("ToPort") and pair in desired \
@@ -125,15 +126,17 @@ class SecurityGroups(Step):
     def destroy(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
         # The groups reference each other: drop every rule first, then the groups.
-        for group_id in sorted(owned(ctx, SECURITY_GROUP)):
-            rules = [r["SecurityGroupRuleId"] for r in ingress_rules(ctx.aws, group_id)]
+        groups = tuple(sorted(owned(ctx, SECURITY_GROUP)))
+
+        def revoke_all(group_id: str) -> None:
+            rules = [r["SecurityGroupRuleId"] for r in ingress_rules(ctx.aws, group_id, groups)]
             if rules:
                 ctx.change(
                     "update", SECURITY_GROUP.noun, group_id, "revoke all ingress",
-                    act=lambda group_id=group_id, rules=rules: ec2.revoke_security_group_ingress(
-                        GroupId=group_id, SecurityGroupRuleIds=rules
-                    ),
+                    act=lambda: ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=rules),
                 )
+
+        ctx.each(groups, revoke_all)
         destroy_kind(ctx, SECURITY_GROUP, retry_dependency=ctx.config.timeouts.default)
 
     def outputs(self, ctx: StepContext) -> dict:

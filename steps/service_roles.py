@@ -11,7 +11,7 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from provisioner.aws.converge import create_without_twins
-from provisioner.aws.named_kinds import SERVICE_LINKED_ROLE
+from provisioner.aws.named_kinds import SERVICE_LINKED_ROLE, account_roles
 from provisioner.engine import Step, StepContext
 from provisioner.errors import aws_failure, error_code
 
@@ -32,7 +32,7 @@ class ServiceRoles(Step):
     def apply(self, ctx: StepContext) -> None:
         iam = ctx.aws.client("iam")
         for key, (service, role_name) in ROLES.items():
-            role = SERVICE_LINKED_ROLE.get(ctx.aws, role_name)
+            role = account_roles(ctx.aws).get(role_name)
             if role is None:
                 def create(service=service, role_name=role_name) -> dict | None:
                     try:

@@ -8,13 +8,16 @@ the one that waits for the domain.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
+from provisioner.aws import converge
 from provisioner.aws.converge import create_without_twins, destroy_kind, differs, ensure
 from provisioner.aws.named_kinds import (
     DSQL_CLUSTER,
     OPENSEARCH_DOMAIN,
     TASK_DEFINITION,
+    active_revisions,
     task_definition_revisions,
     wait_dsql_usable,
 )
@@ -251,10 +254,10 @@ class TaskDefinitions(Step):
     def apply(self, ctx: StepContext) -> None:
         endpoint = self._visibility_endpoint(ctx)
         host = self._dsql_host(ctx)
-        for service in SERVICES:
-            self._ensure(ctx, definition_key(service), task_definition(ctx, service, endpoint, host))
-        for task in schema_tasks.SCHEMA_TASKS:
-            self._ensure(ctx, definition_key(f"schema-{task}"), schema_task_definition(ctx, task, endpoint, host))
+        wanted = [(definition_key(service), task_definition(ctx, service, endpoint, host)) for service in SERVICES] + [
+            (definition_key(f"schema-{task}"), schema_task_definition(ctx, task, endpoint, host))
+            for task in schema_tasks.SCHEMA_TASKS]
+        ctx.each(wanted, lambda item: self._ensure(ctx, *item))
 
     def _dsql_host(self, ctx: StepContext) -> str:
         """Where the server connects: the cluster endpoint, or its PrivateLink host when dsql.private_link is on
@@ -264,7 +267,7 @@ class TaskDefinitions(Step):
             return KNOWN_AFTER_APPLY
         if ctx.config.dsql.private_link:
             return cluster["vpc_host"]
-        live = DSQL_CLUSTER.get(ctx.aws, cluster["id"])
+        live = converge.live(ctx, DSQL_CLUSTER, cluster["id"])
         if live is None:
             raise ProvisionError(f"the Aurora DSQL cluster {cluster['id']} is gone; run 'provision up' again")
         if not live.get("endpoint") and not ctx.dry_run:
@@ -278,13 +281,14 @@ class TaskDefinitions(Step):
         if domain is None:
             return KNOWN_AFTER_APPLY
 
-        def probe() -> str | None:
-            live = OPENSEARCH_DOMAIN.get(ctx.aws, domain["id"])
+        def probe(first_look: bool = False) -> str | None:
+            # The first look may share the opensearch step's answer; a poll must ask again.
+            live = converge.live(ctx, OPENSEARCH_DOMAIN, domain["id"]) if first_look else OPENSEARCH_DOMAIN.get(ctx.aws, domain["id"])
             if live is None:
                 raise ProvisionError(f"the OpenSearch domain {domain['id']} is gone; run 'provision up' again")
             return live.get("Endpoints", {}).get("vpc")
 
-        found = probe()
+        found = probe(first_look=True)
         if found or ctx.dry_run:
             return found or KNOWN_AFTER_APPLY
         ctx.say(f"waiting for OpenSearch domain {domain['id']} (15-20 minutes in AWS)")
@@ -293,12 +297,18 @@ class TaskDefinitions(Step):
     def _ensure(self, ctx: StepContext, key: str, desired: dict) -> None:
         ecs = ctx.aws.client("ecs")
         tags = [{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()]
+        digest = hashlib.sha256(json.dumps(desired, sort_keys=True).encode()).hexdigest()
+        previous = ctx.state.get(self.name, key)
+        if previous and previous.get("digest") == digest and previous["id"] in active_revisions(ctx.aws):
+            # A revision never changes: the one the state names is this definition, and nothing older
+            # is left (the digest is recorded only once older revisions are retired). No describe needed.
+            return
 
         def register() -> dict:
             return ecs.register_task_definition(**desired, tags=tags)["taskDefinition"]
 
-        def record(item: dict) -> dict:
-            attributes = {"family": item["family"], "revision": item["revision"]}
+        def record(item: dict, retired: bool = False) -> dict:
+            attributes = {"family": item["family"], "revision": item["revision"]} | ({"digest": digest} if retired else {})
             shards = rendered_shards(item)
             return attributes | ({"shards": shards} if shards is not None else {})
 
@@ -315,6 +325,7 @@ class TaskDefinitions(Step):
                 latest = create_without_twins(register, registered, f"a revision of {desired['family']}")
                 ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest))
                 self._retire_older_revisions(ctx, latest["taskDefinitionArn"], desired["family"])
+                ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest, retired=True))
                 return latest
 
             ctx.will_replace(key)
@@ -325,6 +336,8 @@ class TaskDefinitions(Step):
             # Left by a run that stopped between registering a revision and retiring the old one.
             ctx.change("update", TASK_DEFINITION.noun, key, f"deregister {len(stray)} older revisions",
                        act=lambda: self._retire_older_revisions(ctx, current["taskDefinitionArn"], desired["family"]))
+        if not ctx.dry_run:
+            ctx.record(key, current["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(current, retired=True))
 
     def _retire_older_revisions(self, ctx: StepContext, keep: str, family_name: str) -> None:
         ecs = ctx.aws.client("ecs")

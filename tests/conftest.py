@@ -16,7 +16,8 @@ import boto3
 import pytest
 
 from provisioner.aws import waiter
-from provisioner.aws.session import Aws, is_mutating
+from provisioner.aws.reads import is_mutating
+from provisioner.aws.session import Aws
 from provisioner.config import Config, parse_config
 from provisioner.emulator import server as emulator
 

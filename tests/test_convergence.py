@@ -54,11 +54,30 @@ def test_second_up_makes_no_mutating_call_and_leaves_state_unchanged(aws, config
     assert state_path.read_bytes() == before
 
 
+# Issue 12's target: a no-op up of the whole stack reads each kind of resource about once (the floor is one
+# call per kind, ~25), sharing answers between steps; at 150 ms a call that is about 3 s.
+NO_OP_CALL_BUDGET = 40
+
+
+def test_a_second_up_reads_the_whole_stack_in_at_most_40_calls(aws, config, state_path):
+    up_ok(config, aws, state_path)
+    up_ok(config, new_aws(), state_path)  # records what the first up left to check once (digests)
+    log = CallLog()
+    up_ok(config, new_aws(("before-call", log)), state_path)
+    assert log.mutating == []
+    assert len(log.calls) <= NO_OP_CALL_BUDGET, Counter(log.calls).most_common()
+
+
 CREATES = ("Create", "Allocate", "Register", "Run")
 
 
+def is_create(operation: str) -> bool:
+    # PutParameter without Overwrite is how an SSM parameter is created (the tool overwrites only to update).
+    return operation.startswith(CREATES) or operation == "PutParameter"
+
+
 def creates(log: CallLog) -> list[str]:
-    return [c for c in log.mutating if c.split(".")[-1].startswith(CREATES)]
+    return [c for c in log.mutating if is_create(c.split(".")[-1])]
 
 
 def test_up_interrupted_after_each_resource_converges_without_twins(endpoint, tmp_path):
@@ -82,7 +101,7 @@ def test_up_interrupted_after_each_resource_converges_without_twins(endpoint, tm
     crashed: list[str] = []
 
     def crash(event_name, **_):
-        if event_name.rsplit(".", 1)[-1].startswith(CREATES):
+        if is_create(event_name.rsplit(".", 1)[-1]):
             crashed.append(event_name)
             raise InjectedCrash(event_name)
 
@@ -243,7 +262,8 @@ def test_a_lost_answer_to_every_create_of_a_full_up_makes_no_twin(endpoint, conf
     expected = [(kind, key) for kind, key in world("base")]
     with LossyProxy(endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-        up_ok(config, new_aws(("before-send", mark_creates(CREATE_PREFIXES))), tmp_path / "state.json")
+        # PutParameter creates SSM parameters: a resend after a lost answer gets ParameterAlreadyExists.
+        up_ok(config, new_aws(("before-send", mark_creates((*CREATE_PREFIXES, "PutParameter")))), tmp_path / "state.json")
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     assert len(proxy.lost) >= len(expected), proxy.lost
     assert_same_world(world(), expected, "a lost answer to every create")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import boto3
+import botocore.config
 
 from provisioner.emulator import server as emulator
 from tests.conftest import REGION
@@ -222,3 +223,23 @@ def test_ecs_lists_the_effective_trunking_setting_and_sets_the_account_default(e
     setting = ecs.put_account_setting_default(name="awsvpcTrunking", value="enabled")["setting"]
     assert (setting["name"], setting["value"]) == ("awsvpcTrunking", "enabled")
     assert [(s["name"], s["value"]) for s in effective()] == [("awsvpcTrunking", "enabled")]
+
+
+def test_every_call_waits_the_configured_latency_and_calls_wait_side_by_side(endpoint, tmp_path, monkeypatch):
+    """A lower bound, not a timing: a sleep never ends early. Ten calls at once take far less than ten
+    delays, so concurrent calls are not queued behind each other."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from provisioner.emulator.patches import LATENCY_SETTING
+    from tests.conftest import own_emulator
+
+    with own_emulator(tmp_path / "slow", monkeypatch, **{LATENCY_SETTING: "400"}):
+        sts = boto3.client("sts", region_name=REGION, config=botocore.config.Config(max_pool_connections=10))
+        started = time.perf_counter()
+        sts.get_caller_identity()
+        assert time.perf_counter() - started >= 0.4
+        started = time.perf_counter()
+        with ThreadPoolExecutor(10) as pool:
+            list(pool.map(lambda _: sts.get_caller_identity(), range(10)))
+        assert time.perf_counter() - started < 10 * 0.4

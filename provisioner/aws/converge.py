@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, TypeVar
 
 from provisioner.aws.kinds import Kind
+from provisioner.aws.session import side_by_side
 from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
 from provisioner.errors import AmbiguousCreate, ProvisionError
 from provisioner.naming import TAG_KEY, TAG_STEP
@@ -36,6 +37,25 @@ def create_without_twins(create: Callable[[], T], lookup: Callable[[], T | None]
     )
 
 
+def live(ctx, kind: Kind, resource_id: str) -> dict | None:
+    """The live description of a recorded resource, read once per run (provisioner/aws/reads.py).
+
+    Kinds that can describe many resources in one call (`get_many`) describe every recorded resource of
+    the kind at once, whichever step recorded it: a no-op run makes one call per kind, not one per
+    resource. Never use it to poll: a cached answer does not change until the run writes to the service.
+    """
+    recorded = tuple(ctx.state.ids_of_kind(kind.kind))
+    if kind.batched and resource_id in recorded and len(recorded) > 1:
+        described = ctx.aws.read(kind.service, ("get_many", kind.kind, recorded),
+                                 lambda: kind.get_many(ctx.aws, list(recorded)))
+        if described is not None and resource_id in described:
+            return described[resource_id]
+        # One of them is gone (EC2 then refuses the whole batch), or reads lag a write: ask alone.
+    if not kind.service:
+        return kind.get(ctx.aws, resource_id)
+    return ctx.aws.read(kind.service, ("get", kind.kind, resource_id), lambda: kind.get(ctx.aws, resource_id))
+
+
 def ensure(
     ctx,
     kind: Kind,
@@ -52,7 +72,7 @@ def ensure(
     Returns the live description, or None in a plan when it does not exist yet.
     """
     recorded_id = ctx.state.id_of(ctx.step, key)
-    item = kind.get(ctx.aws, recorded_id) if recorded_id else None
+    item = live(ctx, kind, recorded_id) if recorded_id else None
     if item is None:
         matches = kind.find(ctx.aws, ctx.naming, key, name)
         if len(matches) > 1:
@@ -107,13 +127,13 @@ def owned(ctx, kind: Kind) -> dict[str, tuple[str, dict]]:
     Records of resources that are gone are dropped from the state on the way.
     """
     found: dict[str, tuple[str, dict]] = {}
-    for key, record in ctx.state.step_records(ctx.step).items():
-        if record.get("kind") == kind.kind:
-            item = kind.get(ctx.aws, record["id"])
-            if item is None:
-                ctx.state.forget(ctx.step, key)
-            else:
-                found[record["id"]] = (key, item)
+    records = [(key, record) for key, record in ctx.state.step_records(ctx.step).items() if record.get("kind") == kind.kind]
+    described = side_by_side(records, lambda entry: live(ctx, kind, entry[1]["id"]))
+    for (key, record), item in zip(records, described):
+        if item is None:
+            ctx.state.forget(ctx.step, key)
+        else:
+            found[record["id"]] = (key, item)
     for key, item in _tagged(ctx, kind):
         found.setdefault(kind.id_of(item), (key, item))
     return found
@@ -130,9 +150,11 @@ def destroy_kind(
     With `retry_dependency`, a DependencyViolation (a dependent still going away) is retried that many seconds.
     """
     targets = owned(ctx, kind)
-    deleted = []
-    for resource_id, (key, item) in sorted(targets.items(), key=lambda t: t[1][0]):
-        def act(item=item, resource_id=resource_id) -> None:
+
+    def delete(target: tuple[str, tuple[str, dict]]) -> str:
+        resource_id, (key, item) = target
+
+        def act() -> None:
             if before_delete:
                 before_delete(item)
             if retry_dependency:
@@ -146,16 +168,20 @@ def destroy_kind(
         ctx.change("delete", kind.noun, key, resource_id, act=act)
         if not ctx.dry_run:
             ctx.state.forget(ctx.step, key)
-        deleted.append(resource_id)
-    return deleted
+        return resource_id
+
+    # Resources of one kind do not depend on each other: deleted side by side.
+    return ctx.each(sorted(targets.items(), key=lambda t: t[1][0]), delete)
 
 
 def wait_deleted(ctx, kind: Kind, resource_ids: list[str], timeout: float | None = None) -> None:
     """Wait until each deleted resource is gone (default: the config's default timeout)."""
-    for resource_id in resource_ids:
+    def gone(resource_id: str) -> None:
         ctx.say(f"waiting for {kind.noun} {resource_id} to be deleted")
         wait_for(
             f"{kind.noun} {resource_id} to be deleted",
-            lambda resource_id=resource_id: True if kind.get(ctx.aws, resource_id) is None else None,
+            lambda: True if kind.get(ctx.aws, resource_id) is None else None,
             timeout=timeout or ctx.config.timeouts.default,
         )
+
+    side_by_side(resource_ids, gone)

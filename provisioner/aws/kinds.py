@@ -18,6 +18,9 @@ from provisioner.naming import Naming
 class Kind(Protocol):
     kind: str
     noun: str
+    service: str  # the client that reads it, as in aws.client(service)
+    batched: bool  # has get_many(aws, ids) -> {id: item} | None
+    read_ahead: bool  # read at the start of a run (Engine.read_ahead): the steps read it by recorded ID
 
     def get(self, aws: Aws, resource_id: str) -> dict | None: ...
 
@@ -54,6 +57,9 @@ class Ec2Kind:
     filter_param: str = "Filters"
     state_field: str | None = None
     gone_states: tuple[str, ...] = ()
+    service: str = "ec2"
+    batched = True
+    read_ahead = True
 
     def _live(self, items: list[dict]) -> list[dict]:
         if not self.state_field:
@@ -70,6 +76,16 @@ class Ec2Kind:
             raise aws_failure(f"describe {self.noun} {resource_id}", exc) from exc
         live = self._live(items)
         return live[0] if live else None
+
+    def get_many(self, aws: Aws, resource_ids: list[str]) -> dict[str, dict] | None:
+        """Live ones by ID, in one call; None when one of them is gone (EC2 then refuses the whole call)."""
+        try:
+            items = getattr(aws.client("ec2"), self.describe)(**{self.ids_param: resource_ids})[self.result_key]
+        except ClientError as exc:
+            if error_code(exc) in self.not_found:
+                return None
+            raise aws_failure(f"describe {self.noun}s", exc) from exc
+        return {item[self.id_field]: item for item in self._live(items)}
 
     def find(self, aws: Aws, naming: Naming, key: str | None = None, name: str | None = None) -> list[dict]:
         ec2 = aws.client("ec2")
@@ -152,9 +168,18 @@ VPC_ENDPOINT = register(Ec2Kind(
 ))
 
 
-def ingress_rules(aws: Aws, group_id: str) -> list[dict]:
-    """A group's ingress rules, one per source, each with the ID that revokes exactly it."""
-    pages = aws.client("ec2").get_paginator("describe_security_group_rules").paginate(
-        Filters=[{"Name": "group-id", "Values": [group_id]}]
-    )
-    return [r for page in pages for r in page["SecurityGroupRules"] if not r["IsEgress"]]
+def ingress_rules(aws: Aws, group_id: str, every_group: tuple[str, ...] = ()) -> list[dict]:
+    """A group's ingress rules, one per source, each with the ID that revokes exactly it.
+
+    With `every_group` (the step's groups, `group_id` among them), the rules of all of them are read in
+    one call shared by the run, rather than one call per group.
+    """
+    groups = tuple(sorted(set(every_group) | {group_id}))
+
+    def read() -> list[dict]:
+        pages = aws.client("ec2").get_paginator("describe_security_group_rules").paginate(
+            Filters=[{"Name": "group-id", "Values": list(groups)}]
+        )
+        return [r for page in pages for r in page["SecurityGroupRules"] if not r["IsEgress"]]
+
+    return [r for r in aws.read("ec2", ("ingress-rules", groups), read) if r["GroupId"] == group_id]

@@ -7,13 +7,14 @@ A resource whose name is taken by something this project did not tag is an error
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import register
-from provisioner.aws.session import Aws
+from provisioner.aws.session import Aws, side_by_side
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import MANAGED_BY, TAG_KEY, TAG_MANAGED_BY, TAG_PROJECT, Naming
@@ -53,6 +54,22 @@ class NamedKind:
     remove: Callable[[Aws, str], None]
     list_all: Callable[[Aws, Naming], list[dict]] | None = None
     not_found: tuple[str, ...] = ()
+    service: str = ""
+    # Many by ID in one or a few calls: {id: item} of those that exist (provisioner/aws/converge.py live()).
+    lookup_many: Callable[[Aws, list[str]], dict[str, dict]] | None = None
+
+    # Read at the start of a run (Engine.read_ahead): the steps read it by its recorded ID.
+    read_ahead: bool = True
+
+    @property
+    def batched(self) -> bool:
+        return self.lookup_many is not None
+
+    def get_many(self, aws: Aws, resource_ids: list[str]) -> dict[str, dict] | None:
+        try:
+            return self.lookup_many(aws, resource_ids)
+        except ClientError as exc:
+            raise aws_failure(f"describe {self.noun}s", exc) from exc
 
     def get(self, aws: Aws, resource_id: str) -> dict | None:
         try:
@@ -114,8 +131,25 @@ def _list_roles(aws: Aws, naming: Naming) -> list[dict]:
     iam = aws.client("iam")
     roles = []
     for page in iam.get_paginator("list_roles").paginate(PathPrefix=iam_path(naming)):
-        roles.extend(_get_role(aws, r["RoleName"]) for r in page["Roles"])
+        roles.extend(side_by_side([r["RoleName"] for r in page["Roles"]], lambda name: _get_role(aws, name)))
     return roles
+
+
+def account_roles(aws: Aws) -> dict[str, dict]:
+    """Every role of the account by name, with its inline and attached policies, in pages of up to 1,000
+    (GetAccountAuthorizationDetails), read once per run: one call where GetRole, ListRolePolicies,
+    GetRolePolicy and ListAttachedRolePolicies per role take four or more. Items keep RolePolicyList and
+    AttachedManagedPolicies. Service-linked roles are among them."""
+    def read() -> dict[str, dict]:
+        pages = aws.client("iam").get_paginator("get_account_authorization_details").paginate(
+            Filter=["Role"], PaginationConfig={"PageSize": 1000})
+        return {role["RoleName"]: with_tags(role) for page in pages for role in page["RoleDetailList"]}
+    return aws.read("iam", "authorization-details", read)
+
+
+def _roles_by_arn(aws: Aws, arns: list[str]) -> dict[str, dict]:
+    wanted = set(arns)
+    return {role["Arn"]: role for role in account_roles(aws).values() if role["Arn"] in wanted}
 
 
 def _delete_role(aws: Aws, role: str) -> None:
@@ -154,7 +188,7 @@ def iam_path(naming: Naming) -> str:
 
 
 IAM_ROLE = register(NamedKind(
-    "iam-role", "IAM role", _get_role, "Arn", _delete_role, _list_roles, ("NoSuchEntity",),
+    "iam-role", "IAM role", _get_role, "Arn", _delete_role, _list_roles, ("NoSuchEntity",), "iam", _roles_by_arn,
 ))
 def _get_service_linked_role(aws: Aws, role: str) -> dict:
     return with_tags(aws.client("iam").get_role(RoleName=_last(role))["Role"])
@@ -168,9 +202,12 @@ def _keep_service_linked_role(aws: Aws, role: str) -> None:
 SERVICE_LINKED_ROLE = register(NamedKind(
     "service-linked-role", "service-linked role", _get_service_linked_role, "Arn", _keep_service_linked_role,
     not_found=("NoSuchEntity",),
+    service="iam",
+    read_ahead=False,  # read with every role of the account (account_roles)
 ))
 INSTANCE_PROFILE = register(NamedKind(
     "instance-profile", "instance profile", _get_profile, "Arn", _delete_profile, _list_profiles, ("NoSuchEntity",),
+    service="iam",
 ))
 
 
@@ -192,14 +229,23 @@ def _list_log_groups(aws: Aws, naming: Naming) -> list[dict]:
     logs = aws.client("logs")
     groups = []
     for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=naming.log_group()):
-        groups.extend(_log_group_item(aws, g) for g in page["logGroups"])
+        groups.extend(side_by_side(page["logGroups"], lambda group: _log_group_item(aws, group)))
     return groups
+
+
+def _log_groups_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
+    """Recorded groups in one listing of their common prefix. Their tags are not read again: they were
+    checked when each group was created or adopted, and the state names them (no other lookup trusts that)."""
+    prefix = os.path.commonprefix(names)
+    pages = aws.client("logs").get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix)
+    wanted = set(names)
+    return {g["logGroupName"]: g for page in pages for g in page["logGroups"] if g["logGroupName"] in wanted}
 
 
 LOG_GROUP = register(NamedKind(
     "log-group", "log group", _get_log_group, "logGroupName",
     lambda aws, name: aws.client("logs").delete_log_group(logGroupName=name),
-    _list_log_groups, ("ResourceNotFoundException",),
+    _list_log_groups, ("ResourceNotFoundException",), "logs", _log_groups_by_name,
 ))
 
 
@@ -236,7 +282,7 @@ def _list_namespaces(aws: Aws, naming: Naming) -> list[dict]:
     sd = aws.client("servicediscovery")
     found = []
     for page in sd.get_paginator("list_namespaces").paginate():
-        found.extend(_namespace_item(aws, n) for n in page["Namespaces"])
+        found.extend(side_by_side(page["Namespaces"], lambda namespace: _namespace_item(aws, namespace)))
     return found
 
 
@@ -244,6 +290,7 @@ NAMESPACE = register(NamedKind(
     "namespace", "Service Connect namespace", _get_namespace, "Id",
     lambda aws, namespace_id: aws.client("servicediscovery").delete_namespace(Id=namespace_id), _list_namespaces,
     not_found=("NamespaceNotFound",),
+    service="servicediscovery",
 ))
 
 
@@ -271,6 +318,7 @@ ECS_CLUSTER = register(NamedKind(
     "ecs-cluster", "ECS cluster", _get_cluster, "clusterArn",
     lambda aws, arn: aws.client("ecs").delete_cluster(cluster=arn), _list_clusters,
     not_found=("ClusterNotFoundException",),
+    service="ecs",
 ))
 
 
@@ -285,10 +333,18 @@ def _list_capacity_providers(aws: Aws, naming: Naming) -> list[dict]:
     return [with_tags(c) for c in found if c.get("status", "ACTIVE") == "ACTIVE"]
 
 
+def _capacity_providers_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
+    found = {}
+    for batch in _batches(names, 10):  # DescribeCapacityProviders: up to 10 names a call
+        described = aws.client("ecs").describe_capacity_providers(capacityProviders=batch, include=["TAGS"])
+        found |= {c["name"]: with_tags(c) for c in described["capacityProviders"] if c.get("status", "ACTIVE") == "ACTIVE"}
+    return found
+
+
 CAPACITY_PROVIDER = register(NamedKind(
     "capacity-provider", "capacity provider", _get_capacity_provider, "name",
     lambda aws, name: aws.client("ecs").delete_capacity_provider(capacityProvider=name), _list_capacity_providers,
-    not_found=("ClientException", "InvalidParameterException"),
+    not_found=("ClientException", "InvalidParameterException"), service="ecs", lookup_many=_capacity_providers_by_name,
 ))
 
 
@@ -306,7 +362,16 @@ def _list_task_definitions(aws: Aws, naming: Naming) -> list[dict]:
         familyPrefix=naming.name(""), status="ACTIVE"
     )
     families = [f for page in pages for f in page["families"]]
-    return [d for d in (TASK_DEFINITION.get(aws, f) for f in families) if d]
+    return [d for d in side_by_side(families, lambda family: TASK_DEFINITION.get(aws, family)) if d]
+
+
+def active_revisions(aws: Aws) -> frozenset[str]:
+    """Every ACTIVE task definition revision of the account and region, listed once per run (pages of
+    100) rather than one describe per family."""
+    def read() -> frozenset[str]:
+        pages = aws.client("ecs").get_paginator("list_task_definitions").paginate(status="ACTIVE")
+        return frozenset(arn for page in pages for arn in page["taskDefinitionArns"])
+    return aws.read("ecs", "active-task-definitions", read)
 
 
 def task_definition_revisions(aws: Aws, family: str, status: str = "ACTIVE") -> list[str]:
@@ -328,6 +393,8 @@ def _delete_task_definition(aws: Aws, arn: str) -> None:
 TASK_DEFINITION = register(NamedKind(
     "task-definition", "task definition", _get_task_definition, "taskDefinitionArn", _delete_task_definition,
     _list_task_definitions, not_found=("ClientException",),
+    service="ecs",
+    read_ahead=False,  # a recorded revision is checked by its digest (steps/task_definitions.py), not described
 ))
 
 
@@ -368,10 +435,29 @@ def _delete_service(aws: Aws, arn: str) -> None:
     aws.client("ecs").delete_service(cluster=cluster, service=name, force=True)
 
 
+def _services_by_arn(aws: Aws, arns: list[str]) -> dict[str, dict]:
+    by_cluster: dict[str, list[str]] = {}
+    for arn in arns:
+        cluster, name = _split_service(arn)
+        by_cluster.setdefault(cluster, []).append(name)
+    found = {}
+    for cluster, names in by_cluster.items():
+        for batch in _batches(names, 10):  # DescribeServices: up to 10 services a call
+            try:
+                described = aws.client("ecs").describe_services(cluster=cluster, services=batch, include=["TAGS"])
+            except ClientError as exc:
+                if error_code(exc) == "ClusterNotFoundException":
+                    continue
+                raise
+            found |= {s["serviceArn"]: with_tags(s) for s in described["services"] if s["status"] in ("ACTIVE", "DRAINING")}
+    return found
+
+
 ECS_SERVICE = register(NamedKind(
     "ecs-service", "ECS service", _get_service, "serviceArn", _delete_service, _list_services,
     # A draining service answers a second delete with ServiceNotActiveException: it is going already.
     not_found=("ClusterNotFoundException", "ServiceNotFoundException", "ServiceNotActiveException"),
+    service="ecs", lookup_many=_services_by_arn,
 ))
 
 
@@ -391,10 +477,15 @@ def _list_asgs(aws: Aws, naming: Naming) -> list[dict]:
     return groups
 
 
+def _asgs_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
+    pages = aws.client("autoscaling").get_paginator("describe_auto_scaling_groups").paginate(AutoScalingGroupNames=names)
+    return {g["AutoScalingGroupName"]: with_tags(g) for page in pages for g in page["AutoScalingGroups"] if not g.get("Status")}
+
+
 AUTOSCALING_GROUP = register(NamedKind(
     "autoscaling-group", "Auto Scaling group", _get_asg, "AutoScalingGroupName",
     lambda aws, name: aws.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True),
-    _list_asgs,
+    _list_asgs, service="autoscaling", lookup_many=_asgs_by_name,
 ))
 
 
@@ -421,7 +512,7 @@ def _get_workspace(aws: Aws, id_or_alias: str) -> dict | None:
 
 def _list_workspaces(aws: Aws, naming: Naming) -> list[dict]:
     pages = aws.client("amp").get_paginator("list_workspaces").paginate()
-    items = (_workspace_item(aws, w) for page in pages for w in page["workspaces"])
+    items = side_by_side([w for page in pages for w in page["workspaces"]], lambda w: _workspace_item(aws, w))
     return [i for i in items if i]
 
 
@@ -429,6 +520,7 @@ AMP_WORKSPACE = register(NamedKind(
     "amp-workspace", "Prometheus workspace", _get_workspace, "workspaceId",
     lambda aws, ws: aws.client("amp").delete_workspace(workspaceId=ws), _list_workspaces,
     not_found=("ResourceNotFoundException",),
+    service="amp",
 ))
 
 
@@ -444,13 +536,14 @@ def _get_domain(aws: Aws, name: str) -> dict | None:
 
 def _list_domains(aws: Aws, naming: Naming) -> list[dict]:
     names = [d["DomainName"] for d in aws.client("opensearch").list_domain_names()["DomainNames"]]
-    return [d for d in (_get_domain(aws, n) for n in names) if d]
+    return [d for d in side_by_side(names, lambda name: _get_domain(aws, name)) if d]
 
 
 OPENSEARCH_DOMAIN = register(NamedKind(
     "opensearch-domain", "OpenSearch domain", _get_domain, "DomainName",
     lambda aws, name: aws.client("opensearch").delete_domain(DomainName=name), _list_domains,
     not_found=("ResourceNotFoundException",),
+    service="opensearch",
 ))
 
 
@@ -465,7 +558,8 @@ def _get_dsql_cluster(aws: Aws, arn_or_identifier: str) -> dict | None:
 
 def _list_dsql_clusters(aws: Aws, naming: Naming) -> list[dict]:
     pages = aws.client("dsql").get_paginator("list_clusters").paginate()
-    items = (_get_dsql_cluster(aws, c["identifier"]) for page in pages for c in page["clusters"])
+    items = side_by_side([c["identifier"] for page in pages for c in page["clusters"]],
+                         lambda identifier: _get_dsql_cluster(aws, identifier))
     return [i for i in items if i]
 
 
@@ -481,6 +575,7 @@ def _delete_dsql_cluster(aws: Aws, arn_or_identifier: str) -> None:
 DSQL_CLUSTER = register(NamedKind(
     "dsql-cluster", "Aurora DSQL cluster", _get_dsql_cluster, "arn", _delete_dsql_cluster, _list_dsql_clusters,
     not_found=("ResourceNotFoundException",),
+    service="dsql",
 ))
 # Usable states: IDLE is a cluster that scaled to zero, and wakes on the first connection.
 DSQL_USABLE = ("ACTIVE", "IDLE")
@@ -515,6 +610,7 @@ def _never_delete(aws: Aws, secret: str) -> None:
 
 EXTERNAL_SECRET = register(NamedKind(
     "external-secret", "secret", _get_secret, "ARN", _never_delete, not_found=("ResourceNotFoundException",),
+    service="secretsmanager", read_ahead=False,  # looked up by name, never by ID
 ))
 
 
@@ -532,8 +628,20 @@ def _get_repository(aws: Aws, name: str) -> dict | None:
 
 def _list_repositories(aws: Aws, naming: Naming) -> list[dict]:
     pages = aws.client("ecr").get_paginator("describe_repositories").paginate()
-    return [_repository_item(aws, r) for page in pages for r in page["repositories"]
-            if r["repositoryName"].startswith(f"{naming.project}/")]
+    return side_by_side([r for page in pages for r in page["repositories"]
+                         if r["repositoryName"].startswith(f"{naming.project}/")], lambda r: _repository_item(aws, r))
+
+
+def _repositories_by_name(aws: Aws, names: list[str]) -> dict[str, dict] | None:
+    """Recorded repositories in one call; None when one is gone (ECR then refuses the whole call). Tags
+    are not read again, as for log groups."""
+    try:
+        found = aws.client("ecr").describe_repositories(repositoryNames=names)["repositories"]
+    except ClientError as exc:
+        if error_code(exc) == "RepositoryNotFoundException":
+            return None
+        raise
+    return {r["repositoryName"]: r for r in found}
 
 
 ECR_REPOSITORY = register(NamedKind(
@@ -541,6 +649,7 @@ ECR_REPOSITORY = register(NamedKind(
     # force: the step decides whether images may go (destroy --delete-data); by then they may.
     lambda aws, name: aws.client("ecr").delete_repository(repositoryName=name, force=True), _list_repositories,
     not_found=("RepositoryNotFoundException",),
+    service="ecr", lookup_many=_repositories_by_name,
 ))
 
 
@@ -564,11 +673,27 @@ def _list_parameters(aws: Aws, naming: Naming) -> list[dict]:
     pages = aws.client("ssm").get_paginator("describe_parameters").paginate(
         ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [f"/{naming.project}/"]}]
     )
-    return [_parameter_item(aws, p["Name"]) for page in pages for p in page["Parameters"]]
+    return side_by_side([p["Name"] for page in pages for p in page["Parameters"]], lambda name: _parameter_item(aws, name))
+
+
+def _parameters_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
+    """Values (GetParameters, 10 names a call) and tiers (DescribeParameters, 50 names a filter) of the
+    recorded parameters; their tags are not read again, as for log groups."""
+    ssm = aws.client("ssm")
+    tiers = {}
+    for batch in _batches(names, 50):
+        pages = ssm.get_paginator("describe_parameters").paginate(
+            ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": batch}])
+        tiers |= {p["Name"]: p.get("Tier", "Standard") for page in pages for p in page["Parameters"]}
+    found = {}
+    for batch in _batches(names, 10):
+        for parameter in ssm.get_parameters(Names=batch)["Parameters"]:
+            found[parameter["Name"]] = parameter | {"Tier": tiers.get(parameter["Name"], "Standard")}
+    return found
 
 
 SSM_PARAMETER = register(NamedKind(
     "ssm-parameter", "SSM parameter", _get_parameter, "Name",
     lambda aws, name: aws.client("ssm").delete_parameter(Name=name), _list_parameters,
-    not_found=("ParameterNotFound",),
+    not_found=("ParameterNotFound",), service="ssm", lookup_many=_parameters_by_name,
 ))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Callable, Iterable, TypeVar
 
 import boto3
 import botocore.config
@@ -21,14 +23,37 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from provisioner.aws.reads import RunReads
 from provisioner.errors import AmbiguousCreate, ProvisionError
 
-READ_PREFIXES = ("Describe", "List", "Get", "Search", "Lookup")
 # Calls that make something new: a blind resend after a lost answer could make a second one.
 CREATE_PREFIXES = ("Create", "Allocate", "Register", "Run", "Request")
 # 5xx answers that say the call was not processed (throttled): safe for botocore to resend.
 NOT_PROCESSED_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
                        "RequestThrottled", "SlowDown")
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Calls one step makes side by side (independent creates, deletes, reads), and so the connections a
+# client keeps per endpoint (botocore's default pool is 10).
+MAX_CONCURRENT_CALLS = 10
+
+
+def side_by_side(items: Iterable[T], action: Callable[[T], R]) -> list[R]:
+    """`action(item)` for every item, at most MAX_CONCURRENT_CALLS at once, results in item order.
+    Every action runs to its end; then the first failure, in item order, is raised."""
+    items = list(items)
+    if len(items) < 2:
+        return [action(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_CALLS, len(items)), thread_name_prefix="aws") as pool:
+        futures = [pool.submit(action, item) for item in items]
+        wait(futures)
+    for future in futures:
+        if future.exception() is not None:
+            raise future.exception()
+    return [future.result() for future in futures]
 
 
 class Aws:
@@ -42,8 +67,11 @@ class Aws:
         self.session = session
         # Standard mode retries throttling and 5xx with jittered backoff; the
         # tool's own retries (waiter.py) cover only eventual-consistency codes.
+        # Adaptive mode is standard mode plus a client-side rate limiter: calls made side by side slow
+        # down when AWS throttles instead of failing (botocore retries.adaptive).
         self._config = botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "adaptive", "max_attempts": max_attempts},
+            max_pool_connections=MAX_CONCURRENT_CALLS,
             connect_timeout=10,
             read_timeout=60,
             user_agent_appid="provision",
@@ -58,6 +86,9 @@ class Aws:
         self._lock = threading.Lock()
         # First in line, before botocore's own retry handler (clients copy the session's handlers when made).
         session.events.register_first("needs-retry", no_blind_resend)
+        self.reads = RunReads()
+        session.events.register("before-call", self.reads.on_call)
+        session.events.register("after-call", self.reads.on_call)
 
     @property
     def region(self) -> str:
@@ -85,6 +116,11 @@ class Aws:
     def check_reachable(self) -> str:
         """The first call of every command: who these credentials are, and that AWS answers at all."""
         return self.account_id
+
+    def read(self, service: str, key, load):
+        """A read shared by the whole run (provisioner/aws/reads.py) until the run writes to `service`."""
+        event_name = self.client(service).meta.service_model.service_id.hyphenize()
+        return self.reads.read(event_name, key, load)
 
     def client(self, service: str):
         with self._lock:
@@ -133,5 +169,3 @@ def make_session(profile: str | None = None, region: str | None = None) -> boto3
         raise ProvisionError(f"{exc}. Check AWS_PROFILE or --profile against ~/.aws/config.") from None
 
 
-def is_mutating(operation_name: str) -> bool:
-    return not operation_name.startswith(READ_PREFIXES)
