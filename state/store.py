@@ -17,7 +17,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -73,21 +73,159 @@ def _empty(project: str, region: str, account: str | None) -> dict:
     }
 
 
-class StateStore:
+class RecordedState:
+    """The state document in memory, with the reads and writes steps use; subclasses store it somewhere."""
+
+    def __init__(self, project: str, region: str, account: str | None):
+        self.project = project
+        self.region = region
+        self.account = account
+        self._data: dict = {}
+        self._mutex = threading.RLock()
+
+    @property
+    def where(self) -> str:
+        """The state's location, as the user names it."""
+        raise NotImplementedError
+
+    def locked(self, operation: str):
+        """A context manager: the state read and checked, and held as the store needs while `operation` runs."""
+        raise NotImplementedError
+
+    def _commit(self, updated: dict, change: Callable[[dict], None]) -> dict:
+        """Write `updated` (the state with `change` applied) and return what is now the state."""
+        raise NotImplementedError
+
+    def checked(self, payload: bytes, where: str, recovery: str) -> dict:
+        """A state document read from `where`, checked: JSON, its shape, and this project, region and account."""
+        try:
+            data = json.loads(payload.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StateInvalid(f"{where} is not valid JSON ({exc}). {recovery}") from None
+        if isinstance(data, dict) and "version" in data and data["version"] != SCHEMA_VERSION:
+            raise StateInvalid(f"{where} has schema version {data['version']!r}; this tool reads {SCHEMA_VERSION}.")
+        try:
+            document = StateDocument.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(part) for part in first["loc"]) or "the top level"
+            raise StateInvalid(f"{where} is not a provision state ({loc}: {first['msg']}). {recovery}") from None
+        if (document.project, document.region) != (self.project, self.region):
+            raise StateInvalid(
+                f"{where} belongs to project {document.project!r} in {document.region!r}, not "
+                f"{self.project!r} in {self.region!r}. Pass the right --state or --config."
+            )
+        if document.account and self.account and document.account != self.account:
+            raise StateInvalid(
+                f"{where} belongs to AWS account {document.account}, but these credentials are for account "
+                f"{self.account}. Use the credentials (AWS_PROFILE) of account {document.account}, or another "
+                "--state for this account."
+            )
+        data = document.model_dump(mode="json")
+        if self.account and not document.account:
+            data["account"] = self.account  # a state from before accounts were recorded
+        return data
+
+    def payload(self) -> bytes:
+        """The state as it is written."""
+        with self._mutex:
+            return serialized(self._data)
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def lineage(self) -> str:
+        return self._data["lineage"]
+
+    @property
+    def serial(self) -> int:
+        return self._data["serial"]
+
+    def get(self, step: str, key: str) -> dict | None:
+        with self._mutex:
+            record = self._data["resources"].get(step, {}).get(key)
+            return copy.deepcopy(record)
+
+    def id_of(self, step: str, key: str) -> str | None:
+        record = self.get(step, key)
+        return record["id"] if record else None
+
+    def step_records(self, step: str) -> dict[str, dict]:
+        with self._mutex:
+            return copy.deepcopy(self._data["resources"].get(step, {}))
+
+    def ids_of_kind(self, kind: str) -> list[str]:
+        """Every recorded ID of one resource kind, whichever step recorded it, sorted."""
+        with self._mutex:
+            return sorted(r["id"] for records in self._data["resources"].values() for r in records.values()
+                          if r.get("kind") == kind)
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        with self._mutex:
+            return copy.deepcopy(self._data["settings"].get(name, default))
+
+    # -- writing ---------------------------------------------------------------
+
+    def put(self, step: str, key: str, resource_id: str, **attributes: Any) -> None:
+        """Record a resource; written at once so a crash cannot lose it."""
+        _refuse_secrets(attributes)
+        record = {"id": resource_id, **attributes}
+
+        def add(data: dict) -> None:
+            data["resources"].setdefault(step, {})[key] = copy.deepcopy(record)
+
+        self._update(add)
+
+    def forget(self, step: str, key: str) -> None:
+        def drop(data: dict) -> None:
+            records = data["resources"].get(step, {})
+            if records.pop(key, None) is not None and not records:
+                del data["resources"][step]
+
+        self._update(drop)
+
+    def set_setting(self, name: str, value: Any) -> None:
+        _refuse_secrets({name: value})
+
+        def assign(data: dict) -> None:
+            data["settings"][name] = copy.deepcopy(value)
+
+        self._update(assign)
+
+    def reset_if_empty(self) -> bool:
+        """After a full destroy: start a new lineage, so client tokens of the old world are never reused."""
+        lineage = str(uuid.uuid4())
+
+        def renew(data: dict) -> None:
+            if not data["resources"]:  # checked again on a re-read: another writer's records are never dropped
+                data.update(lineage=lineage, settings={})
+
+        with self._mutex:
+            if self._data["resources"]:
+                return False
+            self._update(renew)
+            return True
+
+    def _update(self, change: Callable[[dict], None]) -> None:
+        """Apply `change` to the state and write it, unless it changes nothing (the serial moves only on change)."""
+        with self._mutex:
+            updated = copy.deepcopy(self._data)
+            change(updated)
+            if updated != self._data:
+                self._data = self._commit(updated, change)
+
+
+class StateStore(RecordedState):
     """One state file, held under an exclusive lock for the whole run."""
 
     def __init__(self, path: Path, project: str, region: str, account: str | None = None):
         if not path.name or path.is_dir():
             raise StateInvalid(f"--state {str(path)!r}: is a directory, not a state file; give a file path like "
                                f".provision/{project}-{region}.json")
+        super().__init__(project, region, account)
         self.path = path
-        self.project = project
-        self.region = region
-        self.account = account
         self.backup_path = path.with_name(path.name + ".backup")
         self.lock_path = path.with_name(path.name + ".lock")
-        self._data: dict = {}
-        self._mutex = threading.RLock()
         self._backed_up = False
         self._lock_fd: int | None = None
 
@@ -143,111 +281,16 @@ class StateStore:
         if not self.path.exists():
             self._data = _empty(self.project, self.region, self.account)
             return
-        recovery = (f"Restore it from {self.backup_path}, or move it away and run again: resources are found "
-                    "again by their tags.")
         try:
-            data = json.loads(self.path.read_bytes().decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise StateInvalid(f"{self.path} is not valid JSON ({exc}). {recovery}") from None
+            payload = self.path.read_bytes()
         except OSError as exc:
             raise StateInvalid(f"cannot read {self.path} ({exc.strerror}).") from None
-        if isinstance(data, dict) and "version" in data and data["version"] != SCHEMA_VERSION:
-            raise StateInvalid(f"{self.path} has schema version {data['version']!r}; this tool reads {SCHEMA_VERSION}.")
-        try:
-            document = StateDocument.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "the top level"
-            raise StateInvalid(f"{self.path} is not a provision state ({where}: {first['msg']}). {recovery}") from None
-        if (document.project, document.region) != (self.project, self.region):
-            raise StateInvalid(
-                f"{self.path} belongs to project {document.project!r} in {document.region!r}, not "
-                f"{self.project!r} in {self.region!r}. Pass the right --state or --config."
-            )
-        if document.account and self.account and document.account != self.account:
-            raise StateInvalid(
-                f"{self.path} belongs to AWS account {document.account}, but these credentials are for account "
-                f"{self.account}. Use the credentials (AWS_PROFILE) of account {document.account}, or another "
-                "--state for this account."
-            )
-        self._data = document.model_dump(mode="json")
-        if self.account and not document.account:
-            self._data["account"] = self.account  # a state from before accounts were recorded
-
-    # -- reading -------------------------------------------------------------
+        self._data = self.checked(payload, str(self.path), f"Restore it from {self.backup_path}, or move it away and "
+                                  "run again: resources are found again by their tags.")
 
     @property
-    def lineage(self) -> str:
-        return self._data["lineage"]
-
-    @property
-    def serial(self) -> int:
-        return self._data["serial"]
-
-    def get(self, step: str, key: str) -> dict | None:
-        with self._mutex:
-            record = self._data["resources"].get(step, {}).get(key)
-            return copy.deepcopy(record)
-
-    def id_of(self, step: str, key: str) -> str | None:
-        record = self.get(step, key)
-        return record["id"] if record else None
-
-    def step_records(self, step: str) -> dict[str, dict]:
-        with self._mutex:
-            return copy.deepcopy(self._data["resources"].get(step, {}))
-
-    def ids_of_kind(self, kind: str) -> list[str]:
-        """Every recorded ID of one resource kind, whichever step recorded it, sorted."""
-        with self._mutex:
-            return sorted(r["id"] for records in self._data["resources"].values() for r in records.values()
-                          if r.get("kind") == kind)
-
-    def setting(self, name: str, default: Any = None) -> Any:
-        with self._mutex:
-            return copy.deepcopy(self._data["settings"].get(name, default))
-
-    # -- writing ---------------------------------------------------------------
-
-    def put(self, step: str, key: str, resource_id: str, **attributes: Any) -> None:
-        """Record a resource; written to disk at once so a crash cannot lose it."""
-        _refuse_secrets(attributes)
-        record = {"id": resource_id, **attributes}
-        with self._mutex:
-            if self._data["resources"].get(step, {}).get(key) == record:
-                return
-            self._data["resources"].setdefault(step, {})[key] = record
-            self._write()
-
-    def forget(self, step: str, key: str) -> None:
-        with self._mutex:
-            records = self._data["resources"].get(step, {})
-            if key not in records:
-                return
-            del records[key]
-            if not records:
-                del self._data["resources"][step]
-            self._write()
-
-    def set_setting(self, name: str, value: Any) -> None:
-        _refuse_secrets({name: value})
-        with self._mutex:
-            if self._data["settings"].get(name) == value:
-                return
-            self._data["settings"][name] = copy.deepcopy(value)
-            self._write()
-
-    def reset_if_empty(self) -> bool:
-        """After a full destroy: start a new lineage, so client tokens of the old world are never reused."""
-        with self._mutex:
-            if self._data["resources"]:
-                return False
-            fresh = _empty(self.project, self.region, self.account)
-            fresh["serial"] = self._data["serial"]
-            self._backup()
-            self._data = fresh
-            self._write()
-            return True
+    def where(self) -> str:
+        return str(self.path)
 
     def _backup(self) -> None:
         if self._backed_up:
@@ -256,13 +299,17 @@ class StateStore:
         if self.path.exists():
             _atomic_write(self.backup_path, self.path.read_bytes())
 
-    def _write(self) -> None:
+    def _commit(self, updated: dict, change: Callable[[dict], None]) -> dict:
         if self._lock_fd is None:
             raise StateError("state written without holding its lock")
         self._backup()
-        self._data["serial"] += 1
-        payload = json.dumps(self._data, indent=2, sort_keys=True).encode() + b"\n"
-        _atomic_write(self.path, payload)
+        updated["serial"] += 1
+        _atomic_write(self.path, serialized(updated))
+        return updated
+
+
+def serialized(data: dict) -> bytes:
+    return json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:

@@ -31,6 +31,9 @@ CREATE_PREFIXES = ("Create", "Allocate", "Register", "Run", "Request")
 # 5xx answers that say the call was not processed (throttled): safe for botocore to resend.
 NOT_PROCESSED_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
                        "RequestThrottled", "SlowDown")
+# The user agent app ID of the calls that keep the tool's own books (the state in S3, the project lock), not
+# the stack's: CloudTrail shows it, and whoever counts the stack's calls can leave these out.
+BOOKKEEPING_APPID = "provision-state"
 
 
 T = TypeVar("T")
@@ -128,6 +131,15 @@ class Aws:
                 self._clients[service] = self.session.client(service, config=self._config)
             return self._clients[service]
 
+    def bookkeeping_client(self, service: str):
+        """A client for the state and the lock: the same settings, marked with BOOKKEEPING_APPID."""
+        with self._lock:
+            key = f"bookkeeping:{service}"
+            if key not in self._clients:
+                self._clients[key] = self.session.client(
+                    service, config=self._config.merge(botocore.config.Config(user_agent_appid=BOOKKEEPING_APPID)))
+            return self._clients[key]
+
     def probe_client(self, service: str):
         """A client that gives up after one retry and a 3 s connect timeout."""
         with self._lock:
@@ -169,3 +181,7 @@ def make_session(profile: str | None = None, region: str | None = None) -> boto3
         raise ProvisionError(f"{exc}. Check AWS_PROFILE or --profile against ~/.aws/config.") from None
 
 
+def is_bookkeeping(context: dict) -> bool:
+    """Whether a call (its botocore request context) was made by a bookkeeping client."""
+    config = context.get("client_config")
+    return getattr(config, "user_agent_appid", None) == BOOKKEEPING_APPID
