@@ -41,8 +41,9 @@ ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", envvar="PROVISION_CONFIG", help="Config file (see config.example.toml).")
 ]
 StateOption = Annotated[
-    Optional[Path],
-    typer.Option("--state", envvar="PROVISION_STATE", help="State file (default: .provision/<project>-<region>.json)."),
+    Optional[str],
+    typer.Option("--state", envvar="PROVISION_STATE", help="State file, or s3://BUCKET/KEY (default: the config's "
+                 "state.location, else .provision/<project>-<region>.json)."),
 ]
 ProfileOption = Annotated[Optional[str], typer.Option("--profile", help="AWS profile (default: AWS_PROFILE or the default chain).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -513,6 +514,12 @@ def _count(changes, planned: bool = False) -> str:
     if not counts:
         return "no changes"
     return ", ".join(f"{n} to {a}" if planned else f"{n} {a}d" for a, n in sorted(counts.items()))
+
+
+# Registered last: the state commands use the options and helpers above.
+from provisioner.commands.state import state_app  # noqa: E402
+
+app.add_typer(state_app, name="state")
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ from pydantic import (
 from provisioner.temporal import versions
 from provisioner.temporal.versions import DEFAULT as DEFAULT_VERSION
 from provisioner.temporal.versions import tag_version
+from state.location import is_s3_url, parse_s3_url
+from state.store import StateInvalid
 
 # Lower-case letters, digits and hyphens, starting with a letter: the common
 # subset accepted by every AWS name this project derives from it (ECS cluster,
@@ -449,6 +451,29 @@ class AwsConfig(Strict):
     )
 
 
+class StateConfig(Strict):
+    """Where the state lives and how the project lock behaves."""
+
+    location: str = Field(
+        "", description="Where the state lives: a file path, or s3://BUCKET/KEY for a team; empty: "
+        ".provision/<project>-<region>.json. --state and PROVISION_STATE take precedence.")
+    kms_key_id: str = Field(
+        "", description="KMS key (ID, ARN or alias) that encrypts an S3 state (SSE-KMS); empty: SSE-S3 (AES256).")
+    stale_lock_minutes: int = Field(
+        720, ge=1, le=10080, description="A project lock older than this is reported as stale, with the command "
+        "that releases it; it is never taken over.")
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        if is_s3_url(value):
+            try:
+                parse_s3_url(value)
+            except StateInvalid as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
 class Config(Strict):
     project: str = Field("temporal", description="Project name: prefix of every resource name and tag.")
     network: NetworkConfig = Field(NetworkConfig(), description="The VPC: private subnets per zone, the NAT's public subnet.")
@@ -466,6 +491,7 @@ class Config(Strict):
     )
     timeouts: TimeoutsConfig = Field(TimeoutsConfig(), description="How long to wait for slow resources.")
     aws: AwsConfig = Field(AwsConfig(), description="How botocore retries AWS calls.")
+    state: StateConfig = Field(StateConfig(), description="Where the state lives (a file, or S3 for a team) and its lock.")
 
     @field_validator("project")
     @classmethod

@@ -22,7 +22,7 @@ from provisioner.config import Config
 from provisioner.errors import BadInput, ProvisionError, aws_failure
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
-from state import StateStore
+from state import RecordedState
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -56,7 +56,7 @@ class StepContext:
     config: Config
     aws: Aws
     naming: Naming
-    state: StateStore
+    state: RecordedState
     dry_run: bool
     reporter: Reporter
     # destroy --delete-data: also delete what holds data (the DSQL cluster, image repositories).
@@ -193,7 +193,7 @@ class RunResult:
 
 
 class Engine:
-    def __init__(self, steps: list[Step], config: Config, aws: Aws, state: StateStore, reporter: Reporter,
+    def __init__(self, steps: list[Step], config: Config, aws: Aws, state: RecordedState, reporter: Reporter,
                  workers: int | None = None, delete_data: bool = False):
         names = [s.name for s in steps]
         for step in steps:

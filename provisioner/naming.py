@@ -78,6 +78,10 @@ class Naming:
         """An SSM parameter of the project: /<project>/<path>."""
         return f"/{self.project}/{path}"
 
+    def lock_parameter(self) -> str:
+        """The SSM parameter that is the project's lock in this region (beside a local state)."""
+        return self.parameter(f"lock/{self.region}")
+
     def parameter_arn(self, account: str, path: str) -> str:
         """Its ARN: the name without its leading slash after 'parameter/' (SSM's ARN format)."""
         return self.arn("ssm", account, f"parameter/{self.project}/{path}")

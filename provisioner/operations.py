@@ -1,10 +1,10 @@
 """The pipeline operations behind up, plan, destroy, status and outputs: open the state, run the engine."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rich.console import Console
 
@@ -12,33 +12,78 @@ from provisioner.aws.session import Aws
 from provisioner.commands.schema import SETTING as SCHEMA_SETTING
 from provisioner.config import Config
 from provisioner.engine import Engine, RunResult
-from provisioner.naming import Naming
+from provisioner.naming import MANAGED_BY, TAG_MANAGED_BY, TAG_PROJECT, Naming
 from provisioner.progress import Reporter
-from state import StateStore
+from state import RecordedState, StateStore
 from steps import pipeline
 from steps.ecs_services import COUNTS_SETTING
 
 STATE_DIR = Path(".provision")
+# Commands that change the stack or its state hold the project lock; plan, status, outputs, tunnel and
+# state pull only read.
+LOCKED_OPERATIONS = ("up", "scale", "destroy", "schema", "build-images", "state push", "state restore")
 
 
 def default_state_path(config: Config, aws: Aws) -> Path:
     return STATE_DIR / Naming(config.project, aws.region).state_file_name()
 
 
+def open_store(config: Config, aws: Aws, location: Path | str | None,
+               warn: Callable[[str], None] = lambda message: None) -> RecordedState:
+    """The state at `location` (--state, PROVISION_STATE), else at the config's state.location, else the default file."""
+    from state.location import is_s3_url, parse_s3_url
+
+    chosen = str(location) if location is not None else config.state.location or None
+    # aws.account_id is the first call of every command (STS): a state belongs to one account.
+    if chosen is not None and is_s3_url(chosen):
+        from state.s3 import S3StateStore
+
+        return S3StateStore(parse_s3_url(chosen), config.project, aws.region, aws.account_id,
+                            aws.bookkeeping_client("s3"), config.state.kms_key_id, warn)
+    path = Path(chosen) if chosen is not None else default_state_path(config, aws)
+    return StateStore(path, config.project, aws.region, aws.account_id)
+
+
+def project_lock(config: Config, aws: Aws, store: RecordedState):
+    """The lock of this project and region in the account: an S3 object beside an S3 state, else an SSM parameter."""
+    from state.lock import ProjectLock, S3LockRecord, SsmLockRecord
+    from state.s3 import S3StateStore
+
+    naming = Naming(config.project, aws.region)
+    if isinstance(store, S3StateStore):
+        record = S3LockRecord(aws.bookkeeping_client("s3"), store.location.beside(".lock"), store.encryption)
+    else:
+        tags = [{"Key": TAG_PROJECT, "Value": config.project}, {"Key": TAG_MANAGED_BY, "Value": MANAGED_BY}]
+        record = SsmLockRecord(aws.bookkeeping_client("ssm"), naming.lock_parameter(), tags)
+    return ProjectLock(record, f"project {config.project} in {aws.region}", config.state.stale_lock_minutes * 60)
+
+
+@contextmanager
+def opened_state(config: Config, aws: Aws, location: Path | str | None, operation: str,
+                 console: Console) -> Iterator[RecordedState]:
+    """The state read and checked for `operation`, with the project lock held if `operation` changes anything."""
+    store = open_store(config, aws, location, warn=lambda message: console.print(
+        f"[yellow]Warning:[/] {message}", highlight=False))
+    # The state first: a broken or foreign state is refused before the lock is asked for.
+    with store.locked(operation):
+        locking = operation in LOCKED_OPERATIONS
+        with project_lock(config, aws, store).held(operation) if locking else nullcontext():
+            yield store
+
+
 @contextmanager
 def open_engine(
-    config: Config, aws: Aws, state_path: Path | None, operation: str, console: Console | None = None,
+    config: Config, aws: Aws, state_path: Path | str | None, operation: str, console: Console | None = None,
     quiet: bool = False, delete_data: bool = False, steps: list | None = None,
 ) -> Iterator[Engine]:
-    """The engine over the whole pipeline (or only `steps`), with the state locked for `operation`."""
-    # The account first (STS, the first call of every command): a state belongs to one account.
-    store = StateStore(state_path or default_state_path(config, aws), config.project, aws.region, aws.account_id)
-    with store.locked(operation):
-        with Reporter(console or Console(stderr=True), quiet=quiet) as reporter:
+    """The engine over the whole pipeline (or only `steps`), with the state opened for `operation`."""
+    console = console or Console(stderr=True)
+    with opened_state(config, aws, state_path, operation, console) as store:
+        with Reporter(console, quiet=quiet) as reporter:
             yield Engine(steps or pipeline(), config, aws, store, reporter, delete_data=delete_data)
 
 
-def up(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:
+def up(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> RunResult:
     with open_engine(config, aws, state_path, "up", **kwargs) as engine:
         result = engine.apply()
         if result.ok and not any(engine.state.setting(COUNTS_SETTING, {}).values()):
@@ -48,18 +93,18 @@ def up(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> Ru
         return result
 
 
-def plan(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> RunResult:
+def plan(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> RunResult:
     with open_engine(config, aws, state_path, "plan", **kwargs) as engine:
         return engine.plan()
 
 
-def destroy(config: Config, aws: Aws, state_path: Path | None = None, delete_data: bool = False, **kwargs) -> RunResult:
+def destroy(config: Config, aws: Aws, state_path: Path | str | None = None, delete_data: bool = False, **kwargs) -> RunResult:
     """Everything the project made; what holds data (the DSQL cluster, images) only with `delete_data`."""
     with open_engine(config, aws, state_path, "destroy", delete_data=delete_data, **kwargs) as engine:
         return engine.destroy()
 
 
-def scale(config: Config, aws: Aws, targets: dict[str, int], state_path: Path | None = None, wait: bool = True,
+def scale(config: Config, aws: Aws, targets: dict[str, int], state_path: Path | str | None = None, wait: bool = True,
           timeout: float | None = None, **kwargs) -> list:
     """Set the task counts of the named services, record them, and wait until they settle."""
     from provisioner.commands import scale as scaling
@@ -68,7 +113,7 @@ def scale(config: Config, aws: Aws, targets: dict[str, int], state_path: Path | 
         return scaling.scale(engine, targets, wait, timeout or config.timeouts.services_stable)
 
 
-def schema(config: Config, aws: Aws, state_path: Path | None = None, timeout: float | None = None, **kwargs) -> list:
+def schema(config: Config, aws: Aws, state_path: Path | str | None = None, timeout: float | None = None, **kwargs) -> list:
     """Run the schema tasks and report each one (provisioner/commands/schema.py)."""
     from provisioner.commands.schema import run_schema
 
@@ -76,7 +121,7 @@ def schema(config: Config, aws: Aws, state_path: Path | None = None, timeout: fl
         return run_schema(engine, timeout or config.timeouts.schema_task)
 
 
-def find_tunnel(config: Config, aws: Aws, state_path: Path | None, service: str, local_port: int | None, **kwargs):
+def find_tunnel(config: Config, aws: Aws, state_path: Path | str | None, service: str, local_port: int | None, **kwargs):
     """Where a tunnel to the service goes (provisioner/commands/tunnel.py); read-only."""
     from provisioner.commands.tunnel import find
 
@@ -94,7 +139,7 @@ class ResourceStatus:
     detail: str = ""
 
 
-def status(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> list[ResourceStatus]:
+def status(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> list[ResourceStatus]:
     """The state against what is really there: missing, drifted and untracked resources."""
     rows: list[ResourceStatus] = []
     with open_engine(config, aws, state_path, "status", quiet=True, **kwargs) as engine:
@@ -122,7 +167,7 @@ def status(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -
     return rows
 
 
-def outputs(config: Config, aws: Aws, state_path: Path | None = None, **kwargs) -> dict:
+def outputs(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> dict:
     with open_engine(config, aws, state_path, "outputs", quiet=True, **kwargs) as engine:
         result: dict = {"project": config.project, "region": aws.region}
         for step in engine.steps:

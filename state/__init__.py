@@ -1,4 +1,4 @@
-"""The JSON state store."""
-from state.store import StateError, StateInvalid, StateLocked, StateStore
+"""The state store: a local JSON file or an S3 object, and the project lock."""
+from state.store import RecordedState, StateError, StateInvalid, StateLocked, StateStore
 
-__all__ = ["StateError", "StateInvalid", "StateLocked", "StateStore"]
+__all__ = ["RecordedState", "StateError", "StateInvalid", "StateLocked", "StateStore"]

@@ -60,7 +60,7 @@ class StateDocument(BaseModel):
     settings: dict[str, Any]
 
 
-def _empty(project: str, region: str, account: str | None) -> dict:
+def empty_document(project: str, region: str, account: str | None) -> dict:
     return {
         "version": SCHEMA_VERSION,
         "lineage": str(uuid.uuid4()),
@@ -206,6 +206,13 @@ class RecordedState:
             self._update(renew)
             return True
 
+    def replace_with(self, document: dict) -> None:
+        """Take another state's lineage, resources and settings (push, restore): a new write, the serial moves on."""
+        def take(data: dict) -> None:
+            data.update(copy.deepcopy({name: document[name] for name in ("lineage", "resources", "settings")}))
+
+        self._update(take)
+
     def _update(self, change: Callable[[dict], None]) -> None:
         """Apply `change` to the state and write it, unless it changes nothing (the serial moves only on change)."""
         with self._mutex:
@@ -279,7 +286,7 @@ class StateStore(RecordedState):
 
     def _load(self) -> None:
         if not self.path.exists():
-            self._data = _empty(self.project, self.region, self.account)
+            self._data = empty_document(self.project, self.region, self.account)
             return
         try:
             payload = self.path.read_bytes()

@@ -150,7 +150,7 @@ def ecr_login(aws: Aws) -> tuple[str, Callable[[], str]]:
     return registry, password
 
 
-def ensure_repositories(config: Config, aws: Aws, state_path: Path | None) -> dict[str, str]:
+def ensure_repositories(config: Config, aws: Aws, state_path: Path | str | None) -> dict[str, str]:
     """The project's repositories, made (or converged) by the same step `up` runs: image -> URI."""
     from provisioner import operations
 
@@ -162,7 +162,7 @@ def ensure_repositories(config: Config, aws: Aws, state_path: Path | None) -> di
         return {key.removeprefix("repo-"): record["uri"] for key, record in engine.state.step_records("ecr").items()}
 
 
-def build_images(config: Config, aws: Aws, state_path: Path | None, source: Path, dry_run: bool,
+def build_images(config: Config, aws: Aws, state_path: Path | str | None, source: Path, dry_run: bool,
                  say: Callable[[str], None], stream: Callable[[str], None]) -> BuildPlan:
     """Check, then build and push (or, with dry_run, only show what would run)."""
     check_tools()
