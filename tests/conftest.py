@@ -17,7 +17,7 @@ import pytest
 
 from provisioner.aws import waiter
 from provisioner.aws.reads import is_mutating
-from provisioner.aws.session import Aws
+from provisioner.aws.session import Aws, is_bookkeeping
 from provisioner.config import Config, parse_config
 from provisioner.emulator import server as emulator
 
@@ -130,13 +130,15 @@ def state_path(tmp_path) -> Path:
 
 
 class CallLog:
-    """Every AWS call a session makes, by operation, through botocore's own event hooks."""
+    """Every AWS call a session makes on the stack, by operation, through botocore's own event hooks; the calls
+    that keep the state in S3 and the project lock (bookkeeping clients) are kept apart, in `bookkeeping`."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.bookkeeping: list[str] = []
 
-    def __call__(self, event_name: str, **_) -> None:
-        self.calls.append(event_name.split(".", 1)[1])
+    def __call__(self, event_name: str, context: dict | None = None, **_) -> None:
+        (self.bookkeeping if context and is_bookkeeping(context) else self.calls).append(event_name.split(".", 1)[1])
 
     @property
     def mutating(self) -> list[str]:
@@ -165,6 +167,19 @@ def up_ok(config: Config, aws: Aws, state_path: Path):
     result = operations.up(config, aws, state_path, quiet=True)
     assert result.ok, result.errors
     return result
+
+
+def unlock_killed_run(config: Config, state_location) -> str:
+    """What the user does after a run was SIGKILLed: 'provision state unlock LOCK_ID', with the ID the refusal
+    named. Returns that ID."""
+    from provisioner import operations
+
+    aws = new_aws()
+    lock = operations.project_lock(config, aws, operations.open_store(config, aws, state_location))
+    holder = lock.holder()
+    assert holder is not None, "the killed run left no lock"
+    lock.unlock(holder.id)
+    return holder.id
 
 
 def new_aws(*hooks: tuple[str, object]) -> Aws:

@@ -24,6 +24,7 @@ from tests.conftest import (
     make_config,
     new_aws,
     reset_account,
+    unlock_killed_run,
     up_ok,
     world,
 )
@@ -146,6 +147,7 @@ def test_up_killed_with_sigkill_converges_on_rerun(endpoint, config, tmp_path):
         assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
         assert sum(len(v) for v in state_keys(path).values()) < total
 
+        unlock_killed_run(config, path)  # a SIGKILL leaves the project lock behind, for the user to release
         up_ok(config, new_aws(), path)
         assert_same_world(world(), baseline_world, f"killed at {kill_at} recorded resources")
 
