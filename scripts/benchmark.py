@@ -26,7 +26,7 @@ import boto3  # noqa: E402
 
 from provisioner import operations  # noqa: E402
 from provisioner.aws.reads import is_mutating  # noqa: E402
-from provisioner.aws.session import Aws  # noqa: E402
+from provisioner.aws.session import Aws, is_bookkeeping  # noqa: E402
 from provisioner.commands.grafana_secret import ensure_grafana_secret  # noqa: E402
 from provisioner.config import load_config  # noqa: E402
 from provisioner.emulator import server as emulator  # noqa: E402
@@ -44,7 +44,10 @@ def free_port() -> int:
 def measure(operation, config, state_path) -> tuple[float, Counter]:
     calls: Counter = Counter()
 
-    def count(event_name: str, **_) -> None:
+    def count(event_name: str, context: dict | None = None, **_) -> None:
+        if context and is_bookkeeping(context):
+            calls["bookkeeping"] += 1  # the state in S3 and the project lock, not the stack
+            return
         calls["mutating" if is_mutating(event_name.rsplit(".", 1)[-1]) else "read"] += 1
         calls["call " + event_name.split(".", 1)[1]] += 1
 
@@ -103,10 +106,10 @@ def main() -> None:
             emulator.stop(Path(workdir))
 
     print(f"latency {args.latency_ms} ms per call, median of {args.runs} runs")
-    print(f"{'operation':<18}{'median s':>10}{'min s':>8}{'mutating':>10}{'read':>8}{'peak MB':>9}")
+    print(f"{'operation':<18}{'median s':>10}{'min s':>8}{'mutating':>10}{'read':>8}{'lock+state':>12}{'peak MB':>9}")
     for label, times in figures.items():
-        print(f"{label:<18}{statistics.median(times):>10.2f}{min(times):>8.2f}"
-              f"{counts[label]['mutating']:>10}{counts[label]['read']:>8}{memory[label]:>9.0f}")
+        print(f"{label:<18}{statistics.median(times):>10.2f}{min(times):>8.2f}{counts[label]['mutating']:>10}"
+              f"{counts[label]['read']:>8}{counts[label]['bookkeeping']:>12}{memory[label]:>9.0f}")
     if args.calls:
         for label, calls in counts.items():
             print(f"\n{label}:")
