@@ -154,6 +154,32 @@ class S3LockRecord:
             raise StateError(f"Failed to release the lock {self.where}: {code_of(exc)}: {exc}") from None
 
 
+class PairedLockRecord:
+    """Two records taken as one, with the same body: the account-wide SSM parameter every backend uses, so
+    that runs with different state locations still exclude each other, and the object beside an S3 state.
+    Taken in order and given back if the second is held; read from whichever holds a body; deleted both."""
+
+    def __init__(self, first: LockRecord, second: LockRecord):
+        self.records = (first, second)
+        self.where = f"{first.where} and {second.where}"
+
+    def create(self, body: str) -> bool:
+        first, second = self.records
+        if not first.create(body):
+            return False
+        if not second.create(body):
+            first.delete()
+            return False
+        return True
+
+    def read(self) -> str | None:
+        return next((body for body in (record.read() for record in self.records) if body is not None), None)
+
+    def delete(self) -> None:
+        for record in self.records:
+            record.delete()
+
+
 class ProjectLock:
     def __init__(self, record: LockRecord, subject: str, stale_after: float):
         self.record = record

@@ -382,6 +382,21 @@ def test_a_live_lock_is_never_released_by_another_command(endpoint, config_file,
     assert lock.holder() is None
 
 
+def test_a_run_with_an_s3_state_and_one_with_a_local_state_exclude_each_other(bucket, config_file, tmp_path):
+    config = make_config()
+    local = operations.project_lock(config, new_aws(), operations.open_store(config, new_aws(), str(tmp_path / "s.json")))
+    with local.held("up") as holder:
+        refused = invoke("up", "--config", str(config_file), "--state", URL)
+        assert_exit(refused, 1, f"lock ID {holder.id}")
+    # The S3 run took neither record: the object beside its state is not left behind by the refusal.
+    assert "Contents" not in s3().list_objects_v2(Bucket=BUCKET, Prefix=f"{KEY}.lock")
+    remote = operations.project_lock(config, new_aws(), operations.open_store(config, new_aws(), URL))
+    with remote.held("scale") as holder:
+        assert_exit(invoke("up", "--config", str(config_file), "--state", str(tmp_path / "s.json")), 1,
+                    f"lock ID {holder.id}")
+    assert remote.holder() is None and local.holder() is None
+
+
 def test_an_old_lock_is_reported_stale_but_never_taken_over(endpoint, config_file, tmp_path):
     ssm = boto3.client("ssm", region_name=REGION)
     old = {"id": "old-lock", "user": "alice", "host": "alices-laptop", "pid": 4242, "command": "scale",
