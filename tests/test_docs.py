@@ -33,6 +33,7 @@ import termios
 from pathlib import Path
 from xml.etree import ElementTree
 
+import boto3
 import botocore.session
 import pytest
 from botocore import xform_name
@@ -58,6 +59,11 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Lines that are not provision commands: those this test runs itself, and why the others are not run.
 RUN_HERE = {
     "cp config.example.toml provision.toml": "run in the test's directory",
+    # The team-state bucket: made through boto3 with the same operation and options (aws_call).
+    "aws s3api create-bucket --bucket my-team-state --region eu-west-1 --create-bucket-configuration "
+    "LocationConstraint=eu-west-1": "run through boto3 against the emulator",
+    "aws s3api put-bucket-versioning --bucket my-team-state --versioning-configuration Status=Enabled":
+        "run through boto3 against the emulator",
     'eval "$(provision emulator env)"': "runs 'provision emulator env' and sets the variables it exports",
 }
 NOT_RUN = {
@@ -69,12 +75,14 @@ NOT_RUN = {
 # Commands ordered by what they need; a command not listed needs only the config (validate, cost, plan,
 # grafana-secret, build-images) and runs right after the emulator starts.
 PHASES = {
-    "provision emulator start": 0, "cp": 0, "eval": 0,
+    "provision emulator start": 0, "cp": 0, "eval": 0, "aws s3api": 1,
     "provision up": 2, "provision schema": 3, "provision scale": 4,
     "provision status": 5, "provision outputs": 5, "provision tunnel": 5, "provision emulator env": 5,
     "provision scale down": 6, "provision destroy": 7, "provision emulator stop": 8,
 }
 SETUP_PHASE = 1
+# AWS CLI command names that are not botocore's service names.
+CLI_SERVICES = {"s3api": "s3"}
 # Options of every AWS CLI command, and those of paginated ones.
 AWS_CLI_GLOBAL_OPTIONS = {"--region", "--profile", "--output", "--query", "--endpoint-url", "--no-cli-pager",
                           "--max-items", "--starting-token", "--page-size"}
@@ -140,6 +148,23 @@ def in_terminal(arguments: list[str], columns: int, answer: str = "") -> tuple[i
     return process.wait(timeout=120), ANSI.sub("", shown.decode(errors="replace")).replace("\r\n", "\n")
 
 
+def aws_call(words: list[str]) -> int:
+    """`aws SERVICE OPERATION --option value ...` made through boto3: options become the operation's members
+    (by botocore's model), `Key=Value` shorthand a structure. For the few aws lines in RUN_HERE."""
+    _, service, operation, *rest = words
+    client = boto3.client(CLI_SERVICES.get(service, service), region_name=REGION)
+    model = client.meta.service_model
+    name = {xform_name(n, "-"): n for n in model.operation_names}[operation]
+    members = {xform_name(m, "-"): m for m in model.operation_model(name).input_shape.members}
+    params = {}
+    for option, value in zip(rest[::2], rest[1::2]):
+        if option == "--region":
+            continue
+        params[members[option.removeprefix("--")]] = dict([value.split("=", 1)]) if "=" in value else value
+    getattr(client, xform_name(name))(**params)
+    return 0
+
+
 class Readme:
     """The directory the README's commands run in, and the emulator they start."""
 
@@ -165,6 +190,8 @@ class Readme:
     def run(self, command: str) -> tuple[int, str]:
         """Run one README command: its exit code and what it printed."""
         words = shlex.split(command)
+        if command.startswith("aws "):
+            return aws_call(words), ""
         if command.startswith("cp "):
             copied = subprocess.run(words, cwd=self.work, capture_output=True, text=True)
             return copied.returncode, copied.stderr
@@ -289,7 +316,7 @@ def test_readme_aws_commands_exist_with_the_options_shown():
         if (service, operation) in AWS_CLI_ONLY:
             allowed = AWS_CLI_ONLY[service, operation]
         else:
-            model = models.get_service_model(service)
+            model = models.get_service_model(CLI_SERVICES.get(service, service))
             names = {xform_name(name, "-"): name for name in model.operation_names}
             assert operation in names, f"{command!r}: aws {service} has no {operation}"
             members = model.operation_model(names[operation]).input_shape.members
