@@ -47,7 +47,9 @@ def test_endpoints_are_built_while_the_nat_gateway_is_still_pending(slow_nat, tm
     times = CallTimes()
     up_ok(make_config(), new_aws(("after-call", times)), tmp_path / "state.json")
     nat_route = times.last("CreateRoute")
-    assert nat_route - times.first("CreateNatGateway") >= NAT_SECONDS
+    # The emulator starts the NAT gateway's clock while it handles the create, a moment before this
+    # client hears the answer (its after-call): allow that moment.
+    assert nat_route - times.first("CreateNatGateway") >= NAT_SECONDS - 0.25
     # Everything else went on while the NAT gateway was pending.
     assert times.last("CreateVpcEndpoint") < nat_route
     assert times.last("CreateAutoScalingGroup") < nat_route
