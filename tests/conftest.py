@@ -145,6 +145,23 @@ class CallLog:
         return [c for c in self.calls if is_mutating(c.split(".")[-1])]
 
 
+def record_cli_calls(monkeypatch) -> CallLog:
+    """Every AWS call of the sessions the CLI opens during a test (the stack's and the bookkeeping's
+    apart): a test that finds no mutating call knows nothing was created, changed or deleted."""
+    from provisioner.aws import session as factory
+
+    log = CallLog()
+    original = factory.make_session
+
+    def recording(*args, **kwargs):
+        made = original(*args, **kwargs)
+        made.events.register("before-call", log)
+        return made
+
+    monkeypatch.setattr(factory, "make_session", recording)
+    return log
+
+
 class Requests:
     """Every request a session sends, as the tool wrote it (service.Operation, parameters), through
     botocore's own event for client parameters: what AWS would receive, whatever moto keeps of it."""

@@ -30,6 +30,7 @@ from tests.conftest import (
     free_port,
     make_config,
     new_aws,
+    record_cli_calls,
     up_ok,
     world,
 )
@@ -43,20 +44,7 @@ def invoke(*arguments: str, input: str | None = None):
 
 @pytest.fixture
 def changes(monkeypatch) -> CallLog:
-    """Every AWS call the CLI makes during the test (each session it opens reports here): a test that
-    finds no mutating call knows nothing was created, changed or deleted."""
-    from provisioner.aws import session as factory
-
-    log = CallLog()
-    original = factory.make_session
-
-    def recording(*args, **kwargs):
-        made = original(*args, **kwargs)
-        made.events.register("before-call", log)
-        return made
-
-    monkeypatch.setattr(factory, "make_session", recording)
-    return log
+    return record_cli_calls(monkeypatch)
 
 
 def assert_clean_failure(result, code: int, message: str | None = None) -> None:

@@ -28,6 +28,7 @@ from tests.conftest import (
     config_text,
     make_config,
     new_aws,
+    record_cli_calls,
     up_ok,
     world,
 )
@@ -71,19 +72,7 @@ def config_file(tmp_path):
 
 @pytest.fixture
 def cli_calls(monkeypatch) -> CallLog:
-    """Every AWS call of the CLI's sessions, the stack's and the bookkeeping's apart."""
-    from provisioner.aws import session as factory
-
-    log = CallLog()
-    original = factory.make_session
-
-    def recording(*args, **kwargs):
-        made = original(*args, **kwargs)
-        made.events.register("before-call", log)
-        return made
-
-    monkeypatch.setattr(factory, "make_session", recording)
-    return log
+    return record_cli_calls(monkeypatch)
 
 
 def assert_exit(result, code: int, *messages: str) -> None:
