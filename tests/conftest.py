@@ -168,9 +168,11 @@ class Requests:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict]] = []
+        self.bookkeeping: list[tuple[str, dict]] = []  # the project lock and an S3 state, not the stack
 
-    def __call__(self, params: dict, model, **_) -> None:
-        self.sent.append((f"{model.service_model.service_name}.{model.name}", copy.deepcopy(params)))
+    def __call__(self, params: dict, model, context: dict | None = None, **_) -> None:
+        request = (f"{model.service_model.service_name}.{model.name}", copy.deepcopy(params))
+        (self.bookkeeping if context and is_bookkeeping(context) else self.sent).append(request)
 
     def of(self, operation: str) -> list[dict]:
         """The parameters of every call of `operation` (like "ecs.RegisterTaskDefinition"), in order."""
