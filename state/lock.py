@@ -200,9 +200,11 @@ class ProjectLock:
     def held(self, command: str) -> Iterator[LockHolder]:
         """Hold the lock while `command` runs; refused at once if another run holds it."""
         mine = LockHolder.this_run(command)
-        # A create whose answer was lost and was sent again finds its own record: that is ours.
-        if not self.record.create(json.dumps(asdict(mine))) and self.holder() != mine:
-            raise StateLocked(self._refusal(self.holder()))
+        if not self.record.create(json.dumps(asdict(mine))):
+            holder = self.holder()
+            # A create whose answer was lost and was sent again finds its own record: that is ours.
+            if holder != mine:
+                raise StateLocked(self._refusal(holder))
         with _sigterm_as_interrupt():
             try:
                 yield mine
