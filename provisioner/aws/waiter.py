@@ -20,6 +20,7 @@ from tenacity import (
     stop_after_delay,
     wait_exponential_jitter,
 )
+from tenacity.nap import sleep as _sleep
 
 from provisioner.errors import ProvisionError, client_error, error_code
 
@@ -50,6 +51,12 @@ class WaitFailed(ProvisionError):
 
 class TimedOut(ProvisionError):
     """The wait ran out of time; the resource may still get there."""
+
+
+def pause(seconds: float) -> None:
+    """A fixed delay, for the one place that needs one rather than a wait on a state: the emulator's
+    simulated network latency (provisioner/emulator/patches.py call_latency). Same sleep tenacity uses."""
+    _sleep(seconds)
 
 
 def _wait():

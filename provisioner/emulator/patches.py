@@ -549,9 +549,10 @@ def call_latency() -> None:
     moto's own API (/moto-api) answers at once.
     """
     import os
-    import time
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from provisioner.aws import waiter
 
     delay = float(os.environ.get(LATENCY_SETTING, "0") or 0) / 1000
     if delay <= 0:
@@ -560,7 +561,7 @@ def call_latency() -> None:
 
     def __call__(self, environ, start_response):
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
-            time.sleep(delay)
+            waiter.pause(delay)
         return original(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = __call__
