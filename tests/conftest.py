@@ -145,6 +145,25 @@ class CallLog:
         return [c for c in self.calls if is_mutating(c.split(".")[-1])]
 
 
+def run_cli(*arguments: str, config_file: Path, state: Path):
+    """`provision ARGUMENTS --config CONFIG_FILE --state STATE`, in-process."""
+    from typer.testing import CliRunner
+
+    from provisioner.cli import app
+
+    return CliRunner().invoke(app, [*arguments, "--config", str(config_file), "--state", str(state)])
+
+
+@pytest.fixture
+def cli_stack(endpoint, tmp_path):
+    """A stack made with the example config, with the config file and state path the CLI uses for it."""
+    config_file = tmp_path / "provision.toml"
+    config_file.write_text(config_text())
+    state = tmp_path / "state.json"
+    up_ok(make_config(), new_aws(), state)
+    return config_file, state
+
+
 def record_cli_calls(monkeypatch) -> CallLog:
     """Every AWS call of the sessions the CLI opens during a test (the stack's and the bookkeeping's
     apart): a test that finds no mutating call knows nothing was created, changed or deleted."""

@@ -20,7 +20,9 @@ from tests.conftest import (
     config_text,
     make_config,
     new_aws,
-    up_ok,
+)
+from tests.conftest import (
+    run_cli as run,
 )
 
 ACCOUNT = "123456789012"
@@ -245,19 +247,6 @@ def test_outputs_name_the_workspace_urls_the_opensearch_endpoint_and_the_tunnels
 
 
 # -- scale and the tunnel (each on its own stack) -------------------------------------------------------------------
-
-@pytest.fixture
-def cli_stack(endpoint, tmp_path):
-    config_file = tmp_path / "provision.toml"
-    config_file.write_text(config_text())
-    state = tmp_path / "state.json"
-    up_ok(make_config(), new_aws(), state)
-    return config_file, state
-
-
-def run(*arguments, config_file, state):
-    return CliRunner().invoke(cli, [*arguments, "--config", str(config_file), "--state", str(state)])
-
 
 def test_scale_up_starts_grafana_and_the_collector_with_the_temporal_services(cli_stack):
     config_file, state = cli_stack

@@ -3,14 +3,11 @@ staged deployment and `provision scale`, read back from what the tool created in
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import boto3
 import pytest
-from typer.testing import CliRunner
 
 from provisioner import operations
-from provisioner.cli import app as cli
 from provisioner.emulator.patches import UNPLACEABLE_SETTING
 from provisioner.temporal import versions
 from tests.conftest import (
@@ -25,6 +22,9 @@ from tests.conftest import (
     own_emulator,
     up_ok,
     world,
+)
+from tests.conftest import (
+    run_cli as run,
 )
 
 SERVICES = ("history", "matching", "frontend", "worker", "ui")  # Temporal's, in the Service Connect namespace
@@ -299,20 +299,6 @@ def test_outputs_name_the_cluster_every_service_and_an_exec_command(stack):
 
 
 # -- scale and changes: each test gets a clean account --------------------------------------------
-
-def run(*arguments: str, config_file: Path, state: Path):
-    return CliRunner().invoke(cli, [*arguments, "--config", str(config_file), "--state", str(state)])
-
-
-@pytest.fixture
-def cli_stack(endpoint, tmp_path):
-    """A stack made by the CLI, with the config file and state path it used."""
-    config_file = tmp_path / "provision.toml"
-    config_file.write_text(config_text())
-    state = tmp_path / "state.json"
-    up_ok(make_config(), new_aws(), state)
-    return config_file, state
-
 
 def counts() -> dict[str, int]:
     return {name: s["desiredCount"] for name, s in services().items()}
