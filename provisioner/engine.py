@@ -267,6 +267,7 @@ class Engine:
         refused = self._unchangeable()
         if refused:
             return refused
+
         def check(step: Step) -> tuple[str, BaseException] | None:
             try:
                 ctx = self.context(step, dry_run=True)

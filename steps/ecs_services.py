@@ -112,6 +112,7 @@ class Services(Step):
         namespace_arn = ctx.required_id("cluster", "namespace", attribute="arn")
         subnets = ctx.recorded_ids("network", tier="private")
         counts = recorded_counts(ctx)
+
         def service_of(service: str) -> None:
             spec = service_spec(
                 ctx, service, ctx.required_id("task_definitions", definition_key(service)), namespace_arn, subnets,

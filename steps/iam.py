@@ -220,6 +220,7 @@ class Iam(Step):
     def apply(self, ctx: StepContext) -> None:
         iam = ctx.aws.client("iam")
         account = ctx.aws.account_id
+
         def role_of(spec: RoleSpec) -> None:
             role_name = ctx.naming.name(spec.key)
             document = trust(spec, ctx.naming, account)

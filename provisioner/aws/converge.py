@@ -51,8 +51,6 @@ def live(ctx, kind: Kind, resource_id: str) -> dict | None:
         if described is not None and resource_id in described:
             return described[resource_id]
         # One of them is gone (EC2 then refuses the whole batch), or reads lag a write: ask alone.
-    if not kind.service:
-        return kind.get(ctx.aws, resource_id)
     return ctx.aws.read(kind.service, ("get", kind.kind, resource_id), lambda: kind.get(ctx.aws, resource_id))
 
 

@@ -128,18 +128,16 @@ def _get_role(aws: Aws, role: str) -> dict:
 
 
 def _list_roles(aws: Aws, naming: Naming) -> list[dict]:
-    iam = aws.client("iam")
-    roles = []
-    for page in iam.get_paginator("list_roles").paginate(PathPrefix=iam_path(naming)):
-        roles.extend(side_by_side([r["RoleName"] for r in page["Roles"]], lambda name: _get_role(aws, name)))
-    return roles
+    # ListRoles answers without tags; the account's role details carry them (and are read once per run).
+    return [role for role in account_roles(aws).values() if role["Path"].startswith(iam_path(naming))]
 
 
 def account_roles(aws: Aws) -> dict[str, dict]:
     """Every role of the account by name, with its inline and attached policies, in pages of up to 1,000
     (GetAccountAuthorizationDetails), read once per run: one call where GetRole, ListRolePolicies,
     GetRolePolicy and ListAttachedRolePolicies per role take four or more. Items keep RolePolicyList and
-    AttachedManagedPolicies. Service-linked roles are among them."""
+    AttachedManagedPolicies. Service-linked roles are among them. (IAM API reference: RoleDetail holds
+    RolePolicyList, AttachedManagedPolicies and Tags; GetAccountAuthorizationDetails MaxItems is 1 to 1,000.)"""
     def read() -> dict[str, dict]:
         pages = aws.client("iam").get_paginator("get_account_authorization_details").paginate(
             Filter=["Role"], PaginationConfig={"PageSize": 1000})
@@ -335,7 +333,8 @@ def _list_capacity_providers(aws: Aws, naming: Naming) -> list[dict]:
 
 def _capacity_providers_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
     found = {}
-    for batch in _batches(names, 10):  # DescribeCapacityProviders: up to 10 names a call
+    # DescribeCapacityProviders takes up to 100 names but answers 10 a page (ECS API reference): 10 a call.
+    for batch in _batches(names, 10):
         described = aws.client("ecs").describe_capacity_providers(capacityProviders=batch, include=["TAGS"])
         found |= {c["name"]: with_tags(c) for c in described["capacityProviders"] if c.get("status", "ACTIVE") == "ACTIVE"}
     return found
@@ -442,7 +441,7 @@ def _services_by_arn(aws: Aws, arns: list[str]) -> dict[str, dict]:
         by_cluster.setdefault(cluster, []).append(name)
     found = {}
     for cluster, names in by_cluster.items():
-        for batch in _batches(names, 10):  # DescribeServices: up to 10 services a call
+        for batch in _batches(names, 10):  # DescribeServices: "up to 10 services" a call (ECS API reference)
             try:
                 described = aws.client("ecs").describe_services(cluster=cluster, services=batch, include=["TAGS"])
             except ClientError as exc:

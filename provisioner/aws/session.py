@@ -68,10 +68,10 @@ class Aws:
                 "No AWS region is set. Set AWS_REGION (or AWS_DEFAULT_REGION), or give your profile a region."
             )
         self.session = session
-        # Standard mode retries throttling and 5xx with jittered backoff; the
-        # tool's own retries (waiter.py) cover only eventual-consistency codes.
-        # Adaptive mode is standard mode plus a client-side rate limiter: calls made side by side slow
-        # down when AWS throttles instead of failing (botocore retries.adaptive).
+        # Adaptive mode is standard mode (throttling and 5xx retried with jittered backoff) plus a
+        # client-side rate limiter, so calls made side by side slow down when AWS throttles instead of
+        # failing (botocore retries.adaptive). The tool's own retries (waiter.py) cover only
+        # eventual-consistency codes.
         self._config = botocore.config.Config(
             retries={"mode": "adaptive", "max_attempts": max_attempts},
             max_pool_connections=MAX_CONCURRENT_CALLS,
