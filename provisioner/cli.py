@@ -28,7 +28,6 @@ app = typer.Typer(
     "(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL). To try it with no AWS account, run "
     "'provision emulator start' and the exports it prints.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 emulator_app = typer.Typer(help="Run the embedded AWS emulator (moto) in the background, on loopback.", no_args_is_help=True)
@@ -48,6 +47,48 @@ StateOption = Annotated[
 ProfileOption = Annotated[Optional[str], typer.Option("--profile", help="AWS profile (default: AWS_PROFILE or the default chain).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 DEFAULT_CONFIG = Path("provision.toml")
+
+
+def _shown_type(original):
+    """typer 0.29 prints every option's Python type (<bool>, <str>) before its help: a flag takes no value and a
+    text's help says what it is, so only the types that help (paths, numbers and their ranges) are shown."""
+    def display_type_rich(self, ctx):
+        described = getattr(self, "type_descriptor", None)
+        if self.metavar is None and (getattr(self, "is_flag", False) or getattr(described, "annotation", None) is str):
+            return None
+        if self.metavar is None and getattr(described, "is_path", False):
+            return "PATH"
+        return original(self, ctx)
+    return display_type_rich
+
+
+typer.core.TyperOption.display_type_rich = _shown_type(typer.core.TyperOption.display_type_rich)
+typer.core.TyperArgument.display_type_rich = _shown_type(typer.core.TyperArgument.display_type_rich)
+
+
+def version_text() -> str:
+    from importlib.metadata import version
+
+    from provisioner.temporal import versions
+
+    default = versions.load(versions.DEFAULT)
+    return (f"provision {version('provision')}\nTemporal server: {default.describe()}, which reports "
+            f"{default.declared} (supported: {', '.join(versions.SUPPORTED)})")
+
+
+def show_version(asked: bool) -> None:
+    if asked:
+        out.print(version_text(), highlight=False, markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=show_version, is_eager=True,
+        help="Print the tool's version and the Temporal server version it deploys by default, and exit.")] = False,
+) -> None:
+    """The options before any command (the app's help is the Typer's own, above)."""
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
@@ -190,10 +231,12 @@ def status(
     with handled():
         cfg, aws = load(config, profile)
         rows = ops.status(cfg, aws, state, console=err)
+        services = ops.service_status(cfg, aws, state, console=err)
         if as_json:
-            out.print_json(data=[r.__dict__ for r in rows])
+            out.print_json(data={"resources": [r.__dict__ for r in rows], "services": [s.as_json() for s in services]})
         else:
             show_status(f"{cfg.project} in {aws.region}", rows)
+            show_services(services)
         if any(r.status != "ok" for r in rows):
             raise typer.Exit(EXIT_FAILURE)
 
@@ -223,6 +266,105 @@ def show_status(title: str, rows: list) -> None:
             out.print(Text.assemble((f"{row.status:<9}", STATUS_COLOURS[row.status]), f" {what}{detail}"), highlight=False)
     if not rows:
         out.print("Nothing recorded yet: run 'provision up'.")
+
+
+def show_services(services: list) -> None:
+    """One line per service (counts, rollout, image tag), then its last stopped tasks and why they stopped."""
+    if not services:
+        return
+    out.print("Services:", highlight=False)
+    for story in services:
+        rollout = story.rollout.lower() or "no deployment"
+        out.print(f"  {story.service:<10} {story.running}/{story.desired} running, {story.pending} pending, "
+                  f"{rollout}, image {story.image_tag or '-'}", highlight=False, markup=False)
+        if story.rollout == "FAILED" and story.rollout_reason:
+            out.print(f"    {story.rollout_reason}", highlight=False, markup=False)
+        for stopped in story.stopped:
+            codes = ", ".join(f"{name} exit {code}" for name, code in stopped.exit_codes.items())
+            out.print(f"    stopped {stopped.task} at {stopped.stopped_at}: {stopped.reason or stopped.stop_code}"
+                      + (f" ({codes})" if codes else ""), highlight=False, markup=False)
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(
+        help="history, matching, frontend, worker, ui, grafana, collector, schema-dsql or schema-visibility.",
+        show_default=False)],
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    since: Annotated[Optional[str], typer.Option(
+        "--since", help="Every line from this long ago: 30s, 10m, 2h, 1d (default: the last --lines of each task).",
+        show_default=False)] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1, max=10000, help="Lines per container.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
+    previous: Annotated[bool, typer.Option(
+        "--previous", help="The logs of the most recently stopped task instead of the running ones.")] = False,
+    task: Annotated[Optional[str], typer.Option(
+        "--task", help="Only this task (its ID or the start of it, as the lines show it).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line: task, container, timestamp, message.")] = False,
+) -> None:
+    """Print the CloudWatch logs of a service's tasks, each line prefixed with its task ID and container.
+
+    Ctrl-C ends --follow (exit code 130).
+    """
+    from provisioner import operations as ops
+    from provisioner.commands import logs as reading
+    from provisioner.commands.service_tasks import check_target
+
+    def emit(line) -> None:
+        if as_json:
+            out.print(json.dumps(line.as_json()), highlight=False, markup=False, soft_wrap=True)
+        else:
+            out.print(line.shown(), highlight=False, markup=False)
+
+    with handled():
+        check_target(service, "logs")
+        start = reading.now_ms() - reading.parse_since(since) * 1000 if since else None
+        cfg, aws = load(config, profile)
+        streams = ops.find_log_streams(cfg, aws, state, service, task, previous, console=err)
+        shown = list(reading.since(aws, streams, start)) if start is not None else reading.tail(aws, streams, lines)
+        for line in shown:
+            emit(line)
+        if follow:
+            try:
+                reading.follow(aws, streams, shown, emit)
+            except KeyboardInterrupt:
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@app.command("exec")
+def exec_command(
+    service: Annotated[str, typer.Argument(help="history, matching, frontend, worker, ui, grafana or collector.",
+                                           show_default=False)],
+    command: Annotated[Optional[list[str]], typer.Argument(
+        help="What to run, after '--' (default: a shell; the collector's /healthcheck).", show_default=False)] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    task: Annotated[Optional[str], typer.Option(
+        "--task", help="This task (its ID or the start of it; default: the first running one).", show_default=False)] = None,
+    print_only: Annotated[bool, typer.Option("--print", help="Print the aws ecs execute-command line instead of running it.")] = False,
+) -> None:
+    """Open a shell (or run a command) inside a running task of a service, through ECS Exec.
+
+    Needs the AWS CLI and the session-manager-plugin; --print shows the command without them.
+    """
+    from provisioner import operations as ops
+    from provisioner.commands import exec_task
+    from provisioner.commands.service_tasks import check_target
+    from provisioner.commands.tunnel import check_tools
+
+    with handled():
+        check_target(service, "exec")
+        if not print_only:
+            check_tools("ECS Exec")
+        cfg, aws = load(config, profile)
+        session = ops.find_exec_session(cfg, aws, state, service, task, command or [], console=err)
+        if print_only:
+            out.print(shlex.join(session.cli()), highlight=False, markup=False)
+            return
+        raise typer.Exit(exec_task.run(session))
 
 
 @app.command()
@@ -474,6 +616,11 @@ EmulatorRegion = Annotated[str, typer.Option("--region", help="Region written in
 @emulator_app.command("start")
 def emulator_start(port: EmulatorPort = 4566, region: EmulatorRegion = "eu-west-1") -> None:
     """Start the emulator in the background and print the shell exports that point at it."""
+    try:
+        import moto  # noqa: F401  (the emulator extra)
+    except ImportError:
+        raise fail("the emulator is an extra this installation lacks; install it with: "
+                   "pip install 'provision\\[emulator]'", EXIT_BAD_INPUT) from None
     from provisioner.emulator import server as emulator
     from provisioner.operations import STATE_DIR
 

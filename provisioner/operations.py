@@ -130,6 +130,33 @@ def find_tunnel(config: Config, aws: Aws, state_path: Path | str | None, service
         return find(engine, service, local_port)
 
 
+def find_log_streams(config: Config, aws: Aws, state_path: Path | str | None, target: str, task: str | None,
+                     previous: bool, **kwargs) -> list:
+    """The awslogs streams of the chosen tasks (provisioner/commands/logs.py); read-only, and the state is let go
+    before any log is read, so that a long --follow holds no lock."""
+    from provisioner.commands import logs
+
+    with open_engine(config, aws, state_path, "logs", quiet=True, **kwargs) as engine:
+        return logs.streams_of(engine, logs.chosen_tasks(engine, target, task, previous))
+
+
+def find_exec_session(config: Config, aws: Aws, state_path: Path | str | None, target: str, task: str | None,
+                      command: list[str], **kwargs):
+    """The ECS Exec session to start (provisioner/commands/exec_task.py); read-only."""
+    from provisioner.commands.exec_task import find
+
+    with open_engine(config, aws, state_path, "exec", quiet=True, **kwargs) as engine:
+        return find(engine, target, task, command)
+
+
+def service_status(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> list:
+    """Each service's counts, rollout, image and last stopped tasks (provisioner/commands/service_status.py)."""
+    from provisioner.commands.service_status import stories
+
+    with open_engine(config, aws, state_path, "status", quiet=True, **kwargs) as engine:
+        return stories(engine)
+
+
 @dataclass(frozen=True)
 class ResourceStatus:
     step: str

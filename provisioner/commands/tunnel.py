@@ -70,10 +70,11 @@ def find(engine: Engine, service: str, local_port: int | None) -> Tunnel:
     )
 
 
-def check_tools() -> None:
+def check_tools(purpose: str = "the tunnel") -> None:
+    """The AWS CLI and the Session Manager plugin, which `tunnel` and `exec` both run."""
     missing = [f"{tool}: {hint}" for tool, hint in INSTALL.items() if shutil.which(tool) is None]
     if missing:
-        raise BadInput("the tunnel needs, on this machine:\n  " + "\n  ".join(missing))
+        raise BadInput(f"{purpose} needs, on this machine:\n  " + "\n  ".join(missing))
 
 
 def open_tunnel(tunnel: Tunnel) -> int:

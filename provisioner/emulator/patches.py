@@ -345,15 +345,18 @@ def service_tasks() -> None:
     """A service runs tasks: moto 5.2 only counts them (running = desired) and ListTasks ignores serviceName.
 
     On AWS a service's tasks are tasks like any other: ListTasks finds them by service, DescribeTasks
-    gives their network interface and container instance (what `provision tunnel` goes through), and a
-    scale-down stops some. Here a service keeps as many RUNNING tasks (group service:<name>) as it
+    gives their network interface and container instance (what `provision tunnel` goes through), their
+    `enableExecuteCommand` and ExecuteCommandAgent (what `provision exec` checks), and a scale-down stops
+    some, with stop code ServiceSchedulerInitiated and the containers' exit codes (what `status` shows); the
+    awslogs driver writes each task's lines to <prefix>/<container>/<task id> (what `provision logs` reads). Here a service keeps as many RUNNING tasks (group service:<name>) as it
     counts running, each on a container instance whose `workload` attribute matches the service's
     placement constraint when there is one. Placement capacity is not modelled: the tool checks it.
     """
     import re
 
-    from moto.core.utils import utcnow
+    from moto.core.utils import unix_time_millis, utcnow
     from moto.ecs.models import EC2ContainerServiceBackend, Task
+    from moto.logs.models import logs_backends
 
     def reconcile(backend, service) -> None:
         if service.status != "ACTIVE" and service.running_count:
@@ -369,6 +372,11 @@ def service_tasks() -> None:
             task.desired_status, task.status = "STOPPED", "STOPPED"
             task.stopped_reason = "Scaling activity initiated by (deployment ecs-svc)"
             task.stopped_at = utcnow()
+            # ECS stops a scaled-in task with SIGTERM; the container exits and ECS records it.
+            task.stop_code = "ServiceSchedulerInitiated"
+            for container in task.containers:
+                container.last_status, container.exitCode = "STOPPED", 0
+            write_log(backend, definition_of(backend, task), task, ["[emulator] SIGTERM: stopping"])
         if len(running) >= wanted:
             return
         constraint = next((c.get("expression", "") for c in getattr(service, "placement_constraints", None) or []), "")
@@ -386,7 +394,33 @@ def service_tasks() -> None:
                 networking_configuration=getattr(service, "network_configuration", None),
             )
             task._transitions = [("RUNNING", "RUNNING")]  # stays up, unlike a one-off task
+            # ECS Exec: the task carries its service's setting at launch, and the agent runs beside each container.
+            task.enable_execute_command = bool(getattr(service, "enable_execute_command", False))
+            for container in task.containers:
+                container.last_status = "RUNNING"
+                if task.enable_execute_command:
+                    container.managed_agents = [{"name": "ExecuteCommandAgent", "lastStatus": "RUNNING",
+                                                 "lastStartedAt": utcnow()}]
             backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+            write_log(backend, definition, task, [f"[emulator] {task.containers[0].name} started from "
+                                                  f"{task.containers[0].image}", "[emulator] running"])
+
+    def definition_of(backend, task):
+        return backend.describe_task_definition(task.task_definition_arn)
+
+    def write_log(backend, definition, task, lines: list[str]) -> None:
+        """What the awslogs driver writes: stream <prefix>/<container>/<task id> in the container's group."""
+        container = definition.container_definitions[0]
+        options = container.get("logConfiguration", {}).get("options", {})
+        logs = logs_backends[backend.account_id][options.get("awslogs-region", backend.region_name)]
+        group = options.get("awslogs-group")
+        if not group or group not in logs.groups:
+            return
+        stream = f"{options.get('awslogs-stream-prefix', 'ecs')}/{container['name']}/{task.id}"
+        if stream not in logs.groups[group].streams:
+            logs.create_log_stream(group, stream)
+        now = int(unix_time_millis())
+        logs.put_log_events(group, stream, [{"timestamp": now, "message": line} for line in lines])
 
     original_create = EC2ContainerServiceBackend.create_service
     original_update = EC2ContainerServiceBackend.update_service

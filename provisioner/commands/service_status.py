@@ -1,0 +1,88 @@
+"""The services part of `provision status`: per service, the counts, the primary deployment's rollout, the image
+it runs, and its last stopped tasks with why they stopped, the first thing to read when a service misbehaves.
+
+Everything comes from DescribeServices (counts, deployments), DescribeTaskDefinition (the image) and
+ListTasks/DescribeTasks with desiredStatus STOPPED (stoppedReason, stopCode, each container's exitCode); ECS
+keeps a stopped task visible for at least an hour. `rolloutState` is that of the PRIMARY deployment, the one
+the service is moving to (ECS API reference, Deployment).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from provisioner.commands import service_tasks
+from provisioner.engine import Engine
+
+# How many stopped tasks each service shows, newest first.
+STOPPED_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class StoppedTask:
+    task: str
+    stopped_at: str
+    stop_code: str
+    reason: str
+    exit_codes: dict[str, int | None]
+
+
+@dataclass(frozen=True)
+class ServiceStory:
+    service: str
+    name: str
+    desired: int
+    running: int
+    pending: int
+    rollout: str
+    rollout_reason: str
+    image_tag: str
+    stopped: list[StoppedTask] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def image_tag(image: str) -> str:
+    """The tag (or digest) of an image reference: repo:tag, repo@sha256:..., or 'latest' when none is given."""
+    if "@" in image:
+        return image.split("@", 1)[1]
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else "latest"
+
+
+def stories(engine: Engine) -> list[ServiceStory]:
+    cluster = engine.state.get("cluster", "cluster")
+    records = engine.state.step_records("services")
+    if cluster is None or not records:
+        return []
+    ecs = engine.aws.client("ecs")
+    names = {key.removeprefix("svc-"): record["name"] for key, record in records.items() if key.startswith("svc-")}
+    described = {}
+    wanted = sorted(names.values())
+    # DescribeServices takes at most 10 services a call (ECS API reference).
+    for start in range(0, len(wanted), 10):
+        for service in ecs.describe_services(cluster=cluster["name"], services=wanted[start:start + 10])["services"]:
+            described[service["serviceName"]] = service
+    images: dict[str, str] = {}
+    result = []
+    for role, name in sorted(names.items()):
+        service = described.get(name)
+        if service is None or service.get("status") != "ACTIVE":
+            continue
+        primary = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+        definition = primary.get("taskDefinition") or service.get("taskDefinition")
+        if definition and definition not in images:
+            containers = ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"]["containerDefinitions"]
+            main = next((c for c in containers if c["name"] == role), containers[0])
+            images[definition] = main.get("image", "")
+        where = service_tasks.Where(cluster["name"], name, None)
+        stopped = service_tasks.latest_stopped(service_tasks.tasks(engine, where, "STOPPED"), STOPPED_SHOWN)
+        result.append(ServiceStory(
+            role, name, service.get("desiredCount", 0), service.get("runningCount", 0), service.get("pendingCount", 0),
+            primary.get("rolloutState", ""), primary.get("rolloutStateReason", ""),
+            image_tag(images.get(definition, "")) if definition else "",
+            [StoppedTask(service_tasks.short_id(t["taskArn"]), str(t.get("stoppedAt", "")), t.get("stopCode", ""),
+                         t.get("stoppedReason", ""), {c["name"]: c.get("exitCode") for c in t.get("containers", [])})
+             for t in stopped],
+        ))
+    return result
