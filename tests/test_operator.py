@@ -1,0 +1,236 @@
+"""The operator commands on a running stack: `logs`, `exec`, the services in `status`; and the CLI's conventions
+(`--version`, shell completion, help without type hints, the emulator as an extra)."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from provisioner.cli import app
+from tests.conftest import (
+    REGION,
+    config_text,
+    make_config,
+    new_aws,
+    reset_account,
+    run_cli,
+    up_ok,
+)
+
+SERVICE_TASK_LOG = "[emulator] running"
+
+
+@pytest.fixture(scope="module")
+def running(moto_endpoint, tmp_path_factory):
+    """A stack with two history tasks, then scaled to one: one running task stopped by the scale-in."""
+    reset_account(moto_endpoint)
+    where = tmp_path_factory.mktemp("operator")
+    config_file, state = where / "provision.toml", where / "state.json"
+    config_file.write_text(config_text())
+    up_ok(make_config(), new_aws(), state)
+    for counts in (("history=2", "ui=1"), ("history=1",)):
+        result = run_cli("scale", *counts, "--no-wait", config_file=config_file, state=state)
+        assert result.exit_code == 0, result.output
+    return config_file, state
+
+
+def history_tasks(desired_status: str) -> list[str]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    cluster = ecs.list_clusters()["clusterArns"][0]
+    service = next(arn for arn in ecs.list_services(cluster=cluster)["serviceArns"] if arn.endswith("-history"))
+    return ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus=desired_status)["taskArns"]
+
+
+def short(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1][:8]
+
+
+def test_logs_print_each_running_tasks_lines_with_its_short_id_and_container(running):
+    config_file, state = running
+    result = run_cli("logs", "history", config_file=config_file, state=state)
+    assert result.exit_code == 0, result.output
+    (task,) = history_tasks("RUNNING")
+    assert f"{short(task)} history | {SERVICE_TASK_LOG}" in result.stdout.splitlines()
+    (stopped,) = history_tasks("STOPPED")
+    assert short(stopped) not in result.stdout
+
+
+def test_logs_previous_shows_the_most_recently_stopped_task(running):
+    config_file, state = running
+    result = run_cli("logs", "history", "--previous", config_file=config_file, state=state)
+    assert result.exit_code == 0, result.output
+    (stopped,) = history_tasks("STOPPED")
+    lines = result.stdout.splitlines()
+    assert f"{short(stopped)} history | [emulator] SIGTERM: stopping" in lines
+    assert all(line.startswith(short(stopped)) for line in lines)
+
+
+def test_logs_task_since_and_json_give_one_object_a_line_of_that_task(running):
+    config_file, state = running
+    (stopped,) = history_tasks("STOPPED")
+    result = run_cli("logs", "history", "--task", short(stopped), "--since", "1h", "--json",
+                     config_file=config_file, state=state)
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events and {e["task"] for e in events} == {stopped.rsplit("/", 1)[-1]}
+    assert {e["container"] for e in events} == {"history"}
+    assert [e["message"] for e in events][-1] == "[emulator] SIGTERM: stopping"
+
+
+def test_logs_refuse_an_unknown_service_and_a_bad_duration(running):
+    config_file, state = running
+    unknown = run_cli("logs", "histroy", config_file=config_file, state=state)
+    assert unknown.exit_code == 2 and "unknown service 'histroy'" in unknown.output
+    bad = run_cli("logs", "history", "--since", "ten", config_file=config_file, state=state)
+    assert bad.exit_code == 2 and "--since 'ten' is not a duration" in bad.output
+
+
+def test_logs_follow_prints_new_lines_and_ends_cleanly_on_ctrl_c(running):
+    config_file, state = running
+    (task,) = history_tasks("RUNNING")
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "provisioner", "logs", "history", "--follow", "--config", str(config_file),
+         "--state", str(state)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    printed: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [printed.put(line) for line in follower.stdout], daemon=True).start()
+
+    def next_line() -> str:
+        return printed.get(timeout=60)  # raises Empty if the follower prints nothing
+
+    try:
+        assert next_line().startswith(f"{short(task)} history | ")
+        logs = boto3.client("logs", region_name=REGION)
+        group = f"/ecs/{make_config().project}/history"
+        logs.put_log_events(logGroupName=group, logStreamName=f"history/history/{task.rsplit('/', 1)[-1]}",
+                            logEvents=[{"timestamp": int(time.time() * 1000) + 1000,
+                                        "message": "a line written after the start"}])
+        while "a line written after the start" not in (line := next_line()):
+            assert line, "the follower ended"
+        follower.send_signal(signal.SIGINT)
+        code = follower.wait(timeout=30)
+    finally:
+        follower.kill()
+    assert code == 130
+    assert "Traceback" not in follower.stderr.read()
+
+
+def test_exec_print_shows_the_execute_command_session_it_would_start(running):
+    config_file, state = running
+    (task,) = history_tasks("RUNNING")
+    shell = run_cli("exec", "history", "--print", config_file=config_file, state=state)
+    assert shell.exit_code == 0, shell.output
+    cluster = f"{make_config().project}-cluster"
+    assert shlex.split(shell.stdout) == [
+        "aws", "ecs", "execute-command", "--region", REGION, "--cluster", cluster, "--task", task,
+        "--container", "history", "--interactive", "--command", "/bin/sh"]
+    command = CliRunner().invoke(app, ["exec", "history", "--print", "--task", short(task), "--config", str(config_file),
+                                       "--state", str(state), "--", "ls", "-la", "/etc/temporal"])
+    assert command.exit_code == 0, command.output
+    assert shlex.split(command.stdout)[-1] == "ls -la /etc/temporal"
+
+
+def test_exec_without_the_session_manager_plugin_says_how_to_install_it(running, tmp_path, monkeypatch):
+    config_file, state = running
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither aws nor session-manager-plugin
+    result = run_cli("exec", "history", config_file=config_file, state=state)
+    assert result.exit_code == 2
+    assert "ECS Exec needs, on this machine" in result.output
+    assert "session-manager-plugin: install the Session Manager plugin" in result.output
+
+
+def test_exec_refuses_a_stopped_or_unknown_task(running):
+    config_file, state = running
+    (stopped,) = history_tasks("STOPPED")
+    result = run_cli("exec", "history", "--print", "--task", short(stopped), config_file=config_file, state=state)
+    assert result.exit_code == 2 and "matches 0 running task(s) of history" in result.output
+
+
+def test_status_tells_each_services_counts_rollout_image_and_why_tasks_stopped(running):
+    config_file, state = running
+    result = run_cli("status", "--json", config_file=config_file, state=state)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["resources"] and all(r["status"] == "ok" for r in report["resources"])
+    services = {s["service"]: s for s in report["services"]}
+    history = services["history"]
+    assert (history["desired"], history["running"], history["image_tag"]) == (1, 1, make_config().temporal.server_image.rsplit(":", 1)[1])
+    assert history["rollout"]
+    (stopped,) = history_tasks("STOPPED")
+    assert history["stopped"] == [{
+        "task": short(stopped), "stopped_at": history["stopped"][0]["stopped_at"], "stop_code": "ServiceSchedulerInitiated",
+        "reason": "Scaling activity initiated by (deployment ecs-svc)", "exit_codes": {"history": 0}}]
+    shown = run_cli("status", config_file=config_file, state=state)
+    assert f"stopped {short(stopped)}" in shown.stdout and "Scaling activity initiated by" in shown.stdout
+    assert "history    1/1 running, 0 pending" in shown.stdout
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_names_the_tool_and_the_temporal_server_it_deploys(flag):
+    result = CliRunner().invoke(app, [flag])
+    assert result.exit_code == 0
+    first, second = result.stdout.splitlines()
+    assert first.startswith("provision 0.")
+    assert second.startswith("Temporal server: fork (iw/temporal") and "reports 1.29.0" in second
+
+
+def test_completion_script_is_generated_for_bash():
+    provision = Path(sys.executable).parent / "provision"  # the installed command, as a shell completes it
+    result = subprocess.run([provision, "--show-completion", "bash"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "_provision_completion" in result.stdout and "complete " in result.stdout
+
+
+def every_command(group, path=()):
+    import typer.main
+
+    command = typer.main.get_command(group) if not hasattr(group, "commands") else group
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        if hasattr(sub, "commands"):
+            yield from every_command(sub, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_help_shows_no_python_type_hints():
+    for path in every_command(app):
+        result = CliRunner().invoke(app, [*path, "--help"], terminal_width=200)
+        assert result.exit_code == 0, (path, result.output)
+        for hint in ("<bool>", "<str>", "<path>"):
+            assert hint not in result.stdout, f"provision {' '.join(path)} --help shows {hint}"
+
+
+BLOCK_MOTO = """
+import sys
+import threading
+import time
+from pathlib import Path
+class NoMoto:
+    def find_spec(self, name, path=None, target=None):
+        if name == "moto" or name.startswith("moto."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoMoto())
+from provisioner.cli import main
+sys.argv = ["provision", *sys.argv[1:]]
+main()
+"""
+
+
+def test_emulator_start_without_the_extra_names_the_command_that_installs_it(tmp_path):
+    result = subprocess.run([sys.executable, "-c", BLOCK_MOTO, "emulator", "start"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "pip install 'provision[emulator]'" in result.stderr
+    assert not (tmp_path / ".provision").exists()
