@@ -267,7 +267,7 @@ def test_readme_commands_up_to_the_teardown(readme):
 def test_status_in_a_narrow_terminal_and_in_a_log(readme, monkeypatch):
     listed = CliRunner().invoke(cli, ["status", "--json"])
     assert listed.exit_code == 0, listed.output
-    rows = [ResourceStatus(**row) for row in json.loads(listed.stdout)]
+    rows = [ResourceStatus(**row) for row in json.loads(listed.stdout)["resources"]]
     assert rows
     code, narrow = in_terminal(["status"], 60)
     assert code == 0, narrow

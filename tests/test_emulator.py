@@ -212,6 +212,35 @@ def test_services_run_tasks_found_by_service_on_their_nodes_and_stop_them_on_sca
     assert ecs.list_tasks(cluster="c", serviceName="ui")["taskArns"] == []
 
 
+def test_service_tasks_carry_ecs_exec_write_their_log_and_stop_with_a_code_on_scale_in(endpoint):
+    from steps.capacity import user_data
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ecs = boto3.client("ecs", region_name=REGION)
+    logs = boto3.client("logs", region_name=REGION)
+    _, subnet, group = ecs_ready_cluster(ec2, user_data("c", "frontend"))
+    logs.create_log_group(logGroupName="/g")
+    ecs.register_task_definition(
+        family="ui", networkMode="awsvpc", cpu="256", memory="512", containerDefinitions=[{
+            "name": "ui", "image": "ui:1", "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": "/g", "awslogs-region": REGION, "awslogs-stream-prefix": "p"}}}])
+    ecs.create_service(
+        cluster="c", serviceName="ui", taskDefinition="ui", desiredCount=0, enableExecuteCommand=True,
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})
+    ecs.update_service(cluster="c", service="ui", desiredCount=2)
+    first, second = ecs.describe_tasks(cluster="c", tasks=ecs.list_tasks(cluster="c", serviceName="ui")["taskArns"])["tasks"]
+    assert first["enableExecuteCommand"] is True
+    assert [(a["name"], a["lastStatus"]) for a in first["containers"][0]["managedAgents"]] == [("ExecuteCommandAgent", "RUNNING")]
+    stream = f"p/ui/{first['taskArn'].rsplit('/', 1)[-1]}"
+    assert logs.get_log_events(logGroupName="/g", logStreamName=stream)["events"][0]["message"] == "[emulator] ui started from ui:1"
+    ecs.update_service(cluster="c", service="ui", desiredCount=1)
+    (stopped,) = ecs.describe_tasks(cluster="c", tasks=ecs.list_tasks(
+        cluster="c", serviceName="ui", desiredStatus="STOPPED")["taskArns"])["tasks"]
+    assert (stopped["stopCode"], stopped["stoppedReason"]) == ("ServiceSchedulerInitiated",
+                                                              "Scaling activity initiated by (deployment ecs-svc)")
+    assert [(c["lastStatus"], c["exitCode"]) for c in stopped["containers"]] == [("STOPPED", 0)]
+
+
 def test_ecs_lists_the_effective_trunking_setting_and_sets_the_account_default(endpoint):
     ecs = boto3.client("ecs", region_name=REGION)
 

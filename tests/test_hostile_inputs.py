@@ -485,7 +485,7 @@ def test_a_removed_nat_route_shows_in_status_and_up_restores_it(stack, tmp_path)
     ec2.delete_route(RouteTableId=routes, DestinationCidrBlock="0.0.0.0/0")
     result = invoke("status", "--json", "--config", str(config), "--state", str(stack))
     assert result.exit_code == 1
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["resources"]
     assert {(r["step"], r["key"], r["status"]) for r in rows if r["status"] != "ok"} == {
         ("nat_route", "private-default", "missing")}
     assert invoke("up", "--config", str(config), "--state", str(stack)).exit_code == 0

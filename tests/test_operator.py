@@ -27,6 +27,7 @@ from tests.conftest import (
     run_cli,
     up_ok,
 )
+from tests.test_packaging import WITHOUT_MOTO
 
 SERVICE_TASK_LOG = "[emulator] running"
 
@@ -212,24 +213,10 @@ def test_help_shows_no_python_type_hints():
             assert hint not in result.stdout, f"provision {' '.join(path)} --help shows {hint}"
 
 
-BLOCK_MOTO = """
-import sys
-import threading
-import time
-from pathlib import Path
-class NoMoto:
-    def find_spec(self, name, path=None, target=None):
-        if name == "moto" or name.startswith("moto."):
-            raise ModuleNotFoundError(f"No module named {name!r}")
-sys.meta_path.insert(0, NoMoto())
-from provisioner.cli import main
-sys.argv = ["provision", *sys.argv[1:]]
-main()
-"""
 
 
 def test_emulator_start_without_the_extra_names_the_command_that_installs_it(tmp_path):
-    result = subprocess.run([sys.executable, "-c", BLOCK_MOTO, "emulator", "start"], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-c", WITHOUT_MOTO, "emulator", "start"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "pip install 'provision[emulator]'" in result.stderr

@@ -1,5 +1,6 @@
 """The wheel built from the repository, installed in a fresh virtual environment as `pipx install` would:
-it carries every data file the tool reads, and its `provision` runs from outside the repository."""
+it carries every data file the tool reads, its `provision` runs from outside the repository, and a plain
+install needs no emulator: moto comes only with the `emulator` extra."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 from tests.conftest import config_text
@@ -59,6 +61,39 @@ def test_the_wheel_carries_its_data_and_runs_outside_the_repository(endpoint, tm
     provision = fresh / "bin" / "provision"
     shown = subprocess.run([provision, "--help"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "build-images" in shown.stdout, shown.stderr
-    planned = subprocess.run([provision, "plan"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    # The dependencies are this environment's, moto among them: the plan runs with moto made unimportable, as in
+    # a plain install, against the endpoint.
+    planned = subprocess.run([python, "-c", WITHOUT_MOTO, "plan"], cwd=elsewhere, env=env, capture_output=True,
+                             text=True, timeout=120)
     assert planned.returncode == 0, planned.stderr
     assert "Plan: " in planned.stdout and "create" in planned.stdout
+    assert requirements(wheel)["moto"] == ['extra == "emulator"']
+
+
+def requirements(wheel: Path) -> dict[str, list[str]]:
+    """Each Requires-Dist of the wheel's METADATA: the project named, and the marker of each line naming it
+    ("" for an unconditional one)."""
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        lines = archive.read(metadata).decode().splitlines()
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        if line.startswith("Requires-Dist: "):
+            requirement, _, marker = line.removeprefix("Requires-Dist: ").partition(";")
+            name = requirement.strip().split("[")[0].split("<")[0].split(">")[0].split("=")[0].split(" ")[0]
+            found.setdefault(name.lower(), []).append(marker.strip())
+    return found
+
+
+# `provision` with any import of moto failing, as where the emulator extra is not installed.
+WITHOUT_MOTO = """
+import sys
+class NoMoto:
+    def find_spec(self, name, path=None, target=None):
+        if name == "moto" or name.startswith("moto."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoMoto())
+from provisioner.cli import main
+sys.argv = ["provision", *sys.argv[1:]]
+main()
+"""
