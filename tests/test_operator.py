@@ -157,6 +157,24 @@ def test_exec_refuses_a_stopped_or_unknown_task(running):
     assert result.exit_code == 2 and "matches 0 running task(s) of history" in result.output
 
 
+def test_exec_names_a_task_launched_before_exec_was_enabled(running):
+    """As in AWS: a task keeps the enableExecuteCommand its service had when it was launched."""
+    config_file, state = running
+    ecs = boto3.client("ecs", region_name=REGION)
+    cluster = f"{make_config().project}-cluster"
+    ui = f"{make_config().project}-ui"
+    (earlier,) = ecs.list_tasks(cluster=cluster, serviceName=ui)["taskArns"]
+    ecs.update_service(cluster=cluster, service=ui, enableExecuteCommand=False, desiredCount=2)
+    (later,) = set(ecs.list_tasks(cluster=cluster, serviceName=ui)["taskArns"]) - {earlier}
+    ecs.update_service(cluster=cluster, service=ui, enableExecuteCommand=True)
+    refused = run_cli("exec", "ui", "--print", "--task", short(later), config_file=config_file, state=state)
+    assert refused.exit_code == 1
+    assert f"task {short(later)} of ui was started without ECS Exec" in refused.output
+    assert f"--service {ui} --force-new-deployment" in refused.output
+    assert run_cli("exec", "ui", "--print", "--task", short(earlier), config_file=config_file, state=state).exit_code == 0
+    ecs.update_service(cluster=cluster, service=ui, desiredCount=1)  # back to the recorded count
+
+
 def test_status_tells_each_services_counts_rollout_image_and_why_tasks_stopped(running):
     config_file, state = running
     result = run_cli("status", "--json", config_file=config_file, state=state)
