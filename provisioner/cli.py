@@ -54,9 +54,9 @@ def _shown_type(original):
     text's help says what it is, so only the types that help (paths, numbers and their ranges) are shown."""
     def display_type_rich(self, ctx):
         described = getattr(self, "type_descriptor", None)
-        if self.metavar is None and (getattr(self, "is_flag", False) or getattr(described, "annotation", None) is str):
+        if getattr(self, "is_flag", False) or getattr(described, "annotation", None) in (str, list[str]):
             return None
-        if self.metavar is None and getattr(described, "is_path", False):
+        if getattr(described, "is_path", False):
             return "PATH"
         return original(self, ctx)
     return display_type_rich
@@ -338,7 +338,8 @@ def exec_command(
     service: Annotated[str, typer.Argument(help="history, matching, frontend, worker, ui, grafana or collector.",
                                            show_default=False)],
     command: Annotated[Optional[list[str]], typer.Argument(
-        help="What to run, after '--' (default: a shell; the collector's /healthcheck).", show_default=False)] = None,
+        help="What to run, after '--' (default: a shell; the collector's /healthcheck).", show_default=False,
+        metavar="COMMAND")] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     state: StateOption = None,
     profile: ProfileOption = None,

@@ -233,6 +233,13 @@ def test_help_shows_no_python_type_hints():
 
 
 
+@pytest.mark.parametrize("command", [["plan"], ["status"], ["outputs"], ["scale"], ["schema"], ["cost"],
+                                     ["state", "history"], ["logs"]])
+def test_every_command_that_prints_a_table_takes_json(command):
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--json" in result.stdout
+
+
 def test_emulator_start_without_the_extra_names_the_command_that_installs_it(tmp_path):
     result = subprocess.run([sys.executable, "-c", WITHOUT_MOTO, "emulator", "start"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)

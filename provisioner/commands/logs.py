@@ -9,6 +9,11 @@ from the config, so what is read is what the task really used.
 Reading never holds a log group in memory: the default tail is GetLogEvents of the last `lines` events
 of each stream; `--since` pages through FilterLogEvents over exactly those streams, printing page by
 page; `--follow` polls FilterLogEvents from the last event seen, through the waiter's pause, until Ctrl-C.
+
+Why polling rather than StartLiveTail: a Live Tail session is billed per minute of session, ends after three
+hours, and samples down to 500 events a second, dropping the rest (CloudWatch Logs API reference,
+StartLiveTail); polling every two seconds misses no line and costs only its calls. (moto's StartLiveTail
+returns the stored events once and closes, so the emulator could not show a live session either.)
 """
 from __future__ import annotations
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from botocore.exceptions import ClientError
+
 from provisioner.commands import service_tasks
 from provisioner.engine import Engine
+from provisioner.errors import error_code
 
 # How many stopped tasks each service shows, newest first.
 STOPPED_SHOWN = 3
@@ -61,7 +64,13 @@ def stories(engine: Engine) -> list[ServiceStory]:
     wanted = sorted(names.values())
     # DescribeServices takes at most 10 services a call (ECS API reference).
     for start in range(0, len(wanted), 10):
-        for service in ecs.describe_services(cluster=cluster["name"], services=wanted[start:start + 10])["services"]:
+        try:
+            answer = ecs.describe_services(cluster=cluster["name"], services=wanted[start:start + 10])
+        except ClientError as exc:
+            if error_code(exc) == "ClusterNotFoundException":
+                return []  # the resources part of status reports the cluster missing
+            raise
+        for service in answer["services"]:
             described[service["serviceName"]] = service
     images: dict[str, str] = {}
     result = []
