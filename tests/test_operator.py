@@ -175,6 +175,24 @@ def test_exec_names_a_task_launched_before_exec_was_enabled(running):
     ecs.update_service(cluster=cluster, service=ui, desiredCount=1)  # back to the recorded count
 
 
+def test_exec_names_an_exec_agent_that_is_not_running(running):
+    """ECS reports each container's ExecuteCommandAgent (DescribeTasks managedAgents: PENDING, RUNNING, STOPPED);
+    the emulator's always runs, so the described task is the emulator's with the agent as an old ECS agent leaves it."""
+    from provisioner.commands.exec_task import refusal
+    from provisioner.commands.service_tasks import Where
+
+    ecs = boto3.client("ecs", region_name=REGION)
+    cluster = f"{make_config().project}-cluster"
+    (task,) = ecs.describe_tasks(cluster=cluster, tasks=history_tasks("RUNNING"))["tasks"]
+    where = Where(cluster, f"{make_config().project}-history", None)
+    assert refusal(task, "history", where) is None
+    for agents, state in (([{"name": "ExecuteCommandAgent", "lastStatus": "STOPPED"}], "STOPPED"), ([], "not reported")):
+        task["containers"][0]["managedAgents"] = agents
+        message = refusal(task, "history", where)
+        assert message.startswith(f"the ECS Exec agent of task {short(task['taskArn'])} (history) is {state}, not RUNNING")
+        assert "older than 1.50.2" in message
+
+
 def test_status_tells_each_services_counts_rollout_image_and_why_tasks_stopped(running):
     config_file, state = running
     result = run_cli("status", "--json", config_file=config_file, state=state)

@@ -51,25 +51,31 @@ def find(engine: Engine, target: str, task: str | None, command: list[str]) -> S
         raise ProvisionError(f"no running task of {target} to exec into: start it with 'provision scale {target}=1' "
                              "(or 'provision scale up').")
     chosen = running[0]
-    short = service_tasks.short_id(chosen["taskArn"])
-    if not chosen.get("enableExecuteCommand"):
-        raise ProvisionError(
-            f"task {short} of {target} was started without ECS Exec (enableExecuteCommand is off on the task: it "
-            f"was launched before exec was enabled on the service). Replace its tasks with 'aws ecs update-service "
-            f"--cluster {where.cluster} --service {where.service} --force-new-deployment', then try again.")
-    container = next((c for c in chosen.get("containers", []) if c.get("name") == target), None)
+    refused = refusal(chosen, target, where)
+    if refused:
+        raise ProvisionError(refused)
+    shown = shlex.join(command) if command else EXEC_PROGRAM.get(target, "/bin/sh")
+    return Session(engine.aws.region, where.cluster, chosen["taskArn"], target, shown)
+
+
+def refusal(task: dict, target: str, where: service_tasks.Where) -> str | None:
+    """Why ECS would refuse ExecuteCommand on this described task, and what to do; None if it would not."""
+    short = service_tasks.short_id(task["taskArn"])
+    if not task.get("enableExecuteCommand"):
+        return (f"task {short} of {target} was started without ECS Exec (enableExecuteCommand is off on the task: it "
+                f"was launched before exec was enabled on the service). Replace its tasks with 'aws ecs update-service "
+                f"--cluster {where.cluster} --service {where.service} --force-new-deployment', then try again.")
+    container = next((c for c in task.get("containers", []) if c.get("name") == target), None)
     if container is None:
-        raise ProvisionError(f"task {short} of {target} has no container named {target}.")
+        return f"task {short} of {target} has no container named {target}."
     agent = next((a for a in container.get("managedAgents", []) if a.get("name") == AGENT), None)
     if agent is None or agent.get("lastStatus") != "RUNNING":
         state = agent.get("lastStatus", "not reported") if agent else "not reported"
-        raise ProvisionError(
-            f"the ECS Exec agent of task {short} ({target}) is {state}, not RUNNING: the instance's ECS agent may be "
-            "older than 1.50.2 (ECS Exec's minimum) or the agent could not start. Replace the node's instances "
-            "with the current ECS-optimized AMI (an instance refresh of its Auto Scaling group), or start a new "
-            "task; 'provision status' shows the service's tasks.")
-    shown = shlex.join(command) if command else EXEC_PROGRAM.get(target, "/bin/sh")
-    return Session(engine.aws.region, where.cluster, chosen["taskArn"], target, shown)
+        return (f"the ECS Exec agent of task {short} ({target}) is {state}, not RUNNING: the instance's ECS agent may be "
+                "older than 1.50.2 (ECS Exec's minimum) or the agent could not start. Replace the node's instances "
+                "with the current ECS-optimized AMI (an instance refresh of its Auto Scaling group), or start a new "
+                "task; 'provision status' shows the service's tasks.")
+    return None
 
 
 def run(session: Session) -> int:
