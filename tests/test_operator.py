@@ -17,9 +17,11 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
+from provisioner.aws.reads import is_mutating
 from provisioner.cli import app
 from tests.conftest import (
     REGION,
+    Requests,
     config_text,
     make_config,
     new_aws,
@@ -87,6 +89,38 @@ def test_logs_task_since_and_json_give_one_object_a_line_of_that_task(running):
     assert events and {e["task"] for e in events} == {stopped.rsplit("/", 1)[-1]}
     assert {e["container"] for e in events} == {"history"}
     assert [e["message"] for e in events][-1] == "[emulator] SIGTERM: stopping"
+
+
+def recorded_requests(monkeypatch) -> Requests:
+    """Every request of the sessions the CLI opens, as the tool wrote it."""
+    from provisioner.aws import session as factory
+
+    sent, original = Requests(), factory.make_session
+
+    def recording(*args, **kwargs):
+        made = original(*args, **kwargs)
+        made.events.register("provide-client-params", sent)
+        return made
+
+    monkeypatch.setattr(factory, "make_session", recording)
+    return sent
+
+
+def test_logs_read_only_the_tasks_streams_page_by_page_and_write_nothing(running, monkeypatch):
+    config_file, state = running
+    sent = recorded_requests(monkeypatch)
+    before = int(time.time() * 1000)
+    assert run_cli("logs", "history", "--since", "1h", config_file=config_file, state=state).exit_code == 0
+    assert run_cli("logs", "history", "-n", "5", config_file=config_file, state=state).exit_code == 0
+    (task,) = history_tasks("RUNNING")
+    stream = f"history/history/{task.rsplit('/', 1)[-1]}"
+    group = f"/ecs/{make_config().project}/history"
+    (filtered,) = sent.of("logs.FilterLogEvents")
+    assert (filtered["logGroupName"], filtered["logStreamNames"]) == (group, [stream])
+    assert before - 3600 * 1000 - 60_000 <= filtered["startTime"] <= before - 3600 * 1000 + 60_000
+    assert sent.of("logs.GetLogEvents") == [
+        {"logGroupName": group, "logStreamName": stream, "limit": 5, "startFromHead": False}]
+    assert not [name for name, _ in sent.sent if is_mutating(name.split(".")[-1])]
 
 
 def test_logs_refuse_an_unknown_service_and_a_bad_duration(running):

@@ -13,7 +13,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Hashable, Iterator
 
-READ_PREFIXES = ("Describe", "List", "Get", "Search", "Lookup")
+# Filter: CloudWatch Logs' FilterLogEvents (provision logs) reads.
+READ_PREFIXES = ("Describe", "List", "Get", "Search", "Lookup", "Filter")
 
 
 def is_mutating(operation_name: str) -> bool:
