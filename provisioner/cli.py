@@ -323,14 +323,19 @@ def logs(
         start = reading.now_ms() - reading.parse_since(since) * 1000 if since else None
         cfg, aws = load(config, profile)
         streams = ops.find_log_streams(cfg, aws, state, service, task, previous, console=err)
-        shown = list(reading.since(aws, streams, start)) if start is not None else reading.tail(aws, streams, lines)
-        for line in shown:
-            emit(line)
-        if follow:
-            try:
-                reading.follow(aws, streams, shown, emit)
-            except KeyboardInterrupt:
-                raise typer.Exit(EXIT_INTERRUPTED) from None
+        try:
+            newest: list = []  # the lines of the newest millisecond printed: where --follow goes on from
+            for line in reading.since(aws, streams, start) if start is not None else reading.tail(aws, streams, lines):
+                emit(line)
+                if not newest or line.timestamp > newest[0].timestamp:
+                    newest = [line]
+                elif line.timestamp == newest[0].timestamp:
+                    newest.append(line)
+            if follow:
+                reading.follow(aws, streams, newest, emit)
+        except KeyboardInterrupt:
+            # Ctrl-C is how --follow ends: exit code 130 (README, Exit codes), no message, nothing to resume.
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 @app.command("exec")

@@ -152,8 +152,8 @@ def since(aws: Aws, streams: list[Stream], start_ms: int) -> Iterator[Line]:
 
 def follow(aws: Aws, streams: list[Stream], shown: list[Line], emit: Callable[[Line], None],
            interval: float = FOLLOW_INTERVAL_SECONDS) -> None:
-    """Print new events as they arrive, after the `shown` ones, until interrupted (KeyboardInterrupt reaches
-    the caller). The streams are those of the tasks chosen at the start.
+    """Print new events as they arrive, after the `shown` ones (those of the newest millisecond already printed),
+    until interrupted (KeyboardInterrupt reaches the caller). The streams are those of the tasks chosen at the start.
 
     Each poll asks from the newest timestamp seen; events of that same millisecond already printed are
     skipped by their (task, container, timestamp, message)."""
