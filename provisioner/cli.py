@@ -227,6 +227,7 @@ def status(
 ) -> None:
     """Compare the state with what really exists: missing, drifted and untracked resources."""
     from provisioner import operations as ops
+    from provisioner.commands.service_status import show as show_services
 
     with handled():
         cfg, aws = load(config, profile)
@@ -236,7 +237,7 @@ def status(
             out.print_json(data={"resources": [r.__dict__ for r in rows], "services": [s.as_json() for s in services]})
         else:
             show_status(f"{cfg.project} in {aws.region}", rows)
-            show_services(services)
+            show_services(out, services)
         if any(r.status != "ok" for r in rows):
             raise typer.Exit(EXIT_FAILURE)
 
@@ -266,23 +267,6 @@ def show_status(title: str, rows: list) -> None:
             out.print(Text.assemble((f"{row.status:<9}", STATUS_COLOURS[row.status]), f" {what}{detail}"), highlight=False)
     if not rows:
         out.print("Nothing recorded yet: run 'provision up'.")
-
-
-def show_services(services: list) -> None:
-    """One line per service (counts, rollout, image tag), then its last stopped tasks and why they stopped."""
-    if not services:
-        return
-    out.print("Services:", highlight=False)
-    for story in services:
-        rollout = story.rollout.lower() or "no deployment"
-        out.print(f"  {story.service:<10} {story.running}/{story.desired} running, {story.pending} pending, "
-                  f"{rollout}, image {story.image_tag or '-'}", highlight=False, markup=False)
-        if story.rollout == "FAILED" and story.rollout_reason:
-            out.print(f"    {story.rollout_reason}", highlight=False, markup=False)
-        for stopped in story.stopped:
-            codes = ", ".join(f"{name} exit {code}" for name, code in stopped.exit_codes.items())
-            out.print(f"    stopped {stopped.task} at {stopped.stopped_at}: {stopped.reason or stopped.stop_code}"
-                      + (f" ({codes})" if codes else ""), highlight=False, markup=False)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from botocore.exceptions import ClientError
+from rich.console import Console
 
 from provisioner.commands import service_tasks
 from provisioner.engine import Engine
@@ -95,3 +96,20 @@ def stories(engine: Engine) -> list[ServiceStory]:
              for t in stopped],
         ))
     return result
+
+
+def show(out: Console, services: list[ServiceStory]) -> None:
+    """One line per service (counts, rollout, image tag), then its last stopped tasks and why they stopped."""
+    if not services:
+        return
+    out.print("Services:", highlight=False)
+    for story in services:
+        rollout = story.rollout.lower() or "no deployment"
+        out.print(f"  {story.service:<10} {story.running}/{story.desired} running, {story.pending} pending, "
+                  f"{rollout}, image {story.image_tag or '-'}", highlight=False, markup=False)
+        if story.rollout == "FAILED" and story.rollout_reason:
+            out.print(f"    {story.rollout_reason}", highlight=False, markup=False)
+        for stopped in story.stopped:
+            codes = ", ".join(f"{name} exit {code}" for name, code in stopped.exit_codes.items())
+            out.print(f"    stopped {stopped.task} at {stopped.stopped_at}: {stopped.reason or stopped.stop_code}"
+                      + (f" ({codes})" if codes else ""), highlight=False, markup=False)
