@@ -88,7 +88,7 @@ def main_options(
         "--version", "-V", callback=show_version, is_eager=True,
         help="Print the tool's version and the Temporal server version it deploys by default, and exit.")] = False,
 ) -> None:
-    """The options before any command (the app's help is the Typer's own, above)."""
+    """--version, and typer's completion options; the help text is the one given to typer.Typer above."""
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
