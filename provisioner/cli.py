@@ -227,12 +227,13 @@ def status(
 ) -> None:
     """Compare the state with what really exists: missing, drifted and untracked resources."""
     from provisioner import operations as ops
+    from provisioner.commands import service_status as services_story
     from provisioner.commands.service_status import show as show_services
 
     with handled():
         cfg, aws = load(config, profile)
         rows = ops.status(cfg, aws, state, console=err)
-        services = ops.service_status(cfg, aws, state, console=err)
+        services = services_story.service_status(cfg, aws, state, console=err)
         if as_json:
             out.print_json(data={"resources": [r.__dict__ for r in rows], "services": [s.as_json() for s in services]})
         else:
@@ -292,7 +293,6 @@ def logs(
 
     Ctrl-C ends --follow (exit code 130).
     """
-    from provisioner import operations as ops
     from provisioner.commands import logs as reading
     from provisioner.commands.service_tasks import check_target
 
@@ -306,7 +306,7 @@ def logs(
         check_target(service, "logs")
         start = reading.now_ms() - reading.parse_since(since) * 1000 if since else None
         cfg, aws = load(config, profile)
-        streams = ops.find_log_streams(cfg, aws, state, service, task, previous, console=err)
+        streams = reading.find_log_streams(cfg, aws, state, service, task, previous, console=err)
         try:
             newest: list = []  # the lines of the newest millisecond printed: where --follow goes on from
             for line in reading.since(aws, streams, start) if start is not None else reading.tail(aws, streams, lines):
@@ -340,7 +340,6 @@ def exec_command(
 
     Needs the AWS CLI and the session-manager-plugin; --print shows the command without them.
     """
-    from provisioner import operations as ops
     from provisioner.commands import exec_task
     from provisioner.commands.service_tasks import check_target
     from provisioner.commands.tunnel import check_tools
@@ -350,7 +349,7 @@ def exec_command(
         if not print_only:
             check_tools("ECS Exec")
         cfg, aws = load(config, profile)
-        session = ops.find_exec_session(cfg, aws, state, service, task, command or [], console=err)
+        session = exec_task.find_exec_session(cfg, aws, state, service, task, command or [], console=err)
         if print_only:
             out.print(shlex.join(session.cli()), highlight=False, markup=False)
             return
@@ -394,13 +393,12 @@ def scale(
 
     The counts are recorded in the state, so the next 'provision up' keeps them. Exit code 1 if a service does not settle, with what ECS says is holding it back.
     """
-    from provisioner import operations as ops
     from provisioner.commands import scale as scaling
 
     wanted: dict[str, int] = {}
     with handled():
         cfg, aws = load(config, profile, check=lambda cfg: wanted.update(scaling.parse_targets(targets or [], cfg)))
-        statuses = ops.scale(cfg, aws, wanted, state, wait=wait, timeout=timeout, console=err, quiet=as_json)
+        statuses = scaling.scale(cfg, aws, wanted, state, wait=wait, timeout=timeout, console=err, quiet=as_json)
         if as_json:
             out.print_json(data=scaling.as_rows(statuses))
             return
@@ -452,12 +450,12 @@ def schema(
     Run it after 'provision up' and before 'provision scale up'. Exit code 1 names a task that failed,
     with its exit code and the end of its log.
     """
-    from provisioner import operations as ops
+    from provisioner.commands import schema as schema_command
     from provisioner.commands.schema import LOG_TAIL, as_rows
 
     with handled():
         cfg, aws = load(config, profile)
-        results = ops.schema(cfg, aws, state, timeout=timeout, console=err, quiet=as_json)
+        results = schema_command.schema(cfg, aws, state, timeout=timeout, console=err, quiet=as_json)
         if as_json:
             out.print_json(data=as_rows(results))
         else:
@@ -492,7 +490,6 @@ def tunnel(
     Goes through a container instance of the cluster to a running task of the service. Needs the AWS CLI
     and the session-manager-plugin; --print shows the command without them.
     """
-    from provisioner import operations as ops
     from provisioner.commands import tunnel as tunnels
 
     with handled():
@@ -501,7 +498,7 @@ def tunnel(
         if not print_only:
             tunnels.check_tools()
         cfg, aws = load(config, profile)
-        found = ops.find_tunnel(cfg, aws, state, service, local_port, console=err)
+        found = tunnels.find_tunnel(cfg, aws, state, service, local_port, console=err)
         if print_only:
             out.print(shlex.join(found.command()), highlight=False, markup=False)
             return

@@ -16,6 +16,8 @@ NODE_GROUP = {
     "matching": "frontend", "frontend": "frontend", "ui": "frontend", "grafana": "frontend",
     "worker": "worker", "collector": "worker",
 }
+# The node groups, A, B and C in that order; each name is also its `workload` placement attribute.
+NODE_GROUPS = tuple(dict.fromkeys(NODE_GROUP.values()))
 # Services in the Service Connect namespace: the Temporal roles call each other by name and the UI calls
 # the frontend. Grafana reaches Amazon Managed Prometheus and the collector each task's own address: neither
 # needs it, and neither pays for a proxy.
@@ -60,7 +62,7 @@ class NodeRoom:
 def node_room(instance_type: dict, trunked_tasks: int | None = None) -> NodeRoom:
     """From a DescribeInstanceTypes entry. The primary ENI is the instance's own; without ENI
     trunking, every awsvpc task takes one of the others. With it, the type's trunked task limit
-    (provisioner/capacity.py) replaces that count."""
+    (provisioner/placement_check.py) replaces that count."""
     return NodeRoom(
         cpu=instance_type["VCpuInfo"]["DefaultVCpus"] * 1024,
         memory=int(instance_type["MemoryInfo"]["SizeInMiB"] * (1 - RESERVED_MEMORY_FRACTION)),

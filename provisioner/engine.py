@@ -14,7 +14,6 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from provisioner import immutable
 from provisioner.aws.converge import live, step_inventory
 from provisioner.aws.kinds import KINDS, Kind
 from provisioner.aws.session import MAX_CONCURRENT_CALLS, Aws, side_by_side
@@ -22,13 +21,12 @@ from provisioner.config import Config
 from provisioner.errors import BadInput, ProvisionError, aws_failure
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
+from provisioner.step_outputs import KNOWN_AFTER_APPLY, StepOutputs
 from state import RecordedState
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-# Stands in a plan for an ID an earlier step has yet to create.
-KNOWN_AFTER_APPLY = "(known after apply)"
+O = TypeVar("O", bound=StepOutputs)
 
 
 class Interrupted(ProvisionError):
@@ -106,44 +104,34 @@ class StepContext:
     def record(self, key: str, resource_id: str, **attributes: Any) -> None:
         self.state.put(self.step, key, resource_id, **attributes)
 
-    def recorded(self, step: str, key: str) -> dict | None:
-        """Read what an earlier step recorded (never its internals)."""
-        return self.state.get(step, key)
+    def outputs_of(self, outputs: type[O]) -> O:
+        """What an earlier step produced, typed (provisioner/step_outputs.py): in a plan, what it has yet to
+        create (or will replace) reads as KNOWN_AFTER_APPLY; in an apply, a missing output raises."""
+        return outputs.of(self.state, planning=self.dry_run, replacing=self.replacing)
 
-    def require(self, step: str, key: str) -> dict | None:
-        """What an earlier step must have recorded: None in a plan where it is still to be created."""
-        record = self.state.get(step, key)
-        if record is None and not self.dry_run:
-            raise ProvisionError(f"the {step} step has not recorded {key}; run 'provision up' again")
-        return record
-
-    def required_id(self, step: str, key: str, attribute: str = "id") -> str:
-        """The ID (or another attribute) an earlier step recorded; a placeholder in a plan before it exists."""
-        record = self.require(step, key)
-        return record[attribute] if record else KNOWN_AFTER_APPLY
+    def known_after_apply(self, what: str) -> str:
+        """The plan's placeholder for a live value (an endpoint) that appears only once earlier changes are
+        made; outside a plan such a value must have been awaited, so asking for a placeholder is an error."""
+        if not self.dry_run:
+            raise ProvisionError(f"{what} is not known yet; run 'provision up' again")
+        return KNOWN_AFTER_APPLY
 
     def will_replace(self, key: str) -> None:
-        """In a plan: note that this step's `key` gets a new ID, so later steps plan to follow it."""
+        """In a plan: note that this step's `key` gets a new ID, so later steps read it as known after apply."""
         if self.dry_run:
             self.replacing.add((self.step, key))
 
-    def replaced(self, step: str, key: str) -> bool:
-        """In a plan: whether an earlier step announced a new ID for its `key`."""
-        return (step, key) in self.replacing
-
-    def recorded_ids(self, step: str, **attributes: Any) -> list[str]:
-        """IDs of an earlier step's records whose attributes match, sorted."""
-        records = self.state.step_records(step).values()
-        return sorted(r["id"] for r in records if all(r.get(k) == v for k, v in attributes.items()))
-
 
 class Step:
-    """One module in steps/: one clear job. Subclasses set `name`, `title` and `requires`."""
+    """One module in steps/: one clear job. Subclasses set `name`, `title`, `requires` and, when later steps
+    read what it made, `produces`."""
 
     name: str = ""
     title: str = ""
     requires: tuple[str, ...] = ()
     kinds: tuple[Kind, ...] = ()
+    # What later steps and commands read from this one (provisioner/step_outputs.py), if anything.
+    produces: type[StepOutputs] | None = None
 
     def preflight(self, ctx: StepContext) -> None:
         """Read-only checks run for every step before anything is created (a missing secret, a wrong region)."""
@@ -194,7 +182,8 @@ class RunResult:
 
 class Engine:
     def __init__(self, steps: list[Step], config: Config, aws: Aws, state: RecordedState, reporter: Reporter,
-                 workers: int | None = None, delete_data: bool = False):
+                 workers: int | None = None, delete_data: bool = False,
+                 unchangeable: Callable[[Config, RecordedState], None] | None = None):
         names = [s.name for s in steps]
         for step in steps:
             unknown = [r for r in step.requires if r not in names]
@@ -213,6 +202,8 @@ class Engine:
         self.replacing: set[tuple[str, str]] = set()
         self.notes: list[str] = []
         self.delete_data = delete_data
+        # Refuses settings the built stack cannot change (provisioner/immutable.py's check), raising BadInput.
+        self.unchangeable = unchangeable
 
     def context(self, step: Step, dry_run: bool) -> StepContext:
         return StepContext(
@@ -231,7 +222,8 @@ class Engine:
     def _unchangeable(self) -> RunResult | None:
         """Settings the existing stack cannot change (provisioner/immutable.py): refused before anything else."""
         try:
-            immutable.check(self.config, self.state)
+            if self.unchangeable:
+                self.unchangeable(self.config, self.state)
         except BadInput as exc:
             return RunResult([], [("settings", exc)])
         return None

@@ -11,7 +11,12 @@ from typing import Any, Callable
 
 from provisioner.config import Config
 from provisioner.errors import BadInput
-from state import StateStore
+from provisioner.step_outputs import known
+from state import RecordedState
+from steps.dsql import DsqlOutputs
+from steps.network import NetworkOutputs
+from steps.opensearch import OpenSearchOutputs
+from steps.task_definitions import TaskDefinitionOutputs
 
 NEW_STACK = "stand up a new stack (another project name) and move the workflows to it"
 
@@ -19,8 +24,8 @@ NEW_STACK = "stand up a new stack (another project name) and move the workflows 
 @dataclass(frozen=True)
 class Immutable:
     setting: str
-    desired: Callable[[Config, StateStore], Any]
-    built: Callable[[StateStore], Any]  # None: nothing built yet, any value goes
+    desired: Callable[[Config, RecordedState], Any]
+    built: Callable[[RecordedState], Any]  # None: nothing built yet, any value goes
     instead: str
     # Whether the config contradicts what is built: by default any difference; for lists of parts built one
     # by one (subnets), a built part missing from the config (a half-built stack may have fewer).
@@ -31,25 +36,11 @@ def _drops_a_built_one(built: list, desired: list) -> bool:
     return not set(built) <= set(desired)
 
 
-def _record(step: str, key: str, attribute: str) -> Callable[[StateStore], Any]:
-    def read(state: StateStore) -> Any:
-        record = state.get(step, key)
-        return record.get(attribute) if record else None
-    return read
-
-
-def _private_subnets(attribute: str) -> Callable[[StateStore], Any]:
-    def read(state: StateStore) -> list[str] | None:
-        subnets = [r for r in state.step_records("network").values() if r.get("tier") == "private"]
-        return sorted(r[attribute] for r in subnets) if subnets else None
-    return read
-
-
-def _dsql_cluster(state: StateStore) -> str | None:
-    record = state.get("dsql", "cluster")
-    if record is None:
+def _dsql_cluster(state: RecordedState) -> str | None:
+    cluster = DsqlOutputs.so_far(state)
+    if not known(cluster.cluster_arn):
         return None
-    return record["id"] if record.get("adopted") else CREATED
+    return cluster.cluster_arn if cluster.adopted else CREATED
 
 
 CREATED = "(the cluster provision created)"
@@ -57,33 +48,34 @@ CREATED = "(the cluster provision created)"
 IMMUTABLE = (
     Immutable(
         "temporal.num_history_shards", lambda c, s: c.temporal.num_history_shards,
-        _record("task_definitions", "td-history", "shards"),
+        lambda s: TaskDefinitionOutputs.so_far(s).history_shards,
         "the history shards are fixed when the schema is created: put the old value back, or " + NEW_STACK,
     ),
     Immutable(
-        "network.vpc_cidr", lambda c, s: c.network.vpc_cidr, _record("network", "vpc", "cidr"),
+        "network.vpc_cidr", lambda c, s: c.network.vpc_cidr, lambda s: NetworkOutputs.so_far(s).vpc_cidr,
         "a VPC's primary CIDR cannot change: put the old value back, or run 'provision destroy' and 'up' again",
     ),
     Immutable(
-        "network.private_subnet_cidrs", lambda c, s: sorted(c.network.private_subnet_cidrs), _private_subnets("cidr"),
+        "network.private_subnet_cidrs", lambda c, s: sorted(c.network.private_subnet_cidrs),
+        lambda s: list(NetworkOutputs.so_far(s).private_subnet_cidrs) or None,
         "a subnet's CIDR cannot change: put the old values back, or run 'provision destroy' and 'up' again",
         _drops_a_built_one,
     ),
     Immutable(
         "network.availability_zones",
         lambda c, s: sorted(c.network.availability_zones) if c.network.availability_zones else None,
-        _private_subnets("zone"),
+        lambda s: list(NetworkOutputs.so_far(s).private_subnet_zones) or None,
         "a subnet cannot move to another zone: put the old zones back, or run 'provision destroy' and 'up' again",
         _drops_a_built_one,
     ),
     Immutable(
         "network.public_subnet_cidr", lambda c, s: c.network.public_subnet_cidr,
-        _record("network", "public-nat", "cidr"),
+        lambda s: NetworkOutputs.so_far(s).public_subnet_cidr,
         "the NAT gateway's subnet cannot change its CIDR: put the old value back",
     ),
     Immutable(
         "opensearch.engine_version", lambda c, s: c.opensearch.engine_version,
-        _record("opensearch", "visibility", "engine_version"),
+        lambda s: OpenSearchOutputs.so_far(s).engine_version,
         "upgrade the domain with 'aws opensearch upgrade-domain' (one version at a time), then set the new "
         "version here; a downgrade is not possible",
     ),
@@ -95,7 +87,7 @@ IMMUTABLE = (
 )
 
 
-def changed_settings(config: Config, state: StateStore) -> list[str]:
+def changed_settings(config: Config, state: RecordedState) -> list[str]:
     """One line per immutable setting the config changes, with the old and new value and what to do."""
     problems = []
     for item in IMMUTABLE:
@@ -108,7 +100,7 @@ def changed_settings(config: Config, state: StateStore) -> list[str]:
     return problems
 
 
-def check(config: Config, state: StateStore) -> None:
+def check(config: Config, state: RecordedState) -> None:
     problems = changed_settings(config, state)
     if problems:
         raise BadInput("\n".join(problems))

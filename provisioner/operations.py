@@ -8,12 +8,13 @@ from typing import Callable, Iterator
 
 from rich.console import Console
 
+from provisioner import immutable
 from provisioner.aws.session import Aws
-from provisioner.commands.schema import SETTING as SCHEMA_SETTING
 from provisioner.config import Config
 from provisioner.engine import Engine, RunResult
 from provisioner.naming import MANAGED_BY, TAG_MANAGED_BY, TAG_PROJECT, Naming
 from provisioner.progress import Reporter
+from provisioner.temporal.schema_tasks import SCHEMA_SETTING
 from state import RecordedState, StateStore
 from steps import pipeline
 from steps.ecs_services import COUNTS_SETTING
@@ -81,7 +82,8 @@ def open_engine(
     console = console or Console(stderr=True)
     with opened_state(config, aws, state_path, operation, console) as store:
         with Reporter(console, quiet=quiet) as reporter:
-            yield Engine(steps or pipeline(), config, aws, store, reporter, delete_data=delete_data)
+            yield Engine(steps or pipeline(), config, aws, store, reporter, delete_data=delete_data,
+                         unchangeable=immutable.check)
 
 
 def up(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> RunResult:
@@ -103,58 +105,6 @@ def destroy(config: Config, aws: Aws, state_path: Path | str | None = None, dele
     """Everything the project made; what holds data (the DSQL cluster, images) only with `delete_data`."""
     with open_engine(config, aws, state_path, "destroy", delete_data=delete_data, **kwargs) as engine:
         return engine.destroy()
-
-
-def scale(config: Config, aws: Aws, targets: dict[str, int], state_path: Path | str | None = None, wait: bool = True,
-          timeout: float | None = None, **kwargs) -> list:
-    """Set the task counts of the named services, record them, and wait until they settle."""
-    from provisioner.commands import scale as scaling
-
-    with open_engine(config, aws, state_path, "scale", **kwargs) as engine:
-        return scaling.scale(engine, targets, wait, timeout or config.timeouts.services_stable)
-
-
-def schema(config: Config, aws: Aws, state_path: Path | str | None = None, timeout: float | None = None, **kwargs) -> list:
-    """Run the schema tasks and report each one (provisioner/commands/schema.py)."""
-    from provisioner.commands.schema import run_schema
-
-    with open_engine(config, aws, state_path, "schema", **kwargs) as engine:
-        return run_schema(engine, timeout or config.timeouts.schema_task)
-
-
-def find_tunnel(config: Config, aws: Aws, state_path: Path | str | None, service: str, local_port: int | None, **kwargs):
-    """Where a tunnel to the service goes (provisioner/commands/tunnel.py); read-only."""
-    from provisioner.commands.tunnel import find
-
-    with open_engine(config, aws, state_path, "tunnel", quiet=True, **kwargs) as engine:
-        return find(engine, service, local_port)
-
-
-def find_log_streams(config: Config, aws: Aws, state_path: Path | str | None, target: str, task: str | None,
-                     previous: bool, **kwargs) -> list:
-    """The awslogs streams of the chosen tasks (provisioner/commands/logs.py); read-only, and the state is let go
-    before any log is read, so that a long --follow holds no lock."""
-    from provisioner.commands import logs
-
-    with open_engine(config, aws, state_path, "logs", quiet=True, **kwargs) as engine:
-        return logs.streams_of(engine, logs.chosen_tasks(engine, target, task, previous))
-
-
-def find_exec_session(config: Config, aws: Aws, state_path: Path | str | None, target: str, task: str | None,
-                      command: list[str], **kwargs):
-    """The ECS Exec session to start (provisioner/commands/exec_task.py); read-only."""
-    from provisioner.commands.exec_task import find
-
-    with open_engine(config, aws, state_path, "exec", quiet=True, **kwargs) as engine:
-        return find(engine, target, task, command)
-
-
-def service_status(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> list:
-    """Each service's counts, rollout, image and last stopped tasks (provisioner/commands/service_status.py)."""
-    from provisioner.commands.service_status import stories
-
-    with open_engine(config, aws, state_path, "status", quiet=True, **kwargs) as engine:
-        return stories(engine)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,4 @@
 """The pipeline, in order. Each step names the steps it needs; independent ones run side by side."""
-from steps.capacity import Capacity
 from steps.cluster import Cluster
 from steps.dsql import Dsql
 from steps.ecr import Ecr
@@ -10,6 +9,7 @@ from steps.logs import Logs
 from steps.metrics_config import MetricsConfig
 from steps.nat_route import NatRoute
 from steps.network import Network
+from steps.node_groups import NodeGroups
 from steps.opensearch import OpenSearch
 from steps.placement import Placement
 from steps.prometheus import Prometheus
@@ -22,5 +22,5 @@ from steps.task_definitions import TaskDefinitions
 def pipeline():
     return [
         Secret(), ServiceRoles(), Dsql(), Ecr(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
-        MetricsConfig(), OpenSearch(), Placement(), Capacity(), TaskDefinitions(), Services(),
+        MetricsConfig(), OpenSearch(), Placement(), NodeGroups(), TaskDefinitions(), Services(),
     ]

@@ -1,18 +1,36 @@
-"""Seed tasks 7.1 and 7.2: the Service Connect namespace and the ECS cluster.
+"""The ECS cluster and its Service Connect namespace (README: "What gets built, step by step").
 
 The cluster has Container Insights, ECS Exec session logging to its own log group, and
 Service Connect defaults pointing at the namespace, so every service joins it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from provisioner.aws.converge import destroy_kind, ensure, wait_deleted
 from provisioner.aws.named_kinds import ECS_CLUSTER, NAMESPACE, wait_operation
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.engine import Step, StepContext
-from steps.logs import log_key
+from provisioner.step_outputs import Recorded, StepOutputs, known
+from steps.logs import LogsOutputs
 
 NAMESPACE_KEY = "namespace"
 CLUSTER_KEY = "cluster"
+
+
+@dataclass(frozen=True)
+class ClusterOutputs(StepOutputs):
+    """The ECS cluster the services and tasks run in, and the Service Connect namespace they join."""
+
+    step = "cluster"
+    cluster_arn: str
+    cluster_name: str
+    namespace_arn: str
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> ClusterOutputs:
+        return cls(recorded.value(CLUSTER_KEY), recorded.value(CLUSTER_KEY, "name"),
+                   recorded.value(NAMESPACE_KEY, "arn"))
 
 
 def desired_cluster(namespace_arn: str | None, exec_log_group: str) -> dict:
@@ -32,6 +50,7 @@ class Cluster(Step):
     name = "cluster"
     title = "ECS cluster"
     requires = ("service_roles", "logs")
+    produces = ClusterOutputs
     kinds = (ECS_CLUSTER, NAMESPACE)
 
     def names(self, ctx: StepContext) -> list:
@@ -56,10 +75,10 @@ class Cluster(Step):
             ctx, NAMESPACE, NAMESPACE_KEY, create_namespace, detail=namespace_name, name=namespace_name,
             attributes_of=lambda ns: {"arn": ns["Arn"], "name": ns["Name"]},
         )
-        exec_log = ctx.require("logs", log_key("exec"))
+        exec_log = ctx.outputs_of(LogsOutputs).exec_log_group
         desired = desired_cluster(
             namespace["Arn"] if namespace else None,
-            exec_log["id"] if exec_log else ctx.naming.log_group("exec"),
+            exec_log if known(exec_log) else ctx.naming.log_group("exec"),
         )
         cluster_name = ctx.naming.cluster()
         cluster = ensure(

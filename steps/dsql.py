@@ -1,4 +1,4 @@
-"""Seed task 5.2 (persistence): the Aurora DSQL cluster Temporal persists to, created or adopted.
+"""The Aurora DSQL cluster Temporal persists to (README: "Aurora DSQL"), created or adopted.
 
 With `dsql.cluster_arn` empty, the cluster is created here with deletion protection, the project's
 tags and a deterministic client token, and never awaited: IAM needs only its ARN, and whatever
@@ -9,6 +9,8 @@ be usable and live in this account and region, and it is never modified or delet
 delete it; `destroy --delete-data` deletes it. An adopted cluster is never touched.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from botocore.exceptions import (
     ClientError,
@@ -21,8 +23,29 @@ from provisioner.aws.converge import ensure, wait_deleted
 from provisioner.aws.named_kinds import DSQL_CLUSTER, DSQL_USABLE
 from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput, aws_failure, error_code
+from provisioner.step_outputs import KNOWN_AFTER_APPLY, Recorded, StepOutputs, known
 
 CLUSTER = "cluster"
+
+
+@dataclass(frozen=True)
+class DsqlOutputs(StepOutputs):
+    """The cluster Temporal persists to; with dsql.private_link, its endpoint service and PrivateLink host
+    (None without it)."""
+
+    step = "dsql"
+    cluster_arn: str
+    adopted: bool
+    service_name: str | None
+    vpc_host: str | None
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> DsqlOutputs:
+        arn = recorded.value(CLUSTER)
+        if not known(arn):
+            return cls(arn, False, KNOWN_AFTER_APPLY, KNOWN_AFTER_APPLY)
+        return cls(arn, bool(recorded.optional(CLUSTER, "adopted")), recorded.optional(CLUSTER, "service_name"),
+                   recorded.optional(CLUSTER, "vpc_host"))
 
 
 def cluster_identifier(arn: str) -> str:
@@ -32,6 +55,7 @@ def cluster_identifier(arn: str) -> str:
 class Dsql(Step):
     name = "dsql"
     title = "Aurora DSQL cluster"
+    produces = DsqlOutputs
     kinds = (DSQL_CLUSTER,)
 
     def preflight(self, ctx: StepContext) -> None:

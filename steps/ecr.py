@@ -1,4 +1,4 @@
-"""Seed task 1.5.1: the ECR repositories for the server and admin-tools images `build-images` pushes.
+"""The ECR repositories for the server and admin-tools images `build-images` pushes (README: "Two commands").
 
 Each scans on push, is encrypted with AES256 (S3-managed keys), expires untagged images beyond the
 newest 10, and refuses to overwrite a versioned tag: IMMUTABLE_WITH_EXCLUSION with `latest` excluded,
@@ -8,11 +8,13 @@ holds images unless --delete-data.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from provisioner.aws.converge import ensure
 from provisioner.aws.named_kinds import ECR_REPOSITORY
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
+from provisioner.step_outputs import Recorded, StepOutputs
 
 # image -> the repository's name under the project (<project>/<name>).
 IMAGES = {"server": "temporal-server", "admin-tools": "temporal-admin-tools"}
@@ -33,9 +35,22 @@ def repository_key(image: str) -> str:
     return f"repo-{image}"
 
 
+@dataclass(frozen=True)
+class EcrOutputs(StepOutputs):
+    """The URI of each image's repository, by its name in IMAGES."""
+
+    step = "ecr"
+    repository_uris: dict[str, str]
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> EcrOutputs:
+        return cls({image: recorded.value(repository_key(image), "uri") for image in IMAGES})
+
+
 class Ecr(Step):
     name = "ecr"
     title = "Image repositories"
+    produces = EcrOutputs
     kinds = (ECR_REPOSITORY,)
 
     def names(self, ctx: StepContext) -> list:

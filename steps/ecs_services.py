@@ -1,4 +1,5 @@
-"""Seed tasks 13.2-17.2 and 25: the five ECS services, created at zero tasks (staged deployment).
+"""The ECS services, one per Temporal role plus the UI, Grafana and the collector, created at zero tasks
+(README: "Staged deployment").
 
 Each service runs on its node group's capacity provider, in the private subnets with no public
 IP, pinned to its nodes by the `workload` attribute, with ECS Exec, a deployment circuit breaker
@@ -8,17 +9,23 @@ that rolls back, and Service Connect: history, matching and frontend are discove
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from provisioner.aws.converge import destroy_kind, differs, ensure, wait_deleted
 from provisioner.aws.named_kinds import ECS_SERVICE, service_address
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.ecs_layout import NODE_GROUP, SERVICE_CONNECT, SERVICES
 from provisioner.engine import Step, StepContext
+from provisioner.step_outputs import Recorded, StepOutputs, known
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
     GRPC_PORT,
     PER_REQUEST_TIMEOUT_SECONDS,
 )
-from steps.task_definitions import definition_key
+from steps.cluster import ClusterOutputs
+from steps.network import NetworkOutputs
+from steps.security_groups import SecurityGroupOutputs
+from steps.task_definitions import TaskDefinitionOutputs
 
 COUNTS_SETTING = "service_counts"
 # What ECS Exec runs in a service's container: a shell, except in the collector, whose image is FROM scratch
@@ -30,6 +37,20 @@ DEPLOYMENT_MAXIMUM_PERCENT = 200
 
 def service_key(service: str) -> str:
     return f"svc-{service}"
+
+
+@dataclass(frozen=True)
+class ServicesOutputs(StepOutputs):
+    """The ECS service name of each service made so far, by its name in SERVICES (a service not made yet is
+    absent: the commands that address one say so)."""
+
+    step = "services"
+    names: dict[str, str]
+    arns: dict[str, str]
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> ServicesOutputs:
+        return cls(recorded.by_prefix(service_key(""), "name"), recorded.by_prefix(service_key("")))
 
 
 def service_name(ctx: StepContext, service: str) -> str:
@@ -105,20 +126,23 @@ class Services(Step):
     name = "services"
     title = "ECS services"
     requires = ("network", "security_groups", "cluster", "capacity", "task_definitions")
+    produces = ServicesOutputs
     kinds = (ECS_SERVICE,)
 
     def apply(self, ctx: StepContext) -> None:
-        cluster = ctx.require("cluster", "cluster")
-        namespace_arn = ctx.required_id("cluster", "namespace", attribute="arn")
-        subnets = ctx.recorded_ids("network", tier="private")
+        cluster = ctx.outputs_of(ClusterOutputs)
+        subnets = list(ctx.outputs_of(NetworkOutputs).private_subnet_ids)
+        # A definition the plan expects to replace reads as known after apply: the service then plans to follow.
+        definitions = ctx.outputs_of(TaskDefinitionOutputs).services
+        groups = ctx.outputs_of(SecurityGroupOutputs)
+        cluster_name = cluster.cluster_name if known(cluster.cluster_name) else ctx.naming.cluster()
         counts = recorded_counts(ctx)
 
         def service_of(service: str) -> None:
             spec = service_spec(
-                ctx, service, ctx.required_id("task_definitions", definition_key(service)), namespace_arn, subnets,
-                ctx.required_id("security_groups", f"sg-{service}"),
+                ctx, service, definitions[service].arn, cluster.namespace_arn, subnets, groups.of_service(service),
             )
-            live = self._ensure(ctx, service, cluster, spec, counts.get(service))
+            live = self._ensure(ctx, service, cluster_name, spec, counts.get(service))
             if live is not None and service not in counts:
                 # A lost state must not scale a running cluster down: adopt the live count.
                 counts[service] = live["desiredCount"]
@@ -127,12 +151,11 @@ class Services(Step):
         if not ctx.dry_run and counts != recorded_counts(ctx):
             ctx.state.set_setting(COUNTS_SETTING, counts)
 
-    def _ensure(self, ctx: StepContext, service: str, cluster: dict | None, spec: dict, count: int | None) -> dict | None:
+    def _ensure(self, ctx: StepContext, service: str, cluster_name: str, spec: dict, count: int | None) -> dict | None:
         """The service with `spec`; `count` tasks if the state records one (a new service starts at 0)."""
         ecs = ctx.aws.client("ecs")
         key = service_key(service)
         name = service_name(ctx, service)
-        cluster_name = cluster["name"] if cluster else ctx.naming.cluster()
 
         def create() -> dict:
             # ECS assumes its service-linked role (perhaps made by this run) to wire the task network.
@@ -149,8 +172,6 @@ class Services(Step):
             return None
         current = live_spec(live)
         drift = {field: value for field, value in spec.items() if differs(current[field], value)}
-        if ctx.replaced("task_definitions", definition_key(service)):
-            drift["taskDefinition"] = spec["taskDefinition"]  # the new revision's ARN is known after apply
         if count is not None and live["desiredCount"] != count:
             drift["desiredCount"] = count
         if drift:
@@ -166,18 +187,17 @@ class Services(Step):
         wait_deleted(ctx, ECS_SERVICE, destroy_kind(ctx, ECS_SERVICE))
 
     def outputs(self, ctx: StepContext) -> dict:
-        records = ctx.state.step_records(self.name)
-        cluster = ctx.state.get("cluster", "cluster")
-        if not records or cluster is None:
+        names = ServicesOutputs.so_far(ctx.state).names
+        cluster_name = ClusterOutputs.so_far(ctx.state).cluster_name
+        if not names or not known(cluster_name):
             return {}
         region = ctx.aws.region
-        names = {k.removeprefix("svc-"): r["name"] for k, r in sorted(records.items())}
         return {
             "services": names,
             "service_counts": recorded_counts(ctx),
             "exec_commands": {
-                service: (f"aws ecs execute-command --region {region} --cluster {cluster['name']} "
-                          f"--task $(aws ecs list-tasks --region {region} --cluster {cluster['name']} "
+                service: (f"aws ecs execute-command --region {region} --cluster {cluster_name} "
+                          f"--task $(aws ecs list-tasks --region {region} --cluster {cluster_name} "
                           f"--service-name {name} --query 'taskArns[0]' --output text) "
                           f"--container {service} --interactive --command {EXEC_PROGRAM.get(service, '/bin/sh')}")
                 for service, name in names.items()

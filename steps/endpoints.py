@@ -1,10 +1,15 @@
-"""Seed task 3: interface endpoints with private DNS, the S3 gateway endpoint, the endpoint security group."""
+"""VPC endpoints (README: "Private-only networking"): the AWS APIs the nodes and tasks use, reached without
+the internet through interface endpoints with private DNS, the S3 gateway endpoint, and their security group."""
 from __future__ import annotations
 
 from provisioner.aws.converge import destroy_kind, ensure
-from provisioner.aws.kinds import SECURITY_GROUP, VPC_ENDPOINT, ingress_rules
+from provisioner.aws.kinds import SECURITY_GROUP, VPC_ENDPOINT
 from provisioner.aws.waiter import WaitFailed, wait_for
-from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
+from provisioner.engine import Step, StepContext
+from provisioner.step_outputs import known
+from steps.dsql import DsqlOutputs
+from steps.network import NetworkOutputs
+from steps.security_groups import Ingress, converge_ingress
 
 ENDPOINT_SG = "endpoints-sg"
 HTTPS = 443
@@ -34,12 +39,11 @@ class Endpoints(Step):
 
     def apply(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
-        vpc = ctx.require("network", "vpc")
-        vpc_id = vpc["id"] if vpc else None
-        vpc_cidr = vpc["cidr"] if vpc else ctx.config.network.vpc_cidr
-        subnet_ids = ctx.recorded_ids("network", tier="private")
-        routes = ctx.recorded("network", "private-routes")
-        route_table_ids = [routes["id"]] if routes else []
+        network = ctx.outputs_of(NetworkOutputs)
+        vpc_id = network.vpc_id
+        vpc_cidr = network.vpc_cidr or ctx.config.network.vpc_cidr
+        subnet_ids = list(network.private_subnet_ids)
+        route_table_ids = [network.private_route_table_id] if known(network.private_route_table_id) else []
 
         group = ensure(
             ctx, SECURITY_GROUP, ENDPOINT_SG,
@@ -62,9 +66,10 @@ class Endpoints(Step):
         if ctx.config.dsql.private_link:
             # The cluster's own connection endpoint service (GetVpcEndpointServiceName), com.amazonaws.<region>.dsql-xxxx:
             # with private DNS, the cluster's PrivateLink host name resolves inside the VPC.
-            cluster = ctx.require("dsql", "cluster")
+            service_name = ctx.outputs_of(DsqlOutputs).service_name or ctx.known_after_apply(
+                "the Aurora DSQL cluster's endpoint service")
             desired[DSQL_ENDPOINT] = dict(
-                VpcEndpointType="Interface", ServiceName=cluster["service_name"] if cluster else KNOWN_AFTER_APPLY,
+                VpcEndpointType="Interface", ServiceName=service_name,
                 SubnetIds=subnet_ids, SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
             )
         for service in GATEWAY_SERVICES:
@@ -95,39 +100,11 @@ class Endpoints(Step):
 
     def _ensure_ingress(self, ctx: StepContext, group: dict | None, vpc_cidr: str) -> None:
         """HTTPS from the VPC, and PostgreSQL (5432) when DSQL is reached through its endpoint; nothing else."""
-        ports = {HTTPS: "HTTPS to the endpoints from the VPC"}
+        wanted = [Ingress(HTTPS, vpc_cidr, "HTTPS to the endpoints from the VPC", cidr=True)]
         if ctx.config.dsql.private_link:
-            ports[POSTGRES] = "PostgreSQL to the Aurora DSQL endpoint from the VPC"
-        if group is None:
-            for port in ports:
-                ctx.change("update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {port} from {vpc_cidr}")
-            return
-        ec2 = ctx.aws.client("ec2")
-        present: set[int] = set()
-        for rule in ingress_rules(ctx.aws, group["GroupId"], tuple(ctx.state.ids_of_kind(SECURITY_GROUP.kind))):
-            port = rule.get("FromPort")
-            exact = (
-                rule.get("IpProtocol") == "tcp" and port in ports and rule.get("ToPort") == port
-                and rule.get("CidrIpv4") == vpc_cidr
-            )
-            if exact and port not in present:
-                present.add(port)
-                continue
-            ctx.change(
-                "update", SECURITY_GROUP.noun, ENDPOINT_SG, "revoke an ingress rule not in the config",
-                act=lambda rule=rule: ec2.revoke_security_group_ingress(
-                    GroupId=group["GroupId"], SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]]
-                ),
-            )
-        for port, description in ports.items():
-            if port in present:
-                continue
-            wanted = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
-                      "IpRanges": [{"CidrIp": vpc_cidr, "Description": description}]}
-            ctx.change(
-                "update", SECURITY_GROUP.noun, ENDPOINT_SG, f"allow {port} from {vpc_cidr}",
-                act=lambda wanted=wanted: ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[wanted]),
-            )
+            wanted.append(Ingress(POSTGRES, vpc_cidr, "PostgreSQL to the Aurora DSQL endpoint from the VPC", cidr=True))
+        converge_ingress(ctx, ENDPOINT_SG, group["GroupId"] if group else None, wanted,
+                         tuple(ctx.state.ids_of_kind(SECURITY_GROUP.kind)))
 
     def _converge(self, ctx: StepContext, key: str, endpoint: dict, spec: dict) -> None:
         ec2 = ctx.aws.client("ec2")

@@ -1,4 +1,4 @@
-"""Seed tasks 5 and 22.3: execution, task and EC2 instance roles, least privilege.
+"""The IAM roles (README: "What gets built, step by step"): execution, task and EC2 instance roles, least privilege.
 
 Every statement names resource ARNs. A "*" resource appears only where the action supports
 no resource scoping, and each such place says so. Trust policies name one service each, with
@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import IAM_ROLE, INSTANCE_PROFILE, iam_path
-from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
-from steps.logs import log_key
+from provisioner.engine import Step, StepContext
+from provisioner.step_outputs import Recorded, StepOutputs, known
+from steps.dsql import DsqlOutputs
+from steps.logs import LogsOutputs
 from steps.metrics_config import COLLECTOR_PARAMETER, GRAFANA_PARAMETERS
+from steps.prometheus import PrometheusOutputs
+from steps.secret import SecretOutputs
 
 EXECUTION_ROLE = "ecs-execution"
 GRAFANA_EXECUTION_ROLE = "grafana-execution"
@@ -81,8 +85,9 @@ def trust(spec: RoleSpec, naming, account: str) -> dict:
 def _exec_logging(ctx: StepContext, account: str) -> list[dict]:
     """ECS Exec writes its session log from inside the task, with the task role: the actions and
     resources of the ECS developer guide's ecs-exec.html ("IAM permissions required for ECS Exec")."""
-    exec_log = ctx.recorded("logs", log_key("exec"))
-    group = exec_log["id"] if exec_log else ctx.naming.log_group("exec")
+    group = ctx.outputs_of(LogsOutputs).exec_log_group
+    if not known(group):
+        group = ctx.naming.log_group("exec")
     return [
         {
             "Sid": "EcsExecSessionLog",
@@ -98,13 +103,11 @@ def _exec_logging(ctx: StepContext, account: str) -> list[dict]:
 def role_specs(ctx: StepContext) -> list[RoleSpec]:
     account = ctx.aws.account_id
     naming = ctx.naming
-    secret = ctx.recorded("secret", "grafana-admin")
-    workspace = ctx.recorded("prometheus", "metrics")
-    secret_arn = secret["id"] if secret else naming.arn("secretsmanager", account, f"secret:{KNOWN_AFTER_APPLY}")
-    workspace_arn = workspace["arn"] if workspace else naming.arn("aps", account, f"workspace/{KNOWN_AFTER_APPLY}")
+    secret_arn = ctx.outputs_of(SecretOutputs).grafana_admin_arn
+    workspace_arn = ctx.outputs_of(PrometheusOutputs).workspace_arn
     domain_arn = naming.arn("es", account, f"domain/{naming.opensearch_domain()}")
     # The ARN only: IAM does not need the cluster to be running.
-    dsql_arn = ctx.required_id("dsql", "cluster")
+    dsql_arn = ctx.outputs_of(DsqlOutputs).cluster_arn
     partition = naming.partition
     execution_policy = f"arn:{partition}:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
     cluster_arn = naming.arn("ecs", account, f"cluster/{naming.cluster()}")
@@ -201,6 +204,36 @@ def role_specs(ctx: StepContext) -> list[RoleSpec]:
     ]
 
 
+@dataclass(frozen=True)
+class IamOutputs(StepOutputs):
+    """The ARN of each role the tasks and nodes run as, and of the nodes' instance profile."""
+
+    step = "iam"
+    execution_role: str
+    grafana_execution_role: str
+    collector_execution_role: str
+    temporal_role: str
+    grafana_role: str
+    collector_role: str
+    ui_role: str
+    schema_role: str
+    instance_profile: str
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> IamOutputs:
+        return cls(
+            execution_role=recorded.value(EXECUTION_ROLE),
+            grafana_execution_role=recorded.value(GRAFANA_EXECUTION_ROLE),
+            collector_execution_role=recorded.value(COLLECTOR_EXECUTION_ROLE),
+            temporal_role=recorded.value(TEMPORAL_ROLE),
+            grafana_role=recorded.value(GRAFANA_ROLE),
+            collector_role=recorded.value(COLLECTOR_ROLE),
+            ui_role=recorded.value(UI_ROLE),
+            schema_role=recorded.value(SCHEMA_ROLE),
+            instance_profile=recorded.value(INSTANCE_PROFILE_KEY),
+        )
+
+
 def _same(a: dict, b: dict) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
@@ -209,6 +242,7 @@ class Iam(Step):
     name = "iam"
     title = "IAM roles"
     requires = ("secret", "prometheus", "logs", "dsql")
+    produces = IamOutputs
     kinds = (IAM_ROLE, INSTANCE_PROFILE)
 
     def names(self, ctx: StepContext) -> list:

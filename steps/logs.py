@@ -1,13 +1,16 @@
-"""Seed task 8 (and 22.8): one CloudWatch log group per service, the collector and ECS Exec.
+"""One CloudWatch log group per service, the collector and ECS Exec (README: "What gets built, step by step").
 
 Log groups are created here, never by the awslogs driver, so that retention and tags are
 set from the start and `destroy` removes them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import LOG_GROUP
 from provisioner.engine import Step, StepContext
+from provisioner.step_outputs import Recorded, StepOutputs
 
 # Every container that logs (the schema tasks share one group), plus the ECS Exec session log.
 LOGGED = ("history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec", "schema")
@@ -17,9 +20,22 @@ def log_key(service: str) -> str:
     return f"log-{service}"
 
 
+@dataclass(frozen=True)
+class LogsOutputs(StepOutputs):
+    """The ECS Exec session log group, which the cluster names and the task roles write to."""
+
+    step = "logs"
+    exec_log_group: str
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> LogsOutputs:
+        return cls(recorded.value(log_key("exec")))
+
+
 class Logs(Step):
     name = "logs"
     title = "Log groups"
+    produces = LogsOutputs
     kinds = (LOG_GROUP,)
 
     def names(self, ctx: StepContext) -> list:

@@ -1,4 +1,4 @@
-"""Seed task 22.2 (and 19, 23): the SSM parameters the collector and Grafana start from.
+"""The SSM parameters the collector and Grafana start from (README: "Metrics and dashboards").
 
 The collector's configuration (the cluster to observe, the workspace to write to), Grafana's data
 source (the workspace to query) and dashboard provider, and each dashboard. Values are rendered here
@@ -8,14 +8,17 @@ containers at start (`secrets` with valueFrom), through execution roles that may
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import SSM_PARAMETER
-from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
+from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.metrics import collector, dashboards, grafana
+from provisioner.step_outputs import KNOWN_AFTER_APPLY, Recorded, StepOutputs, known
+from steps.prometheus import PrometheusOutputs
 
 COLLECTOR_PARAMETER = "collector/config"
 GRAFANA_PARAMETERS = "grafana"
@@ -41,16 +44,35 @@ def grafana_variables() -> dict[str, str]:
     return names | {grafana.variable(name): dashboard_path(name) for name in dashboards.all_dashboards()}
 
 
+@dataclass(frozen=True)
+class MetricsConfigOutputs(StepOutputs):
+    """The ARNs of the parameters ECS injects: the collector's configuration, and Grafana's by the init
+    container's environment variable (grafana_variables)."""
+
+    step = "metrics_config"
+    collector_config_arn: str
+    grafana_parameter_arns: dict[str, str]
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> MetricsConfigOutputs:
+        return cls(
+            recorded.value(parameter_key(COLLECTOR_PARAMETER), "arn"),
+            {variable: recorded.value(parameter_key(path), "arn") for variable, path in grafana_variables().items()},
+        )
+
+
 class MetricsConfig(Step):
     name = "metrics_config"
     title = "Metrics configuration"
     requires = ("prometheus", "cluster")
+    produces = MetricsConfigOutputs
     kinds = (SSM_PARAMETER,)
 
     def values(self, ctx: StepContext) -> dict[str, str]:
         """Parameter path -> value."""
-        workspace = ctx.require("prometheus", "metrics")
-        endpoint = workspace["endpoint"] if workspace else f"https://{KNOWN_AFTER_APPLY}/"
+        endpoint = ctx.outputs_of(PrometheusOutputs).endpoint
+        if not known(endpoint):
+            endpoint = f"https://{KNOWN_AFTER_APPLY}/"
         region = ctx.aws.region
         values = {
             COLLECTOR_PARAMETER: collector.render(

@@ -1,17 +1,17 @@
-"""Seed task 2.4 (second half): the private default route through the NAT gateway.
+"""The private subnets' default route through the NAT gateway (README: "Network").
 
 A step of its own because it is the only thing that must wait for the NAT
 gateway (minutes in AWS); the endpoints and everything else go on meanwhile.
 """
 from __future__ import annotations
 
-from provisioner.aws.converge import create_without_twins, live
+from provisioner.aws.converge import live
 from provisioner.aws.kinds import NAT_GATEWAY, ROUTE_TABLE
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError, error_code
-
-ANYWHERE = "0.0.0.0/0"
+from provisioner.step_outputs import known
+from steps.network import ANYWHERE, NetworkOutputs, put_default_route
 
 
 class NatRoute(Step):
@@ -20,32 +20,21 @@ class NatRoute(Step):
     requires = ("network",)
 
     def apply(self, ctx: StepContext) -> None:
-        ec2 = ctx.aws.client("ec2")
-        nat = ctx.require("network", "nat")
-        routes = ctx.require("network", "private-routes")
-        table = live(ctx, ROUTE_TABLE, routes["id"]) if routes else None
-        nat_id = nat["id"] if nat else None
+        network = ctx.outputs_of(NetworkOutputs)
+        table_id, nat_id = network.private_route_table_id, network.nat_gateway_id
+        table = live(ctx, ROUTE_TABLE, table_id) if known(table_id) else None
         current = [r for r in (table or {}).get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE]
-        if nat_id and any(r.get("NatGatewayId") == nat_id for r in current):
+        if known(nat_id) and any(r.get("NatGatewayId") == nat_id for r in current):
             return
         if ctx.dry_run:
             ctx.change("create", "route", "private-default", f"{ANYWHERE} via the NAT gateway")
             return
         if table is None:
-            raise ProvisionError(f"route table {routes['id']} is gone; run 'provision up' again to replace it")
+            raise ProvisionError(f"route table {table_id} is gone; run 'provision up' again to replace it")
         self._wait_available(ctx, nat_id)
-        call = ec2.replace_route if current else ec2.create_route
-
-        def routed() -> bool | None:
-            live = ROUTE_TABLE.get(ctx.aws, table["RouteTableId"]) or {}
-            return True if any(r.get("DestinationCidrBlock") == ANYWHERE and r.get("NatGatewayId") == nat_id
-                               for r in live.get("Routes", [])) else None
-
         ctx.change(
             "create", "route", "private-default", f"{ANYWHERE} via {nat_id}",
-            act=lambda: create_without_twins(
-                lambda: call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, NatGatewayId=nat_id),
-                routed, "the private default route"),
+            act=lambda: put_default_route(ctx.aws, table, NatGatewayId=nat_id),
         )
 
     def _wait_available(self, ctx: StepContext, nat_id: str) -> None:
@@ -62,8 +51,8 @@ class NatRoute(Step):
 
     def destroy(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
-        routes = ctx.recorded("network", "private-routes")
-        table = live(ctx, ROUTE_TABLE, routes["id"]) if routes else None
+        table_id = NetworkOutputs.so_far(ctx.state).private_route_table_id
+        table = live(ctx, ROUTE_TABLE, table_id) if known(table_id) else None
         if table and any(r.get("DestinationCidrBlock") == ANYWHERE for r in table.get("Routes", [])):
             def delete() -> None:
                 try:

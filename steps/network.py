@@ -5,6 +5,8 @@ nat_route step, which is the one place that waits for it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from provisioner.aws.converge import (
     create_without_twins,
     destroy_kind,
@@ -19,9 +21,11 @@ from provisioner.aws.kinds import (
     SUBNET,
     VPC,
 )
+from provisioner.aws.session import Aws
 from provisioner.aws.waiter import call_with_retry
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
+from provisioner.step_outputs import Recorded, StepOutputs
 from provisioner.zones import zones_of
 
 PUBLIC_SUBNET = "public-nat"
@@ -34,9 +38,37 @@ def private_subnet_key(zone: str) -> str:
     return f"private-{zone}"
 
 
+@dataclass(frozen=True)
+class NetworkOutputs(StepOutputs):
+    """What the rest of the stack is placed in: the VPC, its private subnets and their route table."""
+
+    step = "network"
+    vpc_id: str
+    private_subnet_ids: tuple[str, ...]
+    private_route_table_id: str
+    nat_gateway_id: str
+    # As built, for the settings that cannot change (provisioner/immutable.py); None or empty: not yet.
+    vpc_cidr: str | None
+    private_subnet_cidrs: tuple[str, ...]
+    private_subnet_zones: tuple[str, ...]
+    public_subnet_cidr: str | None
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> NetworkOutputs:
+        return cls(
+            vpc_id=recorded.value("vpc"), private_subnet_ids=recorded.ids(tier="private"),
+            private_route_table_id=recorded.value(PRIVATE_ROUTES), nat_gateway_id=recorded.value("nat"),
+            vpc_cidr=recorded.optional("vpc", "cidr"),
+            private_subnet_cidrs=recorded.each("cidr", tier="private", required=False),
+            private_subnet_zones=recorded.each("zone", tier="private", required=False),
+            public_subnet_cidr=recorded.optional(PUBLIC_SUBNET, "cidr"),
+        )
+
+
 class Network(Step):
     name = "network"
     title = "Network"
+    produces = NetworkOutputs
     kinds = (VPC, SUBNET, INTERNET_GATEWAY, ELASTIC_IP, NAT_GATEWAY, ROUTE_TABLE)
 
     def preflight(self, ctx: StepContext) -> None:
@@ -139,7 +171,7 @@ class Network(Step):
             if public_routes is None or not _has_route(public_routes, "GatewayId", igw_id):
                 ctx.change(
                     "update", ROUTE_TABLE.noun, PUBLIC_ROUTES, f"route {ANYWHERE} via the internet gateway",
-                    act=lambda: _put_default_route(ec2, public_routes, GatewayId=igw_id),
+                    act=lambda: put_default_route(ctx.aws, public_routes, GatewayId=igw_id),
                 )
             self._associate(ctx, public_routes, PUBLIC_ROUTES, [subnet_ids[PUBLIC_SUBNET]])
 
@@ -229,14 +261,18 @@ def _has_route(table: dict, target_field: str, target_id: str | None) -> bool:
     )
 
 
-def _put_default_route(ec2, table: dict, **target: str) -> None:
+def put_default_route(aws: Aws, table: dict, **target: str) -> None:
+    """The table's default route to `target` (GatewayId or NatGatewayId): replaced if it has one, else
+    created; a create whose answer was lost is found by reading the table again. The one writer of
+    default routes: the public one here, the private one through the NAT gateway in nat_route."""
+    ec2 = aws.client("ec2")
     exists = any(r.get("DestinationCidrBlock") == ANYWHERE for r in table.get("Routes", []))
     call = ec2.replace_route if exists else ec2.create_route
     (field, target_id), = target.items()
 
     def routed() -> bool | None:
-        live = ec2.describe_route_tables(RouteTableIds=[table["RouteTableId"]])["RouteTables"]
-        return True if live and _has_route(live[0], field, target_id) else None
+        live = ROUTE_TABLE.get(aws, table["RouteTableId"])
+        return True if live and _has_route(live, field, target_id) else None
 
     create_without_twins(lambda: call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, **target),
                          routed, f"the default route of {table['RouteTableId']}")

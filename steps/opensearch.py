@@ -1,4 +1,5 @@
-"""Seed task 11.1: the OpenSearch visibility domain, private and encrypted.
+"""The OpenSearch domain Temporal keeps its visibility records in (README: "What gets built, step by step"),
+private and encrypted.
 
 Creating a domain takes 15-20 minutes in AWS. This step only starts it (and converges its
 access policy); whatever needs its endpoint waits for it there, so nothing else is held up.
@@ -6,15 +7,32 @@ access policy); whatever needs its endpoint waits for it there, so nothing else 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from provisioner.aws.converge import destroy_kind, differs, ensure
 from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN
 from provisioner.aws.propagation import POLICY_PRINCIPAL, until_propagated
 from provisioner.engine import Step, StepContext
-from steps.iam import OPENSEARCH_HTTP, SCHEMA_ROLE, TEMPORAL_ROLE
+from provisioner.step_outputs import Recorded, StepOutputs
+from steps.iam import OPENSEARCH_HTTP, IamOutputs
+from steps.network import NetworkOutputs
+from steps.security_groups import SecurityGroupOutputs
 
 DOMAIN = "visibility"
 TLS_POLICY = "Policy-Min-TLS-1-2-2019-07"
+
+
+@dataclass(frozen=True)
+class OpenSearchOutputs(StepOutputs):
+    """The visibility domain's name (its endpoint is read live: it appears only once the domain is up)."""
+
+    step = "opensearch"
+    domain_name: str
+    engine_version: str | None  # None: not recorded yet
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> OpenSearchOutputs:
+        return cls(recorded.value(DOMAIN), recorded.optional(DOMAIN, "engine_version"))
 
 
 def access_policy(domain_arn: str, role_arns: list[str]) -> dict:
@@ -34,6 +52,7 @@ class OpenSearch(Step):
     name = "opensearch"
     title = "OpenSearch domain"
     requires = ("service_roles", "network", "security_groups", "iam")
+    produces = OpenSearchOutputs
     kinds = (OPENSEARCH_DOMAIN,)
 
     def names(self, ctx: StepContext) -> list:
@@ -44,9 +63,10 @@ class OpenSearch(Step):
         settings = ctx.config.opensearch
         domain_name = ctx.naming.opensearch_domain()
         domain_arn = ctx.naming.arn("es", ctx.aws.account_id, f"domain/{domain_name}")
-        principals = [ctx.required_id("iam", TEMPORAL_ROLE), ctx.required_id("iam", SCHEMA_ROLE)]
-        group = ctx.require("security_groups", "sg-opensearch")
-        subnets = ctx.recorded_ids("network", tier="private")
+        roles = ctx.outputs_of(IamOutputs)
+        principals = [roles.temporal_role, roles.schema_role]
+        group_id = ctx.outputs_of(SecurityGroupOutputs).opensearch
+        subnets = list(ctx.outputs_of(NetworkOutputs).private_subnet_ids)
         policy = access_policy(domain_arn, principals)
         # The access policy names a task role this run may have just created.
         propagated = ctx.config.timeouts.iam_propagation
@@ -63,7 +83,7 @@ class OpenSearch(Step):
                 ClusterConfig=cluster_config,
                 EBSOptions=ebs,
                 # One subnet: a single-node domain lives in one zone.
-                VPCOptions={"SubnetIds": subnets[:1], "SecurityGroupIds": [group["id"] if group else ""]},
+                VPCOptions={"SubnetIds": subnets[:1], "SecurityGroupIds": [group_id]},
                 EncryptionAtRestOptions={"Enabled": True},
                 NodeToNodeEncryptionOptions={"Enabled": True},
                 DomainEndpointOptions={"EnforceHTTPS": True, "TLSSecurityPolicy": TLS_POLICY},

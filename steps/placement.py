@@ -1,18 +1,18 @@
 """Seed 7.3: room for every task the config asks for, and ENI trunking when it needs it.
 
 Preflight refuses a config whose own replicas the node groups could never hold, even at max_size
-(provisioner/capacity.py), before anything is created. With `capacity.eni_trunking`, ECS's
+(provisioner/placement_check.py), before anything is created. With `capacity.eni_trunking`, ECS's
 awsvpcTrunking account setting is switched on here, before the capacity step launches a node: "Only
 new Amazon EC2 instances launched after opting in to awsvpcTrunking receive the increased ENI limits"
 (ECS developer guide, container-instance-eni.html).
 """
 from __future__ import annotations
 
-from provisioner import capacity
-from provisioner.capacity import TRUNKING_SETTING
+from provisioner import placement_check
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput
+from provisioner.placement_check import TRUNKING_SETTING
 
 
 class Placement(Step):
@@ -21,7 +21,7 @@ class Placement(Step):
 
     def preflight(self, ctx: StepContext) -> None:
         replicas = {s: getattr(ctx.config.services, s).replicas for s in SERVICES}
-        checked = capacity.check(ctx.config, ctx.aws, replicas, counts_are_replicas=True)
+        checked = placement_check.check(ctx.config, ctx.aws, replicas, counts_are_replicas=True)
         for warning in checked.warnings:
             ctx.note(warning)
         if checked.problems:
@@ -30,7 +30,7 @@ class Placement(Step):
     def apply(self, ctx: StepContext) -> None:
         if not ctx.config.capacity.eni_trunking:
             return
-        current = capacity.account_trunking(ctx.aws)
+        current = placement_check.account_trunking(ctx.aws)
         ctx.say(f"{TRUNKING_SETTING} is {current} in {ctx.aws.region}")
         if current == "enabled":
             return

@@ -1,16 +1,33 @@
-"""Seed task 12: the Amazon Managed Prometheus workspace the collector writes to and Grafana reads."""
+"""The Amazon Managed Prometheus workspace the collector writes to and Grafana reads (README: "Metrics and dashboards")."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import AMP_WORKSPACE
 from provisioner.engine import Step, StepContext
+from provisioner.step_outputs import Recorded, StepOutputs
 
 WORKSPACE = "metrics"
+
+
+@dataclass(frozen=True)
+class PrometheusOutputs(StepOutputs):
+    """The workspace: its ARN for the roles' policies, its endpoint for the collector and Grafana."""
+
+    step = "prometheus"
+    workspace_arn: str
+    endpoint: str
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> PrometheusOutputs:
+        return cls(recorded.value(WORKSPACE, "arn"), recorded.value(WORKSPACE, "endpoint"))
 
 
 class Prometheus(Step):
     name = "prometheus"
     title = "Prometheus workspace"
+    produces = PrometheusOutputs
     kinds = (AMP_WORKSPACE,)
 
     def apply(self, ctx: StepContext) -> None:

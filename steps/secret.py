@@ -1,20 +1,36 @@
-"""Seed task 9: the Grafana admin secret, created by the user, looked up here by name.
+"""The Grafana admin secret (README: "Metrics and dashboards"), created by the user, looked up here by name.
 
 The tool records only the secret's ARN; it never reads the value (ECS injects it into
 the Grafana container at start, through the execution role).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from provisioner.aws.named_kinds import EXTERNAL_SECRET
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
+from provisioner.step_outputs import Recorded, StepOutputs
 
 GRAFANA_SECRET = "grafana-admin"
+
+
+@dataclass(frozen=True)
+class SecretOutputs(StepOutputs):
+    """The ARN of the Grafana admin secret: Grafana's execution role may read it, and ECS injects it."""
+
+    step = "secret"
+    grafana_admin_arn: str
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> SecretOutputs:
+        return cls(recorded.value(GRAFANA_SECRET))
 
 
 class Secret(Step):
     name = "secret"
     title = "Grafana secret"
+    produces = SecretOutputs
 
     def _lookup(self, ctx: StepContext) -> dict:
         name = ctx.config.grafana.admin_secret_name

@@ -1,20 +1,26 @@
-"""Seed tasks 6 and 22.5/22.6: one security group per service, ingress only from named groups.
+"""One security group per service, ingress only from named groups (README: "Private-only networking").
 
 The port matrix below is the whole truth: no CIDR ingress at all (the endpoint group's 443
-from the VPC lives in the endpoints step), and every rule names its source group.
+from the VPC lives in the endpoints step), and every rule names its source group. The one
+reconciler of ingress rules, `converge_ingress`, is here too: the endpoints step uses it for its group.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
 
 from provisioner.aws.converge import destroy_kind, ensure, owned
 from provisioner.aws.kinds import SECURITY_GROUP, ingress_rules
 from provisioner.ecs_layout import GRAFANA_PORT, UI_PORT
 from provisioner.engine import Step, StepContext
+from provisioner.step_outputs import Recorded, StepOutputs
 from provisioner.temporal.roles import (
     GRPC_PORT,
     MEMBERSHIP_PORT,
     METRICS_PORT,
     TEMPORAL_ROLES,
 )
+from steps.network import NetworkOutputs
 
 HTTPS = 443
 
@@ -46,6 +52,88 @@ def group_key(name: str) -> str:
     return f"sg-{name}"
 
 
+@dataclass(frozen=True)
+class SecurityGroupOutputs(StepOutputs):
+    """The group of each service and task (GROUPS), by its name there."""
+
+    step = "security_groups"
+    group_ids: dict[str, str]
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> SecurityGroupOutputs:
+        return cls({name: recorded.value(group_key(name)) for name in GROUPS})
+
+    @property
+    def instances(self) -> str:
+        return self.group_ids["instances"]
+
+    @property
+    def opensearch(self) -> str:
+        return self.group_ids["opensearch"]
+
+    @property
+    def schema(self) -> str:
+        return self.group_ids["schema"]
+
+    def of_service(self, service: str) -> str:
+        return self.group_ids[service]
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """One ingress rule a group must hold: TCP on `port` from a security group or, with `cidr`, an IPv4 range."""
+
+    port: int
+    source: str
+    description: str
+    cidr: bool = False
+
+    def held_by(self, rule: dict) -> bool:
+        """Whether a live rule (DescribeSecurityGroupRules) is exactly this one."""
+        source = rule.get("CidrIpv4") if self.cidr else rule.get("ReferencedGroupInfo", {}).get("GroupId")
+        return (rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == self.port == rule.get("ToPort")
+                and source == self.source)
+
+    def permission(self) -> dict:
+        """As AuthorizeSecurityGroupIngress's IpPermissions take it."""
+        sources = ({"IpRanges": [{"CidrIp": self.source, "Description": self.description}]} if self.cidr else
+                   {"UserIdGroupPairs": [{"GroupId": self.source, "Description": self.description}]})
+        return {"IpProtocol": "tcp", "FromPort": self.port, "ToPort": self.port, **sources}
+
+
+def converge_ingress(ctx: StepContext, key: str, group_id: str | None, wanted: Iterable[Ingress],
+                     every_group: tuple[str, ...] = ()) -> None:
+    """The group admits exactly `wanted`: every other rule (and every duplicate) is revoked, the missing
+    ones are authorized, each in one call. `group_id` None: the group is still to be created (a plan).
+    `every_group`: the step's groups, whose rules are read in one call (kinds.ingress_rules)."""
+    wanted = sorted(wanted, key=lambda rule: (rule.port, rule.source))
+    if group_id is None:
+        if wanted:
+            ctx.change("update", SECURITY_GROUP.noun, key, f"allow {len(wanted)} ingress rules")
+        return
+    ec2 = ctx.aws.client("ec2")
+    held: list[Ingress] = []
+    unwanted: list[str] = []
+    for rule in ingress_rules(ctx.aws, group_id, every_group):
+        match = next((w for w in wanted if w not in held and w.held_by(rule)), None)
+        if match is None:
+            unwanted.append(rule["SecurityGroupRuleId"])
+        else:
+            held.append(match)
+    if unwanted:
+        ctx.change(
+            "update", SECURITY_GROUP.noun, key, f"revoke {len(unwanted)} ingress rules not in the config",
+            act=lambda: ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=unwanted),
+        )
+    missing = [w for w in wanted if w not in held]
+    if missing:
+        ctx.change(
+            "update", SECURITY_GROUP.noun, key, f"allow {len(missing)} ingress rules",
+            act=lambda: ec2.authorize_security_group_ingress(
+                GroupId=group_id, IpPermissions=[rule.permission() for rule in missing]),
+        )
+
+
 def ingress_matrix() -> dict[str, set[tuple[int, str]]]:
     """For each group: the (port, source group) pairs it admits."""
     rules: dict[str, set[tuple[int, str]]] = {g: set() for g in GROUPS}
@@ -66,12 +154,12 @@ class SecurityGroups(Step):
     name = "security_groups"
     title = "Security groups"
     requires = ("network",)
+    produces = SecurityGroupOutputs
     kinds = (SECURITY_GROUP,)
 
     def apply(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")
-        vpc = ctx.require("network", "vpc")
-        vpc_id = vpc["id"] if vpc else None
+        vpc_id = ctx.outputs_of(NetworkOutputs).vpc_id
 
         def group_of(name: str) -> dict | None:
             key = group_key(name)
@@ -85,43 +173,19 @@ class SecurityGroups(Step):
 
         groups = dict(zip(GROUPS, ctx.each(GROUPS, group_of)))
         ids = {name: g["GroupId"] for name, g in groups.items() if g}
-        ctx.each(ingress_matrix().items(), lambda item: self._converge_rules(ctx, item[0], groups[item[0]], item[1], ids))
+        every_group = tuple(ctx.state.ids_of_kind(SECURITY_GROUP.kind))
 
-    def _converge_rules(self, ctx: StepContext, name: str, group: dict | None, wanted: set, ids: dict) -> None:
-        ec2 = ctx.aws.client("ec2")
-        key = group_key(name)
-        if group is None or not all(source in ids for _, source in wanted):
-            if wanted:
-                ctx.change("update", SECURITY_GROUP.noun, key, f"allow {len(wanted)} ingress rules")
-            return
-        desired = {(port, ids[source]) for port, source in wanted}
-        current: set[tuple[int, str]] = set()
-        unwanted: list[str] = []
-        for rule in ingress_rules(ctx.aws, group["GroupId"], tuple(ctx.state.ids_of_kind(SECURITY_GROUP.kind))):
-            source = rule.get("ReferencedGroupInfo", {}).get("GroupId")
-            pair = (rule.get("FromPort"), source)
-            if rule.get("IpProtocol") == "tcp" and rule.get("FromPort") == rule.get("ToPort") and pair in desired \
-                    and pair not in current:
-                current.add(pair)
-            else:
-                unwanted.append(rule["SecurityGroupRuleId"])
-        if unwanted:
-            ctx.change(
-                "update", SECURITY_GROUP.noun, key, f"revoke {len(unwanted)} ingress rules not in the matrix",
-                act=lambda: ec2.revoke_security_group_ingress(GroupId=group["GroupId"], SecurityGroupRuleIds=unwanted),
+        def rules_of(item: tuple[str, set[tuple[int, str]]]) -> None:
+            name, wanted = item
+            # Until every source group exists (a plan), the rules can only be counted.
+            known = name in ids and all(source in ids for _, source in wanted)
+            converge_ingress(
+                ctx, group_key(name), ids[name] if known else None,
+                [Ingress(port, ids.get(source, source), f"{source} to {name} on {port}") for port, source in wanted],
+                every_group,
             )
-        missing = sorted(desired - current)
-        if missing:
-            names = {v: k for k, v in ids.items()}
-            permissions = [
-                {"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
-                 "UserIdGroupPairs": [{"GroupId": source, "Description": f"{names[source]} to {name} on {port}"}]}
-                for port, source in missing
-            ]
-            ctx.change(
-                "update", SECURITY_GROUP.noun, key, f"allow {len(missing)} ingress rules",
-                act=lambda: ec2.authorize_security_group_ingress(GroupId=group["GroupId"], IpPermissions=permissions),
-            )
+
+        ctx.each(ingress_matrix().items(), rules_of)
 
     def destroy(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")

@@ -1,4 +1,5 @@
-"""Seed tasks 13.1-17.1: one task definition per Temporal service (history, matching, frontend, worker, UI).
+"""One task definition per service (README: "What gets built, step by step"): the Temporal roles, the UI,
+Grafana and the collector, and the one-off schema tasks.
 
 Every one is ARM64, awsvpc, EC2, sized from config (and checked to fit on its node type), logs to
 its own group, runs an init process for ECS Exec, has a health check and a stop timeout long
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 from provisioner.aws import converge
 from provisioner.aws.converge import create_without_twins, destroy_kind, differs, ensure
@@ -23,9 +25,10 @@ from provisioner.aws.named_kinds import (
 )
 from provisioner.aws.waiter import wait_for
 from provisioner.ecs_layout import SERVICES, UI_PORT, TaskSize
-from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
+from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput, ProvisionError
 from provisioner.metrics import collector, dashboards, grafana
+from provisioner.step_outputs import Recorded, StepOutputs, known
 from provisioner.temporal import schema_tasks, versions
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
@@ -41,22 +44,44 @@ from provisioner.temporal.server_config import (
     server_environment,
     start_script,
 )
-from steps.iam import (
-    COLLECTOR_EXECUTION_ROLE,
-    COLLECTOR_ROLE,
-    EXECUTION_ROLE,
-    GRAFANA_EXECUTION_ROLE,
-    GRAFANA_ROLE,
-    SCHEMA_ROLE,
-    TEMPORAL_ROLE,
-    UI_ROLE,
-)
-from steps.metrics_config import COLLECTOR_PARAMETER, grafana_variables, parameter_key
-from steps.secret import GRAFANA_SECRET
+from steps.dsql import DsqlOutputs
+from steps.iam import IamOutputs
+from steps.metrics_config import MetricsConfigOutputs
+from steps.opensearch import OpenSearchOutputs
+from steps.secret import SecretOutputs
 
 
 def definition_key(service: str) -> str:
     return f"td-{service}"
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    arn: str
+    family: str
+
+
+@dataclass(frozen=True)
+class TaskDefinitionOutputs(StepOutputs):
+    """The revision each service runs and each schema task starts from (by its name in SERVICES and
+    SCHEMA_TASKS), and the history shards the server config was rendered with."""
+
+    step = "task_definitions"
+    services: dict[str, TaskDefinition]
+    schema_tasks: dict[str, TaskDefinition]
+    history_shards: int | None
+
+    @classmethod
+    def read(cls, recorded: Recorded) -> TaskDefinitionOutputs:
+        def definition(name: str) -> TaskDefinition:
+            key = definition_key(name)
+            return TaskDefinition(recorded.value(key), recorded.value(key, "family"))
+
+        return cls(
+            {service: definition(service) for service in SERVICES},
+            {task: definition(f"schema-{task}") for task in schema_tasks.SCHEMA_TASKS},
+            recorded.optional(definition_key("history"), "shards"),
+        )
 
 
 def family(ctx: StepContext, service: str) -> str:
@@ -128,19 +153,19 @@ def log_options(ctx: StepContext, group: str, prefix: str) -> dict:
 
 def grafana_task_definition(ctx: StepContext) -> dict:
     sizes = ctx.config.services.grafana
-    parameters = {variable: ctx.required_id("metrics_config", parameter_key(path), attribute="arn")
-                  for variable, path in grafana_variables().items()}
+    parameters = ctx.outputs_of(MetricsConfigOutputs).grafana_parameter_arns
+    roles = ctx.outputs_of(IamOutputs)
     settings = ctx.config.grafana
     return {
         "family": family(ctx, "grafana"),
-        "taskRoleArn": ctx.required_id("iam", GRAFANA_ROLE),
-        "executionRoleArn": ctx.required_id("iam", GRAFANA_EXECUTION_ROLE),
+        "taskRoleArn": roles.grafana_role,
+        "executionRoleArn": roles.grafana_execution_role,
         **PLATFORM,
         "cpu": str(sizes.cpu),
         "memory": str(sizes.memory),
         "volumes": grafana.VOLUMES,
         "containerDefinitions": grafana.containers(
-            settings.image, settings.init_image, ctx.required_id("secret", GRAFANA_SECRET), parameters,
+            settings.image, settings.init_image, ctx.outputs_of(SecretOutputs).grafana_admin_arn, parameters,
             list(dashboards.all_dashboards()), sizes.cpu, sizes.memory, ctx.aws.region,
             log_options(ctx, "grafana", "grafana"),
         ),
@@ -149,16 +174,17 @@ def grafana_task_definition(ctx: StepContext) -> dict:
 
 def collector_task_definition(ctx: StepContext) -> dict:
     sizes = ctx.config.services.collector
+    roles = ctx.outputs_of(IamOutputs)
     return {
         "family": family(ctx, "collector"),
-        "taskRoleArn": ctx.required_id("iam", COLLECTOR_ROLE),
-        "executionRoleArn": ctx.required_id("iam", COLLECTOR_EXECUTION_ROLE),
+        "taskRoleArn": roles.collector_role,
+        "executionRoleArn": roles.collector_execution_role,
         **PLATFORM,
         "cpu": str(sizes.cpu),
         "memory": str(sizes.memory),
         "containerDefinitions": [collector.container(
             ctx.config.collector.image,
-            ctx.required_id("metrics_config", parameter_key(COLLECTOR_PARAMETER), attribute="arn"),
+            ctx.outputs_of(MetricsConfigOutputs).collector_config_arn,
             sizes.cpu, sizes.memory, log_options(ctx, "adot", "collector"),
         )],
     }
@@ -179,10 +205,11 @@ def task_definition(ctx: StepContext, service: str, endpoint: str, dsql_host: st
         return collector_task_definition(ctx)
     sizes = getattr(ctx.config.services, service)
     reserved = TaskSize.of(service, sizes.cpu, sizes.memory)
+    roles = ctx.outputs_of(IamOutputs)
     return {
         "family": family(ctx, service),
-        "taskRoleArn": ctx.required_id("iam", UI_ROLE if service == "ui" else TEMPORAL_ROLE),
-        "executionRoleArn": ctx.required_id("iam", EXECUTION_ROLE),
+        "taskRoleArn": roles.ui_role if service == "ui" else roles.temporal_role,
+        "executionRoleArn": roles.execution_role,
         **PLATFORM,
         "cpu": str(reserved.cpu),
         "memory": str(reserved.memory),
@@ -208,10 +235,11 @@ def schema_task_definition(ctx: StepContext, task: str, endpoint: str, dsql_host
             "awslogs-stream-prefix": "schema",
         }},
     }
+    roles = ctx.outputs_of(IamOutputs)
     return {
         "family": family(ctx, name),
-        "taskRoleArn": ctx.required_id("iam", SCHEMA_ROLE),
-        "executionRoleArn": ctx.required_id("iam", EXECUTION_ROLE),
+        "taskRoleArn": roles.schema_role,
+        "executionRoleArn": roles.execution_role,
         **PLATFORM,
         "cpu": str(schema_tasks.CPU),
         "memory": str(schema_tasks.MEMORY),
@@ -232,11 +260,12 @@ class TaskDefinitions(Step):
     name = "task_definitions"
     title = "Task definitions"
     requires = ("secret", "logs", "iam", "opensearch", "dsql", "metrics_config")
+    produces = TaskDefinitionOutputs
     kinds = (TASK_DEFINITION,)
 
     def preflight(self, ctx: StepContext) -> None:
         """The images exist in the config and the server version has a DSQL schema. Whether each task fits a
-        node of its group is the placement step's check (provisioner/capacity.py)."""
+        node of its group is the placement step's check (provisioner/placement_check.py)."""
         temporal = ctx.config.temporal
         for setting, image in (("server_image", temporal.server_image), ("admin_tools_image", temporal.admin_tools_image)):
             if not image:
@@ -262,37 +291,37 @@ class TaskDefinitions(Step):
     def _dsql_host(self, ctx: StepContext) -> str:
         """Where the server connects: the cluster endpoint, or its PrivateLink host when dsql.private_link is on
         (GetVpcEndpointServiceName's clusterVpcEndpoint, "The VPC connection endpoint for the cluster")."""
-        cluster = ctx.require("dsql", "cluster")
-        if cluster is None:
-            return KNOWN_AFTER_APPLY
+        cluster = ctx.outputs_of(DsqlOutputs)
+        if not known(cluster.cluster_arn):
+            return cluster.cluster_arn
         if ctx.config.dsql.private_link:
-            return cluster["vpc_host"]
-        live = converge.live(ctx, DSQL_CLUSTER, cluster["id"])
+            return cluster.vpc_host or ctx.known_after_apply("the Aurora DSQL cluster's PrivateLink host")
+        live = converge.live(ctx, DSQL_CLUSTER, cluster.cluster_arn)
         if live is None:
-            raise ProvisionError(f"the Aurora DSQL cluster {cluster['id']} is gone; run 'provision up' again")
+            raise ProvisionError(f"the Aurora DSQL cluster {cluster.cluster_arn} is gone; run 'provision up' again")
         if not live.get("endpoint") and not ctx.dry_run:
             # A new cluster may report its endpoint only once it is active.
-            live = wait_dsql_usable(ctx.aws, cluster["id"], ctx.config.timeouts.dsql, ctx.say)
-        return live.get("endpoint") or KNOWN_AFTER_APPLY
+            live = wait_dsql_usable(ctx.aws, cluster.cluster_arn, ctx.config.timeouts.dsql, ctx.say)
+        return live.get("endpoint") or ctx.known_after_apply("the Aurora DSQL cluster's endpoint")
 
     def _visibility_endpoint(self, ctx: StepContext) -> str:
         """The domain's VPC endpoint: the one thing here that waits for OpenSearch (15-20 minutes in AWS)."""
-        domain = ctx.require("opensearch", "visibility")
-        if domain is None:
-            return KNOWN_AFTER_APPLY
+        domain = ctx.outputs_of(OpenSearchOutputs).domain_name
+        if not known(domain):
+            return domain
 
         def probe(first_look: bool = False) -> str | None:
             # The first look may share the opensearch step's answer; a poll must ask again.
-            live = converge.live(ctx, OPENSEARCH_DOMAIN, domain["id"]) if first_look else OPENSEARCH_DOMAIN.get(ctx.aws, domain["id"])
+            live = converge.live(ctx, OPENSEARCH_DOMAIN, domain) if first_look else OPENSEARCH_DOMAIN.get(ctx.aws, domain)
             if live is None:
-                raise ProvisionError(f"the OpenSearch domain {domain['id']} is gone; run 'provision up' again")
+                raise ProvisionError(f"the OpenSearch domain {domain} is gone; run 'provision up' again")
             return live.get("Endpoints", {}).get("vpc")
 
         found = probe(first_look=True)
         if found or ctx.dry_run:
-            return found or KNOWN_AFTER_APPLY
-        ctx.say(f"waiting for OpenSearch domain {domain['id']} (15-20 minutes in AWS)")
-        return wait_for(f"OpenSearch domain {domain['id']}", probe, timeout=ctx.config.timeouts.opensearch)
+            return found or ctx.known_after_apply("the OpenSearch endpoint")
+        ctx.say(f"waiting for OpenSearch domain {domain} (15-20 minutes in AWS)")
+        return wait_for(f"OpenSearch domain {domain}", probe, timeout=ctx.config.timeouts.opensearch)
 
     def _ensure(self, ctx: StepContext, key: str, desired: dict) -> None:
         ecs = ctx.aws.client("ecs")

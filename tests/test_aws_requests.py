@@ -4,6 +4,7 @@ emulator accepts it. botocore's own client-side validation skips enums, patterns
 from __future__ import annotations
 
 from provisioner import operations
+from provisioner.commands import scale as scaling
 from tests.aws_shapes import RequestRecorder
 from tests.conftest import make_config, new_aws, up_ok
 
@@ -15,8 +16,8 @@ def test_every_request_of_up_scale_and_destroy_is_one_aws_accepts(endpoint, tmp_
     recorder = RequestRecorder()
     aws = new_aws(("provide-client-params", recorder))
     up_ok(config, aws, state)
-    operations.scale(config, aws, {"history": 1, "matching": 1, "frontend": 1, "worker": 1, "ui": 1}, state, quiet=True)
-    operations.scale(config, aws, {"history": 0}, state, quiet=True)
+    scaling.scale(config, aws, {"history": 1, "matching": 1, "frontend": 1, "worker": 1, "ui": 1}, state, quiet=True)
+    scaling.scale(config, aws, {"history": 0}, state, quiet=True)
     assert operations.destroy(config, aws, state, delete_data=True, quiet=True).ok
     recorder.assert_clean()
     # The run really covered what it claims to.

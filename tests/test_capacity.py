@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from provisioner import capacity, operations
-from provisioner.capacity import placement_problems, trunking_limits
+from provisioner import operations, placement_check
 from provisioner.cli import app as cli
 from provisioner.config import GRAVITON_TYPE, load_config
 from provisioner.ecs_layout import NodeRoom
+from provisioner.placement_check import placement_problems, trunking_limits
 from steps.placement import Placement
 from tests.conftest import REGION, Requests, config_text, make_config, new_aws, up_ok
 
@@ -111,7 +111,7 @@ def test_the_trunking_table_records_its_source_and_agrees_with_ec2_on_interfaces
     assert re.search(r"at commit [0-9a-f]{40}", data["source"]["transcribed_from"])
     limits = trunking_limits()
     assert {t.split(".")[0] for t in limits} == {"c6g", "c7g", "m6g", "m7g", "r6g", "r7g"}
-    assert limits["m7g.xlarge"] == limits["c7g.xlarge"] == limits["m6g.xlarge"] == capacity.TaskLimit(3, 20)
+    assert limits["m7g.xlarge"] == limits["c7g.xlarge"] == limits["m6g.xlarge"] == placement_check.TaskLimit(3, 20)
     described = boto3.client("ec2", region_name=REGION).describe_instance_types(InstanceTypes=sorted(limits))
     for item in described["InstanceTypes"]:
         assert GRAVITON_TYPE.match(item["InstanceType"])
@@ -121,19 +121,19 @@ def test_the_trunking_table_records_its_source_and_agrees_with_ec2_on_interfaces
 
 def test_a_type_missing_from_the_table_counts_as_untrunked_with_a_warning(moto_endpoint):
     config = make_config(capacity={"eni_trunking": True, "worker": {"instance_type": "m7g.8xlarge"}})
-    checked = capacity.check(config, new_aws(), {"worker": 15}, counts_are_replicas=True)
+    checked = placement_check.check(config, new_aws(), {"worker": 15}, counts_are_replicas=True)
     (warning,) = checked.warnings
     assert "m7g.8xlarge is not in provisioner/data/eni_trunking.json" in warning and "without ENI trunking" in warning
     (problem,) = checked.problems  # an m7g.8xlarge has 8 interfaces: 7 tasks besides the primary
     assert "(15 needed, 14 at most: 7 per m7g.8xlarge without ENI trunking)" in problem
-    assert capacity.check(config, new_aws(), {"worker": 14}, counts_are_replicas=True).problems == []
+    assert placement_check.check(config, new_aws(), {"worker": 14}, counts_are_replicas=True).problems == []
 
 
 def test_the_default_config_fits_its_node_groups_without_trunking(moto_endpoint):
     config = load_config(ROOT / "config.example.toml")
     assert config.capacity.eni_trunking is False
     replicas = {s: getattr(config.services, s).replicas for s in GROUP_OF}
-    assert capacity.check(config, new_aws(), replicas, counts_are_replicas=True) == capacity.CapacityCheck([], [])
+    assert placement_check.check(config, new_aws(), replicas, counts_are_replicas=True) == placement_check.CapacityCheck([], [])
 
 
 # -- plan and up on the emulator (tests that only read share the account; the others get a clean one) --

@@ -93,11 +93,11 @@ def test_schema_runs_both_tasks_privately_on_node_c_and_reports_success(stack):
 
 
 def test_schema_sends_run_task_with_node_c_private_network_and_no_public_ip(stack):
-    from provisioner import operations
+    from provisioner.commands import schema as schema_command
 
     _, state, _ = stack
     sent = Requests()
-    results = operations.schema(make_config(), new_aws(("provide-client-params", sent)), state, quiet=True)
+    results = schema_command.schema(make_config(), new_aws(("provide-client-params", sent)), state, quiet=True)
     assert [r.ok for r in results] == [True, True]
     records = json.loads(state.read_text())["resources"]
     subnets = sorted(r["id"] for r in records["network"].values() if r.get("tier") == "private")

@@ -8,6 +8,7 @@ import boto3
 import pytest
 
 from provisioner import operations
+from provisioner.commands import scale as scaling
 from provisioner.emulator.patches import UNPLACEABLE_SETTING
 from provisioner.temporal import versions
 from tests.conftest import (
@@ -375,7 +376,7 @@ def test_scale_interrupted_after_recording_the_counts_is_finished_by_up(cli_stac
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        operations.scale(make_config(), new_aws(("before-call.ecs.UpdateService", crash)), {"worker": 2}, state, quiet=True)
+        scaling.scale(make_config(), new_aws(("before-call.ecs.UpdateService", crash)), {"worker": 2}, state, quiet=True)
     assert counts()["worker"] == 0
     result = up_ok(make_config(), new_aws(), state)
     assert [c.describe() for c in result.changes] == ["update ECS service svc-worker (desiredCount)"]

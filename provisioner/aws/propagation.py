@@ -22,7 +22,7 @@ class Propagation:
 
 
 # Auto Scaling launching from a launch template whose instance profile is new.
-INSTANCE_PROFILE = Propagation(
+NEW_INSTANCE_PROFILE = Propagation(
     "a new instance profile",
     ("ValidationError", "InvalidParameterValue", "InvalidParameterException", "ClientException"),
     ("cannot be assumed", "instance profile", "iaminstanceprofile", "not authorized to perform: sts:assumerole"),

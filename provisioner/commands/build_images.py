@@ -21,11 +21,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
+from provisioner import operations
 from provisioner.aws.session import Aws
 from provisioner.config import Config
 from provisioner.errors import BadInput, ProvisionError
 from provisioner.naming import Naming
-from steps.ecr import IMAGES, Ecr
+from steps.ecr import IMAGES, Ecr, EcrOutputs
 
 PLATFORM = "linux/arm64"
 ARCH = "arm64"
@@ -152,14 +153,12 @@ def ecr_login(aws: Aws) -> tuple[str, Callable[[], str]]:
 
 def ensure_repositories(config: Config, aws: Aws, state_path: Path | str | None) -> dict[str, str]:
     """The project's repositories, made (or converged) by the same step `up` runs: image -> URI."""
-    from provisioner import operations
-
     with operations.open_engine(config, aws, state_path, "build-images", quiet=True, steps=[Ecr()]) as engine:
         result = engine.apply()
         if not result.ok:
             (_, error), *_ = result.errors
             raise error
-        return {key.removeprefix("repo-"): record["uri"] for key, record in engine.state.step_records("ecr").items()}
+        return EcrOutputs.of(engine.state).repository_uris
 
 
 def build_images(config: Config, aws: Aws, state_path: Path | str | None, source: Path, dry_run: bool,

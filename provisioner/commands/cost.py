@@ -21,9 +21,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from provisioner.capacity import NODE_GROUPS
 from provisioner.config import Config
-from provisioner.ecs_layout import SERVICES
+from provisioner.ecs_layout import NODE_GROUPS, SERVICES
 from provisioner.errors import BadInput
 from provisioner.temporal.roles import TEMPORAL_ROLES
 

@@ -13,8 +13,12 @@ from __future__ import annotations
 import shlex
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
+from provisioner import operations
+from provisioner.aws.session import Aws
 from provisioner.commands import service_tasks
+from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
 from steps.ecs_services import EXEC_PROGRAM
@@ -81,3 +85,10 @@ def refusal(task: dict, target: str, where: service_tasks.Where) -> str | None:
 def run(session: Session) -> int:
     """The session in the foreground; the AWS CLI passes Ctrl-C on to the remote shell."""
     return subprocess.run(session.cli()).returncode
+
+
+def find_exec_session(config: Config, aws: Aws, state_path: Path | str | None, target: str, task: str | None,
+                      command: list[str], **kwargs):
+    """`provision exec`: the ECS Exec session to start; read-only."""
+    with operations.open_engine(config, aws, state_path, "exec", quiet=True, **kwargs) as engine:
+        return find(engine, target, task, command)

@@ -20,13 +20,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Iterator
 
 from botocore.exceptions import ClientError
 
+from provisioner import operations
 from provisioner.aws import waiter
 from provisioner.aws.session import Aws
 from provisioner.commands import service_tasks
+from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError, error_code
 
@@ -173,3 +176,11 @@ def follow(aws: Aws, streams: list[Stream], shown: list[Line], emit: Callable[[L
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def find_log_streams(config: Config, aws: Aws, state_path: Path | str | None, target: str, task: str | None,
+                     previous: bool, **kwargs) -> list:
+    """`provision logs`: the awslogs streams of the chosen tasks; read-only, and the state is let go before any
+    log is read, so that a long --follow holds no lock."""
+    with operations.open_engine(config, aws, state_path, "logs", quiet=True, **kwargs) as engine:
+        return streams_of(engine, chosen_tasks(engine, target, task, previous))

@@ -10,16 +10,22 @@ import difflib
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from provisioner import capacity
+from provisioner import operations, placement_check
 from provisioner.aws.named_kinds import ECS_SERVICE
+from provisioner.aws.session import Aws
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
 from provisioner.errors import ProvisionError
 from provisioner.temporal.roles import TEMPORAL_ROLES
-from steps.ecs_services import COUNTS_SETTING, DEPLOYMENT_MAXIMUM_PERCENT, service_key
+from steps.ecs_services import (
+    COUNTS_SETTING,
+    DEPLOYMENT_MAXIMUM_PERCENT,
+    ServicesOutputs,
+)
 
 # Aurora DSQL's default quota of connections per cluster.
 DSQL_CONNECTION_LIMIT = 10_000
@@ -123,14 +129,14 @@ def _why_not(ecs, live: dict, primary: dict, since: datetime) -> str:
     return "; ".join(reasons)
 
 
-def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -> list[ServiceStatus]:
+def scale_services(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -> list[ServiceStatus]:
     aws, state = engine.aws, engine.state
-    records = state.step_records("services")
-    missing = [s for s in targets if service_key(s) not in records]
+    made = ServicesOutputs.of(state).arns
+    missing = [s for s in targets if s not in made]
     if missing:
         raise ProvisionError(f"the services {', '.join(missing)} do not exist yet: run 'provision up' first")
     counts = state.setting(COUNTS_SETTING, {}) | targets
-    checked = capacity.check(engine.config, aws, counts, counts_are_replicas=False)
+    checked = placement_check.check(engine.config, aws, counts, counts_are_replicas=False)
     for warning in checked.warnings:
         engine.reporter.console.print(f"Warning: {warning}", highlight=False)
     problems = checked.problems + connection_problems(engine.config, counts)
@@ -139,7 +145,7 @@ def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -
     ecs = aws.client("ecs")
     # Events from this scale on; a little earlier, for a clock behind AWS's.
     since = datetime.now(timezone.utc) - timedelta(seconds=10)
-    arns = {s: records[service_key(s)]["id"] for s in targets}
+    arns = {s: made[s] for s in targets}
     state.set_setting(COUNTS_SETTING, counts)
     for service, count in targets.items():
         live = ECS_SERVICE.get(aws, arns[service])
@@ -199,3 +205,10 @@ def _failure(what: str, statuses: list[ServiceStatus]) -> str:
 
 def as_rows(statuses: list[ServiceStatus]) -> list[dict]:
     return [asdict(s) for s in statuses]
+
+
+def scale(config: Config, aws: Aws, targets: dict[str, int], state_path: Path | str | None = None, wait: bool = True,
+          timeout: float | None = None, **kwargs) -> list[ServiceStatus]:
+    """`provision scale`: set the task counts of the named services, record them, and wait until they settle."""
+    with operations.open_engine(config, aws, state_path, "scale", **kwargs) as engine:
+        return scale_services(engine, targets, wait, timeout or config.timeouts.services_stable)

@@ -10,23 +10,33 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from provisioner import operations
 from provisioner.aws.converge import create_without_twins
 from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN, wait_dsql_usable
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
+from provisioner.aws.session import Aws
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
+from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import ProvisionError, aws_failure, error_code
+from provisioner.step_outputs import NotRecorded, StepOutputs
 from provisioner.temporal import schema_tasks
-from steps.task_definitions import definition_key
+from state import RecordedState
+from steps.cluster import ClusterOutputs
+from steps.dsql import DsqlOutputs
+from steps.network import NetworkOutputs
+from steps.opensearch import OpenSearchOutputs
+from steps.security_groups import SecurityGroupOutputs
+from steps.task_definitions import TaskDefinitionOutputs
 
 STARTED_BY = "provision-schema"
 LOG_TAIL = 20
 # Where the schema tasks run: node C, the worker's group, which has room to spare.
 NODE_GROUP = "worker"
-SETTING = "schema"
 
 
 @dataclass(frozen=True)
@@ -42,25 +52,50 @@ class SchemaTask:
         return self.exit_code == 0
 
 
+@dataclass(frozen=True)
+class Needed:
+    """What the schema tasks run with, as `up` recorded it."""
+
+    cluster: ClusterOutputs
+    dsql: DsqlOutputs
+    opensearch: OpenSearchOutputs
+    network: NetworkOutputs
+    groups: SecurityGroupOutputs
+    definitions: TaskDefinitionOutputs
+
+
+NEEDED_WHAT = {
+    ClusterOutputs: "the ECS cluster", DsqlOutputs: "the DSQL cluster", OpenSearchOutputs: "the OpenSearch domain",
+    NetworkOutputs: "the private subnets", SecurityGroupOutputs: "the security groups",
+    TaskDefinitionOutputs: "the schema task definitions",
+}
+
+
+def needed(state: RecordedState) -> Needed:
+    """Everything the tasks need, or one message naming what `up` has not made yet."""
+    def recorded(outputs: type[StepOutputs]) -> bool:
+        try:
+            outputs.of(state)
+        except NotRecorded:
+            return False
+        return True
+
+    missing = [what for outputs, what in NEEDED_WHAT.items() if not recorded(outputs)]
+    if missing:
+        raise ProvisionError(f"{', '.join(missing)} not made yet: run 'provision up' first, then 'provision schema'.")
+    return Needed(ClusterOutputs.of(state), DsqlOutputs.of(state), OpenSearchOutputs.of(state),
+                  NetworkOutputs.of(state), SecurityGroupOutputs.of(state), TaskDefinitionOutputs.of(state))
+
+
 def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
     state, aws, config, naming = engine.state, engine.aws, engine.config, engine.naming
     reporter = engine.reporter
-    needed = {
-        "the ECS cluster": state.get("cluster", "cluster"),
-        "the DSQL cluster": state.get("dsql", "cluster"),
-        "the OpenSearch domain": state.get("opensearch", "visibility"),
-        "the schema security group": state.get("security_groups", "sg-schema"),
-        **{f"the {task} schema task definition": state.get("task_definitions", definition_key(f"schema-{task}"))
-           for task in schema_tasks.SCHEMA_TASKS},
-    }
-    missing = [what for what, record in needed.items() if record is None]
-    if missing:
-        raise ProvisionError(f"{', '.join(missing)} not made yet: run 'provision up' first, then 'provision schema'.")
+    made = needed(state)
 
     reporter.start("wait", "DSQL and OpenSearch")
-    wait_dsql_usable(aws, needed["the DSQL cluster"]["id"], config.timeouts.dsql,
+    wait_dsql_usable(aws, made.dsql.cluster_arn, config.timeouts.dsql,
                      lambda message: reporter.update("wait", message))
-    domain = needed["the OpenSearch domain"]["id"]
+    domain = made.opensearch.domain_name
 
     def domain_ready():
         live = OPENSEARCH_DOMAIN.get(aws, domain)
@@ -75,27 +110,27 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
     reporter.finish("wait", ok=True, message="both can be used")
 
     ecs = aws.client("ecs")
-    cluster = needed["the ECS cluster"]["name"]
-    subnets = sorted(r["id"] for r in state.step_records("network").values() if r.get("tier") == "private")
+    cluster = made.cluster.cluster_name
+    subnets = list(made.network.private_subnet_ids)
     started: dict[str, str] = {}
     for task in schema_tasks.SCHEMA_TASKS:
         reporter.start(task, f"{task} schema task")
-        definition = needed[f"the {task} schema task definition"]
+        definition = made.definitions.schema_tasks[task]
 
         def running(definition=definition) -> dict | None:
             # A RunTask whose answer was lost may have started the task: find it before starting another.
-            arns = ecs.list_tasks(cluster=cluster, family=definition["family"], startedBy=STARTED_BY)["taskArns"]
+            arns = ecs.list_tasks(cluster=cluster, family=definition.family, startedBy=STARTED_BY)["taskArns"]
             return {"tasks": [{"taskArn": arns[0]}]} if arns else None
 
         response = create_without_twins(lambda task=task: until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda: ecs.run_task(
             cluster=cluster,
-            taskDefinition=needed[f"the {task} schema task definition"]["id"],
+            taskDefinition=definition.arn,
             count=1,
             startedBy=STARTED_BY,
             capacityProviderStrategy=[{"capacityProvider": naming.name(f"node-{NODE_GROUP}"), "weight": 1, "base": 0}],
             placementConstraints=[{"type": "memberOf", "expression": f"attribute:workload == {NODE_GROUP}"}],
             networkConfiguration={"awsvpcConfiguration": {
-                "subnets": subnets, "securityGroups": [needed["the schema security group"]["id"]],
+                "subnets": subnets, "securityGroups": [made.groups.schema],
                 "assignPublicIp": "DISABLED",
             }},
             enableECSManagedTags=True,
@@ -137,7 +172,7 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
         reporter.finish(task, ok=result.ok, message=f"exit code {exit_code}" + ("" if result.ok else f": {reason}"))
         results.append(result)
     if all(r.ok for r in results):
-        state.set_setting(SETTING, {
+        state.set_setting(schema_tasks.SCHEMA_SETTING, {
             "server_version": config.temporal.server_version,
             "visibility_index": config.opensearch.visibility_index,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -162,3 +197,10 @@ def _log_tail(aws, naming, task: str, container: str | None, task_arn: str) -> l
 
 def as_rows(results: list[SchemaTask]) -> list[dict]:
     return [asdict(r) | {"ok": r.ok} for r in results]
+
+
+def schema(config: Config, aws: Aws, state_path: Path | str | None = None, timeout: float | None = None,
+           **kwargs) -> list[SchemaTask]:
+    """`provision schema`: run the schema tasks and report each one."""
+    with operations.open_engine(config, aws, state_path, "schema", **kwargs) as engine:
+        return run_schema(engine, timeout or config.timeouts.schema_task)

@@ -9,13 +9,20 @@ the service is moving to (ECS API reference, Deployment).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 from rich.console import Console
 
+from provisioner import operations
+from provisioner.aws.session import Aws
 from provisioner.commands import service_tasks
+from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import error_code
+from provisioner.step_outputs import known
+from steps.cluster import ClusterOutputs
+from steps.ecs_services import ServicesOutputs
 
 # How many stopped tasks each service shows, newest first.
 STOPPED_SHOWN = 3
@@ -55,18 +62,17 @@ def image_tag(image: str) -> str:
 
 
 def stories(engine: Engine) -> list[ServiceStory]:
-    cluster = engine.state.get("cluster", "cluster")
-    records = engine.state.step_records("services")
-    if cluster is None or not records:
+    cluster_name = ClusterOutputs.so_far(engine.state).cluster_name
+    names = ServicesOutputs.so_far(engine.state).names
+    if not known(cluster_name) or not names:
         return []
     ecs = engine.aws.client("ecs")
-    names = {key.removeprefix("svc-"): record["name"] for key, record in records.items() if key.startswith("svc-")}
     described = {}
     wanted = sorted(names.values())
     # DescribeServices takes at most 10 services a call (ECS API reference).
     for start in range(0, len(wanted), 10):
         try:
-            answer = ecs.describe_services(cluster=cluster["name"], services=wanted[start:start + 10])
+            answer = ecs.describe_services(cluster=cluster_name, services=wanted[start:start + 10])
         except ClientError as exc:
             if error_code(exc) == "ClusterNotFoundException":
                 return []  # the resources part of status reports the cluster missing
@@ -85,7 +91,7 @@ def stories(engine: Engine) -> list[ServiceStory]:
             containers = ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"]["containerDefinitions"]
             main = next((c for c in containers if c["name"] == role), containers[0])
             images[definition] = main.get("image", "")
-        where = service_tasks.Where(cluster["name"], name, None)
+        where = service_tasks.Where(cluster_name, name, None)
         stopped = service_tasks.latest_stopped(service_tasks.tasks(engine, where, "STOPPED"), STOPPED_SHOWN)
         result.append(ServiceStory(
             role, name, service.get("desiredCount", 0), service.get("runningCount", 0), service.get("pendingCount", 0),
@@ -113,3 +119,9 @@ def show(out: Console, services: list[ServiceStory]) -> None:
             codes = ", ".join(f"{name} exit {code}" for name, code in stopped.exit_codes.items())
             out.print(f"    stopped {stopped.task} at {stopped.stopped_at}: {stopped.reason or stopped.stop_code}"
                       + (f" ({codes})" if codes else ""), highlight=False, markup=False)
+
+
+def service_status(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> list:
+    """The services part of `provision status`: each one's counts, rollout, image and last stopped tasks."""
+    with operations.open_engine(config, aws, state_path, "status", quiet=True, **kwargs) as engine:
+        return stories(engine)

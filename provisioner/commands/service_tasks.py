@@ -14,9 +14,11 @@ from provisioner.commands.schema import STARTED_BY
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
+from provisioner.step_outputs import NotRecorded
 from provisioner.temporal.schema_tasks import SCHEMA_TASKS
-from steps.ecs_services import service_key
-from steps.task_definitions import definition_key
+from steps.cluster import ClusterOutputs
+from steps.ecs_services import ServicesOutputs
+from steps.task_definitions import TaskDefinitionOutputs
 
 SCHEMA_TARGETS = tuple(f"schema-{task}" for task in SCHEMA_TASKS)
 TARGETS = (*SERVICES, *SCHEMA_TARGETS)
@@ -37,16 +39,22 @@ def check_target(target: str, command: str) -> None:
 
 
 def locate(engine: Engine, target: str) -> Where:
-    cluster = engine.state.get("cluster", "cluster")
     if target in SCHEMA_TARGETS:
-        record = engine.state.get("task_definitions", definition_key(target))
-        if cluster is None or record is None:
-            raise ProvisionError(f"the {target} task does not exist yet: run 'provision up', then 'provision schema'.")
-        return Where(cluster["name"], None, record["family"])
-    record = engine.state.get("services", service_key(target))
-    if cluster is None or record is None:
+        try:
+            cluster = ClusterOutputs.of(engine.state).cluster_name
+            definition = TaskDefinitionOutputs.of(engine.state).schema_tasks[target.removeprefix("schema-")]
+        except NotRecorded:
+            raise ProvisionError(
+                f"the {target} task does not exist yet: run 'provision up', then 'provision schema'.") from None
+        return Where(cluster, None, definition.family)
+    names = ServicesOutputs.of(engine.state).names
+    try:
+        cluster = ClusterOutputs.of(engine.state).cluster_name
+    except NotRecorded:
+        names = {}
+    if target not in names:
         raise ProvisionError(f"the {target} service does not exist yet: run 'provision up' first.")
-    return Where(cluster["name"], record["name"], None)
+    return Where(cluster, names[target], None)
 
 
 def tasks(engine: Engine, where: Where, desired_status: str) -> list[dict]:

@@ -11,7 +11,12 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
+from provisioner import operations
+from provisioner.aws.session import Aws
+from provisioner.commands import service_tasks
+from provisioner.config import Config
 from provisioner.ecs_layout import GRAFANA_PORT, UI_PORT
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
@@ -48,12 +53,9 @@ class Tunnel:
 def find(engine: Engine, service: str, local_port: int | None) -> Tunnel:
     """A running task of the service: its private IP, and the instance it runs on to go through."""
     ecs = engine.aws.client("ecs")
-    cluster = engine.state.get("cluster", "cluster")
-    record = engine.state.get("services", f"svc-{service}")
-    if cluster is None or record is None:
-        raise ProvisionError(f"the {service} service does not exist yet: run 'provision up' first.")
-    arns = ecs.list_tasks(cluster=cluster["name"], serviceName=record["name"], desiredStatus="RUNNING")["taskArns"]
-    tasks = ecs.describe_tasks(cluster=cluster["name"], tasks=arns)["tasks"] if arns else []
+    where = service_tasks.locate(engine, service)
+    arns = ecs.list_tasks(cluster=where.cluster, serviceName=where.service, desiredStatus="RUNNING")["taskArns"]
+    tasks = ecs.describe_tasks(cluster=where.cluster, tasks=arns)["tasks"] if arns else []
     for task in tasks:
         if task.get("lastStatus") != "RUNNING" or not task.get("containerInstanceArn"):
             continue
@@ -61,7 +63,7 @@ def find(engine: Engine, service: str, local_port: int | None) -> Tunnel:
         if "privateIPv4Address" not in details:
             continue
         (instance,) = ecs.describe_container_instances(
-            cluster=cluster["name"], containerInstances=[task["containerInstanceArn"]])["containerInstances"]
+            cluster=where.cluster, containerInstances=[task["containerInstanceArn"]])["containerInstances"]
         return Tunnel(service, instance["ec2InstanceId"], details["privateIPv4Address"], PORTS[service],
                       local_port or PORTS[service], engine.aws.region)
     raise ProvisionError(
@@ -80,3 +82,10 @@ def check_tools(purpose: str = "the tunnel") -> None:
 def open_tunnel(tunnel: Tunnel) -> int:
     """Run the session in the foreground until the user stops it (Ctrl-C)."""
     return subprocess.run(tunnel.command()).returncode
+
+
+def find_tunnel(config: Config, aws: Aws, state_path: Path | str | None, service: str, local_port: int | None,
+                **kwargs) -> Tunnel:
+    """`provision tunnel`: where a tunnel to the service goes; read-only."""
+    with operations.open_engine(config, aws, state_path, "tunnel", quiet=True, **kwargs) as engine:
+        return find(engine, service, local_port)

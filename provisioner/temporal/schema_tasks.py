@@ -14,6 +14,8 @@ it turns failures into exit 0.
 from __future__ import annotations
 
 SCHEMA_TASKS = ("dsql", "visibility")
+# The state setting `provision schema` records once both tasks succeed: the versions it set up.
+SCHEMA_SETTING = "schema"
 # The seed's size for the set-up task (11.2): a quarter of a vCPU and 512 MiB.
 CPU, MEMORY = 256, 512
 

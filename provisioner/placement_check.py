@@ -1,4 +1,4 @@
-"""Whether each node group can ever hold the tasks asked of it (seed 7.3).
+"""Whether each node group can ever hold the tasks asked of it (README: "Capacity and ENI trunking").
 
 `plan` and `up` check every service's configured replicas (steps/placement.py), `scale` the counts it is
 given (commands/scale.py), by the same rules: each task fits one node, and a group's tasks together need
@@ -18,6 +18,7 @@ from provisioner.aws.session import Aws
 from provisioner.config import Config
 from provisioner.ecs_layout import (
     NODE_GROUP,
+    NODE_GROUPS,
     SERVICE_CONNECT,
     NodeRoom,
     TaskSize,
@@ -25,8 +26,6 @@ from provisioner.ecs_layout import (
 )
 
 TRUNKING_SETTING = "awsvpcTrunking"
-# Node A, B and C, in that order.
-NODE_GROUPS = tuple(dict.fromkeys(NODE_GROUP.values()))
 
 
 @dataclass(frozen=True)

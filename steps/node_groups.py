@@ -1,4 +1,4 @@
-"""Seed task 7.3: Graviton capacity, one node group per workload.
+"""The node groups (README: "Capacity and ENI trunking"): Graviton capacity, one group per workload.
 
 Per node group: a launch template (ECS-optimized AL2023 arm64 AMI from SSM, IMDSv2 only with
 hop limit 1, encrypted gp3 root, no public IP, user data that joins the cluster with a
@@ -25,15 +25,20 @@ from provisioner.aws.named_kinds import (
     CAPACITY_PROVIDER,
     ECS_CLUSTER,
 )
-from provisioner.aws.propagation import INSTANCE_PROFILE, until_propagated
-from provisioner.capacity import instance_types
+from provisioner.aws.propagation import NEW_INSTANCE_PROFILE, until_propagated
+from provisioner.ecs_layout import NODE_GROUPS
 from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput
+from provisioner.placement_check import instance_types
+from provisioner.step_outputs import known
 from provisioner.zones import zones_of
+from steps.cluster import ClusterOutputs
+from steps.iam import IamOutputs
+from steps.network import NetworkOutputs
+from steps.security_groups import SecurityGroupOutputs
 
 AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
-# Node A, B and C of the seed; the name is also the `workload` placement attribute.
-NODE_GROUPS = ("history", "frontend", "worker")
+# The cluster's default capacity provider strategy: where a task that names no provider runs.
 DEFAULT_PROVIDER = "frontend"
 
 
@@ -77,7 +82,7 @@ def launch_template_data(ctx: StepContext, group: str, ami: str, profile_arn: st
     }
 
 
-class Capacity(Step):
+class NodeGroups(Step):
     name = "capacity"
     title = "Graviton capacity"
     # placement: ENI trunking, when asked for, is on before the first node launches.
@@ -118,24 +123,22 @@ class Capacity(Step):
     def apply(self, ctx: StepContext) -> None:
         ssm = ctx.aws.client("ssm")
         ami = ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
-        profile = ctx.require("iam", "ecs-instance-profile")
-        instances_sg = ctx.require("security_groups", "sg-instances")
-        cluster = ctx.require("cluster", "cluster")
-        subnets = ctx.recorded_ids("network", tier="private")
+        profile_arn = ctx.outputs_of(IamOutputs).instance_profile
+        instances_sg = ctx.outputs_of(SecurityGroupOutputs).instances
+        cluster_arn = ctx.outputs_of(ClusterOutputs).cluster_arn
+        subnets = list(ctx.outputs_of(NetworkOutputs).private_subnet_ids)
         cluster_name = ctx.naming.cluster()
 
         def node_group(group: str) -> str:
             """Launch template, then Auto Scaling group, then capacity provider: in order within a group,
             the groups side by side."""
-            data = launch_template_data(
-                ctx, group, ami, profile["id"] if profile else "", instances_sg["id"] if instances_sg else "", cluster_name,
-            )
+            data = launch_template_data(ctx, group, ami, profile_arn, instances_sg, cluster_name)
             template = self._launch_template(ctx, group, data)
             asg = self._autoscaling_group(ctx, group, template, subnets)
             provider = self._capacity_provider(ctx, group, asg)
             return provider["name"] if provider else node_name(ctx, group)
 
-        self._attach(ctx, cluster, ctx.each(NODE_GROUPS, node_group))
+        self._attach(ctx, cluster_arn, ctx.each(NODE_GROUPS, node_group))
 
     def _launch_template(self, ctx: StepContext, group: str, data: dict) -> dict | None:
         ec2 = ctx.aws.client("ec2")
@@ -196,7 +199,7 @@ class Capacity(Step):
 
         def create() -> dict:
             # Right after the instance profile is created, the ASG may not see it yet.
-            until_propagated(INSTANCE_PROFILE, ctx.config.timeouts.iam_propagation,
+            until_propagated(NEW_INSTANCE_PROFILE, ctx.config.timeouts.iam_propagation,
                              lambda: autoscaling.create_auto_scaling_group(
                                  AutoScalingGroupName=name, DesiredCapacity=node.desired_capacity, Tags=tags, **spec,
                              ))
@@ -238,16 +241,16 @@ class Capacity(Step):
             name=name,
         )
 
-    def _attach(self, ctx: StepContext, cluster: dict | None, providers: list[str]) -> None:
+    def _attach(self, ctx: StepContext, cluster_arn: str, providers: list[str]) -> None:
         ecs = ctx.aws.client("ecs")
-        attached = live(ctx, ECS_CLUSTER, cluster["id"]) if cluster else None
+        attached = live(ctx, ECS_CLUSTER, cluster_arn) if known(cluster_arn) else None
         strategy = [{"capacityProvider": ctx.naming.name(f"node-{DEFAULT_PROVIDER}"), "weight": 1, "base": 0}]
         if attached and sorted(attached.get("capacityProviders", [])) == sorted(providers):
             return
         ctx.change(
             "update", ECS_CLUSTER.noun, "cluster", "attach capacity providers",
             act=lambda: ecs.put_cluster_capacity_providers(
-                cluster=cluster["id"], capacityProviders=providers, defaultCapacityProviderStrategy=strategy,
+                cluster=cluster_arn, capacityProviders=providers, defaultCapacityProviderStrategy=strategy,
             ),
         )
 
