@@ -6,21 +6,30 @@ Exit codes: 0 ok, 1 failure, 2 bad input (config or arguments). Heavy modules
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
-import click
 import typer
-from rich.console import Console
 from rich.table import Table
 
-EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+from provisioner.cli_support import (
+    DEFAULT_CONFIG,
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    ConfigOption,
+    JsonOption,
+    ProfileOption,
+    StateOption,
+    err,
+    fail,
+    handled,
+    load,
+    out,
+)
+from provisioner.commands.state import state_app
 
 app = typer.Typer(
     help="Stand up, scale and tear down a production Temporal cluster on AWS (ECS on Graviton).\n\n"
@@ -32,21 +41,6 @@ app = typer.Typer(
 )
 emulator_app = typer.Typer(help="Run the embedded AWS emulator (moto) in the background, on loopback.", no_args_is_help=True)
 app.add_typer(emulator_app, name="emulator")
-
-out = Console(soft_wrap=True, emoji=False)
-err = Console(stderr=True, soft_wrap=True, emoji=False)
-
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", envvar="PROVISION_CONFIG", help="Config file (see config.example.toml).")
-]
-StateOption = Annotated[
-    Optional[str],
-    typer.Option("--state", envvar="PROVISION_STATE", help="State file, or s3://BUCKET/KEY (default: the config's "
-                 "state.location, else .provision/<project>-<region>.json)."),
-]
-ProfileOption = Annotated[Optional[str], typer.Option("--profile", help="AWS profile (default: AWS_PROFILE or the default chain).")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-DEFAULT_CONFIG = Path("provision.toml")
 
 
 def _shown_type(original):
@@ -90,73 +84,6 @@ def main_options(
 ) -> None:
     """--version, and typer's completion options; the help text is the one given to typer.Typer above."""
 
-
-def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
-    err.print(f"[red]Error:[/] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-@contextmanager
-def handled() -> Iterator[None]:
-    """Turn every known failure into one clear message and the right exit code."""
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-    )
-
-    from provisioner.commands.scale import BadArguments
-    from provisioner.config import ConfigError
-    from provisioner.engine import Interrupted
-    from provisioner.errors import BadInput, ProvisionError, aws_failure
-    from state import StateError, StateInvalid
-
-    try:
-        yield
-    except (typer.Exit, typer.Abort, click.ClickException):
-        raise  # an exit code already decided, or a usage error click reports itself
-    except ConfigError as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
-    except BadArguments as exc:
-        raise fail(f"scale: {exc}", EXIT_BAD_INPUT) from None
-    except Interrupted as exc:
-        raise fail(str(exc), EXIT_INTERRUPTED) from None
-    except (BadInput, StateInvalid) as exc:
-        raise fail(str(exc), EXIT_BAD_INPUT) from None
-    except (ProvisionError, StateError) as exc:
-        raise fail(str(exc)) from None
-    except NoCredentialsError:
-        raise fail(
-            "No AWS credentials found. Configure a profile (AWS_PROFILE), or start the embedded emulator "
-            "with 'provision emulator start' and run the exports it prints."
-        ) from None
-    except EndpointConnectionError as exc:
-        raise fail(f"{exc}. If you use the embedded emulator, start it: 'provision emulator start'.") from None
-    except (ClientError, BotoCoreError) as exc:
-        raise fail(f"{aws_failure('call AWS', exc)}. Check your credentials, region and permissions.") from None
-    except KeyboardInterrupt:
-        raise fail("Interrupted. What was created is in the state; run the same command again to resume.",
-                   EXIT_INTERRUPTED) from None
-    except Exception as exc:
-        # Last resort: a bug must still end in one line, not a traceback, unless asked for one.
-        if os.environ.get("PROVISION_DEBUG"):
-            raise
-        raise fail(f"unexpected error: {type(exc).__name__}: {exc}. This is a bug in provision: run again with "
-                   "PROVISION_DEBUG=1 to see where, and report it.") from None
-
-
-def load(config_path: Path, profile: str | None, check=None):
-    """The validated config and an AWS session; `check(config)` vets arguments before any session exists."""
-    from provisioner.aws.session import Aws, make_session
-    from provisioner.config import load_config
-
-    config = load_config(config_path)
-    if check:
-        check(config)
-    aws = Aws(make_session(profile), config.aws.max_attempts)
-    aws.check_reachable()
-    return config, aws
 
 
 def report(result, verb: str) -> None:
@@ -649,9 +576,6 @@ def _count(changes, planned: bool = False) -> str:
         return "no changes"
     return ", ".join(f"{n} to {a}" if planned else f"{n} {a}d" for a, n in sorted(counts.items()))
 
-
-# Registered last: the state commands use the options and helpers above.
-from provisioner.commands.state import state_app  # noqa: E402
 
 app.add_typer(state_app, name="state")
 

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from provisioner.cli import (
+from provisioner.cli_support import (
     DEFAULT_CONFIG,
     EXIT_BAD_INPUT,
     ConfigOption,
