@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from provisioner.aws.converge import live, step_inventory
 from provisioner.aws.kinds import KINDS, Kind
-from provisioner.aws.session import MAX_CONCURRENT_CALLS, Aws, side_by_side
+from provisioner.aws.session import Aws, side_by_side
 from provisioner.config import Config
 from provisioner.errors import BadInput, ProvisionError, aws_failure
 from provisioner.naming import Naming
@@ -228,32 +228,38 @@ class Engine:
             return RunResult([], [("settings", exc)])
         return None
 
-    def read_ahead(self) -> None:
+    def read_ahead(self) -> threading.Thread:
         """Describe everything the state records, side by side, while the preflight runs: the steps then
         find their answers read (provisioner/aws/reads.py) instead of asking one after another. Kinds read
-        in batches take one call each. Failures are left for the step that asks again to report."""
+        in batches take one call each. A failed read never fails the run (the step that needs the answer
+        asks again and reports its own failure), but it is not hidden: it becomes a note. Returns the
+        thread doing it, to join before the notes are reported."""
         ctx = self.context(self.steps[0], dry_run=True)
         reads = [(kind, resource_id) for kind in KINDS.values() if kind.read_ahead
                  for resource_id in self.state.ids_of_kind(kind.kind)]
 
         def read(job: tuple[Kind, str]) -> None:
+            kind, resource_id = job
             try:
-                live(ctx, *job)
-            except Exception:  # noqa: BLE001 - a read ahead never fails the run; the step's own read reports it
-                pass
+                live(ctx, kind, resource_id)
+            except Exception as exc:  # noqa: BLE001 - reported as a note; the step's own read decides
+                ctx.note(f"Reading ahead, describing {kind.noun} {resource_id} failed ({exc}); the step that "
+                         "needed it asked again.")
 
-        pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_CALLS, thread_name_prefix="read-ahead")
-        for job in reads:
-            pool.submit(read, job)
-        pool.shutdown(wait=False)
+        thread = threading.Thread(target=side_by_side, args=(reads, read), name="read-ahead", daemon=True)
+        thread.start()
+        return thread
 
     def apply(self) -> RunResult:
         with self.aws.reads.run():
-            self.read_ahead()
+            reading_ahead = self.read_ahead()
             checked = self.preflight()
             if not checked.ok:
                 return checked
-            return self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
+            result = self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
+            reading_ahead.join()
+            result.notes = list(self.notes)
+            return result
 
     def preflight(self) -> RunResult:
         refused = self._unchangeable()

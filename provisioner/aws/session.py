@@ -39,14 +39,33 @@ BOOKKEEPING_APPID = "provision-state"
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Calls one step makes side by side (independent creates, deletes, reads), and so the connections a
-# client keeps per endpoint (botocore's default pool is 10).
+# The connections each client keeps to its endpoint (botocore's default pool is 10), and so the requests one
+# client has in flight at once across the whole run (CallLimit), and the actions one call site runs side by side.
 MAX_CONCURRENT_CALLS = 10
+
+
+class CallLimit:
+    """At most `size` HTTP requests of one client on the wire at once, whichever thread sends them.
+
+    One per client and run: the engine's step threads, each step's `each` and the reads ahead all send
+    through it, so together they never ask a client for more connections than its pool holds
+    (max_pool_connections), however the thread pools nest. A slot is held only while one request is on the
+    wire, never while waiting for other work, so nested side_by_side calls cannot deadlock on it."""
+
+    def __init__(self, size: int):
+        self._slots = threading.BoundedSemaphore(size)
+
+    def bound(self, send: Callable[..., R]) -> Callable[..., R]:
+        def bounded(*args, **kwargs) -> R:
+            with self._slots:
+                return send(*args, **kwargs)
+        return bounded
 
 
 def side_by_side(items: Iterable[T], action: Callable[[T], R]) -> list[R]:
     """`action(item)` for every item, at most MAX_CONCURRENT_CALLS at once, results in item order.
-    Every action runs to its end; then the first failure, in item order, is raised."""
+    Every action runs to its end; then the first failure, in item order, is raised. The requests the
+    actions send are bounded for the whole run by their client's CallLimit."""
     items = list(items)
     if len(items) < 2:
         return [action(item) for item in items]
@@ -128,7 +147,7 @@ class Aws:
     def client(self, service: str):
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self.session.client(service, config=self._config)
+                self._clients[service] = limited(self.session.client(service, config=self._config))
             return self._clients[service]
 
     def bookkeeping_client(self, service: str):
@@ -136,8 +155,8 @@ class Aws:
         with self._lock:
             key = f"bookkeeping:{service}"
             if key not in self._clients:
-                self._clients[key] = self.session.client(
-                    service, config=self._config.merge(botocore.config.Config(user_agent_appid=BOOKKEEPING_APPID)))
+                self._clients[key] = limited(self.session.client(
+                    service, config=self._config.merge(botocore.config.Config(user_agent_appid=BOOKKEEPING_APPID))))
             return self._clients[key]
 
     def probe_client(self, service: str):
@@ -145,8 +164,17 @@ class Aws:
         with self._lock:
             key = f"probe:{service}"
             if key not in self._clients:
-                self._clients[key] = self.session.client(service, config=self._probe_config)
+                self._clients[key] = limited(self.session.client(service, config=self._probe_config))
             return self._clients[key]
+
+
+def limited(client):
+    """`client`, its HTTP requests bounded by a CallLimit the size of its connection pool. The one place that
+    sends them is its endpoint's HTTP session (botocore's URLLib3Session.send), below botocore's retries and
+    event hooks, so every attempt takes a slot and gives it back whatever happens."""
+    http = client._endpoint.http_session
+    http.send = CallLimit(client.meta.config.max_pool_connections or MAX_CONCURRENT_CALLS).bound(http.send)
+    return client
 
 
 def no_blind_resend(response=None, operation=None, caught_exception=None, **_) -> None:

@@ -1,0 +1,79 @@
+"""One bound per run on the AWS requests in flight, whatever the threads that send them; reads ahead that fail
+are reported, not swallowed."""
+from __future__ import annotations
+
+import threading
+
+from botocore.exceptions import ClientError
+from rich.console import Console
+
+from provisioner.aws.session import MAX_CONCURRENT_CALLS, CallLimit, side_by_side
+from provisioner.engine import Engine
+from provisioner.progress import Reporter
+from state import StateStore
+from steps.network import Network
+from tests.conftest import PROJECT, REGION, make_config, new_aws
+
+
+class Wire:
+    """A stand-in for the HTTP send a CallLimit bounds: counts the requests on it, and holds them until let go."""
+
+    def __init__(self):
+        self.on_wire = 0
+        self.peak = 0
+        self.sent = 0
+        self.changed = threading.Condition()
+        self.let_go = threading.Event()
+
+    def send(self) -> None:
+        with self.changed:
+            self.on_wire += 1
+            self.peak = max(self.peak, self.on_wire)
+            self.changed.notify_all()
+        self.let_go.wait()
+        with self.changed:
+            self.on_wire -= 1
+            self.sent += 1
+
+
+def test_a_client_never_has_more_requests_on_the_wire_than_its_connection_pool():
+    wire = Wire()
+    send = CallLimit(MAX_CONCURRENT_CALLS).bound(wire.send)
+    senders = [threading.Thread(target=send) for _ in range(3 * MAX_CONCURRENT_CALLS)]
+    for sender in senders:
+        sender.start()
+    with wire.changed:
+        assert wire.changed.wait_for(lambda: wire.on_wire == MAX_CONCURRENT_CALLS, timeout=30)
+    wire.let_go.set()
+    for sender in senders:
+        sender.join()
+    assert (wire.peak, wire.sent) == (MAX_CONCURRENT_CALLS, 3 * MAX_CONCURRENT_CALLS)
+
+
+def test_side_by_side_nested_in_side_by_side_finishes_within_the_bound():
+    """A step's `each` runs inside the engine's step threads: the inner actions must not wait for slots the
+    outer ones hold."""
+    wire = Wire()
+    wire.let_go.set()
+    send = CallLimit(MAX_CONCURRENT_CALLS).bound(wire.send)
+    outer = threading.Thread(target=side_by_side, args=(
+        range(2 * MAX_CONCURRENT_CALLS), lambda _: (send(), side_by_side(range(MAX_CONCURRENT_CALLS), lambda _: send()))))
+    outer.start()
+    outer.join(timeout=60)
+    assert not outer.is_alive()
+    assert wire.sent == 2 * MAX_CONCURRENT_CALLS * (1 + MAX_CONCURRENT_CALLS)
+    assert wire.peak <= MAX_CONCURRENT_CALLS
+
+
+def test_a_read_ahead_that_fails_becomes_a_note(endpoint, tmp_path):
+    def deny(**_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "DescribeVpcs")
+
+    store = StateStore(tmp_path / "state.json", PROJECT, REGION)
+    with store.locked("up"), Reporter(Console(stderr=True), quiet=True) as reporter:
+        store.put("network", "vpc", "vpc-0123456789abcdef0", kind="vpc")
+        engine = Engine([Network()], make_config(), new_aws(("before-call.ec2.DescribeVpcs", deny)), store, reporter)
+        engine.read_ahead().join()
+    assert len(engine.notes) == 1
+    assert "describing VPC vpc-0123456789abcdef0 failed" in engine.notes[0]
+    assert "AccessDenied" in engine.notes[0]
