@@ -1,4 +1,4 @@
-"""The Aurora DSQL cluster Temporal persists to (README: "Aurora DSQL"), created or adopted.
+"""The Aurora DSQL cluster Temporal persists to (README: "What gets built"), created or adopted.
 
 With `dsql.cluster_arn` empty, the cluster is created here with deletion protection, the project's
 tags and a deterministic client token, and never awaited: IAM needs only its ARN, and whatever

@@ -1,4 +1,4 @@
-"""VPC endpoints (README: "Private-only networking"): the AWS APIs the nodes and tasks use, reached without
+"""VPC endpoints (README: "What gets built"): the AWS APIs the nodes and tasks use, reached without
 the internet through interface endpoints with private DNS, the S3 gateway endpoint, and their security group."""
 from __future__ import annotations
 

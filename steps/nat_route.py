@@ -1,4 +1,4 @@
-"""The private subnets' default route through the NAT gateway (README: "Network").
+"""The private subnets' default route through the NAT gateway (README: "What gets built, step by step").
 
 A step of its own because it is the only thing that must wait for the NAT
 gateway (minutes in AWS); the endpoints and everything else go on meanwhile.

@@ -1,7 +1,8 @@
-"""Seed task 2: VPC, private subnets, the NAT-only public subnet, IGW, EIP, NAT gateway, route tables.
+"""The network (README: "What gets built"): the VPC, private subnets, the NAT-only public subnet,
+internet gateway, Elastic IP, NAT gateway and route tables.
 
-The NAT gateway is only started here; its default route is added by the
-nat_route step, which is the one place that waits for it.
+The NAT gateway is only started here; its default route is added by the nat_route step, which is the one
+place that waits for it. `put_default_route` is the one writer of default routes, for both.
 """
 from __future__ import annotations
 

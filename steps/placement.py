@@ -1,4 +1,5 @@
-"""Seed 7.3: room for every task the config asks for, and ENI trunking when it needs it.
+"""Room for every task the config asks for, and ENI trunking when it needs it (README: "Capacity and ENI
+trunking").
 
 Preflight refuses a config whose own replicas the node groups could never hold, even at max_size
 (provisioner/placement_check.py), before anything is created. With `capacity.eni_trunking`, ECS's

@@ -1,4 +1,4 @@
-"""One security group per service, ingress only from named groups (README: "Private-only networking").
+"""One security group per service, ingress only from named groups (README: "What gets built").
 
 The port matrix below is the whole truth: no CIDR ingress at all (the endpoint group's 443
 from the VPC lives in the endpoints step), and every rule names its source group. The one

@@ -1,6 +1,5 @@
 """`provision build-images`: the temporal-dsql server and admin-tools images, built for linux/arm64
-from a checkout of the fork (github.com/iw/temporal) and pushed to this project's ECR repositories
-(seed task 1.5.2).
+from a checkout of the fork (github.com/iw/temporal) and pushed to this project's ECR repositories.
 
 The Go binaries come from the fork's own Makefile targets, cross-compiled with GOOS/GOARCH; they are
 laid out where the fork's Dockerfiles expect them (docker/build/<arch>/, the schema in

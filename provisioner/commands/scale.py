@@ -1,6 +1,6 @@
 """`provision scale`: set task counts, record them, and wait until each service settles or says why not.
 
-Seed task 25's staged deployment: `up` creates every service at 0 tasks; after the schema is in
+The staged deployment (README: "Staged deployment"): `up` creates every service at 0 tasks; after the schema is in
 place, `provision scale up` (or `history=4 matching=3 ...`) starts them. The counts are written to
 the state before ECS is asked, so a following `up` keeps them, even after a crash in between.
 """

@@ -1,4 +1,4 @@
-"""The one-off tasks `provision schema` runs in the admin-tools image (seed tasks 11.2 and 25).
+"""The one-off tasks `provision schema` runs in the admin-tools image (README: "Staged deployment").
 
 DSQL: `temporal-dsql-tool setup-schema --version 0.0` creates only the version tables and leaves a
 newer version alone, so it is safe on any database; `update-schema --schema-name dsql/temporal
