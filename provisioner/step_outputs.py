@@ -57,7 +57,7 @@ class Recorded:
     def value(self, key: str, attribute: str = "id") -> Any:
         """The recorded `attribute` of `key`."""
         record = self._records.get(key)
-        if self.planning and (record is None or (self.step, key) in self._replacing):
+        if self.planning and (record is None or attribute not in record or (self.step, key) in self._replacing):
             return KNOWN_AFTER_APPLY
         if record is None or attribute not in record:
             raise NotRecorded(self.step, key)
