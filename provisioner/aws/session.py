@@ -6,6 +6,7 @@ unchanged against AWS, the embedded emulator or any compatible endpoint.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -195,11 +196,15 @@ def make_session(profile: str | None = None, region: str | None = None) -> boto3
         raise BadInput(f"{exc}. Check AWS_PROFILE or --profile against ~/.aws/config.") from None
 
 
+@functools.cache
+def _region_patterns() -> tuple[str, ...]:
+    return tuple(p["regionRegex"] for p in botocore.loaders.create_loader().load_data("partitions")["partitions"])
+
+
 def check_region(region: str) -> None:
     """Refuse a region name no AWS partition has: botocore's partitions.json gives each partition's
     regionRegex (aws: ^(us|eu|ap|sa|ca|me|af|il|mx)-\\w+-\\d+$), which also admits regions newer than botocore."""
-    partitions = botocore.loaders.create_loader().load_data("partitions")["partitions"]
-    if not any(re.match(partition["regionRegex"], region) for partition in partitions):
+    if not any(re.match(pattern, region) for pattern in _region_patterns()):
         raise BadInput(f"AWS region {region!r} is not a region name (like eu-west-1): set AWS_REGION (or the "
                        "profile's region) to a region of your account.")
 

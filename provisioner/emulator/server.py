@@ -144,6 +144,10 @@ def stop(state_dir: Path) -> bool:
 
 def _terminate(pid: int, port: int) -> None:
     def gone() -> bool | None:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reaped if this process started it: a zombie still looks alive
+        except ChildProcessError:
+            pass
         return True if not _is_our_emulator(pid, port) and not _port_taken(port) else None
 
     for stop_signal in (signal.SIGTERM, signal.SIGKILL):
