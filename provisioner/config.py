@@ -25,7 +25,7 @@ from provisioner.temporal import versions
 from provisioner.temporal.versions import DEFAULT as DEFAULT_VERSION
 from provisioner.temporal.versions import tag_version
 from state.location import is_s3_url, parse_s3_url
-from state.store import StateInvalid
+from state.store import StateInvalid, read_regular_file
 
 # Lower-case letters, digits and hyphens, starting with a letter: the common
 # subset accepted by every AWS name this project derives from it (ECS cluster,
@@ -349,7 +349,7 @@ class GrafanaConfig(Strict):
     image: str = Field(
         GRAFANA_IMAGE,
         description="Grafana, pinned to a 12.x release: its core Prometheus data source still signs with SigV4 "
-        "(Grafana 13 moved that to a plugin that needs the internet to install).",
+        "(Grafana 13 migrates such data sources to the Amazon Managed Service for Prometheus plugin at startup).",
     )
     init_image: str = Field(
         INIT_IMAGE,
@@ -365,11 +365,16 @@ class GrafanaConfig(Strict):
     @field_validator("image")
     @classmethod
     def _grafana_12(cls, value: str) -> str:
+        # Grafana 13 turns the prometheusTypeMigration toggle on by default: at startup every core Prometheus
+        # data source that signs with SigV4 becomes a grafana-amazonprometheus-datasource one. Grafana's
+        # "Migrate from Prometheus SigV4 to Amazon Managed Service for Prometheus" (grafana.com/docs/grafana-cloud/
+        # observe-and-act/connect-externally-hosted/data-sources/prometheus/configure/aws-authentication/).
         tag = value.rsplit(":", 1)[-1] if "@" not in value else ""
         if tag and not re.match(r"^12\.", tag):
             raise ValueError(
-                "must be a Grafana 12.x image: from 13 on, SigV4 for Amazon Managed Prometheus needs the "
-                "grafana-amazonprometheus-datasource plugin, which the private subnets cannot download"
+                "must be a Grafana 12.x image: Grafana 13 migrates core Prometheus data sources that sign with SigV4, "
+                "as this stack's does, to the Amazon Managed Service for Prometheus plugin "
+                "(grafana-amazonprometheus-datasource) at startup, a data source type this stack does not provision"
             )
         return value
 
@@ -510,6 +515,10 @@ class ConfigError(Exception):
     """A config file that cannot be used; the message says which key and how to fix it."""
 
 
+# A full config is a few kilobytes; the bound keeps a device such as /dev/zero from being read forever.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def load_config(path: Path) -> Config:
     if not str(path) or path.is_dir():
         raise ConfigError(f"--config {str(path)!r}: is a directory, not a config file; give a file like provision.toml.")
@@ -519,7 +528,14 @@ def load_config(path: Path) -> Config:
             "or pass --config PATH."
         )
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        payload = read_regular_file(path, MAX_CONFIG_BYTES + 1)
+        if payload is None:
+            raise ConfigError(f"--config {str(path)!r}: is not a regular file (a device, pipe or socket); give a "
+                              "file like provision.toml.")
+        if len(payload) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES // 1024} KiB, far more than any config; give the "
+                              "provision.toml file.")
+        data = tomllib.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
     except OSError as exc:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import boto3
 import botocore.config
+from typer.testing import CliRunner
 
+from provisioner.cli import app as cli
 from provisioner.emulator import server as emulator
-from tests.conftest import REGION
+from tests.conftest import REGION, free_port
 
 
 def tagged(resource_type: str, project: str) -> list[dict]:
@@ -272,3 +274,38 @@ def test_every_call_waits_the_configured_latency_and_calls_wait_side_by_side(end
         with ThreadPoolExecutor(10) as pool:
             list(pool.map(lambda _: sts.get_caller_identity(), range(10)))
         assert time.perf_counter() - started < 10 * 0.4
+
+
+def test_stop_returns_once_the_process_is_gone_and_its_port_is_free(tmp_path):
+    port = free_port()
+    info = emulator.start(tmp_path, port)
+    assert emulator.stop(tmp_path)
+    assert not emulator._is_our_emulator(info["pid"], port) and not emulator._port_taken(port)
+    again = emulator.start(tmp_path, port)  # at once: the port is free
+    try:
+        assert again["pid"] != info["pid"]
+    finally:
+        assert emulator.stop(tmp_path)
+
+
+def test_stop_from_another_directory_names_where_the_emulator_runs_and_stops_it_by_port(tmp_path, monkeypatch):
+    started_in, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    started_in.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(started_in)
+    port = free_port()
+    info = emulator.start(emulator_dir := started_in / ".provision", port)
+    try:
+        monkeypatch.chdir(elsewhere)
+        result = CliRunner().invoke(cli, ["emulator", "stop"])
+        assert result.exit_code == 0, result.output
+        assert "The emulator was not running here." in result.output
+        assert (f"One runs at http://127.0.0.1:{port} (pid {info['pid']}), started in {started_in}: stop it there, "
+                f"or with 'provision emulator stop --port {port}'.") in result.output
+        assert emulator.running(emulator_dir)  # told where it is, not stopped
+
+        result = CliRunner().invoke(cli, ["emulator", "stop", "--port", str(port)])
+        assert result.exit_code == 0, result.output
+        assert f"Emulator on port {port} stopped." in result.output
+        assert not emulator._port_taken(port) and not (emulator_dir / "emulator.json").exists()
+    finally:
+        emulator.stop(emulator_dir)

@@ -158,6 +158,10 @@ CONFIGS = [
     ("= 3\n", "not valid TOML"),
     ("project = 3\n", "project = 3"),
     ("project = [\"temporal\"]\n", "project = ['temporal']"),
+    (toml('[grafana]\nimage = "grafana/grafana:13.0.0"'), "Grafana 13 migrates core Prometheus data sources that sign "
+     "with SigV4"),
+    (toml('[state]\nlocation = "S3://my-team-state/temporal.json"'), "is not an S3 state location"),
+    (toml('[state]\nlocation = "https://my-team-state.s3.amazonaws.com/temporal.json"'), "is not an S3 state location"),
 ]
 
 
@@ -185,10 +189,22 @@ def test_a_config_that_is_not_utf8_is_refused(moto_endpoint, tmp_path, content, 
     (".", "is a directory, not a config file"),
     ("/tmp", "is a directory, not a config file"),
     ("/nonexistent/provision.toml", "no such config file"),
+    ("/dev/zero", "is not a regular file"),
+    ("/dev/null", "is not a regular file"),
 ])
 def test_a_config_path_that_is_no_file_is_refused(moto_endpoint, changes, path, message):
     for command in ("plan", "up", "validate"):
         assert_clean_failure(invoke(command, "--config", path), 2, message)
+    assert changes.calls == []
+
+
+def test_a_config_fifo_or_a_huge_config_is_refused_without_hanging(moto_endpoint, changes, tmp_path):
+    fifo = tmp_path / "provision.fifo"
+    os.mkfifo(fifo)  # no writer: opening it to read would block for ever
+    assert_clean_failure(invoke("plan", "--config", str(fifo)), 2, "is not a regular file")
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"#" * (2 * 1024 * 1024))
+    assert_clean_failure(invoke("plan", "--config", str(huge)), 2, "over 1024 KiB")
     assert changes.calls == []
 
 
@@ -220,6 +236,11 @@ SCALE_ARGUMENTS = [
     ([""], "expected 'up', 'down' or service=count"),
     ([], "name what to scale"),
     (["history=1", "matching"], "expected 'up', 'down' or service=count"),
+    (["history=1", "history=2"], "history is already given a count (history=1); give each service once"),
+    (["up", "down"], "'up' sets every service, so it stands alone"),
+    (["up", "history=1"], "'up' sets every service, so it stands alone"),
+    (["history=1", "down"], "'down' sets every service, so it stands alone"),
+    (["up", "up"], "'up' sets every service, so it stands alone"),
 ]
 
 
@@ -228,6 +249,14 @@ def test_bad_scale_arguments_change_nothing(moto_endpoint, changes, config_file,
     result = invoke("scale", *arguments, "--config", str(config_file), "--state", str(tmp_path / "state.json"))
     assert_clean_failure(result, 2, message)
     assert changes.calls == []  # refused before any session was opened
+
+
+def test_scale_help_lists_every_service_it_accepts():
+    from provisioner.ecs_layout import SERVICES
+
+    shown = " ".join(invoke("scale", "--help").output.replace("│", " ").split())
+    assert f"services: {', '.join(SERVICES)}." in shown
+    assert {"grafana", "collector"} <= set(SERVICES)
 
 
 CLI_ARGUMENTS = [
@@ -291,6 +320,8 @@ STATES = [
     (json.dumps(state_document(serial="3")).encode(), "serial"),
     (json.dumps({k: v for k, v in state_document().items() if k != "resources"}).encode(), "resources"),
     (json.dumps(state_document(extra=1)).encode(), "extra"),
+    (b"[" * 100_000 + b"]" * 100_000, "nests too deeply to be a provision state"),
+    (b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, "nests too deeply to be a provision state"),
 ]
 
 
@@ -317,6 +348,109 @@ def test_a_state_path_that_cannot_hold_a_state_is_refused_before_anything_is_mad
     assert changes.mutating == []
 
 
+def test_a_broken_state_suggests_its_backup_only_when_there_is_one(moto_endpoint, config_file, tmp_path):
+    state = tmp_path / "s.json"
+    state.write_text("{")
+    result = invoke("plan", "--config", str(config_file), "--state", str(state))
+    assert_clean_failure(result, 2, "Move it away and run again")
+    assert "s.json.backup" not in result.output
+    (tmp_path / "s.json.backup").write_text(json.dumps(state_document()))
+    result = invoke("plan", "--config", str(config_file), "--state", str(state))
+    assert_clean_failure(result, 2, f"Restore it from {tmp_path / 's.json.backup'}")
+
+
+@pytest.mark.parametrize("state", ["/dev/zero", "/dev/full", "/dev/null"])
+def test_a_device_as_state_is_refused_before_it_is_read(moto_endpoint, changes, config_file, state):
+    for command in ("plan", "up"):
+        assert_clean_failure(invoke(command, "--config", str(config_file), "--state", state), 2,
+                             f"--state '{state}': is not a regular file")
+    assert changes.mutating == [] and not Path(f"{state}.lock").exists()
+
+
+def test_a_fifo_as_state_is_refused_without_hanging(moto_endpoint, changes, config_file, tmp_path):
+    fifo = tmp_path / "state.fifo"
+    os.mkfifo(fifo)
+    assert_clean_failure(invoke("up", "--config", str(config_file), "--state", str(fifo)), 2, "is not a regular file")
+    assert changes.mutating == [] and sorted(p.name for p in tmp_path.iterdir()) == ["provision.toml", "state.fifo"]
+
+
+@pytest.mark.parametrize("state", ["S3://my-team-state/temporal.json", "s3:/my-team-state/temporal.json",
+                                   "s3:my-team-state", "https://my-team-state.s3.amazonaws.com/temporal.json",
+                                   "gs://my-team-state/temporal.json", "s3://my-team-state/"])
+def test_a_state_location_that_looks_like_a_url_must_be_s3_bucket_key(moto_endpoint, changes, config_file, tmp_path,
+                                                                       monkeypatch, state):
+    monkeypatch.chdir(tmp_path)
+    assert_clean_failure(invoke("up", "--config", str(config_file), "--state", state), 2,
+                         "is not an S3 state location: give s3://BUCKET/KEY")
+    assert changes.mutating == [] and sorted(p.name for p in tmp_path.iterdir()) == ["provision.toml"]
+
+
+def test_a_file_named_like_the_state_directory_is_refused_not_a_bug(moto_endpoint, changes, config_file, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".provision").write_text("")
+    assert_clean_failure(invoke("up", "--config", str(config_file)), 2, "a file is in the way of that directory")
+    assert_clean_failure(invoke("emulator", "start", "--port", str(free_port())), 2,
+                         ".provision is a file, but the emulator keeps its record")
+    assert changes.mutating == [] and (tmp_path / ".provision").is_file()
+
+
+# -- the AWS settings: profile, region, endpoint ------------------------------------------------------------
+
+AWS_SETTINGS = [
+    ({}, ["--profile", "nosuchprofile"], "The config profile (nosuchprofile) could not be found"),
+    ({}, ["--profile", ""], "--profile '': give a profile name"),
+    ({"AWS_PROFILE": "nosuchprofile"}, [], "The config profile (nosuchprofile) could not be found"),
+    ({"AWS_REGION": "", "AWS_DEFAULT_REGION": None}, [], "No AWS region is set"),
+    ({"AWS_REGION": None, "AWS_DEFAULT_REGION": None}, [], "No AWS region is set"),
+    ({"AWS_REGION": "xx-fake-1"}, [], "AWS region 'xx-fake-1' is not a region name"),
+    ({"AWS_REGION": "eu_west_1"}, [], "AWS region 'eu_west_1' is not a region name"),
+    ({"AWS_ENDPOINT_URL": "not a url"}, [], "Invalid endpoint: not a url: set AWS_ENDPOINT_URL"),
+]
+
+
+@pytest.mark.parametrize("env,arguments,message", AWS_SETTINGS, ids=[f"aws-{i}" for i in range(len(AWS_SETTINGS))])
+def test_bad_aws_settings_are_input_named_before_any_call(moto_endpoint, changes, config_file, tmp_path, monkeypatch,
+                                                          env, arguments, message):
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    for command in ("plan", "up", "status"):
+        result = invoke(command, *arguments, "--config", str(config_file), "--state", str(tmp_path / "s.json"))
+        assert_clean_failure(result, 2, message)
+        assert "list fewer subnets" not in result.output
+    assert changes.calls == [] and not (tmp_path / "s.json").exists()
+
+
+def test_an_endpoint_that_is_no_aws_api_fails_naming_it(config_file, tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        where = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", where)
+        monkeypatch.chdir(tmp_path)
+        result = invoke("plan", "--config", str(config_file), "--state", str(tmp_path / "s.json"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_clean_failure(result, 1, f"{where} answered, but not as an AWS API does")
+    assert not (tmp_path / "s.json").exists()
+
+
+# -- commands that need a stack, before 'up' -------------------------------------------------------------------
+
+@pytest.mark.parametrize("arguments", [["scale", "up"], ["scale", "history=1"], ["schema"], ["tunnel", "grafana", "--print"]])
+def test_a_command_that_needs_the_stack_before_up_is_input(endpoint, config_file, tmp_path, arguments):
+    result = invoke(*arguments, "--config", str(config_file), "--state", str(tmp_path / "s.json"))
+    assert_clean_failure(result, 2, "run 'provision up' first")
+    assert world() == []
+
+
 # -- the emulator --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("record", ["not json", "{}", '{"pid": "abc", "port": 1}', "[]"])
@@ -325,7 +459,7 @@ def test_a_corrupt_emulator_record_is_dropped_not_trusted(tmp_path, monkeypatch,
     (tmp_path / ".provision").mkdir()
     (tmp_path / ".provision" / "emulator.json").write_text(record)
     result = invoke("emulator", "stop")
-    assert_clean_failure(result, 0, "The emulator was not running.")
+    assert_clean_failure(result, 0, "The emulator was not running")
     assert not (tmp_path / ".provision" / "emulator.json").exists()
 
 
@@ -335,7 +469,7 @@ def test_emulator_stop_never_signals_a_process_it_did_not_start(tmp_path, monkey
     (tmp_path / ".provision").mkdir()
     (tmp_path / ".provision" / "emulator.json").write_text(json.dumps({"pid": os.getpid(), "port": 4566,
                                                                         "endpoint": "http://127.0.0.1:4566"}))
-    assert_clean_failure(invoke("emulator", "stop"), 0, "The emulator was not running.")
+    assert_clean_failure(invoke("emulator", "stop"), 0, "The emulator was not running")
     assert_clean_failure(invoke("emulator", "env"), 1, "the emulator is not running")
 
 
@@ -384,6 +518,30 @@ def untagged(kind: str):
         elif kind == "image repository":
             boto3.client("ecr", region_name=REGION).create_repository(repositoryName=f"{PROJECT}/temporal-server")
     return make
+
+
+@pytest.mark.parametrize("extra,message", [
+    ('[grafana]\nadmin_secret_name = "grafana/absent"', "provision grafana-secret --name grafana/absent"),
+    ('[grafana]\nadmin_secret_name = "grafana admin!"', "Secrets Manager would refuse the name"),
+])
+def test_a_missing_grafana_secret_is_input_with_a_command_that_works(endpoint, changes, tmp_path, extra, message):
+    config = tmp_path / "provision.toml"
+    config.write_text(config_text(extra=extra))
+    for command in ("plan", "up"):
+        result = invoke(command, "--config", str(config), "--state", str(tmp_path / "state.json"))
+        assert_clean_failure(result, 2, message)
+    assert "--name grafana admin!" not in result.output  # never a command the shell or Secrets Manager would refuse
+    assert changes.mutating == [] and world() == []
+
+
+def test_a_preflight_with_several_problems_reports_each_and_is_input(endpoint, changes, tmp_path):
+    config = tmp_path / "provision.toml"
+    config.write_text(config_text(extra='[grafana]\nadmin_secret_name = "grafana/absent"\n'
+                                        '[capacity.history]\ninstance_type = "a1.xlarge"'))
+    result = invoke("up", "--config", str(config), "--state", str(tmp_path / "state.json"))
+    assert_clean_failure(result, 2, "the config asks for what this account or region cannot give")
+    assert "grafana/absent" in result.output and "is not offered in" in result.output
+    assert changes.mutating == [] and world() == []
 
 
 @pytest.mark.parametrize("kind", ["log group", "IAM role", "ECS cluster", "OpenSearch domain",
@@ -435,6 +593,11 @@ IMMUTABLE = [
     ('[network]\navailability_zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]\n'
      'private_subnet_cidrs = ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"]', None),
     ('[network]\npublic_subnet_cidr = "10.0.254.0/28"', "network.public_subnet_cidr: the stack was built with"),
+    ('[network]\navailability_zones = ["eu-west-1b", "eu-west-1a", "eu-west-1c"]\n'
+     'private_subnet_cidrs = ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"]',
+     "10.0.0.0/20 was built in eu-west-1a, now paired with eu-west-1b"),
+    ('[network]\nprivate_subnet_cidrs = ["10.0.16.0/20", "10.0.0.0/20", "10.0.32.0/20"]',
+     "list the zones in the order of network.private_subnet_cidrs: ['eu-west-1b', 'eu-west-1a', 'eu-west-1c']"),
     ('[opensearch]\nengine_version = "OpenSearch_2.19"', "upgrade the domain with 'aws opensearch upgrade-domain'"),
     ('[dsql]\ncluster_arn = "arn:aws:dsql:eu-west-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz"',
      "dsql.cluster_arn: the stack was built with '(the cluster provision created)'"),
@@ -458,6 +621,22 @@ def test_a_setting_the_stack_cannot_change_is_refused_by_plan_and_up(stack, tmp_
         assert_clean_failure(result, 2, message)
         assert "This cannot change in place" in result.output
     assert world() == before and stack.read_bytes() == state_before
+
+
+def test_zones_reordered_in_the_state_are_refused_before_anything_changes(stack, tmp_path):
+    config = tmp_path / "provision.toml"
+    config.write_text(config_text())
+    document = json.loads(stack.read_text())
+    zones = document["settings"]["availability_zones"]
+    document["settings"]["availability_zones"] = [zones[1], zones[0], *zones[2:]]
+    edited = tmp_path / "state.json"
+    edited.write_text(json.dumps(document))
+    before, payload = world(), edited.read_bytes()
+    for command in ("plan", "up"):
+        result = invoke(command, "--config", str(config), "--state", str(edited))
+        assert_clean_failure(result, 2, "the zones recorded in the state (settings.availability_zones)")
+        assert "This cannot change in place" in result.output
+    assert world() == before and edited.read_bytes() == payload
 
 
 def test_a_state_of_another_account_is_refused_naming_both(stack, tmp_path, monkeypatch):

@@ -131,7 +131,7 @@ def test_schema_before_up_says_to_run_up_first(endpoint, tmp_path):
     config_file = tmp_path / "provision.toml"
     config_file.write_text(config_text())
     result = run("schema", config_file=config_file, state=tmp_path / "state.json")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # input: nothing to run the schema on yet, nothing changed
     assert "run 'provision up' first" in result.output and "Traceback" not in result.output
 
 

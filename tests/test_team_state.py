@@ -223,6 +223,9 @@ def test_a_bucket_without_permission_is_refused_with_what_is_needed(bucket, conf
     result = invoke("plan", "--config", str(config_file), "--state", URL)
     assert_exit(result, 2, f"cannot read the versioning of {URL} (AccessDenied)", "s3:PutObject",
                 "aws s3api create-bucket --bucket team-state")
+    # GetObject with a versionId (state history, state restore) is authorised by s3:GetObjectVersion (S3 API
+    # reference, GetObject).
+    assert "s3:GetObjectVersion" in result.output
 
 
 def test_an_unversioned_bucket_warns_once_and_has_no_history(endpoint, config_file):
