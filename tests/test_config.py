@@ -88,6 +88,74 @@ def test_a_dynamic_config_key_is_checked_against_the_chosen_server_version():
     parse_config(REQUIRED | {"temporal": {"server_image": SERVER_IMAGE, "dynamic_config": {"Frontend.RPS": 10}}})
 
 
+def dynamic(values: dict) -> dict:
+    return REQUIRED | {"temporal": {"server_image": SERVER_IMAGE, "dynamic_config": values}}
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"frontend.rps": "fast"}, "'frontend.rps' = 'fast' is not a whole number (Temporal reads it as int)"),
+    ({"frontend.rps": {"a": 1}}, "'frontend.rps' = {'a': 1} is not a whole number"),
+    ({"frontend.rps": 1.5}, "'frontend.rps' = 1.5 is not a whole number"),
+    ({"frontend.rps": True}, "'frontend.rps' = True is not a whole number"),
+    ({"history.shutdownDrainDuration": True}, "'history.shutdownDrainDuration' = True is not a duration"),
+    ({"history.shutdownDrainDuration": "thirty"}, "'history.shutdownDrainDuration' = 'thirty' is not a duration"),
+    ({"history.shutdownDrainDuration": "30 s"}, "is not a duration"),
+    ({"history.shutdownDrainDuration": ""}, "is not a duration"),
+    ({"frontend.enableServerVersionCheck": "yes"}, "= 'yes' is not true or false (Temporal reads it as bool)"),
+    ({"frontend.enableServerVersionCheck": 1}, "is not true or false"),
+    ({"frontend.namespaceRPS.visibility": "x"}, "is not a whole number"),
+    ({"system.secondaryVisibilityWritingMode": 3}, "= 3 is not a string"),
+    ({"history.transferProcessorSchedulerActiveRoundRobinWeights": [1, 2]}, "is not a table (mapping)"),
+    ({"worker.protectedNamespaces": "default"}, "'worker.protectedNamespaces' = 'default' is not a list"),
+    # Each constrained value is checked, and the key is found case-insensitively as the server does.
+    ({"frontend.rps": [{"value": 10}, {"value": "x", "constraints": {"namespace": "a"}}]}, "'frontend.rps' = 'x'"),
+    ({"Frontend.RPS": "fast"}, "'Frontend.RPS' = 'fast' is not a whole number"),
+])
+def test_a_dynamic_config_value_of_the_wrong_type_is_refused_by_key(values, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(dynamic(values))
+    assert message in str(caught.value)
+    assert "temporal.dynamic_config" in str(caught.value) and "keep its default" in str(caught.value)
+
+
+@pytest.mark.parametrize("values", [
+    {"frontend.rps": 2400},
+    {"admin.matchingNamespaceToPartitionDispatchRate": 5},  # a float setting takes an integer (convertFloat)
+    {"admin.matchingNamespaceToPartitionDispatchRate": 2.5},
+    # convertDuration: Go duration strings, "d" days, unit-less strings and numbers as seconds.
+    {"history.shutdownDrainDuration": "30s"},
+    {"history.shutdownDrainDuration": "1h30m"},
+    {"history.shutdownDrainDuration": "1.5m"},
+    {"history.shutdownDrainDuration": "2d"},
+    {"history.shutdownDrainDuration": "30"},
+    {"history.shutdownDrainDuration": 30},
+    {"history.shutdownDrainDuration": 0.5},
+    {"history.shutdownDrainDuration": "0"},
+    # convertBool: a bool, or what Go's strconv.ParseBool reads.
+    {"frontend.enableServerVersionCheck": False},
+    {"frontend.enableServerVersionCheck": "true"},
+    {"frontend.enableServerVersionCheck": "F"},
+    {"history.transferProcessorSchedulerActiveRoundRobinWeights": {"1": 5}},
+    {"worker.protectedNamespaces": ["temporal-system"]},
+    {"matching.useNewMatcher": True},  # a typed setting with its own converter: its shape is the server's
+    {"frontend.rps": [{"value": 10, "constraints": {"namespace": "a"}}]},
+])
+def test_a_dynamic_config_value_the_server_converts_is_accepted(values):
+    assert parse_config(dynamic(values)).temporal.dynamic_config == values
+
+
+def test_every_dynamic_config_key_has_its_type_from_the_same_source():
+    from provisioner.temporal import versions
+
+    for version in versions.SUPPORTED:
+        loaded = versions.load(version)
+        assert set(loaded.dynamic_config_types) == loaded.dynamic_config_keys
+        assert set(loaded.dynamic_config_types.values()) <= {
+            "int", "float", "bool", "string", "duration", "map", "list", "typed"}
+        assert loaded.dynamic_config_types["frontend.rps"] == "int"
+        assert loaded.dynamic_config_types["history.shutdownDrainDuration"] == "duration"
+
+
 def test_every_supported_version_names_the_source_it_was_extracted_from():
     from provisioner.temporal import versions
 
