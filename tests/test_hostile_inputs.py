@@ -292,6 +292,19 @@ STATES = [
     (json.dumps(state_document(resources={"network": {"vpc": {"id": 7}}})).encode(), "resources.network.vpc.id"),
     (json.dumps(state_document(resources={"network": []})).encode(), "resources.network"),
     (json.dumps(state_document(settings=[])).encode(), "settings"),
+    # The state is input: its recorded settings are checked as strictly as the config.
+    (json.dumps(state_document(settings={"service_counts": {"history": 1000, "bogus": 3}})).encode(),
+     "settings.service_counts: history = 1000: a count must be a whole number from 0 to 100"),
+    (json.dumps(state_document(settings={"service_counts": {"bogus": 3}})).encode(),
+     "settings.service_counts: names unknown service 'bogus'"),
+    (json.dumps(state_document(settings={"service_counts": {"history": "2"}})).encode(),
+     "settings.service_counts.history: Input should be a valid integer"),
+    (json.dumps(state_document(settings={"service_counts": {"history": -1}})).encode(), "history = -1"),
+    (json.dumps(state_document(settings={"availability_zones": ["nowhere"]})).encode(),
+     "settings.availability_zones: 'nowhere' is not an availability zone name"),
+    (json.dumps(state_document(settings={"schema": {"at": "now"}})).encode(), "settings.schema.server_version"),
+    (json.dumps(state_document(settings={"counts": {"history": 1}})).encode(),
+     "settings.counts: not a setting this tool records"),
     (json.dumps(state_document(lineage="")).encode(), "lineage"),
     (json.dumps(state_document(serial=-1)).encode(), "serial"),
     (json.dumps(state_document(serial="3")).encode(), "serial"),
@@ -309,6 +322,17 @@ def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(moto_endpoint,
         assert_clean_failure(invoke(command, "--config", str(config_file), "--state", str(state)), 2, message)
     assert state.read_bytes() == content
     assert set(changes.calls) == {"sts.GetCallerIdentity"}  # who the credentials are: nothing else
+
+
+def test_up_refuses_recorded_counts_its_node_groups_cannot_hold_as_scale_does(endpoint, changes, config_file, tmp_path):
+    state = tmp_path / "state.json"
+    content = json.dumps(state_document(settings={"service_counts": {"history": 40}})).encode()
+    state.write_bytes(content)
+    result = invoke("up", "--config", str(config_file), "--state", str(state))
+    assert_clean_failure(result, 2, "the task counts the state records (settings.service_counts in")
+    assert "node group history (2 x m7g.xlarge at capacity.history.max_size) cannot hold history=40" in result.output
+    assert "scale to fewer tasks" in result.output
+    assert changes.mutating == [] and state.read_bytes() == content
 
 
 @pytest.mark.parametrize("state,message", [
