@@ -248,6 +248,35 @@ def test_the_grafana_secret_name_is_one_secrets_manager_accepts(name, accepted):
             parse_config(data)
 
 
+def extraction_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("extract_temporal_data", ROOT / "scripts/extract_temporal_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("call,kind", [
+    ('NewGlobalIntSetting("frontend.rps", 2400, `...`)', "int"),
+    ('NewNamespaceDurationSetting("a.b", time.Second, `...`)', "duration"),
+    ('NewTaskQueueFloatSetting("a.b", 0.5, `...`)', "float"),
+    ('NewGlobalBoolSettingWithConstrainedDefault("a.b", nil, `...`)', "bool"),
+    ('NewDestinationStringSetting("a.b", "", `...`)', "string"),
+    ('NewGlobalMapSetting("a.b", nil, `...`)', "map"),
+    ('NewNamespaceTypedSetting("a.b", []string(nil), `...`)', "list"),
+    ('NewGlobalTypedSetting("a.b", ([]string)(nil), `...`)', "list"),
+    ('NewGlobalTypedSetting("a.b", DefaultDynamicRateLimitingParams, `...`)', "typed"),
+    ('NewTaskQueueTypedSettingWithConverter("a.b", ConvertGradualChange(true), false, `...`)', "typed"),
+])
+def test_the_extraction_script_reads_a_settings_type_off_its_constructor(call, kind):
+    script = extraction_script()
+    toks = script.tokenize(call)
+    open_paren = next(i for i, t in enumerate(toks) if t.text == "(")
+    close = script.matching(toks, open_paren)
+    assert script.setting_type(toks[0].text, toks[open_paren + 1 : close]) == kind
+
+
 def test_every_supported_version_names_the_source_it_was_extracted_from():
     from provisioner.temporal import versions
 
