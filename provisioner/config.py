@@ -335,7 +335,8 @@ class TemporalConfig(Strict):
     log_level: Literal["debug", "info", "warn", "error"] = Field("info", description="Server log level.")
     dynamic_config: dict[str, DynamicConfigValue] = Field(
         default_factory=lambda: dict(DEFAULT_DYNAMIC_CONFIG),
-        description="Dynamic config: key = value, or key = [{value = ..., constraints = {...}}].",
+        description="Dynamic config: key = value, or key = [{value = ..., constraints = {...}}]; each key and the "
+        "type of its value are checked against the server version's own source.",
     )
 
     @field_validator("server_version")
