@@ -1,9 +1,9 @@
 """Whether each node group can ever hold the tasks asked of it (seed 7.3).
 
-`plan` and `up` check every service's configured replicas (steps/placement.py), `scale` the counts it is
-given (commands/scale.py), by the same rules: each task fits one node, and a group's tasks together need
-no more CPU, memory and network interfaces than its max_size nodes offer. Sums, not bin packing: a
-necessary condition, so a refusal is certain to be right.
+`plan` and `up` check every service's configured replicas and the counts the state records, which `up`
+applies (steps/placement.py), `scale` the counts it is given (commands/scale.py), by the same rules: each
+task fits one node, and a group's tasks together need no more CPU, memory and network interfaces than
+its max_size nodes offer. Sums, not bin packing: a necessary condition, so a refusal is certain to be right.
 """
 from __future__ import annotations
 
@@ -69,7 +69,13 @@ def instance_types(aws: Aws, types: set[str]) -> list[dict]:
 
 
 def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas: bool) -> CapacityCheck:
-    """Read what one node of each group offers, then `placement_problems`.
+    """Read what one node of each group offers (`node_rooms`), then `placement_problems`."""
+    rooms, warnings = node_rooms(config, aws)
+    return CapacityCheck(placement_problems(config, rooms, counts, counts_are_replicas), warnings)
+
+
+def node_rooms(config: Config, aws: Aws) -> tuple[dict[str, NodeRoom], list[str]]:
+    """What one node of each group offers, and warnings about types the trunking table does not list.
 
     Trunking counts when the config turns it on (up enables it before any node launches) or the account
     already has it.
@@ -79,7 +85,7 @@ def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas:
     try:
         found = instance_types(aws, types)
     except ClientError:
-        return CapacityCheck([], [])  # an unknown type: the capacity step's preflight names it
+        return {}, []  # an unknown type: the capacity step's preflight names it
     specs = {t["InstanceType"]: t for t in found}
     rooms: dict[str, NodeRoom] = {}
     for group in NODE_GROUPS:
@@ -95,7 +101,7 @@ def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas:
         "types (eni-trunking-supported-instance-types) lists it, add it there."
         for instance_type in untrunked
     ]
-    return CapacityCheck(placement_problems(config, rooms, counts, counts_are_replicas), warnings)
+    return rooms, warnings
 
 
 def placement_problems(config: Config, rooms: dict[str, NodeRoom], counts: dict[str, int],

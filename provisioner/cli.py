@@ -561,11 +561,25 @@ def build_images(
                       f"  admin_tools_image = \"{tagged['admin-tools']}\"", highlight=False, markup=False)
 
 
+def _secret_name(value: str | None) -> str | None:
+    """--name as Secrets Manager accepts it; an empty name is refused, never replaced by the default."""
+    from provisioner.config import check_secret_name
+
+    if value is None:
+        return value
+    try:
+        return check_secret_name(value)
+    except ValueError as exc:
+        shown = repr(value) if len(value) <= 80 else f"({len(value)} characters)"
+        raise typer.BadParameter(f"{shown} {exc}") from None
+
+
 @app.command("grafana-secret")
 def grafana_secret(
     config: ConfigOption = DEFAULT_CONFIG,
     profile: ProfileOption = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Secret name (default: grafana.admin_secret_name).")] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Secret name (default: grafana.admin_secret_name).", callback=_secret_name)] = None,
     show_password: Annotated[bool, typer.Option("--show-password", help="Print the admin password.")] = False,
 ) -> None:
     """Create the Grafana admin secret (generated password) once; a second run only reports it."""
@@ -598,7 +612,8 @@ def cost(
 
     with handled():
         cfg = load_config(config)
-        result = costing.estimate(cfg, region or costing.default_region())
+        # An empty --region is a region with no price table, never the default one.
+        result = costing.estimate(cfg, costing.default_region() if region is None else region)
         if as_json:
             out.print_json(data=costing.as_json(result))
             return

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SCHEMA_VERSION = 1
 # A state of the largest stack is tens of kilobytes: anything near this is not a state, and a device such as
@@ -62,6 +62,63 @@ class StateDocument(BaseModel):
     account: str | None = None
     resources: dict[str, dict[str, Record]]
     settings: dict[str, Any]
+
+
+class SchemaSetting(BaseModel):
+    """What `provision schema` records once both schema tasks succeeded (provisioner/commands/schema.py)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    server_version: str
+    visibility_index: str
+    at: str
+
+
+class RecordedSettings(BaseModel):
+    """The settings runs record beside the resources. The state is input to the next run (a later `up` applies
+    the recorded counts), so they are checked as strictly as the config: a hand-edited state is refused by key."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    service_counts: dict[str, int] = Field(default_factory=dict)  # steps/ecs_services.py COUNTS_SETTING
+    availability_zones: list[str] = Field(default_factory=list)  # provisioner/zones.py
+    schema_task: SchemaSetting | None = Field(None, alias="schema")
+
+    @field_validator("service_counts")
+    @classmethod
+    def _counts(cls, value: dict[str, int]) -> dict[str, int]:
+        from provisioner.commands.scale import MAX_COUNT
+        from provisioner.ecs_layout import SERVICES
+
+        for service, count in value.items():
+            if service not in SERVICES:
+                raise ValueError(f"names unknown service {service!r} (services: {', '.join(SERVICES)})")
+            if not 0 <= count <= MAX_COUNT:
+                raise ValueError(f"{service} = {count}: a count must be a whole number from 0 to {MAX_COUNT}")
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _zones(cls, value: list[str]) -> list[str]:
+        from provisioner.config import AZ_NAME
+
+        for zone in value:
+            if not AZ_NAME.match(zone):
+                raise ValueError(f"{zone!r} is not an availability zone name (like 'eu-west-1a')")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a zone twice")
+        return value
+
+
+def settings_problem(settings: dict) -> str | None:
+    """What is wrong with a state's recorded settings, naming the setting, or None."""
+    try:
+        RecordedSettings.model_validate(settings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden":
+            return f"settings.{loc}: not a setting this tool records"
+        return f"settings.{loc}: {first['msg'].removeprefix('Value error, ')}"
+    return None
 
 
 def empty_document(project: str, region: str, account: str | None) -> dict:
@@ -118,6 +175,12 @@ class RecordedState:
             first = exc.errors()[0]
             loc = ".".join(str(part) for part in first["loc"]) or "the top level"
             raise StateInvalid(f"{where} is not a provision state ({loc}: {first['msg']}). {recovery}") from None
+        problem = settings_problem(document.settings)
+        if problem:
+            raise StateInvalid(
+                f"{where}: {problem}. The state is input to the next run: fix or remove that setting in it "
+                "('provision scale' records the counts, 'up' the zones, 'provision schema' the schema)."
+            )
         if (document.project, document.region) != (self.project, self.region):
             raise StateInvalid(
                 f"{where} belongs to project {document.project!r} in {document.region!r}, not "

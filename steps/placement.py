@@ -1,7 +1,8 @@
 """Seed 7.3: room for every task the config asks for, and ENI trunking when it needs it.
 
 Preflight refuses a config whose own replicas the node groups could never hold, even at max_size
-(provisioner/capacity.py), before anything is created. With `capacity.eni_trunking`, ECS's
+(provisioner/capacity.py), before anything is created; and, since `up` applies the task counts the state
+records (`provision scale` wrote them, or a hand edit), those counts by the same rules as `scale` does. With `capacity.eni_trunking`, ECS's
 awsvpcTrunking account setting is switched on here, before the capacity step launches a node: "Only
 new Amazon EC2 instances launched after opting in to awsvpcTrunking receive the increased ENI limits"
 (ECS developer guide, container-instance-eni.html).
@@ -13,6 +14,7 @@ from provisioner.capacity import TRUNKING_SETTING
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput
+from steps.ecs_services import COUNTS_SETTING
 
 
 class Placement(Step):
@@ -21,11 +23,18 @@ class Placement(Step):
 
     def preflight(self, ctx: StepContext) -> None:
         replicas = {s: getattr(ctx.config.services, s).replicas for s in SERVICES}
-        checked = capacity.check(ctx.config, ctx.aws, replicas, counts_are_replicas=True)
-        for warning in checked.warnings:
+        rooms, warnings = capacity.node_rooms(ctx.config, ctx.aws)
+        for warning in warnings:
             ctx.note(warning)
-        if checked.problems:
-            raise BadInput("\n".join(checked.problems))
+        problems = capacity.placement_problems(ctx.config, rooms, replicas, counts_are_replicas=True)
+        recorded = ctx.state.setting(COUNTS_SETTING, {})
+        problems += [
+            f"the task counts the state records (settings.service_counts in {ctx.state.where}), which 'up' applies: "
+            f"{problem}"
+            for problem in capacity.placement_problems(ctx.config, rooms, recorded, counts_are_replicas=False)
+        ]
+        if problems:
+            raise BadInput("\n".join(problems))
 
     def apply(self, ctx: StepContext) -> None:
         if not ctx.config.capacity.eni_trunking:

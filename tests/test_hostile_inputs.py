@@ -65,6 +65,9 @@ def toml(extra: str = "", temporal: str = IMAGES, project: str = PROJECT) -> str
     return f'project = "{project}"\n{extra}\n[temporal]\n{temporal}'
 
 
+SMALL_SUBNETS = ('[network]\nvpc_cidr = "10.0.0.0/24"\npublic_subnet_cidr = "10.0.0.240/28"\n'
+                 'private_subnet_cidrs = ["10.0.0.0/28", "10.0.0.16/28", "10.0.0.32/28"]')
+
 CONFIGS = [
     (toml('[endpoints]\necs_endpoints = "yes"'), "endpoints.ecs_endpoints = 'yes': Input should be a valid boolean"),
     (toml('[services.history]\nreplicas = "2"'), "services.history.replicas = '2': Input should be a valid integer"),
@@ -84,18 +87,35 @@ CONFIGS = [
     (toml(temporal='server_image = " registry.example/temporal:1"'), "must be an image reference"),
     (toml(temporal='admin_tools_image = "ftp://x/y:1"'), "temporal.admin_tools_image"),
     (toml(temporal='ui_image = "temporalio/ui"'), "temporal.ui_image"),
+    (toml(temporal=f'server_image = "registry.example/{"a" * 5000}:1"'), "ECS accepts at most 255"),
     (toml(temporal=IMAGES + 'server_version = "1.26"'), "Temporal '1.26' is not a supported server version"),
     (toml(temporal=IMAGES + "server_version = 1.30"), "temporal.server_version = 1.3"),
     (toml(temporal=IMAGES + 'log_level = "verbose"'), "temporal.log_level = 'verbose'"),
     (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rpz" = 1'), "did you mean 'frontend.rps'?"),
     (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"" = 1'), "unknown dynamic config key ''"),
     (toml(temporal=IMAGES + "dynamic_config = 3"), "temporal.dynamic_config = 3"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = "fast"'), "'frontend.rps' = 'fast' is not a whole number"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = {a = 1}'), "'frontend.rps' = {'a': 1} is not a whole"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = true'),
+     "'history.shutdownDrainDuration' = True is not a duration"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = "thirty"'),
+     "'history.shutdownDrainDuration' = 'thirty' is not a duration"),
     (toml("[network]\nvpc_cidr = \"10.0.0.0/33\""), "network.vpc_cidr"),
     (toml("[network]\nvpc_cidr = \"10.0.0.1/16\""), "host bits zero"),
     (toml("[network]\nvpc_cidr = \"10.0.0.0/8\""), "AWS accepts prefixes from /16 to /24"),
     (toml("[network]\nvpc_cidr = \"fd00::/48\""), "is IPv6"),
     (toml("[network]\nvpc_cidr = \"not-a-cidr\""), "is not an IPv4 CIDR block"),
     (toml("[network]\nvpc_cidr = 10"), "network.vpc_cidr = 10"),
+    # Ranges AWS does not assign to a VPC (VPC user guide, VPC CIDR blocks; RFC 5735).
+    (toml('[network]\nvpc_cidr = "224.0.0.0/16"'), "network.vpc_cidr = '224.0.0.0/16': lies in 224.0.0.0/4 (multicast"),
+    (toml('[network]\nvpc_cidr = "127.0.0.0/16"'), "lies in 127.0.0.0/8 (loopback"),
+    (toml('[network]\nvpc_cidr = "169.254.0.0/16"'), "lies in 169.254.0.0/16 (link local"),
+    (toml('[network]\nvpc_cidr = "0.0.0.0/16"'), "lies in 0.0.0.0/8 ('this network'"),
+    # Private subnets too small for the endpoints' ENIs, the nodes and one ENI per awsvpc task.
+    (toml(SMALL_SUBNETS),
+     "network.private_subnet_cidrs: 10.0.0.0/28, 10.0.0.16/28, 10.0.0.32/28 have 9 addresses left"),
+    (toml(SMALL_SUBNETS + "\n[endpoints]\necs_endpoints = true\n[dsql]\nprivate_link = true"),
+     "network.private_subnet_cidrs: 10.0.0.0/28 has 16 addresses, fewer than the 17 it needs for itself"),
     (toml('[network]\nprivate_subnet_cidrs = ["10.0.0.0/20"]'), "at least two subnets"),
     (toml('[network]\nprivate_subnet_cidrs = ["10.0.0.0/20", "10.0.8.0/21"]'), "overlap"),
     (toml('[network]\nprivate_subnet_cidrs = ["10.0.0.0/20", "10.1.0.0/20"]'), "lies outside vpc_cidr"),
@@ -135,6 +155,8 @@ CONFIGS = [
     (toml('[opensearch]\nengine_version = "2.17"'), "must look like OpenSearch_2.17"),
     (toml('[opensearch]\ninstance_count = 0'), "opensearch.instance_count = 0"),
     (toml('[opensearch]\nvolume_gib = 5'), "opensearch.volume_gib = 5"),
+    (toml('[opensearch]\nvolume_gib = 101'), "volume_gib = 101: a t3.small.search takes a gp3 volume of 10 to 100 GiB"),
+    (toml('[opensearch]\ninstance_type = "t2.small.search"'), "is not an OpenSearch instance type that takes a gp3"),
     (toml('[opensearch]\nvisibility_index = "visibility"'), "must start with temporal_visibility_v1"),
     (toml('[opensearch]\nvisibility_index = "temporal_visibility_v1 prod"'), "must start with temporal_visibility_v1"),
     (toml('[timeouts]\nnat_gateway = 0'), "timeouts.nat_gateway = 0"),
@@ -144,6 +166,9 @@ CONFIGS = [
     (toml('[aws]\nmax_attempts = 100'), "aws.max_attempts = 100"),
     (toml('[aws]\nregion = "eu-west-1"'), "unknown key 'aws.region'"),
     (toml('[grafana]\nadmin_secret_name = 7'), "grafana.admin_secret_name = 7"),
+    (toml('[grafana]\nadmin_secret_name = "bad name!"'), "is not a name Secrets Manager accepts"),
+    (toml(f'[grafana]\nadmin_secret_name = "{"x" * 600}"'), "(600 characters): is not a name Secrets Manager accepts"),
+    (toml('[grafana]\nadmin_secret_name = ""'), "grafana.admin_secret_name = '': is not a name Secrets Manager"),
     (toml(project="Temporal_Prod"), "project = 'Temporal_Prod'"),
     (toml(project="ecs-demo"), "must not start with 'aws', 'ecs' or 'fargate'"),
     (toml(project="a-very-long-project-name-indeed"), "must be 3-20 characters"),
@@ -261,6 +286,10 @@ def test_scale_help_lists_every_service_it_accepts():
 
 CLI_ARGUMENTS = [
     (["nope"], "No such command"),
+    # Names Secrets Manager would refuse, and empty values that must not fall back to a default.
+    (["grafana-secret", "--name", "bad name!"], "'bad name!' is not a name Secrets"),
+    (["grafana-secret", "--name", "x" * 600], "(600 characters) is not a name"),
+    (["grafana-secret", "--name", ""], "'' is not a name Secrets"),
     (["up", "--colour"], "No such option"),
     (["scale", "up", "--timeout", "0"], "--timeout"),
     (["scale", "up", "--timeout", "-5"], "--timeout"),
@@ -280,6 +309,13 @@ CLI_ARGUMENTS = [
 @pytest.mark.parametrize("arguments,message", CLI_ARGUMENTS, ids=[f"argv-{i}" for i in range(len(CLI_ARGUMENTS))])
 def test_bad_command_lines_exit_2_with_usage(moto_endpoint, changes, arguments, message):
     assert_clean_failure(invoke(*arguments), 2, message)
+    assert changes.calls == []
+
+
+def test_an_empty_cost_region_is_refused_not_replaced_by_the_default(moto_endpoint, changes, config_file, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", REGION)
+    result = invoke("cost", "--region", "", "--config", str(config_file))
+    assert_clean_failure(result, 2, "no price table for region ''")
     assert changes.calls == []
 
 
@@ -315,6 +351,19 @@ STATES = [
     (json.dumps(state_document(resources={"network": {"vpc": {"id": 7}}})).encode(), "resources.network.vpc.id"),
     (json.dumps(state_document(resources={"network": []})).encode(), "resources.network"),
     (json.dumps(state_document(settings=[])).encode(), "settings"),
+    # The state is input: its recorded settings are checked as strictly as the config.
+    (json.dumps(state_document(settings={"service_counts": {"history": 1000, "bogus": 3}})).encode(),
+     "settings.service_counts: history = 1000: a count must be a whole number from 0 to 100"),
+    (json.dumps(state_document(settings={"service_counts": {"bogus": 3}})).encode(),
+     "settings.service_counts: names unknown service 'bogus'"),
+    (json.dumps(state_document(settings={"service_counts": {"history": "2"}})).encode(),
+     "settings.service_counts.history: Input should be a valid integer"),
+    (json.dumps(state_document(settings={"service_counts": {"history": -1}})).encode(), "history = -1"),
+    (json.dumps(state_document(settings={"availability_zones": ["nowhere"]})).encode(),
+     "settings.availability_zones: 'nowhere' is not an availability zone name"),
+    (json.dumps(state_document(settings={"schema": {"at": "now"}})).encode(), "settings.schema.server_version"),
+    (json.dumps(state_document(settings={"counts": {"history": 1}})).encode(),
+     "settings.counts: not a setting this tool records"),
     (json.dumps(state_document(lineage="")).encode(), "lineage"),
     (json.dumps(state_document(serial=-1)).encode(), "serial"),
     (json.dumps(state_document(serial="3")).encode(), "serial"),
@@ -334,6 +383,17 @@ def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(moto_endpoint,
         assert_clean_failure(invoke(command, "--config", str(config_file), "--state", str(state)), 2, message)
     assert state.read_bytes() == content
     assert set(changes.calls) == {"sts.GetCallerIdentity"}  # who the credentials are: nothing else
+
+
+def test_up_refuses_recorded_counts_its_node_groups_cannot_hold_as_scale_does(endpoint, changes, config_file, tmp_path):
+    state = tmp_path / "state.json"
+    content = json.dumps(state_document(settings={"service_counts": {"history": 40}})).encode()
+    state.write_bytes(content)
+    result = invoke("up", "--config", str(config_file), "--state", str(state))
+    assert_clean_failure(result, 2, "the task counts the state records (settings.service_counts in")
+    assert "node group history (2 x m7g.xlarge at capacity.history.max_size) cannot hold history=40" in result.output
+    assert "scale to fewer tasks" in result.output
+    assert changes.mutating == [] and state.read_bytes() == content
 
 
 @pytest.mark.parametrize("state,message", [
