@@ -49,7 +49,7 @@ def containers(stack, family: str) -> dict[str, dict]:
 
 def role_policy(stack, role: str) -> dict[str, dict]:
     (document,) = [json.loads(p["PolicyDocument"]) for p in stack["sent"].of("iam.PutRolePolicy")
-                   if p["RoleName"] == f"{PROJECT}-{role}"]
+                   if p["RoleName"] == f"{PROJECT}-{REGION}-{role}"]
     return {s["Sid"]: s for s in document["Statement"]}
 
 
