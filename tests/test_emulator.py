@@ -256,6 +256,26 @@ def test_ecs_lists_the_effective_trunking_setting_and_sets_the_account_default(e
     assert [(s["name"], s["value"]) for s in effective()] == [("awsvpcTrunking", "enabled")]
 
 
+def test_ecs_keeps_account_settings_per_principal_beside_the_account_default(endpoint):
+    ecs = boto3.client("ecs", region_name=REGION)
+    role = "arn:aws:iam::123456789012:role/ptest/node"
+
+    def effective(**principal) -> list[tuple[str, str]]:
+        settings = ecs.list_account_settings(name="awsvpcTrunking", effectiveSettings=True, **principal)["settings"]
+        return [(s["name"], s["value"]) for s in settings]
+
+    ecs.put_account_setting(name="awsvpcTrunking", value="enabled")  # the caller's own setting
+    assert effective() == [("awsvpcTrunking", "enabled")]
+    assert effective(principalArn=role) == [("awsvpcTrunking", "disabled")]  # the role still gets the default
+    assert ecs.list_account_settings(name="awsvpcTrunking", principalArn=role)["settings"] == []
+    ecs.put_account_setting_default(name="awsvpcTrunking", value="enabled")
+    assert effective(principalArn=role) == [("awsvpcTrunking", "enabled")]
+    assert effective(principalArn="arn:aws:iam::123456789012:root") == [("awsvpcTrunking", "enabled")]
+    ecs.put_account_setting(name="awsvpcTrunking", value="disabled", principalArn=role)
+    (own,) = ecs.list_account_settings(name="awsvpcTrunking", effectiveSettings=True, principalArn=role)["settings"]
+    assert (own["value"], own["principalArn"]) == ("disabled", role)
+
+
 def test_every_call_waits_the_configured_latency_and_calls_wait_side_by_side(endpoint, tmp_path, monkeypatch):
     """A lower bound, not a timing: a sleep never ends early. Ten calls at once take far less than ten
     delays, so concurrent calls are not queued behind each other."""

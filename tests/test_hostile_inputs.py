@@ -568,7 +568,7 @@ def untagged(kind: str):
             boto3.client("logs", region_name=REGION).create_log_group(logGroupName=f"/ecs/{PROJECT}/history")
         elif kind == "IAM role":
             boto3.client("iam", region_name=REGION).create_role(
-                RoleName=f"{PROJECT}-temporal-task", AssumeRolePolicyDocument="{}")
+                RoleName=f"{PROJECT}-{REGION}-temporal-task", AssumeRolePolicyDocument="{}")
         elif kind == "ECS cluster":
             boto3.client("ecs", region_name=REGION).create_cluster(clusterName=f"{PROJECT}-cluster")
         elif kind == "OpenSearch domain":

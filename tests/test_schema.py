@@ -70,7 +70,7 @@ def test_the_schema_role_reaches_only_the_cluster_and_the_domain_and_opensearch_
     _, state, sent = stack
     records = json.loads(state.read_text())["resources"]
     (policy,) = [json.loads(p["PolicyDocument"]) for p in sent.of("iam.PutRolePolicy")
-                 if p["RoleName"] == f"{PROJECT}-schema-task"]
+                 if p["RoleName"] == f"{PROJECT}-{REGION}-schema-task"]
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert statements["DsqlSchema"] == {"Sid": "DsqlSchema", "Effect": "Allow", "Action": "dsql:DbConnectAdmin",
                                         "Resource": records["dsql"]["cluster"]["id"]}

@@ -20,6 +20,7 @@ from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
 from provisioner.temporal.roles import TEMPORAL_ROLES
 from steps.ecs_services import COUNTS_SETTING, DEPLOYMENT_MAXIMUM_PERCENT, service_key
+from steps.placement import trunking_principal
 
 # Aurora DSQL's default quota of connections per cluster.
 DSQL_CONNECTION_LIMIT = 10_000
@@ -140,7 +141,8 @@ def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -
     if missing:
         raise BadInput(f"the services {', '.join(missing)} do not exist yet: run 'provision up' first")
     counts = state.setting(COUNTS_SETTING, {}) | targets
-    checked = capacity.check(engine.config, aws, counts, counts_are_replicas=False)
+    checked = capacity.check(engine.config, aws, counts, counts_are_replicas=False,
+                             trunking_principal=trunking_principal(state, engine.naming, aws.account_id))
     for warning in checked.warnings:
         engine.reporter.console.print(f"Warning: {warning}", highlight=False)
     problems = checked.problems + connection_problems(engine.config, counts)
