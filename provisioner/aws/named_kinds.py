@@ -576,15 +576,18 @@ DSQL_CLUSTER = register(NamedKind(
     not_found=("ResourceNotFoundException",),
     service="dsql",
 ))
-# Usable states: IDLE is a cluster that scaled to zero, and wakes on the first connection.
-DSQL_USABLE = ("ACTIVE", "IDLE")
+# Usable states (Aurora DSQL user guide, "Aurora DSQL cluster lifecycle"): IDLE is a cluster that scaled
+# its resources down, INACTIVE one idle for a prolonged period, scaled to zero with its data preserved.
+# A connection brings either back to ACTIVE, so both are used as they are (botocore's ClusterStatus enum:
+# CREATING, ACTIVE, IDLE, INACTIVE, UPDATING, DELETING, DELETED, FAILED, PENDING_SETUP, PENDING_DELETE).
+DSQL_USABLE = ("ACTIVE", "IDLE", "INACTIVE")
 
 
 def wait_dsql_usable(aws: Aws, arn: str, timeout: float, say: Callable[[str], None]) -> dict:
-    """The cluster once ACTIVE (or IDLE); fails at once if it failed or is being deleted."""
+    """The cluster once usable (ACTIVE, IDLE or INACTIVE); fails at once if it failed or is being deleted."""
     def probe() -> dict | None:
         cluster = DSQL_CLUSTER.get(aws, arn)
-        if cluster is None or cluster["status"] in ("FAILED", "INACTIVE"):
+        if cluster is None or cluster["status"] == "FAILED":
             raise WaitFailed(f"the Aurora DSQL cluster {arn} is {cluster['status'] if cluster else 'gone'}")
         if cluster["status"] in DSQL_USABLE:
             return cluster

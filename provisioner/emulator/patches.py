@@ -504,6 +504,33 @@ def slow_opensearch_domains() -> None:
     OpenSearchDomain.to_dict = to_dict
 
 
+DSQL_IDLE_SETTING = "PROVISION_EMULATOR_DSQL_IDLE"
+
+
+def idle_dsql_clusters() -> None:
+    """An opt-in emulator hook: DSQL clusters nobody connects to go IDLE, then INACTIVE, as in AWS.
+
+    moto keeps a cluster ACTIVE for good. In AWS, a cluster idle long enough scales down (IDLE), and after a
+    prolonged period without activity scales to zero with its data preserved (INACTIVE); a connection brings it
+    back to ACTIVE (Aurora DSQL user guide, "Aurora DSQL cluster lifecycle"). With PROVISION_EMULATOR_DSQL_IDLE
+    set, a cluster goes CREATING, ACTIVE, IDLE, INACTIVE, one step per GetCluster (moto's state manager default
+    for DSQL clusters), and stays INACTIVE.
+    """
+    import os
+
+    from moto.dsql.models import Cluster
+
+    if not os.environ.get(DSQL_IDLE_SETTING):
+        return
+    original_init = Cluster.__init__
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self._transitions = [("CREATING", "ACTIVE"), ("ACTIVE", "IDLE"), ("IDLE", "INACTIVE"), ("DELETING", "DELETED")]
+
+    Cluster.__init__ = __init__
+
+
 # What AWS answers for a setting nobody set: ENI trunking is opt-in ("opt in to the awsvpcTrunking
 # account setting", ECS developer guide, container-instance-eni.html).
 ECS_ACCOUNT_SETTING_DEFAULTS = {"awsvpcTrunking": "disabled"}
@@ -623,6 +650,7 @@ PATCHES = (
     service_tasks,
     slow_nat_gateways,
     slow_opensearch_domains,
+    idle_dsql_clusters,
     call_latency,
 )
 
