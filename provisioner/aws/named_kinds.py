@@ -460,6 +460,32 @@ ECS_SERVICE = register(NamedKind(
 ))
 
 
+def tasks_started_by(aws: Aws, cluster: str, started_by: str) -> list[dict]:
+    """The tasks of the cluster started with `started_by`, described, stopped ones included where ECS still lists
+    them; none when the cluster is gone. ListTasks gets startedBy alone: "When you specify startedBy as the
+    filter, it must be the only filter that you use" (ECS API reference, ListTasks); callers match the task
+    definition on what DescribeTasks answers (up to 100 tasks a call)."""
+    ecs = aws.client("ecs")
+    try:
+        arns = [arn for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, startedBy=started_by)
+                for arn in page["taskArns"]]
+        return [task for batch in _batches(arns, 100) for task in ecs.describe_tasks(cluster=cluster, tasks=batch)["tasks"]]
+    except ClientError as exc:
+        if error_code(exc) == "ClusterNotFoundException":
+            return []
+        raise aws_failure(f"list the tasks of {cluster} started by {started_by}", exc) from exc
+
+
+def task_family(task: dict) -> str:
+    """The task definition family of a described task (…:task-definition/<family>:<revision>)."""
+    return task["taskDefinitionArn"].rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def still_running(task: dict) -> bool:
+    """Not stopped, nor on its way there."""
+    return task.get("lastStatus") != "STOPPED" and task.get("desiredStatus") != "STOPPED"
+
+
 # -- Auto Scaling -------------------------------------------------------------------------
 
 def _get_asg(aws: Aws, name: str) -> dict | None:

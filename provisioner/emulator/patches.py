@@ -424,6 +424,56 @@ def service_tasks() -> None:
     EC2ContainerServiceBackend.list_tasks = list_tasks
 
 
+def stop_task_after_its_instance_left() -> None:
+    """StopTask fails (500, KeyError) in moto 5.2 on a task whose container instance has left the cluster.
+
+    In AWS a task outlives the registration of the instance it was placed on until ECS stops it, and StopTask
+    stops it like any other ("Stops a running task", ECS API reference). Here the instance's resources are
+    given back only while it is still registered.
+    """
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend.stop_task
+
+    def stop_task(self, cluster_str, task_str, reason):
+        cluster = self._get_cluster(cluster_str)
+        registered = self.container_instances.get(cluster.name, {})
+        task = next((t for arn, t in self.tasks.get(cluster.name, {}).items() if arn.endswith(task_str.split("/")[-1])), None)
+        instance = task.container_instance_arn if task is not None else None
+        if instance is None or instance.split("/")[-1] in registered:
+            return original(self, cluster_str, task_str, reason)
+        task.container_instance_arn = None
+        try:
+            return original(self, cluster_str, task_str, reason)
+        finally:
+            task.container_instance_arn = instance
+
+    EC2ContainerServiceBackend.stop_task = stop_task
+
+
+def delete_cluster_with_tasks() -> None:
+    """DeleteCluster deletes a cluster whose tasks still run in moto 5.2.
+
+    AWS refuses: ClusterContainsTasksException, "You can't delete a cluster that has active tasks" (ECS API
+    reference, DeleteCluster). Here a standalone task (RunTask's, group family:...) that has not stopped holds
+    its cluster; a service's tasks are modelled by service_tasks, which the deleted service leaves behind.
+    """
+    from moto.ecs.exceptions import ECSException
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend.delete_cluster
+
+    def delete_cluster(self, cluster_str):
+        cluster = self._get_cluster(cluster_str)
+        active = [t for t in self.tasks.get(cluster.name, {}).values()
+                  if not str(t.group).startswith("service:") and t.last_status != "STOPPED"]
+        if active:
+            raise ECSException("ClusterContainsTasksException", "The Cluster cannot be deleted while Tasks are active.")
+        return original(self, cluster_str)
+
+    EC2ContainerServiceBackend.delete_cluster = delete_cluster
+
+
 def _ready_after_delay(model, setting: str, **initial) -> bool:
     """For the opt-in slow-resource hooks: stamp every new `model` with the time it turns ready,
     `setting` seconds after creation (and set `initial` attributes). False when the setting is unset."""
@@ -648,6 +698,8 @@ PATCHES = (
     one_off_tasks,
     unplaceable_services,
     service_tasks,
+    stop_task_after_its_instance_left,
+    delete_cluster_with_tasks,
     slow_nat_gateways,
     slow_opensearch_domains,
     idle_dsql_clusters,
