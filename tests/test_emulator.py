@@ -28,6 +28,18 @@ def test_nat_gateways_are_filtered_by_tag(endpoint):
     assert len(ec2.describe_nat_gateways(Filter=[{"Name": "tag-key", "Values": ["Nope"]}])["NatGateways"]) == 0
 
 
+def test_a_deleted_nat_gateway_frees_its_elastic_ip(endpoint):
+    """AWS: "Deleting a public NAT gateway disassociates its Elastic IP address" (EC2 API reference, DeleteNatGateway)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    assert "AssociationId" not in ec2.describe_addresses(AllocationIds=[eip])["Addresses"][0]
+    assert ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["State"] == "available"
+
+
 def test_background_emulator_starts_serves_and_stops(tmp_path, monkeypatch):
     import socket
 

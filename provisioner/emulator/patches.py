@@ -30,6 +30,32 @@ def nat_gateway_tag_filters() -> None:
     NatGatewayBackend.describe_nat_gateways = describe_nat_gateways
 
 
+def nat_gateway_deletion_frees_its_address() -> None:
+    """DeleteNatGateway leaves the Elastic IP associated in moto 5.2, so no NAT gateway can take it again
+    (CreateNatGateway: Resource.AlreadyAssociated).
+
+    AWS: "Deleting a public NAT gateway disassociates its Elastic IP address, but does not release the address
+    from your account" (EC2 API reference, DeleteNatGateway). moto's NAT gateway is deleted at once, so its
+    address is disassociated at once.
+    """
+    from moto.ec2.models.nat_gateways import NatGatewayBackend
+
+    original = NatGatewayBackend.delete_nat_gateway
+
+    def delete_nat_gateway(self, nat_gateway_id):
+        nat = original(self, nat_gateway_id)
+        _free_nat_address(self, nat)
+        return nat
+
+    NatGatewayBackend.delete_nat_gateway = delete_nat_gateway
+
+
+def _free_nat_address(backend, nat) -> None:
+    for address in backend.addresses:
+        if address.eni is not None and address.eni is nat._eni:
+            backend.disassociate_address(association_id=address.association_id)
+
+
 def describe_all_capacity_providers() -> None:
     """DescribeCapacityProviders without `capacityProviders` fails with a 500 in moto 5.2.
 
@@ -505,16 +531,22 @@ NAT_DELAY_SETTING = "PROVISION_EMULATOR_NAT_SECONDS"
 
 
 def slow_nat_gateways() -> None:
-    """An opt-in emulator hook: NAT gateways stay "pending" for a while, as in AWS (minutes there).
+    """An opt-in emulator hook: NAT gateways stay "pending", and then "deleting", for a while, as in AWS
+    (minutes there).
 
-    moto makes every NAT gateway available at once, so nothing would show whether the tool
-    waits for it only where it must. With PROVISION_EMULATOR_NAT_SECONDS set, a new NAT
-    gateway turns available that many seconds after it was created.
+    moto makes every NAT gateway available at once, and deletes it at once, so nothing would show whether
+    the tool waits for it only where it must. With PROVISION_EMULATOR_NAT_SECONDS set, a new NAT gateway
+    turns available that many seconds after it was created, and a deleted one stays "deleting", holding
+    its Elastic IP, as long before it is "deleted" and the address is free.
     """
+    import os
+    import time
+
     from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend
 
     if not _ready_after_delay(NatGateway, NAT_DELAY_SETTING, state="pending"):
         return
+    delay = float(os.environ[NAT_DELAY_SETTING])
     original_describe = NatGatewayBackend.describe_nat_gateways
 
     def describe_nat_gateways(self, filters, nat_gateway_ids):
@@ -522,9 +554,18 @@ def slow_nat_gateways() -> None:
         for nat in found:
             if nat.state == "pending" and _ready(nat):
                 nat.state = "available"
+            if nat.state == "deleting" and _ready(nat):
+                nat.state = "deleted"
+                _free_nat_address(self, nat)
         return found
 
+    def delete_nat_gateway(self, nat_gateway_id):
+        nat = self.nat_gateways[nat_gateway_id]
+        nat.state, nat.ready_at = "deleting", time.monotonic() + delay
+        return nat
+
     NatGatewayBackend.describe_nat_gateways = describe_nat_gateways
+    NatGatewayBackend.delete_nat_gateway = delete_nat_gateway
 
 
 OPENSEARCH_DELAY_SETTING = "PROVISION_EMULATOR_OPENSEARCH_SECONDS"
@@ -686,6 +727,7 @@ def unplaceable_services() -> None:
 
 PATCHES = (
     nat_gateway_tag_filters,
+    nat_gateway_deletion_frees_its_address,
     service_linked_role_names,
     dsql_endpoints,
     describe_all_capacity_providers,
