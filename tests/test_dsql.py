@@ -166,7 +166,8 @@ def test_an_inactive_cluster_is_adopted_and_used_by_up_schema_scale_and_status(m
         up_ok(config, new_aws(), state)
         assert state_record(state)["id"] == existing["arn"]
         assert [r.ok for r in operations.schema(config, new_aws(), state, quiet=True)] == [True, True]
-        assert operations.scale(config, new_aws(), {"history": 1}, state, quiet=True)
+        (history,) = operations.scale(config, new_aws(), {"history": 1}, state, quiet=True)
+        assert (history.service, history.running, history.stable) == ("history", 1, True)
         assert [r for r in operations.status(config, new_aws(), state) if r.status != "ok"] == []
 
 
