@@ -99,16 +99,16 @@ class Cluster(Step):
         to delete a cluster with tasks that are not (DeleteCluster: ClusterContainsTasksException, "You can't
         delete a cluster that has active tasks", ECS API reference)."""
         cluster = ctx.naming.cluster()
-        running = [t["taskArn"] for t in tasks_started_by(ctx.aws, cluster, schema_tasks.STARTED_BY) if still_running(t)]
+        active = [t for t in tasks_started_by(ctx.aws, cluster, schema_tasks.STARTED_BY) if t["lastStatus"] != "STOPPED"]
         ecs = ctx.aws.client("ecs")
-        for arn in running:
+        for arn in [t["taskArn"] for t in active if still_running(t)]:  # the others are stopping already
             ctx.change("stop", "schema task", arn.rsplit("/", 1)[-1], "left running by an interrupted 'provision schema'",
                        act=lambda arn=arn: ecs.stop_task(cluster=cluster, task=arn, reason="provision destroy"))
-        if not running or ctx.dry_run:
+        if not active or ctx.dry_run:
             return
 
         def stopped() -> list | None:
-            described = ecs.describe_tasks(cluster=cluster, tasks=running)["tasks"]
+            described = ecs.describe_tasks(cluster=cluster, tasks=[t["taskArn"] for t in active])["tasks"]
             return described if all(t["lastStatus"] == "STOPPED" for t in described) else None
 
         ctx.say("waiting for the schema tasks to stop")
