@@ -380,6 +380,6 @@ def _summary(changes: list[Change], dry_run: bool) -> str:
     counts: dict[str, int] = {}
     for change in changes:
         counts[change.action] = counts.get(change.action, 0) + 1
-    verb = {"create": "to create", "update": "to update", "delete": "to delete"} if dry_run else {
-        "create": "created", "update": "updated", "delete": "deleted"}
+    verb = {"create": "to create", "update": "to update", "delete": "to delete", "stop": "to stop"} if dry_run else {
+        "create": "created", "update": "updated", "delete": "deleted", "stop": "stopped"}
     return ", ".join(f"{n} {verb[a]}" for a, n in sorted(counts.items()))

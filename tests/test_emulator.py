@@ -1,6 +1,10 @@
 """The embedded emulator: its patches answer as AWS does, and the background server starts and stops."""
 from __future__ import annotations
 
+import json
+import urllib.request
+from contextlib import contextmanager
+
 import boto3
 import botocore.config
 from typer.testing import CliRunner
@@ -24,6 +28,18 @@ def test_nat_gateways_are_filtered_by_tag(endpoint):
     found = ec2.describe_nat_gateways(Filter=[{"Name": "tag:Project", "Values": ["alpha"]}])["NatGateways"]
     assert [{t["Key"]: t["Value"] for t in n["Tags"]}["Project"] for n in found] == ["alpha"]
     assert len(ec2.describe_nat_gateways(Filter=[{"Name": "tag-key", "Values": ["Nope"]}])["NatGateways"]) == 0
+
+
+def test_a_deleted_nat_gateway_frees_its_elastic_ip(endpoint):
+    """AWS: "Deleting a public NAT gateway disassociates its Elastic IP address" (EC2 API reference, DeleteNatGateway)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    assert "AssociationId" not in ec2.describe_addresses(AllocationIds=[eip])["Addresses"][0]
+    assert ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["State"] == "available"
 
 
 def test_background_emulator_starts_serves_and_stops(tmp_path, monkeypatch):
@@ -329,3 +345,46 @@ def test_stop_from_another_directory_names_where_the_emulator_runs_and_stops_it_
         assert not emulator._port_taken(port) and not (emulator_dir / "emulator.json").exists()
     finally:
         emulator.stop(emulator_dir)
+
+
+def standalone_task(ecs, cluster: str) -> tuple[str, str]:
+    """A one-off task on a container instance registered for it: (task ARN, instance ID)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t4g.small")["Instances"][0]
+    ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=json.dumps({"instanceId": instance["InstanceId"]}))
+    ecs.register_task_definition(family="one-off", containerDefinitions=[{"name": "c", "image": "i", "memory": 128}])
+    return ecs.run_task(cluster=cluster, taskDefinition="one-off")["tasks"][0]["taskArn"], instance["InstanceId"]
+
+
+def test_an_ecs_cluster_with_a_running_task_is_not_deleted_and_a_task_stops_after_its_instance_left(endpoint):
+    """AWS: DeleteCluster raises ClusterContainsTasksException while tasks are active; StopTask stops a task
+    whatever became of its instance."""
+    ecs = boto3.client("ecs", region_name=REGION)
+    ecs.create_cluster(clusterName="held")
+    with moto_transition(endpoint, "ecs::task", {"progression": "manual", "times": 1000}):
+        task, instance = standalone_task(ecs, "held")
+        try:
+            ecs.delete_cluster(cluster="held")
+            raise AssertionError("a cluster with a running task was deleted")
+        except ecs.exceptions.ClusterContainsTasksException:
+            pass
+        # The instance goes, and leaves the cluster (the ecs_agent_registration patch); its task is still there.
+        boto3.client("ec2", region_name=REGION).terminate_instances(InstanceIds=[instance])
+        assert ecs.list_container_instances(cluster="held")["containerInstanceArns"] == []
+        assert ecs.stop_task(cluster="held", task=task)["task"]["lastStatus"] == "STOPPED"
+    assert ecs.delete_cluster(cluster="held")["cluster"]["status"] == "INACTIVE"
+
+
+@contextmanager
+def moto_transition(endpoint: str, model: str, transition: dict):
+    def post(action: str, body: dict) -> None:
+        request = urllib.request.Request(f"{endpoint}/moto-api/state-manager/{action}", data=json.dumps(body).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request).close()
+
+    post("set-transition", {"model_name": model, "transition": transition})
+    try:
+        yield
+    finally:
+        post("unset-transition", {"model_name": model})

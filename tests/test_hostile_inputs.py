@@ -729,3 +729,16 @@ def test_a_removed_nat_route_shows_in_status_and_up_restores_it(stack, tmp_path)
         ("nat_route", "private-default", "missing")}
     assert invoke("up", "--config", str(config), "--state", str(stack)).exit_code == 0
     assert invoke("status", "--config", str(config), "--state", str(stack)).exit_code == 0
+
+
+def test_a_nat_gateway_deleted_out_of_band_shows_in_status_and_up_replaces_it(stack, tmp_path):
+    config = tmp_path / "provision.toml"
+    config.write_text(config_text())
+    ec2 = boto3.client("ec2", region_name=REGION)
+    nat = json.loads(stack.read_text())["resources"]["network"]["nat"]["id"]
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    result = invoke("status", "--json", "--config", str(config), "--state", str(stack))
+    assert result.exit_code == 1
+    assert ("network", "nat", "missing") in {(r["step"], r["key"], r["status"]) for r in json.loads(result.stdout)}
+    assert_clean_failure(invoke("up", "--config", str(config), "--state", str(stack)), 0)
+    assert invoke("status", "--config", str(config), "--state", str(stack)).exit_code == 0
