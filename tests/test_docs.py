@@ -42,7 +42,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from provisioner import cli as cli_module
-from provisioner.aws import waiter
 from provisioner.cli import app as cli
 from provisioner.config import Config, ServicesConfig
 from provisioner.emulator import server as emulator
@@ -229,11 +228,9 @@ def readme(tmp_path_factory):
         patch.setenv("FAKE_LOG", str(setup.calls))
         patch.setenv("FAKE_STDIN", str(root / "stdin.txt"))
         patch.chdir(setup.work)
-        waiter.set_backoff(waiter.Backoff(initial=0.2, maximum=0.5, jitter=0))
         try:
             yield setup
         finally:
-            waiter.set_backoff(waiter.DEFAULT_BACKOFF)
             emulator.stop(setup.work / ".provision")  # if a failure left it running
 
 
