@@ -56,6 +56,21 @@ def pytest_configure(config):
     os.environ.setdefault(waiter.POLL_SCALE_SETTING, TEST_POLL_SCALE)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Side by side (pytest-xdist, --dist loadgroup): the tests that share a fixture of their module (a stack
+    built once for a module's read-only tests, the README's emulator) form one group, run by one worker one
+    after another, so it is built once; every other test goes to whichever worker is free. The groups go
+    first: the longest work is handed out while every worker is still free."""
+    grouped = set()
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        definitions = fixtures.name2fixturedefs.values() if fixtures else ()
+        if any(chain and chain[-1].scope == "module" for chain in definitions):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            grouped.add(item)
+    items.sort(key=lambda item: item not in grouped)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
