@@ -291,9 +291,9 @@ def test_a_reset_builds_nothing_and_the_next_call_builds_afresh(monkeypatch):
 
 
 def test_finding_a_requests_account_builds_no_iam_partition(monkeypatch):
-    from moto.iam.models import get_account_id_from
-
     iam_backends, built = emulator_in_this_process(monkeypatch)
+    # Imported once patched, as moto's responses import it at each request.
+    from moto.iam.models import get_account_id_from
     user = iam_backends["210987654321"]["aws"].create_user("global", "alice", "/", None)
     key = iam_backends["210987654321"]["aws"].create_access_key(user.name)
     built.clear()

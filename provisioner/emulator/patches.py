@@ -571,12 +571,18 @@ def reset_drops_the_account() -> None:
     """moto's reset (POST /moto-api/reset) rebuilds every backend it holds, then drops them all (moto 5.2,
     BackendDict.reset): each IAM partition reloads AWS's ~1,300 managed policies and each EC2 region its
     ~5,000 public images, about 2 s of CPU, only to be thrown away. Dropping them at once is the same reset:
-    the next call builds afresh what it uses, as it did. The tests reset before each test."""
-    from moto.core.base_backend import BackendDict, backend_lock
+    the next call builds afresh what it uses, as it did. A backend with a reset of its own still runs it for
+    its cleanup (S3's: the account-wide index of bucket names, its temporary files). The tests reset before
+    each test."""
+    from moto.core.base_backend import BackendDict, BaseBackend, backend_lock
 
     def reset(cls) -> None:
         with backend_lock:
             for backend in BackendDict._instances:
+                for account in backend.values():
+                    for region in account.values():
+                        if type(region).reset is not BaseBackend.reset:
+                            region.reset()
                 backend.clear()
             BackendDict._instances.clear()
 
