@@ -388,3 +388,71 @@ def moto_transition(endpoint: str, model: str, transition: dict):
         yield
     finally:
         post("unset-transition", {"model_name": model})
+
+
+def test_a_reset_empties_the_account_and_keeps_aws_managed_policies(endpoint):
+    from tests.conftest import reset_account
+
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_role(RoleName="made-before-reset", AssumeRolePolicyDocument="{}")
+    reset_account(endpoint)
+    assert [role["RoleName"] for role in iam.list_roles()["Roles"]] == []
+    managed = iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
+    assert managed["Policy"]["PolicyName"] == "AmazonECSTaskExecutionRolePolicy"
+
+
+def emulator_in_this_process(monkeypatch):
+    """moto with the patches, in this process: to see what its backends do, which the server cannot show."""
+    from provisioner.emulator import patches
+
+    for name, value in emulator.MOTO_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    patches.apply()
+    from moto.core.base_backend import BackendDict
+    from moto.iam.models import IAMBackend, iam_backends
+
+    built: list[str] = []
+    original = IAMBackend.__init__
+
+    def counting(self, region_name, account_id):
+        built.append(region_name)
+        original(self, region_name, account_id)
+
+    monkeypatch.setattr(IAMBackend, "__init__", counting)
+    BackendDict.reset()
+    return iam_backends, built
+
+
+def test_a_reset_builds_nothing_and_the_next_call_builds_afresh(monkeypatch):
+    from moto.core.base_backend import BackendDict
+
+    iam_backends, built = emulator_in_this_process(monkeypatch)
+    iam_backends["123456789012"]["aws"].create_role("old", "{}", "/", None, "", [], None)
+    built.clear()
+    BackendDict.reset()
+    assert built == [] and not iam_backends
+    assert iam_backends["123456789012"]["aws"].roles == {}
+    assert built == ["aws"]
+
+
+def test_finding_a_requests_account_builds_no_iam_partition(monkeypatch):
+    iam_backends, built = emulator_in_this_process(monkeypatch)
+    # Imported once patched, as moto's responses import it at each request.
+    from moto.iam.models import get_account_id_from
+    user = iam_backends["210987654321"]["aws"].create_user("global", "alice", "/", None)
+    key = iam_backends["210987654321"]["aws"].create_access_key(user.name)
+    built.clear()
+    assert get_account_id_from(key.access_key_id) == "210987654321"
+    assert get_account_id_from("AKIANOBODYSKEY000000") == "123456789012"
+    assert built == [] and list(iam_backends["210987654321"]) == ["aws"]
+
+
+def test_each_iam_backend_has_its_own_managed_policies_from_one_table(monkeypatch):
+    iam_backends, _ = emulator_in_this_process(monkeypatch)
+    first, second = iam_backends["123456789012"]["aws"], iam_backends["210987654321"]["aws"]
+    arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    assert len(first.aws_managed_policies) > 1000
+    mine, theirs = first.managed_policies[arn], second.managed_policies[arn]
+    assert mine is not theirs and mine.versions[0].document == theirs.versions[0].document
+    mine.attachment_count += 1
+    assert theirs.attachment_count == 0

@@ -757,6 +757,69 @@ def call_latency() -> None:
     DomainDispatcherApplication.__call__ = __call__
 
 
+def reset_drops_the_account() -> None:
+    """moto's reset (POST /moto-api/reset) rebuilds every backend it holds, then drops them all (moto 5.2,
+    BackendDict.reset): each IAM partition reloads AWS's ~1,300 managed policies and each EC2 region its
+    ~5,000 public images, about 2 s of CPU, only to be thrown away. Dropping them at once is the same reset:
+    the next call builds afresh what it uses, as it did. A backend with a reset of its own still runs it for
+    its cleanup (S3's: the account-wide index of bucket names, its temporary files). The tests reset before
+    each test."""
+    from moto.core.base_backend import BackendDict, BaseBackend, backend_lock
+
+    def reset(cls) -> None:
+        with backend_lock:
+            for backend in BackendDict._instances:
+                for account in backend.values():
+                    for region in account.values():
+                        if type(region).reset is not BaseBackend.reset:
+                            region.reset()
+                backend.clear()
+            BackendDict._instances.clear()
+
+    BackendDict.reset = classmethod(reset)
+
+
+def account_lookup_builds_nothing() -> None:
+    """moto finds the account of every request by looking for its access key in each IAM partition of each
+    account (get_account_id_from), and so builds all six partitions (aws, aws-cn, aws-us-gov, ...), each
+    loading AWS's managed policies, after every reset: over 1 s of CPU. A key can only be in a partition that
+    exists; looking in those alone gives the same answer."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam import models as iam
+
+    def get_account_id_from(access_key: str) -> str:
+        for account_id, account in list(iam.iam_backends.items()):
+            for partition in list(account.values()):
+                if access_key in partition.access_keys:
+                    return account_id
+        return DEFAULT_ACCOUNT_ID
+
+    iam.get_account_id_from = get_account_id_from
+
+
+def managed_policies_parsed_once() -> None:
+    """Each new IAM backend parses moto's whole table of AWS managed policies (several MB of JSON) again.
+    The table never changes: parsed once, each backend still makes its own policy objects from it."""
+    import json
+    from functools import cache
+
+    from moto.iam import models as iam
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.settings import load_iam_aws_managed_policies
+
+    @cache
+    def table() -> dict:
+        return json.loads(aws_managed_policies_data)
+
+    def _init_aws_policies(self):
+        if not load_iam_aws_managed_policies():
+            return []
+        return [iam.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+                for name, data in table().items()]
+
+    iam.IAMBackend._init_aws_policies = _init_aws_policies
+
+
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
 
 
@@ -818,6 +881,9 @@ PATCHES = (
     slow_opensearch_domains,
     idle_dsql_clusters,
     call_latency,
+    reset_drops_the_account,
+    account_lookup_builds_nothing,
+    managed_policies_parsed_once,
 )
 
 
