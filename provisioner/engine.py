@@ -394,8 +394,12 @@ class Engine:
                     ) from None
                 for future in finished:
                     name = running.pop(future)
-                    if future.exception() is None:
+                    failure = future.exception()
+                    if failure is None:
                         done.add(name)
+                    elif all(failed != name for failed, _ in errors):
+                        # Raised after the step's own work (its progress line): still a failure to report.
+                        errors.append((name, failure))
         for name in order:
             if name not in started:
                 self.reporter.skip(name)

@@ -174,3 +174,22 @@ def test_a_plan_goes_on_past_a_failed_step_and_reports_it(engine):
     result = engine(network, cluster).plan()
     assert [step for step, _ in result.errors] == ["network"]
     assert cluster.ran == ["plan"]
+
+
+class FinishFails(Journal):
+    """A display whose success line fails: the step's work is done, the run is not."""
+
+    def finish(self, step: str, ok: bool, message: str = "") -> None:
+        super().finish(step, ok, message)
+        if ok and step == "network":
+            raise StepFailed("the progress line of network failed")
+
+
+def test_a_failure_after_a_steps_work_is_reported_not_taken_for_success(engine):
+    made = engine(Recorded("network"), Recorded("cluster", "network"))
+    made.reporter = FinishFails()
+    result = made.apply()
+    assert not result.ok
+    assert [(step, str(error)) for step, error in result.errors] == [
+        ("network", "the progress line of network failed")]
+    assert made.reporter.steps("skip") == ["cluster"]
