@@ -49,11 +49,12 @@ def handled() -> Iterator[None]:
         EndpointConnectionError,
         NoCredentialsError,
     )
+    from botocore.parsers import ResponseParserError
 
     from provisioner.commands.scale import BadArguments
     from provisioner.config import ConfigError
     from provisioner.engine import Interrupted
-    from provisioner.errors import BadInput, ProvisionError, aws_failure
+    from provisioner.errors import BadInput, ProvisionError, aws_failure, one_line
     from state import StateError, StateInvalid
 
     try:
@@ -79,6 +80,9 @@ def handled() -> Iterator[None]:
         raise fail(f"{exc}. If you use the embedded emulator, start it: 'provision emulator start'.") from None
     except (ClientError, BotoCoreError) as exc:
         raise fail(f"{aws_failure('call AWS', exc)}. Check your credentials, region and permissions.") from None
+    except ResponseParserError as exc:  # not a BotoCoreError: an endpoint that is no AWS API (a proxy page)
+        raise fail(f"the endpoint's answer is not an AWS API response ({one_line(str(exc), 200)}). Check "
+                   "AWS_ENDPOINT_URL and any proxy in between.") from None
     except KeyboardInterrupt:
         raise fail("Interrupted. What was created is in the state; run the same command again to resume.",
                    EXIT_INTERRUPTED) from None

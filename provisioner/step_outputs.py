@@ -71,14 +71,18 @@ class Recorded:
         """IDs of the records whose attributes match, sorted; at least one outside a plan."""
         return self.each("id", **match)
 
-    def each(self, attribute: str, required: bool = True, **match: Any) -> tuple[Any, ...]:
-        """`attribute` of every record whose attributes match, sorted; unless not `required`, at least one
-        outside a plan."""
+    def each(self, attribute: str, **match: Any) -> tuple[Any, ...]:
+        """`attribute` of every record whose attributes match, sorted; at least one outside a plan."""
         found = tuple(sorted(r[attribute] for r in self._records.values()
                              if attribute in r and all(r.get(k) == v for k, v in match.items())))
-        if required and not found and not self.planning:
+        if not found and not self.planning:
             raise NotRecorded(self.step, " and ".join(f"{k}={v}" for k, v in match.items()))
         return found
+
+    def pairs(self, key_attribute: str, value_attribute: str, **match: Any) -> dict[Any, Any]:
+        """{key_attribute: value_attribute} of the records whose attributes match and that hold both; maybe none."""
+        return {r[key_attribute]: r[value_attribute] for r in self._records.values()
+                if key_attribute in r and value_attribute in r and all(r.get(k) == v for k, v in match.items())}
 
     def by_prefix(self, prefix: str, attribute: str = "id") -> dict[str, str]:
         """`attribute` of every record whose key starts with `prefix`, by the rest of the key."""

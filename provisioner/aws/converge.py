@@ -71,6 +71,10 @@ def ensure(
     """
     recorded_id = ctx.state.id_of(ctx.step, key)
     item = live(ctx, kind, recorded_id) if recorded_id else None
+    if item is not None and not _belongs(ctx, kind, item):
+        # An account-wide resource recorded but not this region's (a role from before region-named IAM,
+        # which another region's stack may share): left alone, this stack's own is found or created.
+        item = None
     if item is None:
         matches = kind.find(ctx.aws, ctx.naming, key, name)
         if len(matches) > 1:
@@ -106,6 +110,12 @@ def differs(current: Any, desired: Any) -> bool:
     return current != desired
 
 
+def _belongs(ctx, kind: Kind, item: dict) -> bool:
+    """Only account-wide kinds (IAM) can be another region's; every regional resource is this region's."""
+    belongs = getattr(kind, "belongs", None)
+    return belongs is None or belongs(ctx.naming, item)
+
+
 def _tagged(ctx, kind: Kind) -> Iterator[tuple[str, dict]]:
     """(logical key, item) for every live resource of `kind` tagged for this project and step."""
     for item in kind.find(ctx.aws, ctx.naming):
@@ -128,7 +138,8 @@ def owned(ctx, kind: Kind) -> dict[str, tuple[str, dict]]:
     records = [(key, record) for key, record in ctx.state.step_records(ctx.step).items() if record.get("kind") == kind.kind]
     described = side_by_side(records, lambda entry: live(ctx, kind, entry[1]["id"]))
     for (key, record), item in zip(records, described):
-        if item is None:
+        if item is None or not _belongs(ctx, kind, item):
+            # Gone, or another region's account-wide resource (never deleted from here): not this stack's.
             ctx.state.forget(ctx.step, key)
         else:
             found[record["id"]] = (key, item)

@@ -17,7 +17,14 @@ from provisioner.aws.kinds import register
 from provisioner.aws.session import Aws, side_by_side
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
-from provisioner.naming import MANAGED_BY, TAG_KEY, TAG_MANAGED_BY, TAG_PROJECT, Naming
+from provisioner.naming import (
+    MANAGED_BY,
+    TAG_KEY,
+    TAG_MANAGED_BY,
+    TAG_PROJECT,
+    TAG_REGION,
+    Naming,
+)
 
 
 def tag_dict(tags: Any) -> dict[str, str]:
@@ -35,11 +42,13 @@ def with_tags(item: dict, tags: Any = None) -> dict:
     return item | {"_tags": tag_dict(item.get("Tags", item.get("tags")) if tags is None else tags)}
 
 
-def ours(naming: Naming, tags: dict[str, str], key: str | None = None) -> bool:
+def ours(naming: Naming, tags: dict[str, str], key: str | None = None, global_scope: bool = False) -> bool:
+    """Tagged as this project's (and `key`'s); an account-wide resource also as this region's stack's."""
     return (
         tags.get(TAG_PROJECT) == naming.project
         and tags.get(TAG_MANAGED_BY) == MANAGED_BY
         and (key is None or tags.get(TAG_KEY) == key)
+        and (not global_scope or tags.get(TAG_REGION) == naming.region)
     )
 
 
@@ -60,6 +69,13 @@ class NamedKind:
 
     # Read at the start of a run (Engine.read_ahead): the steps read it by its recorded ID.
     read_ahead: bool = True
+    # Account-wide (IAM): the same project's stacks in other regions see it too, so a stack owns only
+    # those tagged with its own region (Naming.global_tags), never adopting or deleting another's.
+    global_scope: bool = False
+
+    def belongs(self, naming: Naming, item: dict) -> bool:
+        """Whether this region's stack of the project owns the item (always, for a regional kind)."""
+        return not self.global_scope or ours(naming, item["_tags"], global_scope=True)
 
     @property
     def batched(self) -> bool:
@@ -84,13 +100,14 @@ class NamedKind:
             # Kinds without a name (a DSQL cluster) are found by their tags alone.
             if self.list_all is None:
                 return []
-            return [i for i in self.list_all(aws, naming) if ours(naming, i["_tags"], key)]
+            return [i for i in self.list_all(aws, naming) if ours(naming, i["_tags"], key, self.global_scope)]
         item = self.get(aws, name)
         if item is None:
             return []
-        if not ours(naming, item["_tags"], key):
+        if not ours(naming, item["_tags"], key, self.global_scope):
+            owner = f" in {naming.region}" if self.global_scope else ""
             raise ProvisionError(
-                f"A {self.noun} named {name} already exists but is not tagged as this project's {key}. "
+                f"A {self.noun} named {name} already exists but is not tagged as this project's {key}{owner}. "
                 "Rename the project in the config, or delete that resource if it is a leftover."
             )
         return [item]
@@ -181,12 +198,14 @@ def _delete_profile(aws: Aws, profile: str) -> None:
 
 
 def iam_path(naming: Naming) -> str:
-    """Every role and profile lives under /<project>/, so the project's IAM can be listed."""
+    """Every role and profile lives under /<project>/, so the project's IAM can be listed (every region's
+    stack of the project shares the path; the ProvisionRegion tag tells them apart)."""
     return f"/{naming.project}/"
 
 
 IAM_ROLE = register(NamedKind(
     "iam-role", "IAM role", _get_role, "Arn", _delete_role, _list_roles, ("NoSuchEntity",), "iam", _roles_by_arn,
+    global_scope=True,
 ))
 def _get_service_linked_role(aws: Aws, role: str) -> dict:
     return with_tags(aws.client("iam").get_role(RoleName=_last(role))["Role"])
@@ -205,7 +224,7 @@ SERVICE_LINKED_ROLE = register(NamedKind(
 ))
 INSTANCE_PROFILE = register(NamedKind(
     "instance-profile", "instance profile", _get_profile, "Arn", _delete_profile, _list_profiles, ("NoSuchEntity",),
-    service="iam",
+    service="iam", global_scope=True,
 ))
 
 
@@ -460,6 +479,32 @@ ECS_SERVICE = register(NamedKind(
 ))
 
 
+def tasks_started_by(aws: Aws, cluster: str, started_by: str) -> list[dict]:
+    """The tasks of the cluster started with `started_by`, described, stopped ones included where ECS still lists
+    them; none when the cluster is gone. ListTasks gets startedBy alone: "When you specify startedBy as the
+    filter, it must be the only filter that you use" (ECS API reference, ListTasks); callers match the task
+    definition on what DescribeTasks answers (up to 100 tasks a call)."""
+    ecs = aws.client("ecs")
+    try:
+        arns = [arn for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, startedBy=started_by)
+                for arn in page["taskArns"]]
+        return [task for batch in _batches(arns, 100) for task in ecs.describe_tasks(cluster=cluster, tasks=batch)["tasks"]]
+    except ClientError as exc:
+        if error_code(exc) == "ClusterNotFoundException":
+            return []
+        raise aws_failure(f"list the tasks of {cluster} started by {started_by}", exc) from exc
+
+
+def task_family(task: dict) -> str:
+    """The task definition family of a described task (…:task-definition/<family>:<revision>)."""
+    return task["taskDefinitionArn"].rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def still_running(task: dict) -> bool:
+    """Not stopped, nor on its way there."""
+    return task.get("lastStatus") != "STOPPED" and task.get("desiredStatus") != "STOPPED"
+
+
 # -- Auto Scaling -------------------------------------------------------------------------
 
 def _get_asg(aws: Aws, name: str) -> dict | None:
@@ -576,15 +621,18 @@ DSQL_CLUSTER = register(NamedKind(
     not_found=("ResourceNotFoundException",),
     service="dsql",
 ))
-# Usable states: IDLE is a cluster that scaled to zero, and wakes on the first connection.
-DSQL_USABLE = ("ACTIVE", "IDLE")
+# Usable states (Aurora DSQL user guide, "Aurora DSQL cluster lifecycle"): IDLE is a cluster that scaled
+# its resources down, INACTIVE one idle for a prolonged period, scaled to zero with its data preserved.
+# A connection brings either back to ACTIVE, so both are used as they are (botocore's ClusterStatus enum:
+# CREATING, ACTIVE, IDLE, INACTIVE, UPDATING, DELETING, DELETED, FAILED, PENDING_SETUP, PENDING_DELETE).
+DSQL_USABLE = ("ACTIVE", "IDLE", "INACTIVE")
 
 
 def wait_dsql_usable(aws: Aws, arn: str, timeout: float, say: Callable[[str], None]) -> dict:
-    """The cluster once ACTIVE (or IDLE); fails at once if it failed or is being deleted."""
+    """The cluster once usable (ACTIVE, IDLE or INACTIVE); fails at once if it failed or is being deleted."""
     def probe() -> dict | None:
         cluster = DSQL_CLUSTER.get(aws, arn)
-        if cluster is None or cluster["status"] in ("FAILED", "INACTIVE"):
+        if cluster is None or cluster["status"] == "FAILED":
             raise WaitFailed(f"the Aurora DSQL cluster {arn} is {cluster['status'] if cluster else 'gone'}")
         if cluster["status"] in DSQL_USABLE:
             return cluster

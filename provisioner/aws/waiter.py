@@ -8,6 +8,8 @@ few seconds after it is created, an EIP not yet visible, ...).
 """
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, TypeVar
 
@@ -22,27 +24,60 @@ from tenacity import (
 )
 from tenacity.nap import sleep as _sleep
 
-from provisioner.errors import ProvisionError, client_error, error_code
+from provisioner.errors import BadInput, ProvisionError, client_error, error_code
 
 T = TypeVar("T")
 
 
+# Every interval of this module (polls, eventual-consistency retries, the look again after a lost answer)
+# is multiplied by this setting, read at each wait so that child processes (the CLI run by a test) inherit
+# it. Unset, it is 1: AWS wants the real intervals. The tests set it near zero (tests/conftest.py): the
+# emulator answers at once, and waiting on it seconds at a time only slows them.
+POLL_SCALE_SETTING = "PROVISION_POLL_SCALE"
+
+
 @dataclass(frozen=True)
 class Backoff:
-    """Polling cadence; tests and the emulator shorten it, AWS wants the defaults."""
+    """Polling cadence: a first wait, doubled each time up to a maximum, plus up to `jitter` at random."""
 
     initial: float = 2.0
     maximum: float = 20.0
     jitter: float = 1.0
 
+    def scaled(self, factor: float) -> Backoff:
+        return Backoff(self.initial * factor, self.maximum * factor, self.jitter * factor)
+
 
 DEFAULT_BACKOFF = Backoff()
+# For a local process (the emulator starting or exiting): it answers in milliseconds, not AWS's seconds.
+LOCAL_BACKOFF = Backoff(initial=0.05, maximum=1.0, jitter=0.05)
 _backoff = DEFAULT_BACKOFF
 
 
 def set_backoff(backoff: Backoff) -> None:
+    """Another cadence for this process (POLL_SCALE_SETTING still applies to it)."""
     global _backoff
     _backoff = backoff
+
+
+def poll_scale() -> float:
+    """POLL_SCALE_SETTING: a number from 0 to 1, 1 when unset."""
+    raw = os.environ.get(POLL_SCALE_SETTING, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = math.nan
+    if not 0 <= scale <= 1:
+        raise BadInput(f"{POLL_SCALE_SETTING}={raw!r} is not a number from 0 to 1. Unset it (AWS needs the "
+                       "real intervals), or give a fraction like 0.01 to poll the embedded emulator faster.")
+    return scale
+
+
+def current_backoff() -> Backoff:
+    """The cadence waits and retries use now: the process's, times POLL_SCALE_SETTING."""
+    return _backoff.scaled(poll_scale())
 
 
 class WaitFailed(ProvisionError):
@@ -59,8 +94,9 @@ def pause(seconds: float) -> None:
     _sleep(seconds)
 
 
-def _wait():
-    return wait_exponential_jitter(multiplier=_backoff.initial, max=_backoff.maximum, jitter=_backoff.jitter)
+def _wait(backoff: Backoff | None = None):
+    backoff = backoff or current_backoff()
+    return wait_exponential_jitter(multiplier=backoff.initial, max=backoff.maximum, jitter=backoff.jitter)
 
 
 def wait_for(
@@ -68,8 +104,10 @@ def wait_for(
     probe: Callable[[], T | None],
     timeout: float,
     on_poll: Callable[[int], None] | None = None,
+    backoff: Backoff | None = None,
 ) -> T:
-    """Call `probe` until it returns something other than None, within `timeout` seconds.
+    """Call `probe` until it returns something other than None, within `timeout` seconds (polled at
+    `backoff`, else the cadence set for AWS).
 
     `probe` raises WaitFailed for a terminal bad state; any other error ends the wait at once
     (a throttled describe is retried inside botocore, never taken as success).
@@ -87,7 +125,7 @@ def wait_for(
         return Retrying(
             retry=retry_if_result(lambda result: result is None),
             stop=stop_after_delay(timeout),
-            wait=_wait(),
+            wait=_wait(backoff),
             reraise=True,
         )(counted)
     except RetryError:

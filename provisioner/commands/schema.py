@@ -4,7 +4,8 @@
 reach the cluster and the domain, a security group that takes no traffic, a log group); this command
 waits until the DSQL cluster and the OpenSearch domain can be used, runs both tasks side by side on node
 C (private subnets, no public IP), waits for them to stop and reports each one's exit code and the end of
-its log. Both tasks are safe to run again: on a current schema they change nothing.
+its log. Both tasks are safe to run again: on a current schema they change nothing. A task an interrupted
+run left running is waited for rather than started a second time; `destroy` stops any still running.
 """
 from __future__ import annotations
 
@@ -16,13 +17,19 @@ from botocore.exceptions import ClientError
 
 from provisioner import operations
 from provisioner.aws.converge import create_without_twins
-from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN, wait_dsql_usable
+from provisioner.aws.named_kinds import (
+    OPENSEARCH_DOMAIN,
+    still_running,
+    task_family,
+    tasks_started_by,
+    wait_dsql_usable,
+)
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.aws.session import Aws
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
 from provisioner.engine import Engine
-from provisioner.errors import ProvisionError, aws_failure, error_code
+from provisioner.errors import BadInput, ProvisionError, aws_failure, error_code
 from provisioner.step_outputs import NotRecorded, StepOutputs
 from provisioner.temporal import schema_tasks
 from state import RecordedState
@@ -33,7 +40,6 @@ from steps.opensearch import OpenSearchOutputs
 from steps.security_groups import SecurityGroupOutputs
 from steps.task_definitions import TaskDefinitionOutputs
 
-STARTED_BY = "provision-schema"
 LOG_TAIL = 20
 # Where the schema tasks run: node C, the worker's group, which has room to spare.
 NODE_GROUP = "worker"
@@ -82,7 +88,7 @@ def needed(state: RecordedState) -> Needed:
 
     missing = [what for outputs, what in NEEDED_WHAT.items() if not recorded(outputs)]
     if missing:
-        raise ProvisionError(f"{', '.join(missing)} not made yet: run 'provision up' first, then 'provision schema'.")
+        raise BadInput(f"{', '.join(missing)} not made yet: run 'provision up' first, then 'provision schema'.")
     return Needed(ClusterOutputs.of(state), DsqlOutputs.of(state), OpenSearchOutputs.of(state),
                   NetworkOutputs.of(state), SecurityGroupOutputs.of(state), TaskDefinitionOutputs.of(state))
 
@@ -112,21 +118,30 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
     ecs = aws.client("ecs")
     cluster = made.cluster.cluster_name
     subnets = list(made.network.private_subnet_ids)
+    # What an earlier run started: one still running (that run was interrupted) is waited for, not started again.
+    earlier = tasks_started_by(aws, cluster, schema_tasks.STARTED_BY)
     started: dict[str, str] = {}
     for task in schema_tasks.SCHEMA_TASKS:
         reporter.start(task, f"{task} schema task")
         definition = made.definitions.schema_tasks[task]
+        running = [t for t in earlier if task_family(t) == definition.family and still_running(t)]
+        if running:
+            started[task] = running[0]["taskArn"]
+            reporter.update(task, "already running, started by an earlier run: waiting for it")
+            continue
 
-        def running(definition=definition) -> dict | None:
-            # A RunTask whose answer was lost may have started the task: find it before starting another.
-            arns = ecs.list_tasks(cluster=cluster, family=definition.family, startedBy=STARTED_BY)["taskArns"]
-            return {"tasks": [{"taskArn": arns[0]}]} if arns else None
+        def lost_start(definition=definition) -> dict | None:
+            # A RunTask whose answer was lost may have started the task: one this family's tasks did not have before.
+            known = {t["taskArn"] for t in earlier}
+            new = [t for t in tasks_started_by(aws, cluster, schema_tasks.STARTED_BY)
+                   if t["taskArn"] not in known and task_family(t) == definition.family]
+            return {"tasks": new[:1]} if new else None
 
-        response = create_without_twins(lambda task=task: until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda: ecs.run_task(
+        response = create_without_twins(lambda definition=definition: until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda: ecs.run_task(
             cluster=cluster,
             taskDefinition=definition.arn,
             count=1,
-            startedBy=STARTED_BY,
+            startedBy=schema_tasks.STARTED_BY,
             capacityProviderStrategy=[{"capacityProvider": naming.name(f"node-{NODE_GROUP}"), "weight": 1, "base": 0}],
             placementConstraints=[{"type": "memberOf", "expression": f"attribute:workload == {NODE_GROUP}"}],
             networkConfiguration={"awsvpcConfiguration": {
@@ -135,7 +150,7 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
             }},
             enableECSManagedTags=True,
             propagateTags="TASK_DEFINITION",
-        )), running, f"the {task} schema task")
+        )), lost_start, f"the {task} schema task")
         if response.get("failures") or not response.get("tasks"):
             reasons = "; ".join(f"{f.get('reason')} ({f.get('detail', '')})" for f in response.get("failures", []))
             raise ProvisionError(

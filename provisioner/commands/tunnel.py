@@ -53,7 +53,10 @@ class Tunnel:
 def find(engine: Engine, service: str, local_port: int | None) -> Tunnel:
     """A running task of the service: its private IP, and the instance it runs on to go through."""
     ecs = engine.aws.client("ecs")
-    where = service_tasks.locate(engine, service)
+    try:
+        where = service_tasks.locate(engine, service)
+    except ProvisionError as exc:  # the service is not made yet: for a tunnel, input (exit 2)
+        raise BadInput(str(exc)) from None
     arns = ecs.list_tasks(cluster=where.cluster, serviceName=where.service, desiredStatus="RUNNING")["taskArns"]
     tasks = ecs.describe_tasks(cluster=where.cluster, tasks=arns)["tasks"] if arns else []
     for task in tasks:

@@ -16,6 +16,8 @@ from __future__ import annotations
 SCHEMA_TASKS = ("dsql", "visibility")
 # The state setting `provision schema` records once both tasks succeed: the versions it set up.
 SCHEMA_SETTING = "schema"
+# RunTask's startedBy for these tasks: how a rerun finds one still running and `destroy` stops them.
+STARTED_BY = "provision-schema"
 # The seed's size for the set-up task (11.2): a quarter of a vCPU and 512 MiB.
 CPU, MEMORY = 256, 512
 

@@ -19,7 +19,7 @@ from steps.ecs_services import ServicesOutputs
 from steps.network import NetworkOutputs
 from steps.task_definitions import TaskDefinitionOutputs, definition_key
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def context(state: StateStore, dry_run: bool) -> StepContext:

@@ -1,18 +1,9 @@
-"""One bound per run on the AWS requests in flight, whatever the threads that send them; reads ahead that fail
-are reported, not swallowed."""
+"""One bound per run on each client's AWS requests in flight, whatever the threads that send them (CallLimit)."""
 from __future__ import annotations
 
 import threading
 
-from botocore.exceptions import ClientError
-from rich.console import Console
-
 from provisioner.aws.session import MAX_CONCURRENT_CALLS, CallLimit, side_by_side
-from provisioner.engine import Engine
-from provisioner.progress import Reporter
-from state import StateStore
-from steps.network import Network
-from tests.conftest import PROJECT, REGION, make_config, new_aws
 
 
 class Wire:
@@ -63,17 +54,3 @@ def test_side_by_side_nested_in_side_by_side_finishes_within_the_bound():
     assert not outer.is_alive()
     assert wire.sent == 2 * MAX_CONCURRENT_CALLS * (1 + MAX_CONCURRENT_CALLS)
     assert wire.peak <= MAX_CONCURRENT_CALLS
-
-
-def test_a_read_ahead_that_fails_becomes_a_note(endpoint, tmp_path):
-    def deny(**_):
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "DescribeVpcs")
-
-    store = StateStore(tmp_path / "state.json", PROJECT, REGION)
-    with store.locked("up"), Reporter(Console(stderr=True), quiet=True) as reporter:
-        store.put("network", "vpc", "vpc-0123456789abcdef0", kind="vpc")
-        engine = Engine([Network()], make_config(), new_aws(("before-call.ec2.DescribeVpcs", deny)), store, reporter)
-        engine.read_ahead().join()
-    assert len(engine.notes) == 1
-    assert "describing VPC vpc-0123456789abcdef0 failed" in engine.notes[0]
-    assert "AccessDenied" in engine.notes[0]
