@@ -13,7 +13,7 @@ dataclasses only read them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import AbstractSet, Any, ClassVar, TypeVar
 
 from provisioner.errors import ProvisionError
@@ -90,15 +90,21 @@ class Recorded:
                 if key.startswith(prefix) and attribute in record}
 
 
+def recorded_as(key: str, attribute: str = "id") -> Any:
+    """An output field that is `attribute` of the step's record `key`: what `StepOutputs.read` fills it with."""
+    return field(metadata={"key": key, "attribute": attribute})
+
+
 @dataclass(frozen=True)
 class StepOutputs:
-    """Base of each step's outputs: subclasses are frozen dataclasses naming their `step` and how to `read` it."""
+    """Base of each step's outputs: subclasses are frozen dataclasses naming their `step`. A field declared
+    with `recorded_as(key, attribute)` is read from that record; a class with other fields overrides `read`."""
 
     step: ClassVar[str]
 
     @classmethod
     def read(cls: type[O], recorded: Recorded) -> O:
-        raise NotImplementedError
+        return cls(**{f.name: recorded.value(f.metadata["key"], f.metadata["attribute"]) for f in fields(cls)})
 
     @classmethod
     def of(cls: type[O], state: RecordedState, planning: bool = False,

@@ -19,7 +19,7 @@ from provisioner.aws.named_kinds import (
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.aws.waiter import wait_for
 from provisioner.engine import Step, StepContext
-from provisioner.step_outputs import Recorded, StepOutputs, known
+from provisioner.step_outputs import StepOutputs, known, recorded_as
 from provisioner.temporal import schema_tasks
 from steps.logs import LogsOutputs
 
@@ -32,14 +32,9 @@ class ClusterOutputs(StepOutputs):
     """The ECS cluster the services and tasks run in, and the Service Connect namespace they join."""
 
     step = "cluster"
-    cluster_arn: str
-    cluster_name: str
-    namespace_arn: str
-
-    @classmethod
-    def read(cls, recorded: Recorded) -> ClusterOutputs:
-        return cls(recorded.value(CLUSTER_KEY), recorded.value(CLUSTER_KEY, "name"),
-                   recorded.value(NAMESPACE_KEY, "arn"))
+    cluster_arn: str = recorded_as(CLUSTER_KEY)
+    cluster_name: str = recorded_as(CLUSTER_KEY, "name")
+    namespace_arn: str = recorded_as(NAMESPACE_KEY, "arn")
 
 
 def desired_cluster(namespace_arn: str | None, exec_log_group: str) -> dict:

@@ -19,7 +19,7 @@ from provisioner.aws.named_kinds import (
 )
 from provisioner.engine import Step, StepContext
 from provisioner.naming import TAG_REGION
-from provisioner.step_outputs import Recorded, StepOutputs, known
+from provisioner.step_outputs import StepOutputs, known, recorded_as
 from steps.dsql import DsqlOutputs
 from steps.logs import LogsOutputs
 from steps.metrics_config import COLLECTOR_PARAMETER, GRAFANA_PARAMETERS
@@ -216,31 +216,16 @@ class IamOutputs(StepOutputs):
     """The ARN of each role the tasks and nodes run as, and of the nodes' instance profile."""
 
     step = "iam"
-    execution_role: str
-    grafana_execution_role: str
-    collector_execution_role: str
-    temporal_role: str
-    grafana_role: str
-    collector_role: str
-    ui_role: str
-    schema_role: str
-    instance_role: str
-    instance_profile: str
-
-    @classmethod
-    def read(cls, recorded: Recorded) -> IamOutputs:
-        return cls(
-            execution_role=recorded.value(EXECUTION_ROLE),
-            grafana_execution_role=recorded.value(GRAFANA_EXECUTION_ROLE),
-            collector_execution_role=recorded.value(COLLECTOR_EXECUTION_ROLE),
-            temporal_role=recorded.value(TEMPORAL_ROLE),
-            grafana_role=recorded.value(GRAFANA_ROLE),
-            collector_role=recorded.value(COLLECTOR_ROLE),
-            ui_role=recorded.value(UI_ROLE),
-            schema_role=recorded.value(SCHEMA_ROLE),
-            instance_role=recorded.value(INSTANCE_ROLE),
-            instance_profile=recorded.value(INSTANCE_PROFILE_KEY),
-        )
+    execution_role: str = recorded_as(EXECUTION_ROLE)
+    grafana_execution_role: str = recorded_as(GRAFANA_EXECUTION_ROLE)
+    collector_execution_role: str = recorded_as(COLLECTOR_EXECUTION_ROLE)
+    temporal_role: str = recorded_as(TEMPORAL_ROLE)
+    grafana_role: str = recorded_as(GRAFANA_ROLE)
+    collector_role: str = recorded_as(COLLECTOR_ROLE)
+    ui_role: str = recorded_as(UI_ROLE)
+    schema_role: str = recorded_as(SCHEMA_ROLE)
+    instance_role: str = recorded_as(INSTANCE_ROLE)
+    instance_profile: str = recorded_as(INSTANCE_PROFILE_KEY)
 
 
 def _same(a: dict, b: dict) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import LOG_GROUP
 from provisioner.engine import Step, StepContext
-from provisioner.step_outputs import Recorded, StepOutputs
+from provisioner.step_outputs import StepOutputs, recorded_as
 
 # Every container that logs (the schema tasks share one group), plus the ECS Exec session log.
 LOGGED = ("history", "matching", "frontend", "worker", "ui", "grafana", "adot", "exec", "schema")
@@ -25,11 +25,7 @@ class LogsOutputs(StepOutputs):
     """The ECS Exec session log group, which the cluster names and the task roles write to."""
 
     step = "logs"
-    exec_log_group: str
-
-    @classmethod
-    def read(cls, recorded: Recorded) -> LogsOutputs:
-        return cls(recorded.value(log_key("exec")))
+    exec_log_group: str = recorded_as(log_key("exec"))
 
 
 class Logs(Step):

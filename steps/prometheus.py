@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from provisioner.aws.converge import destroy_kind, ensure
 from provisioner.aws.named_kinds import AMP_WORKSPACE
 from provisioner.engine import Step, StepContext
-from provisioner.step_outputs import Recorded, StepOutputs
+from provisioner.step_outputs import StepOutputs, recorded_as
 
 WORKSPACE = "metrics"
 
@@ -16,12 +16,8 @@ class PrometheusOutputs(StepOutputs):
     """The workspace: its ARN for the roles' policies, its endpoint for the collector and Grafana."""
 
     step = "prometheus"
-    workspace_arn: str
-    endpoint: str
-
-    @classmethod
-    def read(cls, recorded: Recorded) -> PrometheusOutputs:
-        return cls(recorded.value(WORKSPACE, "arn"), recorded.value(WORKSPACE, "endpoint"))
+    workspace_arn: str = recorded_as(WORKSPACE, "arn")
+    endpoint: str = recorded_as(WORKSPACE, "endpoint")
 
 
 class Prometheus(Step):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from provisioner.aws.named_kinds import EXTERNAL_SECRET
 from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput
-from provisioner.step_outputs import Recorded, StepOutputs
+from provisioner.step_outputs import StepOutputs, recorded_as
 
 GRAFANA_SECRET = "grafana-admin"
 # Secrets Manager CreateSecret, Name: 1-512 characters, "ASCII letters, numbers, and the following
@@ -25,11 +25,7 @@ class SecretOutputs(StepOutputs):
     """The ARN of the Grafana admin secret: Grafana's execution role may read it, and ECS injects it."""
 
     step = "secret"
-    grafana_admin_arn: str
-
-    @classmethod
-    def read(cls, recorded: Recorded) -> SecretOutputs:
-        return cls(recorded.value(GRAFANA_SECRET))
+    grafana_admin_arn: str = recorded_as(GRAFANA_SECRET)
 
 
 class Secret(Step):
