@@ -1,9 +1,9 @@
 """Whether each node group can ever hold the tasks asked of it (seed 7.3).
 
-`plan` and `up` check every service's configured replicas (steps/placement.py), `scale` the counts it is
-given (commands/scale.py), by the same rules: each task fits one node, and a group's tasks together need
-no more CPU, memory and network interfaces than its max_size nodes offer. Sums, not bin packing: a
-necessary condition, so a refusal is certain to be right.
+`plan` and `up` check every service's configured replicas and the counts the state records, which `up`
+applies (steps/placement.py), `scale` the counts it is given (commands/scale.py), by the same rules: each
+task fits one node, and a group's tasks together need no more CPU, memory and network interfaces than
+its max_size nodes offer. Sums, not bin packing: a necessary condition, so a refusal is certain to be right.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from provisioner.ecs_layout import (
     TaskSize,
     node_room,
 )
+from provisioner.errors import error_code
 
 TRUNKING_SETTING = "awsvpcTrunking"
 # Node A, B and C, in that order.
@@ -44,14 +45,27 @@ def trunking_limits() -> dict[str, TaskLimit]:
     return {instance_type: TaskLimit(**limits) for instance_type, limits in data["task_limits"].items()}
 
 
-def account_trunking(aws: Aws) -> str:
-    """The awsvpcTrunking value in effect, 'enabled' or 'disabled'.
+def account_trunking(aws: Aws, principal: str) -> str:
+    """The awsvpcTrunking value in effect for `principal`: 'enabled', 'disabled', or 'unknown'.
 
-    effectiveSettings returns the caller's own setting if it has one, else the account default that
-    PutAccountSettingDefault sets (ListAccountSettings API reference); trunking is opt-in, so no
-    answer means disabled (ECS developer guide, container-instance-eni.html).
+    What counts is the setting of the nodes' container instance role, which the ECS agent registers them
+    with: that role's own setting if it has one, else the account default ("it must be set by either the
+    root account, or by the IAM role of the EC2 instances"; ECS developer guide, container-instance-eni.html
+    and ecs-account-settings.html). So `principal` is that role's ARN once it exists, else the root user's,
+    whose setting is the default for every user and role without one of their own (PutAccountSetting API
+    reference) and so the one a new role gets. The operator's own setting never counts.
+    With principalArn and effectiveSettings=true, ECS answers the principal's setting, or the default that
+    applies to it (ListAccountSettings API reference). Trunking is opt-in, so no answer means disabled.
+    ECS lets only the root user or the principal itself ask about a principal ("In order to use this
+    parameter, you must be the root user, or the principal"): a refusal answers 'unknown'.
     """
-    settings = aws.client("ecs").list_account_settings(name=TRUNKING_SETTING, effectiveSettings=True)["settings"]
+    try:
+        settings = aws.client("ecs").list_account_settings(
+            name=TRUNKING_SETTING, principalArn=principal, effectiveSettings=True)["settings"]
+    except ClientError as exc:
+        if error_code(exc) in ("AccessDeniedException", "ClientException", "InvalidParameterException"):
+            return "unknown"
+        raise
     return next((s["value"] for s in settings if s["name"] == TRUNKING_SETTING), "disabled")
 
 
@@ -68,18 +82,25 @@ def instance_types(aws: Aws, types: set[str]) -> list[dict]:
                     lambda: aws.client("ec2").describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"])
 
 
-def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas: bool) -> CapacityCheck:
-    """Read what one node of each group offers, then `placement_problems`.
+def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas: bool,
+          trunking_principal: str) -> CapacityCheck:
+    """Read what one node of each group offers (`node_rooms`), then `placement_problems`."""
+    rooms, warnings = node_rooms(config, aws, trunking_principal)
+    return CapacityCheck(placement_problems(config, rooms, counts, counts_are_replicas), warnings)
 
-    Trunking counts when the config turns it on (up enables it before any node launches) or the account
-    already has it.
+
+def node_rooms(config: Config, aws: Aws, trunking_principal: str) -> tuple[dict[str, NodeRoom], list[str]]:
+    """What one node of each group offers, and warnings about types the trunking table does not list.
+
+    Trunking counts when the config turns it on (up enables it before any node launches) or it is already
+    in effect for the nodes' role (`trunking_principal`: see `account_trunking`).
     """
-    trunking = config.capacity.eni_trunking or account_trunking(aws) == "enabled"
+    trunking = config.capacity.eni_trunking or account_trunking(aws, trunking_principal) == "enabled"
     types = {getattr(config.capacity, g).instance_type for g in NODE_GROUPS}
     try:
         found = instance_types(aws, types)
     except ClientError:
-        return CapacityCheck([], [])  # an unknown type: the capacity step's preflight names it
+        return {}, []  # an unknown type: the capacity step's preflight names it
     specs = {t["InstanceType"]: t for t in found}
     rooms: dict[str, NodeRoom] = {}
     for group in NODE_GROUPS:
@@ -95,7 +116,7 @@ def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas:
         "types (eni-trunking-supported-instance-types) lists it, add it there."
         for instance_type in untrunked
     ]
-    return CapacityCheck(placement_problems(config, rooms, counts, counts_are_replicas), warnings)
+    return rooms, warnings
 
 
 def placement_problems(config: Config, rooms: dict[str, NodeRoom], counts: dict[str, int],

@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from provisioner.ecs_layout import SERVICES
+
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -105,11 +107,12 @@ def handled() -> Iterator[None]:
         EndpointConnectionError,
         NoCredentialsError,
     )
+    from botocore.parsers import ResponseParserError
 
     from provisioner.commands.scale import BadArguments
     from provisioner.config import ConfigError
     from provisioner.engine import Interrupted
-    from provisioner.errors import BadInput, ProvisionError, aws_failure
+    from provisioner.errors import BadInput, ProvisionError, aws_failure, one_line
     from state import StateError, StateInvalid
 
     try:
@@ -135,6 +138,9 @@ def handled() -> Iterator[None]:
         raise fail(f"{exc}. If you use the embedded emulator, start it: 'provision emulator start'.") from None
     except (ClientError, BotoCoreError) as exc:
         raise fail(f"{aws_failure('call AWS', exc)}. Check your credentials, region and permissions.") from None
+    except ResponseParserError as exc:  # not a BotoCoreError: an endpoint that is no AWS API (a proxy page)
+        raise fail(f"the endpoint's answer is not an AWS API response ({one_line(str(exc), 200)}). Check "
+                   "AWS_ENDPOINT_URL and any proxy in between.") from None
     except KeyboardInterrupt:
         raise fail("Interrupted. What was created is in the state; run the same command again to resume.",
                    EXIT_INTERRUPTED) from None
@@ -378,8 +384,8 @@ def outputs(
 @app.command()
 def scale(
     targets: Annotated[list[str], typer.Argument(
-        help="'up' (every service to its configured replicas), 'down' (all to 0), or service=count pairs "
-             "such as history=4 matching=3; services: history, matching, frontend, worker, ui.",
+        help="'up' (every service to its configured replicas) or 'down' (all to 0), alone; or service=count "
+             f"pairs such as history=4 matching=3, each service once; services: {', '.join(SERVICES)}.",
         show_default=False,
     )] = None,
     config: ConfigOption = DEFAULT_CONFIG,
@@ -532,7 +538,7 @@ def build_images(
     from provisioner.commands import build_images as builder
 
     with handled():
-        cfg, aws = load(config, profile)
+        cfg, aws = load(config, profile, check=lambda cfg: builder.check_source(source))  # before any AWS call
         plan = builder.build_images(
             cfg, aws, state, source, dry_run,
             say=lambda line: err.print(f"[bold]{line}[/]", highlight=False, markup=False),
@@ -555,11 +561,25 @@ def build_images(
                       f"  admin_tools_image = \"{tagged['admin-tools']}\"", highlight=False, markup=False)
 
 
+def _secret_name(value: str | None) -> str | None:
+    """--name as Secrets Manager accepts it; an empty name is refused, never replaced by the default."""
+    from provisioner.config import check_secret_name
+
+    if value is None:
+        return value
+    try:
+        return check_secret_name(value)
+    except ValueError as exc:
+        shown = repr(value) if len(value) <= 80 else f"({len(value)} characters)"
+        raise typer.BadParameter(f"{shown} {exc}") from None
+
+
 @app.command("grafana-secret")
 def grafana_secret(
     config: ConfigOption = DEFAULT_CONFIG,
     profile: ProfileOption = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="Secret name (default: grafana.admin_secret_name).")] = None,
+    name: Annotated[Optional[str], typer.Option(
+        "--name", help="Secret name (default: grafana.admin_secret_name).", callback=_secret_name)] = None,
     show_password: Annotated[bool, typer.Option("--show-password", help="Print the admin password.")] = False,
 ) -> None:
     """Create the Grafana admin secret (generated password) once; a second run only reports it."""
@@ -592,7 +612,8 @@ def cost(
 
     with handled():
         cfg = load_config(config)
-        result = costing.estimate(cfg, region or costing.default_region())
+        # An empty --region is a region with no price table, never the default one.
+        result = costing.estimate(cfg, costing.default_region() if region is None else region)
         if as_json:
             out.print_json(data=costing.as_json(result))
             return
@@ -635,13 +656,27 @@ def emulator_env(region: EmulatorRegion = "eu-west-1") -> None:
 
 
 @emulator_app.command("stop")
-def emulator_stop() -> None:
-    """Stop the background emulator (its emulated resources are gone with it)."""
+def emulator_stop(port: Annotated[Optional[int], typer.Option(
+        "--port", min=1024, max=65535, help="Stop the emulator on this port, wherever it was started.")] = None) -> None:
+    """Stop the background emulator started in this directory (its emulated resources are gone with it); returns
+    once it has exited and its port is free."""
     from provisioner.emulator import server as emulator
     from provisioner.operations import STATE_DIR
 
-    stopped = emulator.stop(STATE_DIR)
-    err.print("Emulator stopped." if stopped else "The emulator was not running.")
+    with handled():
+        if port is not None:
+            stopped = emulator.stop_on_port(STATE_DIR, port)
+            err.print(f"Emulator on port {port} stopped." if stopped else
+                      f"No emulator of yours was running on port {port}.", highlight=False)
+            return
+        if emulator.stop(STATE_DIR):
+            err.print("Emulator stopped.")
+            return
+        others = emulator.running_elsewhere()
+        err.print("The emulator was not running here." if others else "The emulator was not running.", highlight=False)
+        for other in others:
+            err.print(f"One runs at {other.endpoint} (pid {other.pid}), started in {other.started_in}: stop it "
+                      f"there, or with 'provision emulator stop --port {other.port}'.", highlight=False, markup=False)
 
 
 def _count(changes, planned: bool = False) -> str:

@@ -6,8 +6,11 @@ typo cannot pass silently, and every error names the key, the value and the fix.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import tomllib
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -25,7 +28,7 @@ from provisioner.temporal import versions
 from provisioner.temporal.versions import DEFAULT as DEFAULT_VERSION
 from provisioner.temporal.versions import tag_version
 from state.location import is_s3_url, parse_s3_url
-from state.store import StateInvalid
+from state.store import StateInvalid, read_regular_file
 
 # Lower-case letters, digits and hyphens, starting with a letter: the common
 # subset accepted by every AWS name this project derives from it (ECS cluster,
@@ -39,15 +42,31 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+# Ranges AWS does not assign to a VPC. The VPC user guide (vpc-cidr-blocks.html) allows any block from /16 to
+# /28, RFC 1918 or publicly routable, and names 169.254.0.0/16: "CIDR blocks from the link local block are
+# reserved as described in RFC 5735 and cannot be assigned to VPCs". The others are RFC 5735's special-use
+# blocks that are neither private nor publicly routable unicast addresses, which CreateVpc refuses likewise.
+RESERVED_RANGES = {
+    ipaddress.ip_network("0.0.0.0/8"): "'this network', RFC 5735",
+    ipaddress.ip_network("127.0.0.0/8"): "loopback, RFC 5735",
+    ipaddress.ip_network("169.254.0.0/16"): "link local, RFC 5735",
+    ipaddress.ip_network("224.0.0.0/4"): "multicast, RFC 5735",
+    ipaddress.ip_network("240.0.0.0/4"): "reserved for future use, RFC 5735",
+}
+
+
 class NetworkConfig(Strict):
-    vpc_cidr: str = Field("10.0.0.0/16", description="CIDR block of the VPC.")
+    vpc_cidr: str = Field(
+        "10.0.0.0/16", description="CIDR block of the VPC, /16 to /24, not in a range AWS reserves (like 169.254.0.0/16)."
+    )
     availability_zones: list[str] = Field(
         default_factory=list,
         description="Availability zones, one per private subnet; empty takes the region's first zones.",
     )
     private_subnet_cidrs: list[str] = Field(
         default_factory=lambda: ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"],
-        description="One private subnet per availability zone (at least two).",
+        description="One private subnet per availability zone (at least two), each large enough for its endpoint "
+        "interfaces, and together for every node, task and OpenSearch node ('validate' counts them).",
     )
     public_subnet_cidr: str = Field(
         "10.0.255.0/28", description="The small public subnet that holds only the NAT gateway."
@@ -73,6 +92,18 @@ class NetworkConfig(Strict):
                 raise ValueError(f"{zone!r} is not an availability zone name (like 'eu-west-1a')")
         if len(set(value)) != len(value):
             raise ValueError("lists a zone twice; each private subnet needs its own zone")
+        return value
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_range(cls, value: str) -> str:
+        network = ipaddress.ip_network(value)
+        for reserved, what in RESERVED_RANGES.items():
+            if network.overlaps(reserved):
+                raise ValueError(
+                    f"lies in {reserved} ({what}), which AWS does not assign to a VPC; pick a private range "
+                    "(RFC 1918) like 10.0.0.0/16, 172.16.0.0/16 or 192.168.0.0/16"
+                )
         return value
 
     @model_validator(mode="after")
@@ -182,7 +213,31 @@ IMAGE_REFERENCE = re.compile(
 )
 
 
+# ECS API reference, ContainerDefinition.image (botocore's ecs service-2.json): "For images using tags
+# (repository-url/image:tag), up to 255 characters total are allowed ... For images using digests
+# (repository-url/image@digest), the 255 character limit applies only to the repository URL and image name".
+IMAGE_MAX_LENGTH = 255
+# Secrets Manager CreateSecret Name (botocore's secretsmanager service-2.json, NameType: min 1, max 512): "ASCII
+# letters, numbers, and the following characters: /_+=.@-".
+SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+def check_secret_name(value: str) -> str:
+    if not SECRET_NAME.match(value):
+        raise ValueError(
+            "is not a name Secrets Manager accepts: 1-512 characters of ASCII letters, digits and / _ + = . @ - "
+            "(like grafana/admin)"
+        )
+    return value
+
+
 def _pinned(value: str) -> str:
+    named = value.split("@", 1)[0]
+    if len(named) > IMAGE_MAX_LENGTH:
+        raise ValueError(
+            f"is {len(named)} characters long before any digest; ECS accepts at most {IMAGE_MAX_LENGTH} "
+            "(ContainerDefinition image)"
+        )
     match = IMAGE_REFERENCE.match(value)
     # A first component without a dot, colon or "localhost" is a path on Docker Hub, not a registry.
     if match and match["domain"] and not re.search(r"[.:]|^localhost$", match["domain"]):
@@ -280,7 +335,8 @@ class TemporalConfig(Strict):
     log_level: Literal["debug", "info", "warn", "error"] = Field("info", description="Server log level.")
     dynamic_config: dict[str, DynamicConfigValue] = Field(
         default_factory=lambda: dict(DEFAULT_DYNAMIC_CONFIG),
-        description="Dynamic config: key = value, or key = [{value = ..., constraints = {...}}].",
+        description="Dynamic config: key = value, or key = [{value = ..., constraints = {...}}]; each key and the "
+        "type of its value are checked against the server version's own source.",
     )
 
     @field_validator("server_version")
@@ -326,10 +382,12 @@ class TemporalConfig(Strict):
     @field_validator("dynamic_config")
     @classmethod
     def _known_keys(cls, value: dict, info: ValidationInfo) -> dict:
-        from provisioner.temporal.dynamic_config import check_keys
+        from provisioner.temporal.dynamic_config import check_keys, check_types
 
         if info.data.get("server_version"):
-            check_keys(value, versions.load(info.data["server_version"]))
+            version = versions.load(info.data["server_version"])
+            check_keys(value, version)
+            check_types(value, version)
         return value
 
 
@@ -346,10 +404,15 @@ class GrafanaConfig(Strict):
     admin_secret_name: str = Field(
         "grafana/admin", description="Secrets Manager secret with admin_user and admin_password (you create it)."
     )
+    @field_validator("admin_secret_name")
+    @classmethod
+    def _secret_name(cls, value: str) -> str:
+        return check_secret_name(value)
+
     image: str = Field(
         GRAFANA_IMAGE,
         description="Grafana, pinned to a 12.x release: its core Prometheus data source still signs with SigV4 "
-        "(Grafana 13 moved that to a plugin that needs the internet to install).",
+        "(Grafana 13 migrates such data sources to the Amazon Managed Service for Prometheus plugin at startup).",
     )
     init_image: str = Field(
         INIT_IMAGE,
@@ -365,11 +428,16 @@ class GrafanaConfig(Strict):
     @field_validator("image")
     @classmethod
     def _grafana_12(cls, value: str) -> str:
+        # Grafana 13 turns the prometheusTypeMigration toggle on by default: at startup every core Prometheus
+        # data source that signs with SigV4 becomes a grafana-amazonprometheus-datasource one. Grafana's
+        # "Migrate from Prometheus SigV4 to Amazon Managed Service for Prometheus" (grafana.com/docs/grafana-cloud/
+        # observe-and-act/connect-externally-hosted/data-sources/prometheus/configure/aws-authentication/).
         tag = value.rsplit(":", 1)[-1] if "@" not in value else ""
         if tag and not re.match(r"^12\.", tag):
             raise ValueError(
-                "must be a Grafana 12.x image: from 13 on, SigV4 for Amazon Managed Prometheus needs the "
-                "grafana-amazonprometheus-datasource plugin, which the private subnets cannot download"
+                "must be a Grafana 12.x image: Grafana 13 migrates core Prometheus data sources that sign with SigV4, "
+                "as this stack's does, to the Amazon Managed Service for Prometheus plugin "
+                "(grafana-amazonprometheus-datasource) at startup, a data source type this stack does not provision"
             )
         return value
 
@@ -388,10 +456,25 @@ class CollectorConfig(Strict):
         return _pinned(value)
 
 
+@cache
+def opensearch_volume_limits() -> dict[str, dict[str, int]]:
+    """provisioner/data/opensearch_volumes.json: gp3 volume sizes per instance type, with its source."""
+    table = json.loads(resources.files("provisioner").joinpath("data/opensearch_volumes.json").read_text())
+    return table["gp3_volume_gib"]
+
+
 class OpenSearchConfig(Strict):
-    instance_type: str = Field("t3.small.search", description="Instance type of the single-node visibility domain.")
+    instance_type: str = Field(
+        "t3.small.search",
+        description="Instance type of the visibility domain; one that takes gp3 volumes "
+        "(provisioner/data/opensearch_volumes.json).",
+    )
     instance_count: int = Field(1, ge=1, le=10, description="Data nodes (one is enough for visibility at this size).")
-    volume_gib: int = Field(10, ge=10, le=1024, description="Encrypted gp3 volume per node.")
+    volume_gib: int = Field(
+        10, ge=10,
+        description="Encrypted gp3 volume per node, within the instance type's limits "
+        "(provisioner/data/opensearch_volumes.json: t3.small.search 10-100 GiB).",
+    )
     engine_version: str = Field("OpenSearch_2.17", description="OpenSearch engine version.")
     visibility_index: str = Field(
         "temporal_visibility_v1",
@@ -413,7 +496,23 @@ class OpenSearchConfig(Strict):
     def _search_type(cls, value: str) -> str:
         if not value.endswith(".search"):
             raise ValueError("is not an OpenSearch instance type; they end in '.search', like t3.small.search")
+        if value not in opensearch_volume_limits():
+            raise ValueError(
+                "is not an OpenSearch instance type that takes a gp3 volume (provisioner/data/opensearch_volumes.json, "
+                f"from the OpenSearch Service quotas): pick one of {', '.join(opensearch_volume_limits())}"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _volume(self) -> OpenSearchConfig:
+        limits = opensearch_volume_limits()[self.instance_type]
+        if not limits["min_gib"] <= self.volume_gib <= limits["max_gib"]:
+            raise ValueError(
+                f"volume_gib = {self.volume_gib}: a {self.instance_type} takes a gp3 volume of {limits['min_gib']} to "
+                f"{limits['max_gib']} GiB (OpenSearch Service quotas, provisioner/data/opensearch_volumes.json); "
+                "lower opensearch.volume_gib or pick a larger opensearch.instance_type"
+            )
+        return self
 
     @field_validator("engine_version")
     @classmethod
@@ -510,6 +609,10 @@ class ConfigError(Exception):
     """A config file that cannot be used; the message says which key and how to fix it."""
 
 
+# A full config is a few kilobytes; the bound keeps a device such as /dev/zero from being read forever.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def load_config(path: Path) -> Config:
     if not str(path) or path.is_dir():
         raise ConfigError(f"--config {str(path)!r}: is a directory, not a config file; give a file like provision.toml.")
@@ -519,7 +622,14 @@ def load_config(path: Path) -> Config:
             "or pass --config PATH."
         )
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        payload = read_regular_file(path, MAX_CONFIG_BYTES + 1)
+        if payload is None:
+            raise ConfigError(f"--config {str(path)!r}: is not a regular file (a device, pipe or socket); give a "
+                              "file like provision.toml.")
+        if len(payload) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES // 1024} KiB, far more than any config; give the "
+                              "provision.toml file.")
+        data = tomllib.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8.") from None
     except OSError as exc:
@@ -563,9 +673,15 @@ def parse_config(data: dict, source: str = "config") -> Config:
     if removed:
         raise ConfigError("\n".join(removed))
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+    from provisioner.subnet_sizing import private_subnet_problems
+
+    problems = private_subnet_problems(config)
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {problem}" for problem in problems))
+    return config
 
 
 def _describe(exc: ValidationError, source: str) -> str:
@@ -580,7 +696,11 @@ def _describe(exc: ValidationError, source: str) -> str:
             continue
         message = error["msg"].removeprefix("Value error, ")
         value = error.get("input")
-        shown = f" = {value!r}" if isinstance(value, (str, int, float, bool, list)) else ""
+        if isinstance(value, str) and len(value) > 80:
+            value = f"{value[:60]}... ({len(value)} characters)"
+            shown = f" = {value}"
+        else:
+            shown = f" = {value!r}" if isinstance(value, (str, int, float, bool, list)) else ""
         lines.append(f"{source}: {key}{shown}: {message}")
     return "\n".join(lines)
 

@@ -95,9 +95,32 @@ IMMUTABLE = (
 )
 
 
+def moved_subnets(config: Config, state: StateStore) -> list[str]:
+    """The network step pairs the n-th zone with the n-th private CIDR: a zone list reordered (in the config,
+    or the zones the state recorded when none were configured) or reordered CIDRs would move built subnets to
+    other zones, which the sorted comparisons above cannot see."""
+    built = {r["cidr"]: r["zone"] for r in state.step_records("network").values()
+             if r.get("tier") == "private" and "cidr" in r and "zone" in r}
+    configured = config.network.availability_zones
+    zones = configured or state.setting("availability_zones")
+    cidrs = config.network.private_subnet_cidrs
+    if not built or not zones:
+        return []
+    moved = [f"{cidr} was built in {built[cidr]}, now paired with {zone}"
+             for zone, cidr in zip(zones, cidrs) if cidr in built and built[cidr] != zone]
+    if not moved:
+        return []
+    where = "network.availability_zones" if configured else "the zones recorded in the state (settings.availability_zones)"
+    order = [built.get(cidr) for cidr in cidrs]
+    fix = (f"list the zones in the order of network.private_subnet_cidrs: {order!r}" if None not in order
+           else "put the zones and network.private_subnet_cidrs back in their old order")
+    return [f"{where} = {zones!r} with network.private_subnet_cidrs = {cidrs!r} moves subnets to other zones "
+            f"({'; '.join(moved)}). This cannot change in place: {fix}."]
+
+
 def changed_settings(config: Config, state: StateStore) -> list[str]:
     """One line per immutable setting the config changes, with the old and new value and what to do."""
-    problems = []
+    problems = moved_subnets(config, state)
     for item in IMMUTABLE:
         built = item.built(state)
         desired = item.desired(config, state)

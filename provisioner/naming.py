@@ -9,6 +9,10 @@ TAG_PROJECT = "Project"
 TAG_STEP = "ProvisionStep"
 TAG_KEY = "ProvisionKey"
 TAG_MANAGED_BY = "ManagedBy"
+# On account-wide (global) resources only, such as IAM roles: the region whose stack owns the resource.
+TAG_REGION = "ProvisionRegion"
+# IAM's limit on role names (roleNameType in botocore's iam model: 1 to 64); instance profile names allow 128.
+GLOBAL_NAME_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,30 @@ class Naming:
 
     def tag_list(self, step: str, key: str) -> list[dict[str, str]]:
         return [{"Key": k, "Value": v} for k, v in self.tags(step, key).items()]
+
+    def global_name(self, key: str) -> str:
+        """Name of an account-wide resource (IAM role, instance profile): <project>-<region>-<key>.
+
+        IAM is global, so the same project in two regions needs two sets of names; the longest
+        (a 20-character project, a 14-character region such as ap-southeast-4 and
+        "ecs-instance-profile") is 56 characters, within IAM's 64.
+        """
+        name = f"{self.project}-{self.region}-{key}"
+        if len(name) > GLOBAL_NAME_LIMIT:
+            raise ValueError(f"{name} is longer than IAM's {GLOBAL_NAME_LIMIT} characters")
+        return name
+
+    def legacy_global_name(self, key: str) -> str:
+        """The name versions before region-named IAM gave it (<project>-<key>), shared by every region."""
+        return self.name(key)
+
+    def global_tags(self, step: str, key: str) -> dict[str, str]:
+        """Tags of an account-wide resource: also the region whose stack owns it, so another region's
+        stack of the same project never adopts or deletes it."""
+        return self.tags(step, key) | {"Name": self.global_name(key), TAG_REGION: self.region}
+
+    def global_tag_list(self, step: str, key: str) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in self.global_tags(step, key).items()]
 
     def tag_filters(self, key: str | None = None) -> list[dict]:
         """EC2-style filters selecting this project's resources (one logical key if given)."""
@@ -62,6 +90,10 @@ class Naming:
 
     def arn(self, service: str, account: str, resource: str, region: str | None = None) -> str:
         return f"arn:{self.partition}:{service}:{self.region if region is None else region}:{account}:{resource}"
+
+    def root_arn(self, account: str) -> str:
+        """The account's root user, the principal whose ECS account settings are the account's defaults."""
+        return f"arn:{self.partition}:iam::{account}:root"
 
     def opensearch_domain(self) -> str:
         """OpenSearch allows 28 characters; the project name allows 20."""

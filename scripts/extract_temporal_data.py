@@ -29,6 +29,17 @@ this script's repository) with:
     ``dynamic_config_key_files`` counts keys per file, and ``dynamic_config_check``
     compares the count with a naive regular-expression scan.
 
+``dynamic_config_types``
+    each key's value type, read off the constructor's name: ``New<Scope><Type>Setting...``
+    with Type one of Bool, Int, Float, String, Duration, Map gives ``"bool"``, ``"int"``,
+    ``"float"``, ``"string"``, ``"duration"``, ``"map"`` (the converters ``convertBool``,
+    ``convertInt``, ... of ``common/dynamicconfig/collection.go`` that setting_gen.go wires
+    to them).  ``New<Scope>TypedSetting...`` is ``"list"`` when its default is a slice
+    literal (``[]string(nil)``, ``[]T{...}``: mapstructure decodes only a list into a
+    slice) and ``"typed"`` otherwise (a struct decoded by mapstructure, or a custom
+    converter: the value's shape is the converter's business).  A key registered twice
+    with different types is ``"typed"`` and listed under ``dynamic_config_notes``.
+
 ``server_config``
     the tree of YAML keys the static server config accepts, starting at struct
     ``Config`` of ``common/config/config.go``, resolved through Go struct types in any
@@ -1077,6 +1088,45 @@ def flatten(node, prefix: str = "") -> list[str]:
 # ---------------------------------------------------------------------------
 # dynamic config keys
 
+# New<Scope><Type>Setting..., the constructors setting_gen.go generates per value type.
+_CONSTRUCTOR_TYPE_RE = re.compile(
+    r"^New(?:Global|Namespace|NamespaceID|TaskQueue|ShardID|TaskType|Destination|ChasmTaskType)"
+    r"(Bool|Int|Float|String|Duration|Map|Typed)Setting"
+)
+
+
+def setting_type(constructor: str, arguments: list[Tok]) -> str:
+    """The value type a setting's constructor declares (see the module docstring)."""
+    match = _CONSTRUCTOR_TYPE_RE.match(constructor)
+    if not match:
+        return "typed"
+    kind = match.group(1).lower()
+    if kind != "typed":
+        return kind
+    if constructor.endswith("WithConverter") or constructor.endswith("WithConstrainedDefault"):
+        return "typed"
+    # the default is the second argument: "[]T(nil)", "([]T)(nil)" or "[]T{...}"
+    default = _argument(arguments, 1)
+    texts = [x.text for x in default if not (x.kind == "op" and x.text == "(")]
+    return "list" if texts[:2] == ["[", "]"] else "typed"
+
+
+def _argument(toks: list[Tok], index: int) -> list[Tok]:
+    """The index-th top-level comma-separated argument of a call's token list (without its parentheses)."""
+    arguments: list[list[Tok]] = [[]]
+    depth = 0
+    for x in toks:
+        if x.kind == "op" and x.text in "([{":
+            depth += 1
+        elif x.kind == "op" and x.text in ")]}":
+            depth -= 1
+        elif x.kind == "op" and x.text == "," and depth == 0:
+            arguments.append([])
+            continue
+        arguments[-1].append(x)
+    return arguments[index] if index < len(arguments) else []
+
+
 _NAIVE_RE = re.compile(
     r"\bNew[A-Za-z]*Setting[A-Za-z]*(?:\[[^\]\n]*\])?\(\s*(\"[^\"\n]*\"|`[^`]*`)"
 )
@@ -1097,6 +1147,7 @@ def dynamic_config(tree: Tree, module: str) -> dict:
             constructors.add(m.group(1))
     dc_import = f"{module}/{dc_dir}"
     keys: dict[str, list[str]] = {}
+    types: dict[str, set[str]] = {}
     notes: list[str] = []
     naive = 0
     packages: dict[str, Package] = {}
@@ -1151,13 +1202,18 @@ def dynamic_config(tree: Tree, module: str) -> dict:
                     f"{where}: {tk.text}({' '.join(x.text for x in arg)}) key built from constants = {key!r}"
                 )
             keys.setdefault(key, []).append(where)
+            types.setdefault(key, set()).add(setting_type(tk.text, toks[j + 1 : close]))
     dupes = {k: v for k, v in keys.items() if len(v) > 1}
     for k, v in sorted(dupes.items()):
         notes.append(f"key {k!r} registered {len(v)} times: {', '.join(v)}")
+    for k, kinds in sorted(types.items()):
+        if len(kinds) > 1:
+            notes.append(f"key {k!r} registered with types {', '.join(sorted(kinds))}: typed")
     per_file = Counter(w.rsplit(":", 1)[0] for v in keys.values() for w in v)
     registrations = sum(len(v) for v in keys.values())
     return {
         "keys": sorted(keys),
+        "types": {k: next(iter(v)) if len(v) == 1 else "typed" for k, v in sorted(types.items())},
         "notes": notes,
         "per_file": dict(sorted(per_file.items())),
         "check": {
@@ -1274,6 +1330,7 @@ def extract(git_dir: str, ref: str, repository: str) -> dict:
             "extracted_by": "scripts/extract_temporal_data.py",
         },
         "dynamic_config_keys": dc["keys"],
+        "dynamic_config_types": dc["types"],
         "dynamic_config_notes": dc["notes"],
         "dynamic_config_key_files": dc["per_file"],
         "dynamic_config_check": dc["check"],

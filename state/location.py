@@ -24,15 +24,22 @@ class S3Location:
         return S3Location(self.bucket, self.key + suffix)
 
 
+# A URL scheme (RFC 3986: a letter, then letters, digits, +, - or .) of two characters or more, a colon and a
+# slash (a one-letter scheme would be a Windows drive, C:/), or s3: in any case and form.
+URL_LIKE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+:/|[sS]3:)")
+
+
 def is_s3_url(text: str) -> bool:
-    return text.startswith("s3://")
+    """Whether `text` is meant as a URL, and so must be s3://BUCKET/KEY: `S3://b/k`, `s3:/b/k`, `https://...` or
+    `gs://...` would otherwise be taken as local paths (a directory named 'S3:'); parse_s3_url refuses them."""
+    return bool(URL_LIKE.match(text))
 
 
 def parse_s3_url(text: str) -> S3Location:
     match = S3_URL.match(text)
     if not match or match["key"].endswith("/"):
-        raise StateInvalid(f"{text!r} is not an S3 state location: give s3://BUCKET/KEY, like "
-                           "s3://my-team-state/temporal/eu-west-1.json")
+        raise StateInvalid(f"{text!r} is not an S3 state location: give s3://BUCKET/KEY (lower-case s3://, the only "
+                           "URL a state can have), like s3://my-team-state/temporal/eu-west-1.json, or a file path")
     return S3Location(match["bucket"], match["key"])
 
 

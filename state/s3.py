@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from state.location import S3Location, create_bucket_commands
 from state.store import (
+    MAX_STATE_BYTES,
     RecordedState,
     StateError,
     StateInvalid,
@@ -42,6 +43,13 @@ def encryption(kms_key_id: str) -> dict[str, str]:
     return {"ServerSideEncryption": "AES256"}
 
 
+# What the state commands call: GetObject with a versionId (state history's restore, state restore) is
+# authorised by s3:GetObjectVersion, not s3:GetObject (Amazon S3 API reference, GetObject: "To access a specific
+# version of an object ... you must have the s3:GetObjectVersion permission").
+STATE_PERMISSIONS = ("s3:GetObject, s3:GetObjectVersion, s3:PutObject, s3:DeleteObject, s3:ListBucketVersions and "
+                     "s3:GetBucketVersioning")
+
+
 def unreachable(location: S3Location, region: str, action: str, exc: ClientError) -> StateError:
     """A missing or forbidden bucket is input (exit 2, with the commands that make it); anything else a failure."""
     code = code_of(exc)
@@ -51,8 +59,8 @@ def unreachable(location: S3Location, region: str, action: str, exc: ClientError
                             f"versioned so that the state keeps its history:\n  {create}")
     if code in DENIED:
         return StateInvalid(
-            f"cannot {action} {location.url} ({code}): these credentials need s3:GetObject, s3:PutObject, "
-            f"s3:DeleteObject, s3:ListBucketVersions and s3:GetBucketVersioning on the bucket {location.bucket}. "
+            f"cannot {action} {location.url} ({code}): these credentials need {STATE_PERMISSIONS} on the bucket "
+            f"{location.bucket}. "
             f"If it does not exist yet, create it:\n  {create}")
     message = exc.response.get("Error", {}).get("Message", "")
     return StateError(f"Failed to {action} {location.url}: {code}: {message}")
@@ -102,7 +110,7 @@ class S3StateStore(RecordedState):
         where = f"{self.where} (version {version_id})" if version_id else self.where
         recovery = ("Bring back an earlier version ('provision state history', then 'provision state restore "
                     "VERSION'), or delete the object and run again: resources are found again by their tags.")
-        return self.checked(response["Body"].read(), where, recovery), response["ETag"]
+        return self.checked(response["Body"].read(MAX_STATE_BYTES + 1), where, recovery), response["ETag"]
 
     def version(self, version_id: str) -> dict:
         """One earlier version of the state, checked like the current one."""

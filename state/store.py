@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -19,9 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SCHEMA_VERSION = 1
+# A state of the largest stack is tens of kilobytes: anything near this is not a state, and a device such as
+# /dev/zero would otherwise be read forever.
+MAX_STATE_BYTES = 16 * 1024 * 1024
 
 # Keys whose values must never be written: the state holds IDs, not credentials.
 SECRET_MARKERS = ("password", "secret_string", "secretstring", "token", "credential", "private_key")
@@ -58,6 +62,63 @@ class StateDocument(BaseModel):
     account: str | None = None
     resources: dict[str, dict[str, Record]]
     settings: dict[str, Any]
+
+
+class SchemaSetting(BaseModel):
+    """What `provision schema` records once both schema tasks succeeded (provisioner/commands/schema.py)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    server_version: str
+    visibility_index: str
+    at: str
+
+
+class RecordedSettings(BaseModel):
+    """The settings runs record beside the resources. The state is input to the next run (a later `up` applies
+    the recorded counts), so they are checked as strictly as the config: a hand-edited state is refused by key."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    service_counts: dict[str, int] = Field(default_factory=dict)  # steps/ecs_services.py COUNTS_SETTING
+    availability_zones: list[str] = Field(default_factory=list)  # provisioner/zones.py
+    schema_task: SchemaSetting | None = Field(None, alias="schema")
+
+    @field_validator("service_counts")
+    @classmethod
+    def _counts(cls, value: dict[str, int]) -> dict[str, int]:
+        from provisioner.commands.scale import MAX_COUNT
+        from provisioner.ecs_layout import SERVICES
+
+        for service, count in value.items():
+            if service not in SERVICES:
+                raise ValueError(f"names unknown service {service!r} (services: {', '.join(SERVICES)})")
+            if not 0 <= count <= MAX_COUNT:
+                raise ValueError(f"{service} = {count}: a count must be a whole number from 0 to {MAX_COUNT}")
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _zones(cls, value: list[str]) -> list[str]:
+        from provisioner.config import AZ_NAME
+
+        for zone in value:
+            if not AZ_NAME.match(zone):
+                raise ValueError(f"{zone!r} is not an availability zone name (like 'eu-west-1a')")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a zone twice")
+        return value
+
+
+def settings_problem(settings: dict) -> str | None:
+    """What is wrong with a state's recorded settings, naming the setting, or None."""
+    try:
+        RecordedSettings.model_validate(settings)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden":
+            return f"settings.{loc}: not a setting this tool records"
+        return f"settings.{loc}: {first['msg'].removeprefix('Value error, ')}"
+    return None
 
 
 def empty_document(project: str, region: str, account: str | None) -> dict:
@@ -98,10 +159,14 @@ class RecordedState:
 
     def checked(self, payload: bytes, where: str, recovery: str) -> dict:
         """A state document read from `where`, checked: JSON, its shape, and this project, region and account."""
+        if len(payload) > MAX_STATE_BYTES:
+            raise StateInvalid(f"{where} is over {MAX_STATE_BYTES // 2**20} MiB: not a provision state. {recovery}")
         try:
             data = json.loads(payload.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise StateInvalid(f"{where} is not valid JSON ({exc}). {recovery}") from None
+        except RecursionError:
+            raise StateInvalid(f"{where} nests too deeply to be a provision state. {recovery}") from None
         if isinstance(data, dict) and "version" in data and data["version"] != SCHEMA_VERSION:
             raise StateInvalid(f"{where} has schema version {data['version']!r}; this tool reads {SCHEMA_VERSION}.")
         try:
@@ -110,6 +175,12 @@ class RecordedState:
             first = exc.errors()[0]
             loc = ".".join(str(part) for part in first["loc"]) or "the top level"
             raise StateInvalid(f"{where} is not a provision state ({loc}: {first['msg']}). {recovery}") from None
+        problem = settings_problem(document.settings)
+        if problem:
+            raise StateInvalid(
+                f"{where}: {problem}. The state is input to the next run: fix or remove that setting in it "
+                "('provision scale' records the counts, 'up' the zones, 'provision schema' the schema)."
+            )
         if (document.project, document.region) != (self.project, self.region):
             raise StateInvalid(
                 f"{where} belongs to project {document.project!r} in {document.region!r}, not "
@@ -240,6 +311,7 @@ class StateStore(RecordedState):
 
     @contextmanager
     def locked(self, operation: str) -> Iterator[StateStore]:
+        self._refuse_what_is_no_file()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -249,8 +321,10 @@ class StateStore(RecordedState):
             os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
             os.unlink(probe)
         except OSError as exc:
+            # mkdir's FileExistsError: a regular file where the directory should be (a stray `.provision`).
+            reason = "a file is in the way of that directory" if isinstance(exc, FileExistsError) else exc.strerror
             raise StateInvalid(
-                f"cannot write the state in {self.path.parent} ({exc.strerror}): choose a writable place with "
+                f"cannot write the state in {self.path.parent} ({reason}): choose a writable place with "
                 "--state PATH (or PROVISION_STATE)."
             ) from None
         try:
@@ -284,16 +358,32 @@ class StateStore(RecordedState):
             return "another run"
         return f"'provision {info.get('operation')}' (pid {info.get('pid')} on {info.get('host')}, since {info.get('since')})"
 
+    def _refuse_what_is_no_file(self) -> None:
+        """A device (/dev/zero, /dev/full) or a FIFO as --state would block or never end; refused before it is
+        opened, and before a lock file is made beside it."""
+        try:
+            mode = self.path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return  # nothing there yet (or a file in the way of its directory, which mkdir then reports)
+        except OSError as exc:
+            raise StateInvalid(f"--state {str(self.path)!r}: cannot be read ({exc.strerror}).") from None
+        if not stat.S_ISREG(mode):
+            raise StateInvalid(f"--state {str(self.path)!r}: is not a regular file (a device, pipe or socket); give "
+                               f"a file path like .provision/{self.project}-{self.region}.json")
+
     def _load(self) -> None:
         if not self.path.exists():
             self._data = empty_document(self.project, self.region, self.account)
             return
         try:
-            payload = self.path.read_bytes()
+            payload = read_regular_file(self.path, MAX_STATE_BYTES + 1)
         except OSError as exc:
             raise StateInvalid(f"cannot read {self.path} ({exc.strerror}).") from None
-        self._data = self.checked(payload, str(self.path), f"Restore it from {self.backup_path}, or move it away and "
-                                  "run again: resources are found again by their tags.")
+        if payload is None:
+            raise StateInvalid(f"--state {str(self.path)!r}: is not a regular file (a device, pipe or socket).")
+        restore = f"Restore it from {self.backup_path}, or move it away" if self.backup_path.is_file() else "Move it away"
+        self._data = self.checked(payload, str(self.path), f"{restore} and run again: resources are found again by "
+                                  "their tags.")
 
     @property
     def where(self) -> str:
@@ -313,6 +403,19 @@ class StateStore(RecordedState):
         updated["serial"] += 1
         _atomic_write(self.path, serialized(updated))
         return updated
+
+
+def read_regular_file(path: Path, limit: int) -> bytes | None:
+    """At most `limit` bytes of `path`, or None if it is not a regular file. Opened without blocking, so a FIFO
+    with no writer cannot hang the read; the check is on the opened file, so nothing can swap it in between."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as file:
+            return file.read(limit)
+    finally:
+        os.close(fd)
 
 
 def serialized(data: dict) -> bytes:

@@ -10,8 +10,15 @@ import json
 from dataclasses import dataclass, field
 
 from provisioner.aws.converge import destroy_kind, ensure
-from provisioner.aws.named_kinds import IAM_ROLE, INSTANCE_PROFILE, iam_path
+from provisioner.aws.named_kinds import (
+    IAM_ROLE,
+    INSTANCE_PROFILE,
+    account_roles,
+    iam_path,
+    ours,
+)
 from provisioner.engine import KNOWN_AFTER_APPLY, Step, StepContext
+from provisioner.naming import TAG_REGION
 from steps.logs import log_key
 from steps.metrics_config import COLLECTOR_PARAMETER, GRAFANA_PARAMETERS
 
@@ -205,6 +212,44 @@ def _same(a: dict, b: dict) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
+ROLE_KEYS = (EXECUTION_ROLE, GRAFANA_EXECUTION_ROLE, COLLECTOR_EXECUTION_ROLE, TEMPORAL_ROLE, GRAFANA_ROLE,
+             COLLECTOR_ROLE, UI_ROLE, SCHEMA_ROLE, INSTANCE_ROLE)
+
+
+def legacy_iam(ctx: StepContext) -> tuple[list[str], list[str]]:
+    """(role names, instance profile names) of this project from before region-named IAM: <project>-<key>,
+    tagged for the project but for no region, and possibly used by the project's stack in any region.
+
+    Read from the account's role details every run reads anyway; the old instance profile is looked up
+    by name only when old roles are there, so a stack without them pays no extra call.
+    """
+    naming = ctx.naming
+    legacy_names = {naming.legacy_global_name(key) for key in ROLE_KEYS}
+    roles = sorted(
+        name for name, role in account_roles(ctx.aws).items()
+        if name in legacy_names and ours(naming, role["_tags"]) and TAG_REGION not in role["_tags"]
+    )
+    if not roles:
+        return [], []
+    profile = INSTANCE_PROFILE.get(ctx.aws, naming.legacy_global_name(INSTANCE_PROFILE_KEY))
+    profiles = [profile["InstanceProfileName"]] if (
+        profile and ours(naming, profile["_tags"]) and TAG_REGION not in profile["_tags"]) else []
+    return roles, profiles
+
+
+def note_legacy_iam(ctx: StepContext) -> None:
+    roles, profiles = legacy_iam(ctx)
+    if not roles and not profiles:
+        return
+    ctx.note(
+        f"IAM from before region-named roles is left in place: roles {', '.join(roles)}"
+        + (f"; instance profile {', '.join(profiles)}" if profiles else "")
+        + ". IAM is account-wide and this project's stack in another region may still use them. Once every "
+        "region's stack has run `provision up` with this version and its old nodes are replaced, delete them "
+        "as the README says (Troubleshooting, \"IAM roles from before region-named roles\")."
+    )
+
+
 class Iam(Step):
     name = "iam"
     title = "IAM roles"
@@ -212,23 +257,22 @@ class Iam(Step):
     kinds = (IAM_ROLE, INSTANCE_PROFILE)
 
     def names(self, ctx: StepContext) -> list:
-        roles = (EXECUTION_ROLE, GRAFANA_EXECUTION_ROLE, COLLECTOR_EXECUTION_ROLE, TEMPORAL_ROLE, GRAFANA_ROLE,
-                 COLLECTOR_ROLE, UI_ROLE, SCHEMA_ROLE, INSTANCE_ROLE)
-        return [(IAM_ROLE, key, ctx.naming.name(key)) for key in roles] + [
-            (INSTANCE_PROFILE, INSTANCE_PROFILE_KEY, ctx.naming.name(INSTANCE_PROFILE_KEY))]
+        return [(IAM_ROLE, key, ctx.naming.global_name(key)) for key in ROLE_KEYS] + [
+            (INSTANCE_PROFILE, INSTANCE_PROFILE_KEY, ctx.naming.global_name(INSTANCE_PROFILE_KEY))]
 
     def apply(self, ctx: StepContext) -> None:
         iam = ctx.aws.client("iam")
         account = ctx.aws.account_id
 
         def role_of(spec: RoleSpec) -> None:
-            role_name = ctx.naming.name(spec.key)
+            role_name = ctx.naming.global_name(spec.key)
             document = trust(spec, ctx.naming, account)
             role = ensure(
                 ctx, IAM_ROLE, spec.key,
                 lambda: iam.create_role(
                     Path=iam_path(ctx.naming), RoleName=role_name, Description=spec.description,
-                    AssumeRolePolicyDocument=json.dumps(document), Tags=ctx.naming.tag_list(self.name, spec.key),
+                    AssumeRolePolicyDocument=json.dumps(document),
+                    Tags=ctx.naming.global_tag_list(self.name, spec.key),
                 )["Role"],
                 detail=spec.service, name=role_name, role_name=role_name,
             )
@@ -236,6 +280,7 @@ class Iam(Step):
 
         ctx.each(role_specs(ctx), role_of)
         self._instance_profile(ctx)
+        note_legacy_iam(ctx)
 
     def _converge(self, ctx: StepContext, spec: RoleSpec, role: dict | None, role_name: str, document: dict) -> None:
         iam = ctx.aws.client("iam")
@@ -279,13 +324,13 @@ class Iam(Step):
 
     def _instance_profile(self, ctx: StepContext) -> None:
         iam = ctx.aws.client("iam")
-        profile_name = ctx.naming.name(INSTANCE_PROFILE_KEY)
-        role_name = ctx.naming.name(INSTANCE_ROLE)
+        profile_name = ctx.naming.global_name(INSTANCE_PROFILE_KEY)
+        role_name = ctx.naming.global_name(INSTANCE_ROLE)
         profile = ensure(
             ctx, INSTANCE_PROFILE, INSTANCE_PROFILE_KEY,
             lambda: iam.create_instance_profile(
                 InstanceProfileName=profile_name, Path=iam_path(ctx.naming),
-                Tags=ctx.naming.tag_list(self.name, INSTANCE_PROFILE_KEY),
+                Tags=ctx.naming.global_tag_list(self.name, INSTANCE_PROFILE_KEY),
             )["InstanceProfile"],
             name=profile_name,
         )
@@ -301,6 +346,7 @@ class Iam(Step):
     def destroy(self, ctx: StepContext) -> None:
         destroy_kind(ctx, INSTANCE_PROFILE)
         destroy_kind(ctx, IAM_ROLE)
+        note_legacy_iam(ctx)
 
     def outputs(self, ctx: StepContext) -> dict:
         records = ctx.state.step_records(self.name)

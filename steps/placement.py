@@ -1,10 +1,12 @@
 """Seed 7.3: room for every task the config asks for, and ENI trunking when it needs it.
 
 Preflight refuses a config whose own replicas the node groups could never hold, even at max_size
-(provisioner/capacity.py), before anything is created. With `capacity.eni_trunking`, ECS's
+(provisioner/capacity.py), before anything is created; and, since `up` applies the task counts the state
+records (`provision scale` wrote them, or a hand edit), those counts by the same rules as `scale` does. With `capacity.eni_trunking`, ECS's
 awsvpcTrunking account setting is switched on here, before the capacity step launches a node: "Only
 new Amazon EC2 instances launched after opting in to awsvpcTrunking receive the increased ENI limits"
-(ECS developer guide, container-instance-eni.html).
+(ECS developer guide, container-instance-eni.html). The setting read is the one in effect for the nodes'
+container instance role (or, before the role exists, the account default it will get), not the operator's.
 """
 from __future__ import annotations
 
@@ -13,6 +15,17 @@ from provisioner.capacity import TRUNKING_SETTING
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput
+from provisioner.naming import Naming
+from state.store import RecordedState
+from steps.ecs_services import COUNTS_SETTING
+from steps.iam import INSTANCE_ROLE
+
+
+def trunking_principal(state: RecordedState, naming: Naming, account: str) -> str:
+    """Whose awsvpcTrunking setting the nodes get (capacity.account_trunking): the container instance role's
+    once recorded, else the root user's, the account default that a role with no setting of its own (as the
+    IAM step creates it) gets."""
+    return state.id_of("iam", INSTANCE_ROLE) or naming.root_arn(account)
 
 
 class Placement(Step):
@@ -21,22 +34,32 @@ class Placement(Step):
 
     def preflight(self, ctx: StepContext) -> None:
         replicas = {s: getattr(ctx.config.services, s).replicas for s in SERVICES}
-        checked = capacity.check(ctx.config, ctx.aws, replicas, counts_are_replicas=True)
-        for warning in checked.warnings:
+        rooms, warnings = capacity.node_rooms(
+            ctx.config, ctx.aws, trunking_principal(ctx.state, ctx.naming, ctx.aws.account_id))
+        for warning in warnings:
             ctx.note(warning)
-        if checked.problems:
-            raise BadInput("\n".join(checked.problems))
+        problems = capacity.placement_problems(ctx.config, rooms, replicas, counts_are_replicas=True)
+        recorded = ctx.state.setting(COUNTS_SETTING, {})
+        problems += [
+            f"the task counts the state records (settings.service_counts in {ctx.state.where}), which 'up' applies: "
+            f"{problem}"
+            for problem in capacity.placement_problems(ctx.config, rooms, recorded, counts_are_replicas=False)
+        ]
+        if problems:
+            raise BadInput("\n".join(problems))
 
     def apply(self, ctx: StepContext) -> None:
         if not ctx.config.capacity.eni_trunking:
             return
-        current = capacity.account_trunking(ctx.aws)
-        ctx.say(f"{TRUNKING_SETTING} is {current} in {ctx.aws.region}")
+        principal = trunking_principal(ctx.state, ctx.naming, ctx.aws.account_id)
+        current = capacity.account_trunking(ctx.aws, principal)
+        ctx.say(f"{TRUNKING_SETTING} is {current} for {principal} in {ctx.aws.region}")
         if current == "enabled":
             return
         ecs = ctx.aws.client("ecs")
         # The account default: it applies to every IAM user and role without a setting of its own, so also
-        # to the instance role the ECS agent registers nodes with (container-instance-eni.html).
+        # to the instance role the ECS agent registers nodes with (container-instance-eni.html). When ECS
+        # would not say what applies to the role ('unknown'), setting the default again changes nothing.
         ctx.change(
             "update", "ECS account setting", TRUNKING_SETTING,
             f"{current} -> enabled, the default for the whole account in {ctx.aws.region}",

@@ -220,8 +220,8 @@ def unlock_killed_run(config: Config, state_location) -> str:
     return holder.id
 
 
-def new_aws(*hooks: tuple[str, object]) -> Aws:
-    session = boto3.Session(region_name=REGION)
+def new_aws(*hooks: tuple[str, object], region: str = REGION) -> Aws:
+    session = boto3.Session(region_name=region)
     for event, handler in hooks:
         session.events.register(event, handler)
     return Aws(session, max_attempts=10)
@@ -262,13 +262,14 @@ def _tags(raw) -> dict[str, str]:
 KEPT_DATA = [("DsqlCluster", "cluster")]
 
 
-def world(project: str = PROJECT) -> list[tuple[str, str]]:
+def world(project: str = PROJECT, region: str = REGION) -> list[tuple[str, str]]:
     """Live resources tagged for the project, as sorted (type, logical key): a duplicate shows twice.
 
     Read with each service's own list/describe calls, independently of the tool's code
-    (moto keeps tags of deleted resources in DescribeTags, so that is not used).
+    (moto keeps tags of deleted resources in DescribeTags, so that is not used). IAM is account-wide: its
+    roles and instance profiles count for `region` when tagged with it, or with no region (shared).
     """
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=region)
     found = []
     for call, key, id_field, filter_param in EC2_TYPES:
         for item in _all(ec2, call, key, **{filter_param: [{"Name": "tag:Project", "Values": [project]}]}):
@@ -279,18 +280,20 @@ def world(project: str = PROJECT) -> list[tuple[str, str]]:
     mine = [{"Name": "tag:Project", "Values": [project]}]
     for template in _all(ec2, "describe_launch_templates", "LaunchTemplates", Filters=mine):
         found.append(("LaunchTemplate", _tags(template.get("Tags"))))
-    iam = boto3.client("iam", region_name=REGION)
+    iam = boto3.client("iam", region_name=region)
     for role in _all(iam, "list_roles", "Roles"):
         found.append(("Role", _tags(iam.get_role(RoleName=role["RoleName"])["Role"].get("Tags"))))
     for profile in _all(iam, "list_instance_profiles", "InstanceProfiles"):
         found.append(("InstanceProfile", _tags(profile.get("Tags"))))
-    logs = boto3.client("logs", region_name=REGION)
+    found = [(kind, tags) for kind, tags in found
+             if kind not in ("Role", "InstanceProfile") or tags.get("ProvisionRegion", region) == region]
+    logs = boto3.client("logs", region_name=region)
     for group in _all(logs, "describe_log_groups", "logGroups"):
         found.append(("LogGroup", _tags(logs.list_tags_for_resource(resourceArn=group["logGroupArn"])["tags"])))
-    sd = boto3.client("servicediscovery", region_name=REGION)
+    sd = boto3.client("servicediscovery", region_name=region)
     for ns in _all(sd, "list_namespaces", "Namespaces"):
         found.append(("Namespace", _tags(sd.list_tags_for_resource(ResourceARN=ns["Arn"])["Tags"])))
-    ecs = boto3.client("ecs", region_name=REGION)
+    ecs = boto3.client("ecs", region_name=region)
     clusters = _all(ecs, "list_clusters", "clusterArns")
     for cluster in ecs.describe_clusters(clusters=clusters, include=["TAGS"])["clusters"] if clusters else []:
         if cluster["status"] == "ACTIVE":
@@ -307,29 +310,29 @@ def world(project: str = PROJECT) -> list[tuple[str, str]]:
             found.append(("TaskDefinition", _tags(ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags"))))
     for provider in ecs.describe_capacity_providers(include=["TAGS"])["capacityProviders"]:
         found.append(("CapacityProvider", _tags(provider.get("tags"))))
-    for group in _all(boto3.client("autoscaling", region_name=REGION), "describe_auto_scaling_groups", "AutoScalingGroups"):
+    for group in _all(boto3.client("autoscaling", region_name=region), "describe_auto_scaling_groups", "AutoScalingGroups"):
         found.append(("AutoScalingGroup", _tags(group.get("Tags"))))
-    search = boto3.client("opensearch", region_name=REGION)
+    search = boto3.client("opensearch", region_name=region)
     for name in search.list_domain_names()["DomainNames"]:
         domain = search.describe_domain(DomainName=name["DomainName"])["DomainStatus"]
         if not domain.get("Deleted"):
             found.append(("Domain", _tags(search.list_tags(ARN=domain["ARN"])["TagList"])))
-    for ws in _all(boto3.client("amp", region_name=REGION), "list_workspaces", "workspaces"):
+    for ws in _all(boto3.client("amp", region_name=region), "list_workspaces", "workspaces"):
         if ws["status"]["statusCode"] != "DELETING":
             found.append(("Workspace", _tags(ws.get("tags"))))
-    dsql = boto3.client("dsql", region_name=REGION)
+    dsql = boto3.client("dsql", region_name=region)
     for summary in _all(dsql, "list_clusters", "clusters"):
         cluster = dsql.get_cluster(identifier=summary["identifier"])
         if cluster["status"] not in ("DELETING", "DELETED"):
             found.append(("DsqlCluster", _tags(cluster.get("tags"))))
-    ssm = boto3.client("ssm", region_name=REGION)
+    ssm = boto3.client("ssm", region_name=region)
     # Only this project's path: once the AMI lookup has loaded AWS's public parameters (/aws/service/...),
     # an unfiltered DescribeParameters walks thousands of them in moto (over a minute).
     for parameter in _all(ssm, "describe_parameters", "Parameters",
                           ParameterFilters=[{"Key": "Name", "Option": "BeginsWith", "Values": [f"/{project}/"]}]):
         found.append(("Parameter", _tags(ssm.list_tags_for_resource(
             ResourceType="Parameter", ResourceId=parameter["Name"])["TagList"])))
-    ecr = boto3.client("ecr", region_name=REGION)
+    ecr = boto3.client("ecr", region_name=region)
     for repository in _all(ecr, "describe_repositories", "repositories"):
         found.append(("Repository", _tags(ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"])))
     return sorted(

@@ -18,9 +18,18 @@ from provisioner.cli import app as cli
 from provisioner.config import GRAVITON_TYPE, load_config
 from provisioner.ecs_layout import NodeRoom
 from steps.placement import Placement
-from tests.conftest import REGION, Requests, config_text, make_config, new_aws, up_ok
+from tests.conftest import (
+    PROJECT,
+    REGION,
+    Requests,
+    config_text,
+    make_config,
+    new_aws,
+    up_ok,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
+ROOT_USER = "arn:aws:iam::123456789012:root"  # whose ECS account settings are the account's defaults
 # Written out here, not imported, so the oracle does not share the code it checks.
 GROUP_OF = {"history": "history", "matching": "frontend", "frontend": "frontend", "ui": "frontend",
             "grafana": "frontend", "worker": "worker", "collector": "worker"}
@@ -121,19 +130,19 @@ def test_the_trunking_table_records_its_source_and_agrees_with_ec2_on_interfaces
 
 def test_a_type_missing_from_the_table_counts_as_untrunked_with_a_warning(moto_endpoint):
     config = make_config(capacity={"eni_trunking": True, "worker": {"instance_type": "m7g.8xlarge"}})
-    checked = capacity.check(config, new_aws(), {"worker": 15}, counts_are_replicas=True)
+    checked = capacity.check(config, new_aws(), {"worker": 15}, counts_are_replicas=True, trunking_principal=ROOT_USER)
     (warning,) = checked.warnings
     assert "m7g.8xlarge is not in provisioner/data/eni_trunking.json" in warning and "without ENI trunking" in warning
     (problem,) = checked.problems  # an m7g.8xlarge has 8 interfaces: 7 tasks besides the primary
     assert "(15 needed, 14 at most: 7 per m7g.8xlarge without ENI trunking)" in problem
-    assert capacity.check(config, new_aws(), {"worker": 14}, counts_are_replicas=True).problems == []
+    assert capacity.check(config, new_aws(), {"worker": 14}, counts_are_replicas=True, trunking_principal=ROOT_USER).problems == []
 
 
 def test_the_default_config_fits_its_node_groups_without_trunking(moto_endpoint):
     config = load_config(ROOT / "config.example.toml")
     assert config.capacity.eni_trunking is False
     replicas = {s: getattr(config.services, s).replicas for s in GROUP_OF}
-    assert capacity.check(config, new_aws(), replicas, counts_are_replicas=True) == capacity.CapacityCheck([], [])
+    assert capacity.check(config, new_aws(), replicas, counts_are_replicas=True, trunking_principal=ROOT_USER) == capacity.CapacityCheck([], [])
 
 
 # -- plan and up on the emulator (tests that only read share the account; the others get a clean one) --
@@ -176,9 +185,31 @@ def test_up_turns_trunking_on_after_reading_it_once_and_before_any_node_launches
     written = names.index("ecs.PutAccountSettingDefault")
     read = [i for i, name in enumerate(names) if name == "ecs.ListAccountSettings"]
     assert read and read[0] < written
-    assert sent.of("ecs.ListAccountSettings")[0] == {"name": "awsvpcTrunking", "effectiveSettings": True}
     assert written < names.index("autoscaling.CreateAutoScalingGroup")
     assert ecs().list_account_settings(name="awsvpcTrunking", effectiveSettings=True)["settings"][0]["value"] == "enabled"
+
+
+def test_trunking_is_read_for_the_node_role_not_for_the_operator(endpoint, tmp_path):
+    """What counts is the container instance role's setting, or the account default it gets
+    (container-instance-eni.html); the operator's own setting does not reach the nodes."""
+    up_ok(make_config(), new_aws(), tmp_path / "state.json")
+    ecs().put_account_setting(name="awsvpcTrunking", value="enabled")  # the operator's own, not the default
+    sent = Requests()
+    up_ok(make_config(capacity={"eni_trunking": True}), new_aws(("provide-client-params", sent)), tmp_path / "state.json")
+    node_role = f"arn:aws:iam::123456789012:role/{PROJECT}/{PROJECT}-{REGION}-ecs-instance"
+    assert sent.of("ecs.ListAccountSettings") == [
+        {"name": "awsvpcTrunking", "principalArn": node_role, "effectiveSettings": True}]
+    assert sent.of("ecs.PutAccountSettingDefault") == [{"name": "awsvpcTrunking", "value": "enabled"}]
+    (setting,) = ecs().list_account_settings(name="awsvpcTrunking", principalArn=node_role,
+                                             effectiveSettings=True)["settings"]
+    assert setting["value"] == "enabled"
+
+
+def test_before_the_node_role_exists_the_check_reads_the_account_default(endpoint, tmp_path):
+    sent = Requests()
+    up_ok(make_config(), new_aws(("provide-client-params", sent)), tmp_path / "state.json")
+    assert sent.of("ecs.ListAccountSettings")[0] == {
+        "name": "awsvpcTrunking", "principalArn": ROOT_USER, "effectiveSettings": True}
 
 
 def placement_only(config, aws, state: Path, operation=operations.up, **kwargs):

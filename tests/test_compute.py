@@ -40,21 +40,21 @@ UNSCOPABLE = {
     "ecs:ListServices", "ecs:DescribeTaskDefinition", "ec2:DescribeInstances",
 }
 ROLE_SERVICE = {
-    f"{PROJECT}-ecs-execution": "ecs-tasks.amazonaws.com",
-    f"{PROJECT}-grafana-execution": "ecs-tasks.amazonaws.com",
-    f"{PROJECT}-collector-execution": "ecs-tasks.amazonaws.com",
-    f"{PROJECT}-collector-task": "ecs-tasks.amazonaws.com",
-    f"{PROJECT}-temporal-task": "ecs-tasks.amazonaws.com",
-    f"{PROJECT}-grafana-task": "ecs-tasks.amazonaws.com",
-    f"{PROJECT}-ui-task": "ecs-tasks.amazonaws.com",
-    f"{PROJECT}-schema-task": "ecs-tasks.amazonaws.com",
-    f"{PROJECT}-ecs-instance": "ec2.amazonaws.com",
+    f"{PROJECT}-{REGION}-ecs-execution": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-{REGION}-grafana-execution": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-{REGION}-collector-execution": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-{REGION}-collector-task": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-{REGION}-temporal-task": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-{REGION}-grafana-task": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-{REGION}-ui-task": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-{REGION}-schema-task": "ecs-tasks.amazonaws.com",
+    f"{PROJECT}-{REGION}-ecs-instance": "ec2.amazonaws.com",
 }
 ALLOWED_MANAGED = {
-    f"{PROJECT}-ecs-execution": {"AmazonECSTaskExecutionRolePolicy"},
-    f"{PROJECT}-grafana-execution": {"AmazonECSTaskExecutionRolePolicy"},
-    f"{PROJECT}-collector-execution": {"AmazonECSTaskExecutionRolePolicy"},
-    f"{PROJECT}-ecs-instance": {"AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"},
+    f"{PROJECT}-{REGION}-ecs-execution": {"AmazonECSTaskExecutionRolePolicy"},
+    f"{PROJECT}-{REGION}-grafana-execution": {"AmazonECSTaskExecutionRolePolicy"},
+    f"{PROJECT}-{REGION}-collector-execution": {"AmazonECSTaskExecutionRolePolicy"},
+    f"{PROJECT}-{REGION}-ecs-instance": {"AmazonEC2ContainerServiceforEC2Role", "AmazonSSMManagedInstanceCore"},
 }
 
 
@@ -99,7 +99,7 @@ def test_property_7_iam_least_privilege(stack):
 
 
 def test_task_role_reaches_exactly_its_dsql_cluster_workspace_and_domain(stack):
-    statements = {s["Sid"]: s for s in role_statements(f"{PROJECT}-temporal-task")}
+    statements = {s["Sid"]: s for s in role_statements(f"{PROJECT}-{REGION}-temporal-task")}
     assert statements["DsqlConnect"]["Resource"] == stack["dsql_cluster_arn"]
     # The temporal-dsql plugin always connects as admin: only the admin token is needed.
     assert statements["DsqlConnect"]["Action"] == "dsql:DbConnectAdmin"
@@ -109,8 +109,8 @@ def test_task_role_reaches_exactly_its_dsql_cluster_workspace_and_domain(stack):
     assert all(a.startswith("es:ESHttp") for a in statements["OpenSearchVisibility"]["Action"])
 
 
-EXEC_ROLES = {f"{PROJECT}-temporal-task", f"{PROJECT}-grafana-task", f"{PROJECT}-ui-task", f"{PROJECT}-collector-task"}
-TASK_ROLES = EXEC_ROLES | {f"{PROJECT}-schema-task"}
+EXEC_ROLES = {f"{PROJECT}-{REGION}-temporal-task", f"{PROJECT}-{REGION}-grafana-task", f"{PROJECT}-{REGION}-ui-task", f"{PROJECT}-{REGION}-collector-task"}
+TASK_ROLES = EXEC_ROLES | {f"{PROJECT}-{REGION}-schema-task"}
 
 
 def sent_trust_policies(stack) -> dict[str, dict]:
@@ -130,7 +130,7 @@ def test_task_role_trust_policies_carry_the_conditions_aws_documents_for_task_ro
 def test_execution_and_instance_role_trust_policies_carry_no_undocumented_condition(stack):
     """AWS documents these trust policies with no condition: one the service never sends blocks the role."""
     trust = sent_trust_policies(stack)
-    for name in (f"{PROJECT}-ecs-execution", f"{PROJECT}-ecs-instance"):
+    for name in (f"{PROJECT}-{REGION}-ecs-execution", f"{PROJECT}-{REGION}-ecs-instance"):
         (statement,) = trust[name]["Statement"]
         assert "Condition" not in statement, name
 
@@ -163,17 +163,17 @@ def test_the_ecs_and_opensearch_service_linked_roles_are_created_under_aws_names
 
 
 def test_only_grafanas_execution_role_reads_the_grafana_secret(stack):
-    assert role_statements(f"{PROJECT}-ecs-execution") == []
+    assert role_statements(f"{PROJECT}-{REGION}-ecs-execution") == []
     readers = [name for name in ROLE_SERVICE if any(
         s["Action"] == "secretsmanager:GetSecretValue" for s in role_statements(name))]
-    assert readers == [f"{PROJECT}-grafana-execution"]
-    (read,) = [s for s in role_statements(f"{PROJECT}-grafana-execution") if s["Sid"] == "ReadGrafanaSecret"]
+    assert readers == [f"{PROJECT}-{REGION}-grafana-execution"]
+    (read,) = [s for s in role_statements(f"{PROJECT}-{REGION}-grafana-execution") if s["Sid"] == "ReadGrafanaSecret"]
     assert read["Resource"] == stack["grafana_secret_arn"]
 
 
 def test_instance_profile_holds_the_instance_role(stack):
-    profile = client("iam").get_instance_profile(InstanceProfileName=f"{PROJECT}-ecs-instance-profile")["InstanceProfile"]
-    assert [r["RoleName"] for r in profile["Roles"]] == [f"{PROJECT}-ecs-instance"]
+    profile = client("iam").get_instance_profile(InstanceProfileName=f"{PROJECT}-{REGION}-ecs-instance-profile")["InstanceProfile"]
+    assert [r["RoleName"] for r in profile["Roles"]] == [f"{PROJECT}-{REGION}-ecs-instance"]
 
 
 def test_property_8_security_group_isolation(stack):

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from provisioner.cli import app as cli
 from provisioner.commands import cost
-from provisioner.config import load_config, parse_config
+from provisioner.config import load_config, opensearch_volume_limits, parse_config
 from tests.conftest import ADMIN_TOOLS_IMAGE, SERVER_IMAGE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +130,8 @@ def test_an_unpriced_instance_type_is_refused_naming_the_setting(tmp_path):
 
 
 NODE_TYPES = sorted(cost.prices("us-east-1")["ec2"]["linux_on_demand_per_hour"])
-SEARCH_TYPES = sorted(cost.prices("us-east-1")["opensearch"]["instance_per_hour"])
+# Types priced and with published gp3 volume limits (config.opensearch_volume_limits).
+SEARCH_TYPES = sorted(set(cost.prices("us-east-1")["opensearch"]["instance_per_hour"]) & set(opensearch_volume_limits()))
 
 
 @st.composite
@@ -149,8 +150,9 @@ def configs(draw) -> dict:
         "capacity": {group: draw(node_groups()) for group in ("history", "frontend", "worker")},
         "services": {service: {"replicas": draw(st.integers(0, 100))}
                      for service in ("history", "matching", "frontend", "worker", "ui", "grafana", "collector")},
-        "opensearch": {"instance_type": draw(st.sampled_from(SEARCH_TYPES)), "instance_count": draw(st.integers(1, 10)),
-                       "volume_gib": draw(st.integers(10, 1024))},
+        "opensearch": {"instance_type": (search := draw(st.sampled_from(SEARCH_TYPES))),
+                       "instance_count": draw(st.integers(1, 10)),
+                       "volume_gib": draw(st.integers(10, opensearch_volume_limits()[search]["max_gib"]))},
         "collector": {"scrape_interval_seconds": draw(st.integers(5, 300))},
         "logs": {"retention_days": draw(st.sampled_from([1, 30, 365, 3653]))},
         "endpoints": {"ecs_endpoints": draw(st.booleans())},

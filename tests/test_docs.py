@@ -229,6 +229,7 @@ def readme(tmp_path_factory):
         setup = Readme(root, patch)
         patch.setenv("FAKE_LOG", str(setup.calls))
         patch.setenv("FAKE_STDIN", str(root / "stdin.txt"))
+        patch.setenv("FAKE_BUILDX_PLATFORMS", "linux/amd64, linux/arm64")  # the fake builder can build arm64
         patch.chdir(setup.work)
         waiter.set_backoff(waiter.Backoff(initial=0.2, maximum=0.5, jitter=0))
         try:

@@ -33,7 +33,7 @@ def state_record(state) -> dict:
 
 def temporal_policy() -> dict:
     iam = boto3.client("iam", region_name=REGION)
-    document = iam.get_role_policy(RoleName=f"{PROJECT}-temporal-task", PolicyName="temporal")["PolicyDocument"]
+    document = iam.get_role_policy(RoleName=f"{PROJECT}-{REGION}-temporal-task", PolicyName="temporal")["PolicyDocument"]
     return {s["Sid"]: s for s in document["Statement"]}
 
 

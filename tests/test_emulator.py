@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import boto3
 import botocore.config
+from typer.testing import CliRunner
 
+from provisioner.cli import app as cli
 from provisioner.emulator import server as emulator
-from tests.conftest import REGION
+from tests.conftest import REGION, free_port
 
 
 def tagged(resource_type: str, project: str) -> list[dict]:
@@ -254,6 +256,26 @@ def test_ecs_lists_the_effective_trunking_setting_and_sets_the_account_default(e
     assert [(s["name"], s["value"]) for s in effective()] == [("awsvpcTrunking", "enabled")]
 
 
+def test_ecs_keeps_account_settings_per_principal_beside_the_account_default(endpoint):
+    ecs = boto3.client("ecs", region_name=REGION)
+    role = "arn:aws:iam::123456789012:role/ptest/node"
+
+    def effective(**principal) -> list[tuple[str, str]]:
+        settings = ecs.list_account_settings(name="awsvpcTrunking", effectiveSettings=True, **principal)["settings"]
+        return [(s["name"], s["value"]) for s in settings]
+
+    ecs.put_account_setting(name="awsvpcTrunking", value="enabled")  # the caller's own setting
+    assert effective() == [("awsvpcTrunking", "enabled")]
+    assert effective(principalArn=role) == [("awsvpcTrunking", "disabled")]  # the role still gets the default
+    assert ecs.list_account_settings(name="awsvpcTrunking", principalArn=role)["settings"] == []
+    ecs.put_account_setting_default(name="awsvpcTrunking", value="enabled")
+    assert effective(principalArn=role) == [("awsvpcTrunking", "enabled")]
+    assert effective(principalArn="arn:aws:iam::123456789012:root") == [("awsvpcTrunking", "enabled")]
+    ecs.put_account_setting(name="awsvpcTrunking", value="disabled", principalArn=role)
+    (own,) = ecs.list_account_settings(name="awsvpcTrunking", effectiveSettings=True, principalArn=role)["settings"]
+    assert (own["value"], own["principalArn"]) == ("disabled", role)
+
+
 def test_every_call_waits_the_configured_latency_and_calls_wait_side_by_side(endpoint, tmp_path, monkeypatch):
     """A lower bound, not a timing: a sleep never ends early. Ten calls at once take far less than ten
     delays, so concurrent calls are not queued behind each other."""
@@ -272,6 +294,41 @@ def test_every_call_waits_the_configured_latency_and_calls_wait_side_by_side(end
         with ThreadPoolExecutor(10) as pool:
             list(pool.map(lambda _: sts.get_caller_identity(), range(10)))
         assert time.perf_counter() - started < 10 * 0.4
+
+
+def test_stop_returns_once_the_process_is_gone_and_its_port_is_free(tmp_path):
+    port = free_port()
+    info = emulator.start(tmp_path, port)
+    assert emulator.stop(tmp_path)
+    assert not emulator._is_our_emulator(info["pid"], port) and not emulator._port_taken(port)
+    again = emulator.start(tmp_path, port)  # at once: the port is free
+    try:
+        assert again["pid"] != info["pid"]
+    finally:
+        assert emulator.stop(tmp_path)
+
+
+def test_stop_from_another_directory_names_where_the_emulator_runs_and_stops_it_by_port(tmp_path, monkeypatch):
+    started_in, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    started_in.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(started_in)
+    port = free_port()
+    info = emulator.start(emulator_dir := started_in / ".provision", port)
+    try:
+        monkeypatch.chdir(elsewhere)
+        result = CliRunner().invoke(cli, ["emulator", "stop"])
+        assert result.exit_code == 0, result.output
+        assert "The emulator was not running here." in result.output
+        assert (f"One runs at http://127.0.0.1:{port} (pid {info['pid']}), started in {started_in}: stop it there, "
+                f"or with 'provision emulator stop --port {port}'.") in result.output
+        assert emulator.running(emulator_dir)  # told where it is, not stopped
+
+        result = CliRunner().invoke(cli, ["emulator", "stop", "--port", str(port)])
+        assert result.exit_code == 0, result.output
+        assert f"Emulator on port {port} stopped." in result.output
+        assert not emulator._port_taken(port) and not (emulator_dir / "emulator.json").exists()
+    finally:
+        emulator.stop(emulator_dir)
 
 
 def test_tagging_api_answers_a_resource_arn_list_in_one_page_with_untagged_and_ecr_resources(endpoint):

@@ -65,6 +65,9 @@ def toml(extra: str = "", temporal: str = IMAGES, project: str = PROJECT) -> str
     return f'project = "{project}"\n{extra}\n[temporal]\n{temporal}'
 
 
+SMALL_SUBNETS = ('[network]\nvpc_cidr = "10.0.0.0/24"\npublic_subnet_cidr = "10.0.0.240/28"\n'
+                 'private_subnet_cidrs = ["10.0.0.0/28", "10.0.0.16/28", "10.0.0.32/28"]')
+
 CONFIGS = [
     (toml('[endpoints]\necs_endpoints = "yes"'), "endpoints.ecs_endpoints = 'yes': Input should be a valid boolean"),
     (toml('[services.history]\nreplicas = "2"'), "services.history.replicas = '2': Input should be a valid integer"),
@@ -84,18 +87,35 @@ CONFIGS = [
     (toml(temporal='server_image = " registry.example/temporal:1"'), "must be an image reference"),
     (toml(temporal='admin_tools_image = "ftp://x/y:1"'), "temporal.admin_tools_image"),
     (toml(temporal='ui_image = "temporalio/ui"'), "temporal.ui_image"),
+    (toml(temporal=f'server_image = "registry.example/{"a" * 5000}:1"'), "ECS accepts at most 255"),
     (toml(temporal=IMAGES + 'server_version = "1.26"'), "Temporal '1.26' is not a supported server version"),
     (toml(temporal=IMAGES + "server_version = 1.30"), "temporal.server_version = 1.3"),
     (toml(temporal=IMAGES + 'log_level = "verbose"'), "temporal.log_level = 'verbose'"),
     (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rpz" = 1'), "did you mean 'frontend.rps'?"),
     (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"" = 1'), "unknown dynamic config key ''"),
     (toml(temporal=IMAGES + "dynamic_config = 3"), "temporal.dynamic_config = 3"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = "fast"'), "'frontend.rps' = 'fast' is not a whole number"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = {a = 1}'), "'frontend.rps' = {'a': 1} is not a whole"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = true'),
+     "'history.shutdownDrainDuration' = True is not a duration"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = "thirty"'),
+     "'history.shutdownDrainDuration' = 'thirty' is not a duration"),
     (toml("[network]\nvpc_cidr = \"10.0.0.0/33\""), "network.vpc_cidr"),
     (toml("[network]\nvpc_cidr = \"10.0.0.1/16\""), "host bits zero"),
     (toml("[network]\nvpc_cidr = \"10.0.0.0/8\""), "AWS accepts prefixes from /16 to /24"),
     (toml("[network]\nvpc_cidr = \"fd00::/48\""), "is IPv6"),
     (toml("[network]\nvpc_cidr = \"not-a-cidr\""), "is not an IPv4 CIDR block"),
     (toml("[network]\nvpc_cidr = 10"), "network.vpc_cidr = 10"),
+    # Ranges AWS does not assign to a VPC (VPC user guide, VPC CIDR blocks; RFC 5735).
+    (toml('[network]\nvpc_cidr = "224.0.0.0/16"'), "network.vpc_cidr = '224.0.0.0/16': lies in 224.0.0.0/4 (multicast"),
+    (toml('[network]\nvpc_cidr = "127.0.0.0/16"'), "lies in 127.0.0.0/8 (loopback"),
+    (toml('[network]\nvpc_cidr = "169.254.0.0/16"'), "lies in 169.254.0.0/16 (link local"),
+    (toml('[network]\nvpc_cidr = "0.0.0.0/16"'), "lies in 0.0.0.0/8 ('this network'"),
+    # Private subnets too small for the endpoints' ENIs, the nodes and one ENI per awsvpc task.
+    (toml(SMALL_SUBNETS),
+     "network.private_subnet_cidrs: 10.0.0.0/28, 10.0.0.16/28, 10.0.0.32/28 have 9 addresses left"),
+    (toml(SMALL_SUBNETS + "\n[endpoints]\necs_endpoints = true\n[dsql]\nprivate_link = true"),
+     "network.private_subnet_cidrs: 10.0.0.0/28 has 16 addresses, fewer than the 17 it needs for itself"),
     (toml('[network]\nprivate_subnet_cidrs = ["10.0.0.0/20"]'), "at least two subnets"),
     (toml('[network]\nprivate_subnet_cidrs = ["10.0.0.0/20", "10.0.8.0/21"]'), "overlap"),
     (toml('[network]\nprivate_subnet_cidrs = ["10.0.0.0/20", "10.1.0.0/20"]'), "lies outside vpc_cidr"),
@@ -135,6 +155,8 @@ CONFIGS = [
     (toml('[opensearch]\nengine_version = "2.17"'), "must look like OpenSearch_2.17"),
     (toml('[opensearch]\ninstance_count = 0'), "opensearch.instance_count = 0"),
     (toml('[opensearch]\nvolume_gib = 5'), "opensearch.volume_gib = 5"),
+    (toml('[opensearch]\nvolume_gib = 101'), "volume_gib = 101: a t3.small.search takes a gp3 volume of 10 to 100 GiB"),
+    (toml('[opensearch]\ninstance_type = "t2.small.search"'), "is not an OpenSearch instance type that takes a gp3"),
     (toml('[opensearch]\nvisibility_index = "visibility"'), "must start with temporal_visibility_v1"),
     (toml('[opensearch]\nvisibility_index = "temporal_visibility_v1 prod"'), "must start with temporal_visibility_v1"),
     (toml('[timeouts]\nnat_gateway = 0'), "timeouts.nat_gateway = 0"),
@@ -144,6 +166,9 @@ CONFIGS = [
     (toml('[aws]\nmax_attempts = 100'), "aws.max_attempts = 100"),
     (toml('[aws]\nregion = "eu-west-1"'), "unknown key 'aws.region'"),
     (toml('[grafana]\nadmin_secret_name = 7'), "grafana.admin_secret_name = 7"),
+    (toml('[grafana]\nadmin_secret_name = "bad name!"'), "is not a name Secrets Manager accepts"),
+    (toml(f'[grafana]\nadmin_secret_name = "{"x" * 600}"'), "(600 characters): is not a name Secrets Manager accepts"),
+    (toml('[grafana]\nadmin_secret_name = ""'), "grafana.admin_secret_name = '': is not a name Secrets Manager"),
     (toml(project="Temporal_Prod"), "project = 'Temporal_Prod'"),
     (toml(project="ecs-demo"), "must not start with 'aws', 'ecs' or 'fargate'"),
     (toml(project="a-very-long-project-name-indeed"), "must be 3-20 characters"),
@@ -158,6 +183,10 @@ CONFIGS = [
     ("= 3\n", "not valid TOML"),
     ("project = 3\n", "project = 3"),
     ("project = [\"temporal\"]\n", "project = ['temporal']"),
+    (toml('[grafana]\nimage = "grafana/grafana:13.0.0"'), "Grafana 13 migrates core Prometheus data sources that sign "
+     "with SigV4"),
+    (toml('[state]\nlocation = "S3://my-team-state/temporal.json"'), "is not an S3 state location"),
+    (toml('[state]\nlocation = "https://my-team-state.s3.amazonaws.com/temporal.json"'), "is not an S3 state location"),
 ]
 
 
@@ -185,10 +214,22 @@ def test_a_config_that_is_not_utf8_is_refused(moto_endpoint, tmp_path, content, 
     (".", "is a directory, not a config file"),
     ("/tmp", "is a directory, not a config file"),
     ("/nonexistent/provision.toml", "no such config file"),
+    ("/dev/zero", "is not a regular file"),
+    ("/dev/null", "is not a regular file"),
 ])
 def test_a_config_path_that_is_no_file_is_refused(moto_endpoint, changes, path, message):
     for command in ("plan", "up", "validate"):
         assert_clean_failure(invoke(command, "--config", path), 2, message)
+    assert changes.calls == []
+
+
+def test_a_config_fifo_or_a_huge_config_is_refused_without_hanging(moto_endpoint, changes, tmp_path):
+    fifo = tmp_path / "provision.fifo"
+    os.mkfifo(fifo)  # no writer: opening it to read would block for ever
+    assert_clean_failure(invoke("plan", "--config", str(fifo)), 2, "is not a regular file")
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"#" * (2 * 1024 * 1024))
+    assert_clean_failure(invoke("plan", "--config", str(huge)), 2, "over 1024 KiB")
     assert changes.calls == []
 
 
@@ -220,6 +261,11 @@ SCALE_ARGUMENTS = [
     ([""], "expected 'up', 'down' or service=count"),
     ([], "name what to scale"),
     (["history=1", "matching"], "expected 'up', 'down' or service=count"),
+    (["history=1", "history=2"], "history is already given a count (history=1); give each service once"),
+    (["up", "down"], "'up' sets every service, so it stands alone"),
+    (["up", "history=1"], "'up' sets every service, so it stands alone"),
+    (["history=1", "down"], "'down' sets every service, so it stands alone"),
+    (["up", "up"], "'up' sets every service, so it stands alone"),
 ]
 
 
@@ -230,8 +276,20 @@ def test_bad_scale_arguments_change_nothing(moto_endpoint, changes, config_file,
     assert changes.calls == []  # refused before any session was opened
 
 
+def test_scale_help_lists_every_service_it_accepts():
+    from provisioner.ecs_layout import SERVICES
+
+    shown = " ".join(invoke("scale", "--help").output.replace("│", " ").split())
+    assert f"services: {', '.join(SERVICES)}." in shown
+    assert {"grafana", "collector"} <= set(SERVICES)
+
+
 CLI_ARGUMENTS = [
     (["nope"], "No such command"),
+    # Names Secrets Manager would refuse, and empty values that must not fall back to a default.
+    (["grafana-secret", "--name", "bad name!"], "'bad name!' is not a name Secrets"),
+    (["grafana-secret", "--name", "x" * 600], "(600 characters) is not a name"),
+    (["grafana-secret", "--name", ""], "'' is not a name Secrets"),
     (["up", "--colour"], "No such option"),
     (["scale", "up", "--timeout", "0"], "--timeout"),
     (["scale", "up", "--timeout", "-5"], "--timeout"),
@@ -251,6 +309,13 @@ CLI_ARGUMENTS = [
 @pytest.mark.parametrize("arguments,message", CLI_ARGUMENTS, ids=[f"argv-{i}" for i in range(len(CLI_ARGUMENTS))])
 def test_bad_command_lines_exit_2_with_usage(moto_endpoint, changes, arguments, message):
     assert_clean_failure(invoke(*arguments), 2, message)
+    assert changes.calls == []
+
+
+def test_an_empty_cost_region_is_refused_not_replaced_by_the_default(moto_endpoint, changes, config_file, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", REGION)
+    result = invoke("cost", "--region", "", "--config", str(config_file))
+    assert_clean_failure(result, 2, "no price table for region ''")
     assert changes.calls == []
 
 
@@ -286,11 +351,26 @@ STATES = [
     (json.dumps(state_document(resources={"network": {"vpc": {"id": 7}}})).encode(), "resources.network.vpc.id"),
     (json.dumps(state_document(resources={"network": []})).encode(), "resources.network"),
     (json.dumps(state_document(settings=[])).encode(), "settings"),
+    # The state is input: its recorded settings are checked as strictly as the config.
+    (json.dumps(state_document(settings={"service_counts": {"history": 1000, "bogus": 3}})).encode(),
+     "settings.service_counts: history = 1000: a count must be a whole number from 0 to 100"),
+    (json.dumps(state_document(settings={"service_counts": {"bogus": 3}})).encode(),
+     "settings.service_counts: names unknown service 'bogus'"),
+    (json.dumps(state_document(settings={"service_counts": {"history": "2"}})).encode(),
+     "settings.service_counts.history: Input should be a valid integer"),
+    (json.dumps(state_document(settings={"service_counts": {"history": -1}})).encode(), "history = -1"),
+    (json.dumps(state_document(settings={"availability_zones": ["nowhere"]})).encode(),
+     "settings.availability_zones: 'nowhere' is not an availability zone name"),
+    (json.dumps(state_document(settings={"schema": {"at": "now"}})).encode(), "settings.schema.server_version"),
+    (json.dumps(state_document(settings={"counts": {"history": 1}})).encode(),
+     "settings.counts: not a setting this tool records"),
     (json.dumps(state_document(lineage="")).encode(), "lineage"),
     (json.dumps(state_document(serial=-1)).encode(), "serial"),
     (json.dumps(state_document(serial="3")).encode(), "serial"),
     (json.dumps({k: v for k, v in state_document().items() if k != "resources"}).encode(), "resources"),
     (json.dumps(state_document(extra=1)).encode(), "extra"),
+    (b"[" * 100_000 + b"]" * 100_000, "nests too deeply to be a provision state"),
+    (b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, "nests too deeply to be a provision state"),
 ]
 
 
@@ -305,6 +385,17 @@ def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(moto_endpoint,
     assert set(changes.calls) == {"sts.GetCallerIdentity"}  # who the credentials are: nothing else
 
 
+def test_up_refuses_recorded_counts_its_node_groups_cannot_hold_as_scale_does(endpoint, changes, config_file, tmp_path):
+    state = tmp_path / "state.json"
+    content = json.dumps(state_document(settings={"service_counts": {"history": 40}})).encode()
+    state.write_bytes(content)
+    result = invoke("up", "--config", str(config_file), "--state", str(state))
+    assert_clean_failure(result, 2, "the task counts the state records (settings.service_counts in")
+    assert "node group history (2 x m7g.xlarge at capacity.history.max_size) cannot hold history=40" in result.output
+    assert "scale to fewer tasks" in result.output
+    assert changes.mutating == [] and state.read_bytes() == content
+
+
 @pytest.mark.parametrize("state,message", [
     ("", "is a directory, not a state file"),
     (".", "is a directory, not a state file"),
@@ -317,6 +408,109 @@ def test_a_state_path_that_cannot_hold_a_state_is_refused_before_anything_is_mad
     assert changes.mutating == []
 
 
+def test_a_broken_state_suggests_its_backup_only_when_there_is_one(moto_endpoint, config_file, tmp_path):
+    state = tmp_path / "s.json"
+    state.write_text("{")
+    result = invoke("plan", "--config", str(config_file), "--state", str(state))
+    assert_clean_failure(result, 2, "Move it away and run again")
+    assert "s.json.backup" not in result.output
+    (tmp_path / "s.json.backup").write_text(json.dumps(state_document()))
+    result = invoke("plan", "--config", str(config_file), "--state", str(state))
+    assert_clean_failure(result, 2, f"Restore it from {tmp_path / 's.json.backup'}")
+
+
+@pytest.mark.parametrize("state", ["/dev/zero", "/dev/full", "/dev/null"])
+def test_a_device_as_state_is_refused_before_it_is_read(moto_endpoint, changes, config_file, state):
+    for command in ("plan", "up"):
+        assert_clean_failure(invoke(command, "--config", str(config_file), "--state", state), 2,
+                             f"--state '{state}': is not a regular file")
+    assert changes.mutating == [] and not Path(f"{state}.lock").exists()
+
+
+def test_a_fifo_as_state_is_refused_without_hanging(moto_endpoint, changes, config_file, tmp_path):
+    fifo = tmp_path / "state.fifo"
+    os.mkfifo(fifo)
+    assert_clean_failure(invoke("up", "--config", str(config_file), "--state", str(fifo)), 2, "is not a regular file")
+    assert changes.mutating == [] and sorted(p.name for p in tmp_path.iterdir()) == ["provision.toml", "state.fifo"]
+
+
+@pytest.mark.parametrize("state", ["S3://my-team-state/temporal.json", "s3:/my-team-state/temporal.json",
+                                   "s3:my-team-state", "https://my-team-state.s3.amazonaws.com/temporal.json",
+                                   "gs://my-team-state/temporal.json", "s3://my-team-state/"])
+def test_a_state_location_that_looks_like_a_url_must_be_s3_bucket_key(moto_endpoint, changes, config_file, tmp_path,
+                                                                       monkeypatch, state):
+    monkeypatch.chdir(tmp_path)
+    assert_clean_failure(invoke("up", "--config", str(config_file), "--state", state), 2,
+                         "is not an S3 state location: give s3://BUCKET/KEY")
+    assert changes.mutating == [] and sorted(p.name for p in tmp_path.iterdir()) == ["provision.toml"]
+
+
+def test_a_file_named_like_the_state_directory_is_refused_not_a_bug(moto_endpoint, changes, config_file, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".provision").write_text("")
+    assert_clean_failure(invoke("up", "--config", str(config_file)), 2, "a file is in the way of that directory")
+    assert_clean_failure(invoke("emulator", "start", "--port", str(free_port())), 2,
+                         ".provision is a file, but the emulator keeps its record")
+    assert changes.mutating == [] and (tmp_path / ".provision").is_file()
+
+
+# -- the AWS settings: profile, region, endpoint ------------------------------------------------------------
+
+AWS_SETTINGS = [
+    ({}, ["--profile", "nosuchprofile"], "The config profile (nosuchprofile) could not be found"),
+    ({}, ["--profile", ""], "--profile '': give a profile name"),
+    ({"AWS_PROFILE": "nosuchprofile"}, [], "The config profile (nosuchprofile) could not be found"),
+    ({"AWS_REGION": "", "AWS_DEFAULT_REGION": None}, [], "No AWS region is set"),
+    ({"AWS_REGION": None, "AWS_DEFAULT_REGION": None}, [], "No AWS region is set"),
+    ({"AWS_REGION": "xx-fake-1"}, [], "AWS region 'xx-fake-1' is not a region name"),
+    ({"AWS_REGION": "eu_west_1"}, [], "AWS region 'eu_west_1' is not a region name"),
+    ({"AWS_ENDPOINT_URL": "not a url"}, [], "Invalid endpoint: not a url: set AWS_ENDPOINT_URL"),
+]
+
+
+@pytest.mark.parametrize("env,arguments,message", AWS_SETTINGS, ids=[f"aws-{i}" for i in range(len(AWS_SETTINGS))])
+def test_bad_aws_settings_are_input_named_before_any_call(moto_endpoint, changes, config_file, tmp_path, monkeypatch,
+                                                          env, arguments, message):
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    for command in ("plan", "up", "status"):
+        result = invoke(command, *arguments, "--config", str(config_file), "--state", str(tmp_path / "s.json"))
+        assert_clean_failure(result, 2, message)
+        assert "list fewer subnets" not in result.output
+    assert changes.calls == [] and not (tmp_path / "s.json").exists()
+
+
+def test_an_endpoint_that_is_no_aws_api_fails_naming_it(config_file, tmp_path, monkeypatch):
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        where = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", where)
+        monkeypatch.chdir(tmp_path)
+        result = invoke("plan", "--config", str(config_file), "--state", str(tmp_path / "s.json"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_clean_failure(result, 1, f"{where} answered, but not as an AWS API does")
+    assert not (tmp_path / "s.json").exists()
+
+
+# -- commands that need a stack, before 'up' -------------------------------------------------------------------
+
+@pytest.mark.parametrize("arguments", [["scale", "up"], ["scale", "history=1"], ["schema"], ["tunnel", "grafana", "--print"]])
+def test_a_command_that_needs_the_stack_before_up_is_input(endpoint, config_file, tmp_path, arguments):
+    result = invoke(*arguments, "--config", str(config_file), "--state", str(tmp_path / "s.json"))
+    assert_clean_failure(result, 2, "run 'provision up' first")
+    assert world() == []
+
+
 # -- the emulator --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("record", ["not json", "{}", '{"pid": "abc", "port": 1}', "[]"])
@@ -325,7 +519,7 @@ def test_a_corrupt_emulator_record_is_dropped_not_trusted(tmp_path, monkeypatch,
     (tmp_path / ".provision").mkdir()
     (tmp_path / ".provision" / "emulator.json").write_text(record)
     result = invoke("emulator", "stop")
-    assert_clean_failure(result, 0, "The emulator was not running.")
+    assert_clean_failure(result, 0, "The emulator was not running")
     assert not (tmp_path / ".provision" / "emulator.json").exists()
 
 
@@ -335,7 +529,7 @@ def test_emulator_stop_never_signals_a_process_it_did_not_start(tmp_path, monkey
     (tmp_path / ".provision").mkdir()
     (tmp_path / ".provision" / "emulator.json").write_text(json.dumps({"pid": os.getpid(), "port": 4566,
                                                                         "endpoint": "http://127.0.0.1:4566"}))
-    assert_clean_failure(invoke("emulator", "stop"), 0, "The emulator was not running.")
+    assert_clean_failure(invoke("emulator", "stop"), 0, "The emulator was not running")
     assert_clean_failure(invoke("emulator", "env"), 1, "the emulator is not running")
 
 
@@ -374,7 +568,7 @@ def untagged(kind: str):
             boto3.client("logs", region_name=REGION).create_log_group(logGroupName=f"/ecs/{PROJECT}/history")
         elif kind == "IAM role":
             boto3.client("iam", region_name=REGION).create_role(
-                RoleName=f"{PROJECT}-temporal-task", AssumeRolePolicyDocument="{}")
+                RoleName=f"{PROJECT}-{REGION}-temporal-task", AssumeRolePolicyDocument="{}")
         elif kind == "ECS cluster":
             boto3.client("ecs", region_name=REGION).create_cluster(clusterName=f"{PROJECT}-cluster")
         elif kind == "OpenSearch domain":
@@ -384,6 +578,30 @@ def untagged(kind: str):
         elif kind == "image repository":
             boto3.client("ecr", region_name=REGION).create_repository(repositoryName=f"{PROJECT}/temporal-server")
     return make
+
+
+@pytest.mark.parametrize("extra,message", [
+    ('[grafana]\nadmin_secret_name = "grafana/absent"', "provision grafana-secret --name grafana/absent"),
+    ('[grafana]\nadmin_secret_name = "grafana admin!"', "Secrets Manager would refuse the name"),
+])
+def test_a_missing_grafana_secret_is_input_with_a_command_that_works(endpoint, changes, tmp_path, extra, message):
+    config = tmp_path / "provision.toml"
+    config.write_text(config_text(extra=extra))
+    for command in ("plan", "up"):
+        result = invoke(command, "--config", str(config), "--state", str(tmp_path / "state.json"))
+        assert_clean_failure(result, 2, message)
+    assert "--name grafana admin!" not in result.output  # never a command the shell or Secrets Manager would refuse
+    assert changes.mutating == [] and world() == []
+
+
+def test_a_preflight_with_several_problems_reports_each_and_is_input(endpoint, changes, tmp_path):
+    config = tmp_path / "provision.toml"
+    config.write_text(config_text(extra='[grafana]\nadmin_secret_name = "grafana/absent"\n'
+                                        '[capacity.history]\ninstance_type = "a1.xlarge"'))
+    result = invoke("up", "--config", str(config), "--state", str(tmp_path / "state.json"))
+    assert_clean_failure(result, 2, "the config asks for what this account or region cannot give")
+    assert "grafana/absent" in result.output and "is not offered in" in result.output
+    assert changes.mutating == [] and world() == []
 
 
 @pytest.mark.parametrize("kind", ["log group", "IAM role", "ECS cluster", "OpenSearch domain",
@@ -435,6 +653,11 @@ IMMUTABLE = [
     ('[network]\navailability_zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]\n'
      'private_subnet_cidrs = ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"]', None),
     ('[network]\npublic_subnet_cidr = "10.0.254.0/28"', "network.public_subnet_cidr: the stack was built with"),
+    ('[network]\navailability_zones = ["eu-west-1b", "eu-west-1a", "eu-west-1c"]\n'
+     'private_subnet_cidrs = ["10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"]',
+     "10.0.0.0/20 was built in eu-west-1a, now paired with eu-west-1b"),
+    ('[network]\nprivate_subnet_cidrs = ["10.0.16.0/20", "10.0.0.0/20", "10.0.32.0/20"]',
+     "list the zones in the order of network.private_subnet_cidrs: ['eu-west-1b', 'eu-west-1a', 'eu-west-1c']"),
     ('[opensearch]\nengine_version = "OpenSearch_2.19"', "upgrade the domain with 'aws opensearch upgrade-domain'"),
     ('[dsql]\ncluster_arn = "arn:aws:dsql:eu-west-1:123456789012:cluster/abcdefghijklmnopqrstuvwxyz"',
      "dsql.cluster_arn: the stack was built with '(the cluster provision created)'"),
@@ -458,6 +681,22 @@ def test_a_setting_the_stack_cannot_change_is_refused_by_plan_and_up(stack, tmp_
         assert_clean_failure(result, 2, message)
         assert "This cannot change in place" in result.output
     assert world() == before and stack.read_bytes() == state_before
+
+
+def test_zones_reordered_in_the_state_are_refused_before_anything_changes(stack, tmp_path):
+    config = tmp_path / "provision.toml"
+    config.write_text(config_text())
+    document = json.loads(stack.read_text())
+    zones = document["settings"]["availability_zones"]
+    document["settings"]["availability_zones"] = [zones[1], zones[0], *zones[2:]]
+    edited = tmp_path / "state.json"
+    edited.write_text(json.dumps(document))
+    before, payload = world(), edited.read_bytes()
+    for command in ("plan", "up"):
+        result = invoke(command, "--config", str(config), "--state", str(edited))
+        assert_clean_failure(result, 2, "the zones recorded in the state (settings.availability_zones)")
+        assert "This cannot change in place" in result.output
+    assert world() == before and edited.read_bytes() == payload
 
 
 def test_a_state_of_another_account_is_refused_naming_both(stack, tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from provisioner import operations
 from provisioner.cli import app as cli
+from provisioner.commands import build_images
 from tests.conftest import (
     PROJECT,
     REGION,
@@ -45,6 +46,8 @@ FAKE = textwrap.dedent('''\
         open(os.path.join(args[args.index("-C") + 1], args[-1]), "w").write("cli")
     elif name == "docker" and args[:1] == ["buildx"] and "build" in args:
         print("#1 building", args[-1])
+    elif name == "docker" and args[:2] == ["buildx", "inspect"]:
+        print("Name: default\\nDriver: docker\\nPlatforms: " + os.environ.get("FAKE_BUILDX_PLATFORMS", ""))
 ''')
 
 
@@ -75,6 +78,10 @@ def workshop(endpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
     monkeypatch.setenv("FAKE_STDIN", str(tmp_path / "stdin.txt"))
+    # An x86 host whose buildx builder can build arm64 (as Docker Desktop's does), whatever this machine is.
+    monkeypatch.setattr(build_images.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(build_images, "BINFMT_AARCH64", tmp_path / "binfmt_misc" / "qemu-aarch64")
+    monkeypatch.setenv("FAKE_BUILDX_PLATFORMS", "linux/amd64*, linux/arm64, linux/386")
     config_file = tmp_path / "provision.toml"
     config_file.write_text(f'project = "{PROJECT}"\n\n[temporal]\n# the image\nserver_version = "fork"\n')
     return {"source": fake_fork(tmp_path / "temporal"), "config": config_file, "state": tmp_path / "state.json",
@@ -141,9 +148,10 @@ def test_build_images_runs_the_fork_build_in_order_and_pushes_both_images(worksh
     assert result.exit_code == 0, result.output
     recorded = [(c["tool"], c["args"]) for c in calls(workshop)]
     source, docker_dir = str(workshop["source"]), str(workshop["source"] / "docker")
-    assert [tool for tool, _ in recorded] == ["docker", "git", *["go"] * 5, "curl", "tar", "docker", "docker", "docker"]
-    assert recorded[0] == ("docker", ["buildx", "version"])
-    assert recorded[1] == ("git", ["-C", source, "rev-parse", "--short=12", "HEAD"])
+    assert [tool for tool, _ in recorded] == ["docker", "docker", "git", *["go"] * 5, "curl", "tar", "docker", "docker",
+                                              "docker"]
+    assert recorded[:2] == [("docker", ["buildx", "version"]), ("docker", ["buildx", "inspect", "--bootstrap"])]
+    assert recorded[2] == ("git", ["-C", source, "rev-parse", "--short=12", "HEAD"])
     # The fork's Makefile targets, cross-compiled for linux/arm64.
     assert [args[args.index("-o") + 1] for tool, args in recorded if tool == "go"] == list(BINARIES)
     assert all(c["env"] == {"GOOS": "linux", "GOARCH": "arm64", "CGO_ENABLED": "0"} for c in calls(workshop)
@@ -180,7 +188,9 @@ def test_the_ecr_password_goes_to_docker_on_stdin_only(workshop):
 def test_dry_run_prints_the_same_commands_and_runs_none(workshop):
     dry = build(workshop, "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert [c["tool"] for c in calls(workshop)] == ["docker", "git"]  # buildx version and the commit: questions only
+    # buildx version, what the builder can build, the commit: questions only
+    assert [(c["tool"], c["args"][:2]) for c in calls(workshop)] == [
+        ("docker", ["buildx", "version"]), ("docker", ["buildx", "inspect"]), ("git", ["-C", str(workshop["source"])])]
     printed = dry.stdout.splitlines()
     assert printed[0] == f"GOOS=linux GOARCH=arm64 CGO_ENABLED=0 make -C {workshop['source']} clean-bins"
     assert any(line.startswith("docker login --username AWS --password-stdin") for line in printed)
@@ -209,8 +219,42 @@ def test_a_source_tree_that_is_not_the_fork_is_refused(workshop, tmp_path):
     result = build(workshop)
     assert result.exit_code == 2
     assert "is not a checkout of the temporal-dsql fork" in result.output and "cmd/tools/dsql" in result.output
-    assert calls(workshop) == [{"tool": "docker", "args": ["buildx", "version"],
-                                "env": {"GOOS": None, "GOARCH": None, "CGO_ENABLED": None}}]
+    assert calls(workshop) == []  # the source is checked first
+
+
+def test_a_missing_source_is_named_first_even_without_the_tools(workshop, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(fake_tools(tmp_path / "none", ())))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never asked: the path is checked before AWS
+    workshop["source"] = tmp_path / "nonexistent"
+    result = build(workshop, "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert f"--source {tmp_path / 'nonexistent'}: no such directory" in result.output
+    assert "go: install" not in result.output and calls(workshop) == []
+
+
+def test_an_x86_host_that_cannot_run_arm64_is_told_how_to_enable_it(workshop, monkeypatch):
+    monkeypatch.setenv("FAKE_BUILDX_PLATFORMS", "linux/amd64, linux/386")
+    result = build(workshop, "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert "host cannot build linux/arm64 images" in result.output
+    assert "docker run --privileged --rm tonistiigi/binfmt --install arm64" in result.output
+    assert [c["args"][:2] for c in calls(workshop)] == [["buildx", "version"], ["buildx", "inspect"]]
+
+
+def test_a_registered_qemu_aarch64_handler_is_enough_to_build_arm64(workshop, monkeypatch):
+    monkeypatch.setenv("FAKE_BUILDX_PLATFORMS", "linux/amd64")
+    build_images.BINFMT_AARCH64.parent.mkdir()
+    build_images.BINFMT_AARCH64.write_text("enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: F\n")
+    result = build(workshop, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert [c["args"][:2] for c in calls(workshop) if c["tool"] == "docker"] == [["buildx", "version"]]
+
+
+def test_an_arm64_host_builds_without_qemu(workshop, monkeypatch):
+    monkeypatch.setenv("FAKE_BUILDX_PLATFORMS", "")
+    monkeypatch.setattr(build_images.platform, "machine", lambda: "aarch64")
+    result = build(workshop, "--dry-run")
+    assert result.exit_code == 0, result.output
 
 
 def test_up_without_a_server_image_says_how_to_build_one(endpoint, tmp_path):

@@ -49,7 +49,7 @@ def containers(stack, family: str) -> dict[str, dict]:
 
 def role_policy(stack, role: str) -> dict[str, dict]:
     (document,) = [json.loads(p["PolicyDocument"]) for p in stack["sent"].of("iam.PutRolePolicy")
-                   if p["RoleName"] == f"{PROJECT}-{role}"]
+                   if p["RoleName"] == f"{PROJECT}-{REGION}-{role}"]
     return {s["Sid"]: s for s in document["Statement"]}
 
 
@@ -221,7 +221,7 @@ def test_grafana_roles_query_the_workspace_and_read_only_their_secret_and_parame
     assert start["ReadGrafanaSecret"]["Resource"] == stack["grafana_secret_arn"]
     assert start["ReadGrafanaProvisioning"]["Resource"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{PROJECT}/grafana/*"
     # The shared execution role reads no secret at all any more.
-    assert not [p for p in stack["sent"].of("iam.PutRolePolicy") if p["RoleName"] == f"{PROJECT}-ecs-execution"]
+    assert not [p for p in stack["sent"].of("iam.PutRolePolicy") if p["RoleName"] == f"{PROJECT}-{REGION}-ecs-execution"]
 
 
 def test_grafana_and_the_collector_run_on_their_nodes_without_service_connect(stack):

@@ -70,7 +70,7 @@ def test_the_schema_role_reaches_only_the_cluster_and_the_domain_and_opensearch_
     _, state, sent = stack
     records = json.loads(state.read_text())["resources"]
     (policy,) = [json.loads(p["PolicyDocument"]) for p in sent.of("iam.PutRolePolicy")
-                 if p["RoleName"] == f"{PROJECT}-schema-task"]
+                 if p["RoleName"] == f"{PROJECT}-{REGION}-schema-task"]
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert statements["DsqlSchema"] == {"Sid": "DsqlSchema", "Effect": "Allow", "Action": "dsql:DbConnectAdmin",
                                         "Resource": records["dsql"]["cluster"]["id"]}
@@ -131,7 +131,7 @@ def test_schema_before_up_says_to_run_up_first(endpoint, tmp_path):
     config_file = tmp_path / "provision.toml"
     config_file.write_text(config_text())
     result = run("schema", config_file=config_file, state=tmp_path / "state.json")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # input: nothing to run the schema on yet, nothing changed
     assert "run 'provision up' first" in result.output and "Traceback" not in result.output
 
 

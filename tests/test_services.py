@@ -394,7 +394,7 @@ def test_scale_before_up_says_to_run_up_first(endpoint, tmp_path):
     config_file = tmp_path / "provision.toml"
     config_file.write_text(config_text())
     result = run("scale", "history=1", config_file=config_file, state=tmp_path / "state.json")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # input: nothing to scale yet, nothing changed
     assert "run 'provision up' first" in result.output
 
 

@@ -66,11 +66,22 @@ def test_a_state_of_another_project_or_region_is_refused(tmp_path):
 
 
 def test_a_corrupt_state_names_the_backup(tmp_path):
-    s = store(tmp_path)
+    for vpc in ("vpc-1", "vpc-2"):  # the second run backs up the first one's state
+        with store(tmp_path).locked("up") as s:
+            s.put("network", "vpc", vpc)
     s.path.write_text("{not json")
     with pytest.raises(StateError, match=r"Restore it from .*proj.json.backup"):
         with s.locked("up"):
             pass
+
+
+def test_a_corrupt_state_without_a_backup_suggests_none(tmp_path):
+    s = store(tmp_path)
+    s.path.write_text("{not json")
+    with pytest.raises(StateError, match=r"Move it away and run again") as refused:
+        with s.locked("up"):
+            pass
+    assert ".backup" not in str(refused.value) and not s.backup_path.exists()
 
 
 @pytest.mark.parametrize("name", ["admin_password", "SecretString", "session_token", "db_credentials"])

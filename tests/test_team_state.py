@@ -143,13 +143,13 @@ def test_a_write_that_loses_the_etag_race_keeps_the_other_writers_records(bucket
     with early.locked("up"), late.locked("up"):
         early.put("network", "vpc", "vpc-1")
         late.put("network", "igw", "igw-1")  # its If-Match names the ETag it read before early's write
-        early.set_setting("counts", {"history": 1})
+        early.set_setting("service_counts", {"history": 1})
         late.forget("network", "igw")
         late.put("network", "igw", "igw-2")
     assert len(lost) >= 2, "the late writer never lost a race"
     document = remote_state()
     assert document["resources"] == {"network": {"vpc": {"id": "vpc-1"}, "igw": {"id": "igw-2"}}}
-    assert document["settings"] == {"counts": {"history": 1}}
+    assert document["settings"] == {"service_counts": {"history": 1}}
     assert document["serial"] == 5  # every write counted once, none overwritten
     assert len(s3().list_object_versions(Bucket=BUCKET, Prefix=KEY)["Versions"]) == 5
 
@@ -223,6 +223,9 @@ def test_a_bucket_without_permission_is_refused_with_what_is_needed(bucket, conf
     result = invoke("plan", "--config", str(config_file), "--state", URL)
     assert_exit(result, 2, f"cannot read the versioning of {URL} (AccessDenied)", "s3:PutObject",
                 "aws s3api create-bucket --bucket team-state")
+    # GetObject with a versionId (state history, state restore) is authorised by s3:GetObjectVersion (S3 API
+    # reference, GetObject).
+    assert "s3:GetObjectVersion" in result.output
 
 
 def test_an_unversioned_bucket_warns_once_and_has_no_history(endpoint, config_file):

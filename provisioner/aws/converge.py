@@ -73,6 +73,10 @@ def ensure(
     """
     recorded_id = ctx.state.id_of(ctx.step, key)
     item = live(ctx, kind, recorded_id) if recorded_id else None
+    if item is not None and not _belongs(ctx, kind, item, key):
+        # An account-wide resource recorded but not this region's (a role from before region-named IAM,
+        # which another region's stack may share): left alone, this stack's own is found or created.
+        item = None
     if item is None:
         matches = kind.find(ctx.aws, ctx.naming, key, name)
         if len(matches) > 1:
@@ -105,13 +109,13 @@ def tag_drift(desired: dict[str, str], current: dict[str, str]) -> dict[str, str
 
 
 def reconcile_tags(ctx, kind: Kind, key: str, item: dict) -> None:
-    """Restore the project's tags (naming.tags: whatever set the tool creates with) on a resource this step found.
+    """Restore the project's tags (from naming: whatever set the tool creates with) on a resource this step found.
 
     Found by the state's ID, it is ours even when its Project, ManagedBy or ProvisionKey were edited to
     another's: the state is the truth while it exists, and the restored tags are what finds the resource
     again once it is lost. Found by its tags, only what else drifted (Name, ProvisionStep) is restored.
     """
-    desired = ctx.naming.tags(ctx.step, key)
+    desired = kind.desired_tags(ctx.naming, ctx.step, key)
     current = live_tags(ctx, kind, item)
     drift = tag_drift(desired, current)
     if not drift:
@@ -182,6 +186,18 @@ def differs(current: Any, desired: Any) -> bool:
     return current != desired
 
 
+def _belongs(ctx, kind: Kind, item: dict, key: str) -> bool:
+    """Only account-wide kinds (IAM) can be another region's; every regional resource is this region's.
+
+    One recorded under this region's own name (Naming.global_name) is this stack's whatever its tags now
+    say: the state is the truth while it exists (and reconcile_tags restores them).
+    """
+    belongs = getattr(kind, "belongs", None)
+    if belongs is None or belongs(ctx.naming, item):
+        return True
+    return kind.id_of(item).rsplit("/", 1)[-1] == ctx.naming.global_name(key)
+
+
 def _tagged(ctx, kind: Kind) -> Iterator[tuple[str, dict]]:
     """(logical key, item) for every live resource of `kind` tagged for this project and step."""
     for item in kind.find(ctx.aws, ctx.naming):
@@ -204,7 +220,8 @@ def owned(ctx, kind: Kind) -> dict[str, tuple[str, dict]]:
     records = [(key, record) for key, record in ctx.state.step_records(ctx.step).items() if record.get("kind") == kind.kind]
     described = side_by_side(records, lambda entry: live(ctx, kind, entry[1]["id"]))
     for (key, record), item in zip(records, described):
-        if item is None:
+        if item is None or not _belongs(ctx, kind, item, key):
+            # Gone, or another region's account-wide resource (never deleted from here): not this stack's.
             ctx.state.forget(ctx.step, key)
         else:
             found[record["id"]] = (key, item)

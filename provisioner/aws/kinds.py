@@ -31,6 +31,9 @@ class Kind(Protocol):
 
     def tags_of(self, item: dict) -> dict[str, str]: ...
 
+    def desired_tags(self, naming: Naming, step: str, key: str) -> dict[str, str]:
+        """The tags this tool gives the resource (created with them, restored when they drift)."""
+
     def write_tags(self, aws: Aws, item: dict, tags: dict[str, str]) -> None:
         """Set these tags on the resource (adding or overwriting them; other tags are left as they are)."""
 
@@ -110,6 +113,9 @@ class Ec2Kind:
 
     def tags_of(self, item: dict) -> dict[str, str]:
         return {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+
+    def desired_tags(self, naming: Naming, step: str, key: str) -> dict[str, str]:
+        return naming.tags(step, key)
 
     def write_tags(self, aws: Aws, item: dict, tags: dict[str, str]) -> None:
         # CreateTags adds or overwrites the given keys only (EC2 API reference).

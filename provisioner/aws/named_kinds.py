@@ -20,7 +20,14 @@ from provisioner.aws.kinds import register
 from provisioner.aws.session import Aws, side_by_side
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
-from provisioner.naming import MANAGED_BY, TAG_KEY, TAG_MANAGED_BY, TAG_PROJECT, Naming
+from provisioner.naming import (
+    MANAGED_BY,
+    TAG_KEY,
+    TAG_MANAGED_BY,
+    TAG_PROJECT,
+    TAG_REGION,
+    Naming,
+)
 
 
 def tag_dict(tags: Any) -> dict[str, str]:
@@ -38,11 +45,13 @@ def with_tags(item: dict, tags: Any = None) -> dict:
     return item | {"_tags": tag_dict(item.get("Tags", item.get("tags")) if tags is None else tags)}
 
 
-def ours(naming: Naming, tags: dict[str, str], key: str | None = None) -> bool:
+def ours(naming: Naming, tags: dict[str, str], key: str | None = None, global_scope: bool = False) -> bool:
+    """Tagged as this project's (and `key`'s); an account-wide resource also as this region's stack's."""
     return (
         tags.get(TAG_PROJECT) == naming.project
         and tags.get(TAG_MANAGED_BY) == MANAGED_BY
         and (key is None or tags.get(TAG_KEY) == key)
+        and (not global_scope or tags.get(TAG_REGION) == naming.region)
     )
 
 
@@ -68,6 +77,17 @@ class NamedKind:
     # For kinds whose batched describe carries no tags: the resource's ARN from (naming, account, ID),
     # by which the Resource Groups Tagging API reads the tags of them all in one call.
     tag_arn: Callable[[Naming, str, str], str] | None = None
+    # Account-wide (IAM): the same project's stacks in other regions see it too, so a stack owns only
+    # those tagged with its own region (Naming.global_tags), never adopting or deleting another's.
+    global_scope: bool = False
+
+    def belongs(self, naming: Naming, item: dict) -> bool:
+        """Whether this region's stack of the project owns the item (always, for a regional kind)."""
+        return not self.global_scope or ours(naming, item["_tags"], global_scope=True)
+
+    def desired_tags(self, naming: Naming, step: str, key: str) -> dict[str, str]:
+        """The tags this tool gives the resource: an account-wide one's name its region too."""
+        return naming.global_tags(step, key) if self.global_scope else naming.tags(step, key)
 
     @property
     def batched(self) -> bool:
@@ -92,13 +112,14 @@ class NamedKind:
             # Kinds without a name (a DSQL cluster) are found by their tags alone.
             if self.list_all is None:
                 return []
-            return [i for i in self.list_all(aws, naming) if ours(naming, i["_tags"], key)]
+            return [i for i in self.list_all(aws, naming) if ours(naming, i["_tags"], key, self.global_scope)]
         item = self.get(aws, name)
         if item is None:
             return []
-        if not ours(naming, item["_tags"], key):
+        if not ours(naming, item["_tags"], key, self.global_scope):
+            owner = f" in {naming.region}" if self.global_scope else ""
             raise ProvisionError(
-                f"A {self.noun} named {name} already exists but is not tagged as this project's {key}. "
+                f"A {self.noun} named {name} already exists but is not tagged as this project's {key}{owner}. "
                 "Rename the project in the config, or delete that resource if it is a leftover."
             )
         return [item]
@@ -203,12 +224,14 @@ def _delete_profile(aws: Aws, profile: str) -> None:
 
 
 def iam_path(naming: Naming) -> str:
-    """Every role and profile lives under /<project>/, so the project's IAM can be listed."""
+    """Every role and profile lives under /<project>/, so the project's IAM can be listed (every region's
+    stack of the project shares the path; the ProvisionRegion tag tells them apart)."""
     return f"/{naming.project}/"
 
 
 IAM_ROLE = register(NamedKind(
     "iam-role", "IAM role", _get_role, "Arn", _delete_role, _list_roles, ("NoSuchEntity",), "iam", _roles_by_arn,
+    global_scope=True,
     tag=lambda aws, role, tags: aws.client("iam").tag_role(RoleName=role["RoleName"], Tags=tag_list(tags)),
 ))
 def _get_service_linked_role(aws: Aws, role: str) -> dict:
@@ -228,7 +251,7 @@ SERVICE_LINKED_ROLE = register(NamedKind(
 ))
 INSTANCE_PROFILE = register(NamedKind(
     "instance-profile", "instance profile", _get_profile, "Arn", _delete_profile, _list_profiles, ("NoSuchEntity",),
-    service="iam",
+    service="iam", global_scope=True,
     tag=lambda aws, profile, tags: aws.client("iam").tag_instance_profile(
         InstanceProfileName=profile["InstanceProfileName"], Tags=tag_list(tags)),
 ))

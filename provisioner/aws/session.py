@@ -6,6 +6,7 @@ unchanged against AWS, the embedded emulator or any compatible endpoint.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -14,6 +15,7 @@ from typing import Callable, Iterable, TypeVar
 
 import boto3
 import botocore.config
+import botocore.loaders
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -22,9 +24,10 @@ from botocore.exceptions import (
     ProfileNotFound,
     ReadTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 from provisioner.aws.reads import RunReads
-from provisioner.errors import AmbiguousCreate, ProvisionError
+from provisioner.errors import AmbiguousCreate, BadInput, ProvisionError
 
 # Calls that make something new: a blind resend after a lost answer could make a second one.
 CREATE_PREFIXES = ("Create", "Allocate", "Register", "Run", "Request")
@@ -64,9 +67,10 @@ class Aws:
 
     def __init__(self, session: boto3.Session, max_attempts: int = 10):
         if not session.region_name:
-            raise ProvisionError(
+            raise BadInput(
                 "No AWS region is set. Set AWS_REGION (or AWS_DEFAULT_REGION), or give your profile a region."
             )
+        check_region(session.region_name)
         self.session = session
         # Adaptive mode is standard mode (throttling and 5xx retried with jittered backoff) plus a
         # client-side rate limiter, so calls made side by side slow down when AWS throttles instead of
@@ -106,9 +110,17 @@ class Aws:
 
     def _identity(self) -> str:
         """STS GetCallerIdentity, with a short connect timeout: an unreachable endpoint fails in seconds."""
-        sts = self.session.client("sts", config=self._probe_config)
+        try:
+            sts = self.session.client("sts", config=self._probe_config)
+        except ValueError as exc:  # botocore's "Invalid endpoint: ..." for an endpoint URL it cannot use
+            raise BadInput(f"{exc}: set AWS_ENDPOINT_URL (or the profile's endpoint_url) to a URL like "
+                           "https://sts.eu-west-1.amazonaws.com or http://127.0.0.1:4566, or unset it.") from None
         try:
             return sts.get_caller_identity()["Account"]
+        except ResponseParserError:
+            raise ProvisionError(f"{sts.meta.endpoint_url} answered, but not as an AWS API does (its answer is not "
+                                 "an STS response). Check AWS_ENDPOINT_URL: it must point at AWS or the emulator "
+                                 "('provision emulator start').") from None
         except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError, ReadTimeoutError) as exc:
             endpoint = sts.meta.endpoint_url
             hint = (" The embedded emulator is not running there: start it with 'provision emulator start' and run "
@@ -173,12 +185,28 @@ def no_blind_resend(response=None, operation=None, caught_exception=None, **_) -
 
 
 def make_session(profile: str | None = None, region: str | None = None) -> boto3.Session:
+    if profile is not None and not profile.strip():
+        raise BadInput("--profile '': give a profile name from ~/.aws/config, or leave the option out to use "
+                       "AWS_PROFILE or the default chain.")
     # AWS_REGION is what the AWS SDKs and CLI v2 document; older botocore reads only AWS_DEFAULT_REGION.
     region = region or os.environ.get("AWS_REGION") or None
     try:
         return boto3.Session(profile_name=profile, region_name=region)
     except ProfileNotFound as exc:
-        raise ProvisionError(f"{exc}. Check AWS_PROFILE or --profile against ~/.aws/config.") from None
+        raise BadInput(f"{exc}. Check AWS_PROFILE or --profile against ~/.aws/config.") from None
+
+
+@functools.cache
+def _region_patterns() -> tuple[str, ...]:
+    return tuple(p["regionRegex"] for p in botocore.loaders.create_loader().load_data("partitions")["partitions"])
+
+
+def check_region(region: str) -> None:
+    """Refuse a region name no AWS partition has: botocore's partitions.json gives each partition's
+    regionRegex (aws: ^(us|eu|ap|sa|ca|me|af|il|mx)-\\w+-\\d+$), which also admits regions newer than botocore."""
+    if not any(re.match(pattern, region) for pattern in _region_patterns()):
+        raise BadInput(f"AWS region {region!r} is not a region name (like eu-west-1): set AWS_REGION (or the "
+                       "profile's region) to a region of your account.")
 
 
 def is_bookkeeping(context: dict) -> bool:

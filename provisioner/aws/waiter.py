@@ -37,6 +37,8 @@ class Backoff:
 
 
 DEFAULT_BACKOFF = Backoff()
+# For a local process (the emulator starting or exiting): it answers in milliseconds, not AWS's seconds.
+LOCAL_BACKOFF = Backoff(initial=0.05, maximum=1.0, jitter=0.05)
 _backoff = DEFAULT_BACKOFF
 
 
@@ -59,8 +61,9 @@ def pause(seconds: float) -> None:
     _sleep(seconds)
 
 
-def _wait():
-    return wait_exponential_jitter(multiplier=_backoff.initial, max=_backoff.maximum, jitter=_backoff.jitter)
+def _wait(backoff: Backoff | None = None):
+    backoff = backoff or _backoff
+    return wait_exponential_jitter(multiplier=backoff.initial, max=backoff.maximum, jitter=backoff.jitter)
 
 
 def wait_for(
@@ -68,8 +71,10 @@ def wait_for(
     probe: Callable[[], T | None],
     timeout: float,
     on_poll: Callable[[int], None] | None = None,
+    backoff: Backoff | None = None,
 ) -> T:
-    """Call `probe` until it returns something other than None, within `timeout` seconds.
+    """Call `probe` until it returns something other than None, within `timeout` seconds (polled at
+    `backoff`, else the cadence set for AWS).
 
     `probe` raises WaitFailed for a terminal bad state; any other error ends the wait at once
     (a throttled describe is retried inside botocore, never taken as success).
@@ -87,7 +92,7 @@ def wait_for(
         return Retrying(
             retry=retry_if_result(lambda result: result is None),
             stop=stop_after_delay(timeout),
-            wait=_wait(),
+            wait=_wait(backoff),
             reraise=True,
         )(counted)
     except RetryError:

@@ -12,6 +12,7 @@ stdin only: never on a command line, in a log or on the terminal.
 from __future__ import annotations
 
 import base64
+import platform
 import re
 import shutil
 import subprocess
@@ -83,6 +84,37 @@ def check_tools() -> None:
         missing.append("docker buildx: install the buildx plugin (https://docs.docker.com/go/buildx/)")
     if missing:
         raise BadInput("build-images needs tools that are not on PATH:\n  " + "\n  ".join(missing))
+
+
+# The kernel's registration of an aarch64 interpreter (QEMU user mode): with it an x86 host runs the arm64
+# RUN steps of a linux/arm64 build (Linux binfmt_misc, Documentation/admin-guide/binfmt-misc.rst).
+BINFMT_AARCH64 = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+ARM64_MACHINES = ("aarch64", "arm64")
+# What GitHub's docker/setup-qemu-action runs (its default image, docker.io/tonistiigi/binfmt) before buildx,
+# as the fork's CI does; the same, for arm64 only, on this host.
+ENABLE_ARM64 = "docker run --privileged --rm tonistiigi/binfmt --install arm64"
+
+
+def check_arm64_builds() -> None:
+    """A host that is not arm64 can build linux/arm64 images only through QEMU: an aarch64 handler registered
+    in binfmt_misc, or a buildx builder that lists linux/arm64 (Docker Desktop ships one). Without either, the
+    image build fails with 'exec format error' after the whole Go build."""
+    if platform.machine().lower() in ARM64_MACHINES:
+        return
+    try:
+        if BINFMT_AARCH64.is_file() and BINFMT_AARCH64.read_text().splitlines()[:1] == ["enabled"]:
+            return
+    except OSError:
+        pass
+    inspected = subprocess.run(["docker", "buildx", "inspect", "--bootstrap"], capture_output=True, text=True)
+    platforms = [line.split(":", 1)[1] for line in inspected.stdout.splitlines() if line.strip().startswith("Platforms:")]
+    if inspected.returncode == 0 and any(PLATFORM in line.replace("*", "") for line in platforms):
+        return
+    raise BadInput(
+        f"this {platform.machine()} host cannot build {PLATFORM} images: no QEMU aarch64 handler is registered "
+        f"({BINFMT_AARCH64} is absent) and 'docker buildx inspect --bootstrap' does not list {PLATFORM}. Enable "
+        f"it once (until the next reboot) with:\n  {ENABLE_ARM64}\nor build on an arm64 (Graviton) machine."
+    )
 
 
 def check_source(source: Path) -> None:
@@ -165,8 +197,9 @@ def ensure_repositories(config: Config, aws: Aws, state_path: Path | str | None)
 def build_images(config: Config, aws: Aws, state_path: Path | str | None, source: Path, dry_run: bool,
                  say: Callable[[str], None], stream: Callable[[str], None]) -> BuildPlan:
     """Check, then build and push (or, with dry_run, only show what would run)."""
-    check_tools()
     check_source(source)
+    check_tools()
+    check_arm64_builds()
     tag = git_tag(source)
     registry, password = ecr_login(aws)
     if dry_run:

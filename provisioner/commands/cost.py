@@ -111,9 +111,10 @@ def priced_regions() -> list[str]:
 def prices(region: str) -> dict:
     """The price table of a region, numbers as Decimal; an unpriced region is refused by name."""
     if region not in priced_regions():
+        add = f", or add provisioner/data/prices/{region}.json with its prices and sources" if region else ""
         raise BadInput(
             f"no price table for region {region!r}: provision cost prices {', '.join(priced_regions())}. "
-            f"Pass --region with one of them, or add provisioner/data/prices/{region}.json with its prices and sources."
+            f"Pass --region with one of them{add}."
         )
     text = resources.files("provisioner").joinpath(f"data/prices/{region}.json").read_text(encoding="utf-8")
     return json.loads(text, parse_float=Decimal, parse_int=Decimal)

@@ -17,9 +17,10 @@ from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
-from provisioner.errors import ProvisionError
+from provisioner.errors import BadInput, ProvisionError
 from provisioner.temporal.roles import TEMPORAL_ROLES
 from steps.ecs_services import COUNTS_SETTING, DEPLOYMENT_MAXIMUM_PERCENT, service_key
+from steps.placement import trunking_principal
 
 # Aurora DSQL's default quota of connections per cluster.
 DSQL_CONNECTION_LIMIT = 10_000
@@ -32,12 +33,19 @@ class BadArguments(Exception):
 
 
 def parse_targets(arguments: list[str], config: Config) -> dict[str, int]:
-    """`up`, `down` and `service=count` in any mix (later ones win), validated before anything runs."""
+    """`up`, `down`, or `service=count` pairs with each service once, validated before anything runs.
+
+    Arguments that contradict each other (`up down`, `up history=1`, `history=1 history=2`) are refused
+    rather than resolved by order: which one the user meant is a guess."""
     if not arguments:
         raise BadArguments(
             "name what to scale: 'up', 'down', or service=count pairs like history=4 matching=3 "
             f"(services: {', '.join(SERVICES)})"
         )
+    presets = [argument for argument in arguments if argument in PRESETS]
+    if presets and len(arguments) > 1:
+        raise BadArguments(f"{' '.join(arguments)!r}: {presets[0]!r} sets every service, so it stands alone; give "
+                           "either it or service=count pairs")
     targets: dict[str, int] = {}
     for argument in arguments:
         if argument in PRESETS:
@@ -53,6 +61,9 @@ def parse_targets(arguments: list[str], config: Config) -> dict[str, int]:
         # ASCII digits only: "³".isdigit() is true, and int() refuses it.
         if not re.fullmatch(r"[0-9]{1,3}", count) or int(count) > MAX_COUNT:
             raise BadArguments(f"{argument!r}: the count must be a whole number from 0 to {MAX_COUNT}")
+        if service in targets:
+            raise BadArguments(f"{argument!r}: {service} is already given a count ({service}={targets[service]}); "
+                               "give each service once")
         targets[service] = int(count)
     return targets
 
@@ -128,9 +139,10 @@ def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -
     records = state.step_records("services")
     missing = [s for s in targets if service_key(s) not in records]
     if missing:
-        raise ProvisionError(f"the services {', '.join(missing)} do not exist yet: run 'provision up' first")
+        raise BadInput(f"the services {', '.join(missing)} do not exist yet: run 'provision up' first")
     counts = state.setting(COUNTS_SETTING, {}) | targets
-    checked = capacity.check(engine.config, aws, counts, counts_are_replicas=False)
+    checked = capacity.check(engine.config, aws, counts, counts_are_replicas=False,
+                             trunking_principal=trunking_principal(state, engine.naming, aws.account_id))
     for warning in checked.warnings:
         engine.reporter.console.print(f"Warning: {warning}", highlight=False)
     problems = checked.problems + connection_problems(engine.config, counts)

@@ -18,7 +18,7 @@ from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN, wait_dsql_usable
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.engine import Engine
-from provisioner.errors import ProvisionError, aws_failure, error_code
+from provisioner.errors import BadInput, ProvisionError, aws_failure, error_code
 from provisioner.temporal import schema_tasks
 from steps.task_definitions import definition_key
 
@@ -55,7 +55,7 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
     }
     missing = [what for what, record in needed.items() if record is None]
     if missing:
-        raise ProvisionError(f"{', '.join(missing)} not made yet: run 'provision up' first, then 'provision schema'.")
+        raise BadInput(f"{', '.join(missing)} not made yet: run 'provision up' first, then 'provision schema'.")
 
     reporter.start("wait", "DSQL and OpenSearch")
     wait_dsql_usable(aws, needed["the DSQL cluster"]["id"], config.timeouts.dsql,

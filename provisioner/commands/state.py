@@ -111,12 +111,15 @@ def push(
 ) -> None:
     """Make a state file the state (in S3, or the file): only one of this project, region, account and lineage."""
     from provisioner import operations as ops
+    from state.store import MAX_STATE_BYTES, read_regular_file
 
     with handled():
         try:
-            payload = source.read_bytes()
+            payload = read_regular_file(source, MAX_STATE_BYTES + 1)
         except OSError as exc:
             raise fail(f"--from {source}: {exc.strerror}.", EXIT_BAD_INPUT) from None
+        if payload is None:
+            raise fail(f"--from {source}: not a regular file (a device, pipe or socket).", EXIT_BAD_INPUT)
         cfg, aws = load(config, profile)
         with ops.opened_state(cfg, aws, state, "state push", err) as store:
             document = store.checked(payload, str(source), "Push a state that 'provision state pull' wrote.")

@@ -51,7 +51,7 @@ def find(engine: Engine, service: str, local_port: int | None) -> Tunnel:
     cluster = engine.state.get("cluster", "cluster")
     record = engine.state.get("services", f"svc-{service}")
     if cluster is None or record is None:
-        raise ProvisionError(f"the {service} service does not exist yet: run 'provision up' first.")
+        raise BadInput(f"the {service} service does not exist yet: run 'provision up' first.")
     arns = ecs.list_tasks(cluster=cluster["name"], serviceName=record["name"], desiredStatus="RUNNING")["taskArns"]
     tasks = ecs.describe_tasks(cluster=cluster["name"], tasks=arns)["tasks"] if arns else []
     for task in tasks:

@@ -544,33 +544,71 @@ ECS_ACCOUNT_SETTING_DEFAULTS = {"awsvpcTrunking": "disabled"}
 
 
 def ecs_account_setting_defaults() -> None:
-    """PutAccountSettingDefault is not implemented in moto 5.2, and ListAccountSettings ignores effectiveSettings.
+    """ECS account settings per principal, with the account default, as AWS keeps them.
 
-    AWS sets the default for every IAM user and role without a setting of its own, and with
-    effectiveSettings=true lists the value in effect, AWS's default included when nothing was set
-    (ListAccountSettings API reference). moto keeps one setting per name and account, with no
-    principals: here the account default is that setting.
+    moto 5.2 keeps one setting per name and account, with no principals; it ignores principalArn and
+    effectiveSettings and has no PutAccountSettingDefault. In AWS (ECS API reference): PutAccountSetting
+    sets the setting of `principalArn`, or of the caller without it, and the root user's setting is the
+    account default; PutAccountSettingDefault sets that default "for all users on an account for whom no
+    individual account setting has been specified"; ListAccountSettings lists the settings of `principalArn`
+    (or the caller), and with effectiveSettings=true, for a name it has none of, the default that applies
+    to it ("the account settings for the root user or the default setting for the principalArn"), AWS's own
+    default when nothing was set. moto's one setting per name here is the account default; a principal's own
+    settings are kept beside it.
     """
     from moto.core.responses import ActionResult
     from moto.ecs.models import AccountSetting
     from moto.ecs.responses import EC2ContainerServiceResponse
 
+    caller = "the caller"  # moto signs every request as the same user
+
+    def principal_of(self) -> str:
+        return self._get_param("principalArn") or caller
+
+    def own_settings(self) -> dict[str, dict[str, str]]:
+        if not hasattr(self.ecs_backend, "principal_account_settings"):
+            self.ecs_backend.principal_account_settings = {}
+        return self.ecs_backend.principal_account_settings
+
+    def answer(name: str, value: str, principal: str) -> AccountSetting:
+        setting = AccountSetting(name, value)
+        if principal != caller:
+            setting.principal_arn = setting.principalArn = principal
+        return setting
+
     def put_account_setting_default(self):
         setting = self.ecs_backend.put_account_setting(self._get_param("name"), self._get_param("value"))
         return ActionResult({"setting": setting})
 
+    def put_account_setting(self):
+        name, value, principal = self._get_param("name"), self._get_param("value"), principal_of(self)
+        if principal.endswith(":root"):
+            self.ecs_backend.put_account_setting(name, value)
+        else:
+            own_settings(self).setdefault(principal, {})[name] = value
+        return ActionResult({"setting": answer(name, value, principal)})
+
     def list_account_settings(self):
-        name, value = self._get_param("name"), self._get_param("value")
-        settings = self.ecs_backend.list_account_settings(name, value)
+        name, value, principal = self._get_param("name"), self._get_param("value"), principal_of(self)
+        defaults = {s.name: s.value for s in self.ecs_backend.list_account_settings()}
+        if principal.endswith(":root"):
+            own = defaults
+        else:
+            own = own_settings(self).get(principal, {})
+        settings = dict(own)
         if self._get_param("effectiveSettings"):
-            settings += [
-                AccountSetting(unset, default) for unset, default in ECS_ACCOUNT_SETTING_DEFAULTS.items()
-                if unset not in self.ecs_backend.account_settings and name in (None, unset) and value in (None, default)
-            ]
-        return ActionResult({"settings": settings})
+            for unset, default in (ECS_ACCOUNT_SETTING_DEFAULTS | defaults).items():
+                settings.setdefault(unset, default)
+        return ActionResult({"settings": [
+            answer(n, v, principal) for n, v in sorted(settings.items())
+            if name in (None, n) and value in (None, v)
+        ]})
 
     EC2ContainerServiceResponse.put_account_setting_default = put_account_setting_default
+    EC2ContainerServiceResponse.put_account_setting = put_account_setting
     EC2ContainerServiceResponse.list_account_settings = list_account_settings
+
+
 LATENCY_SETTING = "PROVISION_EMULATOR_LATENCY_MS"
 
 

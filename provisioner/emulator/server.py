@@ -15,15 +15,19 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-from provisioner.aws.waiter import wait_for
-from provisioner.errors import ProvisionError
+from provisioner.aws.waiter import LOCAL_BACKOFF, TimedOut, wait_for
+from provisioner.errors import BadInput, ProvisionError
 
 HOST = "127.0.0.1"
 EMULATOR_MODULE = "provisioner.emulator.server"
 DEFAULT_PORT = 4566
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# How long `stop` waits for the process to exit after SIGTERM (moto's server stops in well under a second),
+# then after SIGKILL.
+STOP_SECONDS = 10
 
 # moto settings this stack relies on (see docs in README, "The embedded AWS").
 MOTO_SETTINGS = {
@@ -105,7 +109,11 @@ def start(state_dir: Path, port: int = DEFAULT_PORT, timeout: float = 30) -> dic
         return existing
     if _port_taken(port):
         raise ProvisionError(f"port {port} on {HOST} is in use; pass --port with a free one.")
-    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BadInput(f"{state_dir} is a file, but the emulator keeps its record and log in a directory of that "
+                       "name: move the file away.") from None
     log = open(state_dir / "emulator.log", "ab")
     process = subprocess.Popen(
         [sys.executable, "-m", EMULATOR_MODULE, "--host", HOST, "--port", str(port)],
@@ -118,18 +126,89 @@ def start(state_dir: Path, port: int = DEFAULT_PORT, timeout: float = 30) -> dic
             raise ProvisionError(f"the emulator exited at start; see {state_dir / 'emulator.log'}")
         return True if _healthy(port) else None
 
-    wait_for("the embedded AWS emulator", ready, timeout=timeout)
+    wait_for("the embedded AWS emulator", ready, timeout=timeout, backoff=LOCAL_BACKOFF)
     info_path(state_dir).write_text(json.dumps(info))
     return info
 
 
 def stop(state_dir: Path) -> bool:
+    """Stop the emulator recorded in `state_dir`; returns once its process is gone and its port free, so an
+    immediate `start` can take the port again."""
     info = running(state_dir)
     if not info:
         return False
-    os.kill(info["pid"], signal.SIGTERM)
+    _terminate(int(info["pid"]), int(info["port"]))
     info_path(state_dir).unlink(missing_ok=True)
     return True
+
+
+def _terminate(pid: int, port: int) -> None:
+    def gone() -> bool | None:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reaped if this process started it: a zombie still looks alive
+        except ChildProcessError:
+            pass
+        return True if not _is_our_emulator(pid, port) and not _port_taken(port) else None
+
+    for stop_signal in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, stop_signal)
+        except ProcessLookupError:
+            pass
+        try:
+            wait_for(f"the emulator (pid {pid}) to exit", gone, timeout=STOP_SECONDS, backoff=LOCAL_BACKOFF)
+            return
+        except TimedOut:
+            continue
+    raise ProvisionError(f"the emulator (pid {pid}) did not exit, or port {port} is still in use; see "
+                         f"'ps -p {pid}'.")
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """An emulator of this user's, found by its process rather than by a record here."""
+    pid: int
+    port: int
+    started_in: str
+
+    @property
+    def endpoint(self) -> str:
+        return endpoint(self.port)
+
+
+def running_elsewhere() -> list[Elsewhere]:
+    """This user's emulators, found in /proc by their command line, with the directory each was started in
+    (its working directory, which holds its record): the record is relative to where `start` ran. Empty where
+    there is no /proc (macOS): only the record is known there."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*") if Path("/proc/self").exists() else ():
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            arguments = [part.decode(errors="replace") for part in (entry / "cmdline").read_bytes().split(b"\0")]
+            if EMULATOR_MODULE not in arguments or "--port" not in arguments:
+                continue
+            port = int(arguments[arguments.index("--port") + 1])
+            found.append(Elsewhere(int(entry.name), port, os.readlink(entry / "cwd")))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not readable
+    return sorted(found, key=lambda e: e.port)
+
+
+def stop_on_port(state_dir: Path, port: int) -> Elsewhere | None:
+    """Stop this user's emulator on `port`, wherever it was started, and drop its record there (`state_dir`
+    relative to the directory it was started in)."""
+    match = next((e for e in running_elsewhere() if e.port == port), None)
+    if match is None:
+        return None
+    _terminate(match.pid, match.port)
+    record = info_path(Path(match.started_in) / state_dir)
+    try:
+        if int(json.loads(record.read_text()).get("pid", -1)) == match.pid:
+            record.unlink()
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    return match
 
 
 def environment(info: dict, region: str) -> dict[str, str]:

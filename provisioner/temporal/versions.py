@@ -2,7 +2,7 @@
 
 Each supported version has a data file in provisioner/data/temporal/, extracted from that
 version's own source by scripts/extract_temporal_data.py (the file records repository, tag
-and commit): the dynamic config keys the server registers and the tree of YAML keys its static
+and commit): the dynamic config keys the server registers, each with its value type, and the tree of YAML keys its static
 config accepts. A new version is one run of that script plus a row in the tables below.
 
 "fork" is the temporal-dsql fork (github.com/iw/temporal, main at the commit its file names),
@@ -40,6 +40,7 @@ class ServerVersion:
     declared: str  # what `temporal-server --version` reports (the ServerVersion constant)
     source: dict
     dynamic_config_keys: frozenset[str]
+    dynamic_config_types: dict[str, str]  # key -> int, float, bool, string, duration, map, list or typed
     server_config: dict
     worker_grpc_listener: bool
     config_file_flag: bool
@@ -68,6 +69,7 @@ def load(version_id: str) -> ServerVersion:
         declared=data["source"]["server_version"],
         source=dict(data["source"]),
         dynamic_config_keys=frozenset(data["dynamic_config_keys"]),
+        dynamic_config_types=data["dynamic_config_types"],
         server_config=data["server_config"],
         worker_grpc_listener=WORKER_GRPC_LISTENER[version_id],
         config_file_flag=CONFIG_FILE_FLAG[version_id],
