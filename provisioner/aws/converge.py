@@ -140,7 +140,8 @@ def tagging_event_name(aws) -> str:
 
 def live_tags(ctx, kind: Kind, item: dict) -> dict[str, str]:
     """The resource's tags: from its description, or for kinds whose batched describe carries none (log
-    groups, image repositories, SSM parameters), from the run's one read of every recorded one's tags."""
+    groups, image repositories, SSM parameters; a recorded task definition is not described at all), from
+    the run's one read of every recorded one's tags."""
     tag_arn = getattr(kind, "tag_arn", None)
     if tag_arn is None or "_tags" in item:
         return kind.tags_of(item)
