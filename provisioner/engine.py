@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
 from typing import Any, Callable, Iterable, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -192,15 +193,41 @@ class RunResult:
         return not self.errors
 
 
+def ordered(steps: list[Step]) -> list[Step]:
+    """The steps ordered by `requires`, each after every step it requires; among steps free to go, the
+    pipeline's order. A duplicate name, a requirement no step provides and a cycle are refused, naming
+    the steps, before anything runs: otherwise a cycle would start nothing and look like success."""
+    names = [step.name for step in steps]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ProvisionError(f"the pipeline has more than one step named {', '.join(duplicates)}")
+    unknown = [f"{step.name} requires {', '.join(missing)}" for step in steps
+               if (missing := [name for name in step.requires if name not in names])]
+    if unknown:
+        raise ProvisionError(f"steps require steps that are not in the pipeline: {'; '.join(unknown)}")
+    sorter = TopologicalSorter({step.name: step.requires for step in steps})
+    try:
+        sorter.prepare()
+    except CycleError as exc:
+        raise ProvisionError(f"the steps require each other in a cycle: {' -> '.join(exc.args[1])}") from None
+    position = {name: index for index, name in enumerate(names)}
+    by_name = {step.name: step for step in steps}
+    free: list[str] = []
+    order: list[Step] = []
+    while sorter.is_active():
+        free.extend(sorter.get_ready())
+        first = min(free, key=position.__getitem__)
+        free.remove(first)
+        order.append(by_name[first])
+        sorter.done(first)
+    return order
+
+
 class Engine:
     def __init__(self, steps: list[Step], config: Config, aws: Aws, state: RecordedState, reporter: Reporter,
                  workers: int | None = None, delete_data: bool = False):
-        names = [s.name for s in steps]
-        for step in steps:
-            unknown = [r for r in step.requires if r not in names]
-            if unknown:
-                raise ProvisionError(f"step {step.name} requires unknown steps {unknown}")
-        self.steps = steps
+        # Plan, apply and destroy (reversed) all walk this one order.
+        self.steps = ordered(steps)
         self.config = config
         self.aws = aws
         self.state = state
@@ -224,7 +251,7 @@ class Engine:
         refused = self._unchangeable()
         if refused:
             return refused
-        # Sequential: a plan only reads, and the order makes its output stable.
+        # Sequential, in the order apply starts the steps: a plan only reads, and the order makes its output stable.
         with self.aws.reads.run():
             return self._run_each(self.steps, lambda step, ctx: (step.preflight(ctx), step.apply(ctx)), dry_run=True)
 
@@ -309,7 +336,8 @@ class Engine:
     def _run_graph(self, action, reverse: bool) -> RunResult:
         """Run every step once its dependencies are done (dependents first when reversed).
 
-        After a failure no new step starts; steps already running finish, and every error is reported.
+        A failed step stops only the steps that depend on it (directly or through others): they never
+        start, and are reported as skipped. Independent steps go on, and every error is reported.
         """
         waits_on: dict[str, set[str]] = {s.name: set() for s in self.steps}
         for step in self.steps:
@@ -346,12 +374,12 @@ class Engine:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="step") as pool:
             running: dict[Future, str] = {}
             while True:
-                if not errors:
-                    for name in order:
-                        if name not in started and waits_on[name] <= done:
-                            started.add(name)
-                            self.reporter.start(name, by_name[name].title)
-                            running[pool.submit(run, name)] = name
+                # A failed step never joins `done`, so what depends on it never becomes ready.
+                for name in order:
+                    if name not in started and waits_on[name] <= done:
+                        started.add(name)
+                        self.reporter.start(name, by_name[name].title)
+                        running[pool.submit(run, name)] = name
                 if not running:
                     break
                 try:
@@ -366,8 +394,12 @@ class Engine:
                     ) from None
                 for future in finished:
                     name = running.pop(future)
-                    if future.exception() is None:
+                    failure = future.exception()
+                    if failure is None:
                         done.add(name)
+                    elif all(failed != name for failed, _ in errors):
+                        # Raised after the step's own work (its progress line): still a failure to report.
+                        errors.append((name, failure))
         for name in order:
             if name not in started:
                 self.reporter.skip(name)
@@ -380,6 +412,6 @@ def _summary(changes: list[Change], dry_run: bool) -> str:
     counts: dict[str, int] = {}
     for change in changes:
         counts[change.action] = counts.get(change.action, 0) + 1
-    verb = {"create": "to create", "update": "to update", "delete": "to delete"} if dry_run else {
-        "create": "created", "update": "updated", "delete": "deleted"}
+    verb = {"create": "to create", "update": "to update", "delete": "to delete", "stop": "to stop"} if dry_run else {
+        "create": "created", "update": "updated", "delete": "deleted", "stop": "stopped"}
     return ", ".join(f"{n} {verb[a]}" for a, n in sorted(counts.items()))

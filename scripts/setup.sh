@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Create .venv and install provision into it, with the embedded emulator (and the test tools when given "test").
+# The install is editable: code changes need no reinstall. It is skipped when .venv already holds this very
+# pyproject.toml's install (pip takes most of a minute even with nothing to do); delete .venv to force one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+extras="${1:-}"
+stamp=".venv/.installed"
+wanted="$(sha256sum pyproject.toml | cut -d' ' -f1) ${extras}"
+if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+  exit 0
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-if [ "${1:-}" = "test" ]; then
+if [ "$extras" = "test" ]; then
   .venv/bin/python -m pip install --quiet -e '.[test,emulator]'
 else
   .venv/bin/python -m pip install --quiet -e '.[emulator]'
 fi
+echo "$wanted" > "$stamp"

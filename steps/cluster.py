@@ -1,14 +1,23 @@
 """Seed tasks 7.1 and 7.2: the Service Connect namespace and the ECS cluster.
 
 The cluster has Container Insights, ECS Exec session logging to its own log group, and
-Service Connect defaults pointing at the namespace, so every service joins it.
+Service Connect defaults pointing at the namespace, so every service joins it. `destroy` first stops the
+one-off schema tasks an interrupted `provision schema` may have left running.
 """
 from __future__ import annotations
 
 from provisioner.aws.converge import destroy_kind, ensure, wait_deleted
-from provisioner.aws.named_kinds import ECS_CLUSTER, NAMESPACE, wait_operation
+from provisioner.aws.named_kinds import (
+    ECS_CLUSTER,
+    NAMESPACE,
+    still_running,
+    tasks_started_by,
+    wait_operation,
+)
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
+from provisioner.aws.waiter import wait_for
 from provisioner.engine import Step, StepContext
+from provisioner.temporal import schema_tasks
 from steps.logs import log_key
 
 NAMESPACE_KEY = "namespace"
@@ -81,8 +90,29 @@ class Cluster(Step):
             )
 
     def destroy(self, ctx: StepContext) -> None:
+        self._stop_schema_tasks(ctx)
         destroy_kind(ctx, ECS_CLUSTER)
         wait_deleted(ctx, NAMESPACE, destroy_kind(ctx, NAMESPACE))
+
+    def _stop_schema_tasks(self, ctx: StepContext) -> None:
+        """Stop what an interrupted `provision schema` left running, and wait until it has stopped: ECS refuses
+        to delete a cluster with tasks that are not (DeleteCluster: ClusterContainsTasksException, "You can't
+        delete a cluster that has active tasks", ECS API reference)."""
+        cluster = ctx.naming.cluster()
+        active = [t for t in tasks_started_by(ctx.aws, cluster, schema_tasks.STARTED_BY) if t["lastStatus"] != "STOPPED"]
+        ecs = ctx.aws.client("ecs")
+        for arn in [t["taskArn"] for t in active if still_running(t)]:  # the others are stopping already
+            ctx.change("stop", "schema task", arn.rsplit("/", 1)[-1], "left running by an interrupted 'provision schema'",
+                       act=lambda arn=arn: ecs.stop_task(cluster=cluster, task=arn, reason="provision destroy"))
+        if not active or ctx.dry_run:
+            return
+
+        def stopped() -> list | None:
+            described = ecs.describe_tasks(cluster=cluster, tasks=[t["taskArn"] for t in active])["tasks"]
+            return described if all(t["lastStatus"] == "STOPPED" for t in described) else None
+
+        ctx.say("waiting for the schema tasks to stop")
+        wait_for("the schema tasks to stop", stopped, timeout=ctx.config.timeouts.default)
 
     def outputs(self, ctx: StepContext) -> dict:
         records = ctx.state.step_records(self.name)

@@ -19,7 +19,7 @@ from provisioner.aws.kinds import (
     SUBNET,
     VPC,
 )
-from provisioner.aws.waiter import call_with_retry
+from provisioner.aws.waiter import WaitFailed, call_with_retry, wait_for
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
 from provisioner.zones import zones_of
@@ -119,21 +119,22 @@ class Network(Step):
             lambda: self._route_table(ctx, vpc_id, PRIVATE_ROUTES),
         )
 
-        def nat_gateway() -> None:
-            ensure(
-                ctx, NAT_GATEWAY, "nat",
-                lambda: call_with_retry(
-                    # A fresh EIP can be invisible to the NAT API for a moment.
-                    lambda: ec2.create_nat_gateway(
-                        SubnetId=subnet_ids[PUBLIC_SUBNET], AllocationId=eip["AllocationId"], ConnectivityType="public",
-                        ClientToken=naming.client_token("nat"),
-                        TagSpecifications=NAT_GATEWAY.tag_spec(naming, self.name, "nat"),
-                    )["NatGateway"],
-                    retry_codes=("InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound"),
-                    timeout=60,
-                ),
-                detail=f"in {PUBLIC_SUBNET}",
+        def create_nat_gateway() -> dict:
+            if eip.get("AssociationId"):
+                _wait_address_freed(ctx, eip, vpc_id)
+            return call_with_retry(
+                # A fresh EIP can be invisible to the NAT API for a moment.
+                lambda: ec2.create_nat_gateway(
+                    SubnetId=subnet_ids[PUBLIC_SUBNET], AllocationId=eip["AllocationId"], ConnectivityType="public",
+                    ClientToken=naming.client_token("nat"),
+                    TagSpecifications=NAT_GATEWAY.tag_spec(naming, self.name, "nat"),
+                )["NatGateway"],
+                retry_codes=("InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound"),
+                timeout=60,
             )
+
+        def nat_gateway() -> None:
+            ensure(ctx, NAT_GATEWAY, "nat", create_nat_gateway, detail=f"in {PUBLIC_SUBNET}")
 
         def public_routing() -> None:
             if public_routes is None or not _has_route(public_routes, "GatewayId", igw_id):
@@ -212,6 +213,33 @@ class Network(Step):
             "private_subnet_ids": [r["id"] for r in records.values() if r.get("tier") == "private"],
             "nat_gateway_id": records.get("nat", {}).get("id"),
         }
+
+
+def _wait_address_freed(ctx: StepContext, eip: dict, vpc_id: str | None) -> None:
+    """The NAT gateway's address, once a NAT gateway deleted out of band has let it go. "Deleting a public NAT
+    gateway disassociates its Elastic IP address" (EC2 API reference, DeleteNatGateway), once the gateway is
+    deleted; until then CreateNatGateway refuses the address (Resource.AlreadyAssociated). An address held by
+    anything else is not waited for."""
+    ec2 = ctx.aws.client("ec2")
+    allocation = eip["AllocationId"]
+
+    def freed() -> dict | None:
+        (address,) = ec2.describe_addresses(AllocationIds=[allocation])["Addresses"]
+        if not address.get("AssociationId"):
+            return address
+        going = [n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filter=[{"Name": "vpc-id", "Values": [vpc_id]}])["NatGateways"]
+                 if n["State"] in ("deleting", "deleted")
+                 and any(a.get("AssociationId") == address["AssociationId"] for a in n.get("NatGatewayAddresses", []))]
+        if not going:
+            raise WaitFailed(
+                f"the NAT gateway's Elastic IP {address.get('PublicIp')} ({allocation}) is associated with "
+                f"{address.get('NetworkInterfaceId') or address.get('InstanceId')}, not with a NAT gateway being deleted: "
+                "disassociate it (aws ec2 disassociate-address), then run 'provision up' again."
+            )
+        ctx.say(f"waiting for the deleted NAT gateway {going[0]} to free Elastic IP {address.get('PublicIp')}")
+        return None
+
+    wait_for(f"Elastic IP {allocation} to be disassociated", freed, timeout=ctx.config.timeouts.nat_gateway)
 
 
 def _refuse_replacement(actual: str, desired: str, setting: str, what: str) -> None:

@@ -2,10 +2,16 @@
 
 Tests drive the real tool against it; what they assert is read back from the
 emulator, never from hand-made fakes of boto3.
+
+Timing: every wait, poll and retry of the tool is scaled down for the whole run (waiter.POLL_SCALE_SETTING,
+set in the environment here, so the CLI run in a subprocess polls as fast): the emulator answers at once.
+Side by side: under pytest-xdist (scripts/test.sh) each worker is its own process with its own session,
+so its own emulator on a free port, its own temporary directories and its own AWS settings.
 """
 from __future__ import annotations
 
 import copy
+import os
 import socket
 import urllib.request
 from contextlib import contextmanager
@@ -20,6 +26,7 @@ from provisioner.aws.reads import is_mutating
 from provisioner.aws.session import Aws, is_bookkeeping
 from provisioner.config import Config, parse_config
 from provisioner.emulator import server as emulator
+from provisioner.errors import ProvisionError
 
 REGION = "eu-west-1"
 PROJECT = "ptest"
@@ -40,6 +47,29 @@ def config_text(project: str = PROJECT, extra: str = "") -> str:
             f'admin_tools_image = "{ADMIN_TOOLS_IMAGE}"\n{extra}')
 
 
+# The tool's polls and retries at 1/100 of AWS's cadence: 20 ms first, 200 ms at most (waiter.Backoff).
+TEST_POLL_SCALE = "0.01"
+
+
+def pytest_configure(config):
+    # In the environment, not only in this process: a CLI run as a subprocess inherits it.
+    os.environ.setdefault(waiter.POLL_SCALE_SETTING, TEST_POLL_SCALE)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Side by side (pytest-xdist, --dist loadgroup): the tests that share a fixture of their module (a stack
+    built once for a module's read-only tests, the README's emulator) form one group, run by one worker one
+    after another, so it is built once; every other test goes to whichever worker is free. The groups go
+    first: the longest work is handed out while every worker is still free."""
+    grouped = set()
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        definitions = fixtures.name2fixturedefs.values() if fixtures else ()
+        if any(chain and chain[-1].scope == "module" for chain in definitions):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            grouped.add(item)
+    items.sort(key=lambda item: item not in grouped)
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -47,22 +77,29 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def start_emulator(workdir: Path) -> dict:
+    """`emulator.start` on a free port. Workers side by side pick ports at the same time: one taken
+    between the pick and the start is picked again."""
+    for attempt in range(3):
+        try:
+            return emulator.start(workdir, free_port())
+        except ProvisionError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def own_emulator(workdir: Path, monkeypatch, **settings: str) -> Iterator[str]:
-    """An emulator of its own, started with emulator hook settings, that the AWS settings point at.
-
-    Polls are shortened so the tests measure behaviour, not sleeping.
-    """
+    """An emulator of its own, started with emulator hook settings, that the AWS settings point at."""
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    info = emulator.start(workdir, free_port())
+    info = start_emulator(workdir)
     monkeypatch.setenv("AWS_ENDPOINT_URL", info["endpoint"])
-    waiter.set_backoff(waiter.Backoff(initial=0.2, maximum=0.5, jitter=0))
     try:
         reset_account(info["endpoint"])
         yield info["endpoint"]
     finally:
-        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
         emulator.stop(workdir)
 
 
@@ -81,7 +118,7 @@ def moto_endpoint(tmp_path_factory):
     """The embedded emulator exactly as users run it: its own process (so it has its own core), patched,
     and the standard AWS settings pointing at it for the whole session."""
     workdir = tmp_path_factory.mktemp("emulator")
-    info = emulator.start(workdir, free_port())
+    info = start_emulator(workdir)
     with pytest.MonkeyPatch.context() as patch:
         for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
             patch.delenv(name, raising=False)

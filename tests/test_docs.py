@@ -14,7 +14,8 @@ a leading `$ ` prompt and its trailing `# comment`, split at `&&`) is a command.
 - Any other line is the shell around those commands: RUN_HERE lists those this test runs, NOT_RUN why
   the others are not run.
 
-The tests of this module run in file order: they share the one emulated stack.
+The tests of this module share the one emulated stack: each runs the phases it needs that have not run yet
+(Readme.reach), so any one passes alone and in any order.
 """
 from __future__ import annotations
 
@@ -42,7 +43,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from provisioner import cli as cli_module
-from provisioner.aws import waiter
 from provisioner.cli import app as cli
 from provisioner.config import Config, ServicesConfig
 from provisioner.emulator import server as emulator
@@ -82,6 +82,7 @@ PHASES = {
     "provision scale down": 6, "provision destroy": 7, "provision emulator stop": 8,
 }
 SETUP_PHASE = 1
+TEARDOWN_PHASE = PHASES["provision scale down"]
 # AWS CLI command names that are not botocore's service names.
 CLI_SERVICES = {"s3api": "s3"}
 # Options of every AWS CLI command, and those of paginated ones.
@@ -179,6 +180,15 @@ class Readme:
         self.calls = root / "calls.jsonl"  # every run of a fake tool (tests/test_images.py)
         self.exported: dict[str, str] = {}
         self.printed: dict[str, str] = {}  # what each command printed
+        self.phases_run: set[int] = set()
+
+    def reach(self, stop: int) -> None:
+        """Run the README's commands of every phase before `stop` not run yet: each test of this module gets
+        the stack it needs, alone or in any order (after the teardown, the README again from the start)."""
+        if any(done >= stop for done in self.phases_run):
+            self.phases_run.clear()
+        run_phases(self, range(0, stop), skip=self.phases_run)
+        self.phases_run.update(range(0, stop))
 
     def export(self, printed: str) -> dict[str, str]:
         """What `eval` would do with the `export NAME=value` lines a command printed."""
@@ -231,17 +241,15 @@ def readme(tmp_path_factory):
         patch.setenv("FAKE_STDIN", str(root / "stdin.txt"))
         patch.setenv("FAKE_BUILDX_PLATFORMS", "linux/amd64, linux/arm64")  # the fake builder can build arm64
         patch.chdir(setup.work)
-        waiter.set_backoff(waiter.Backoff(initial=0.2, maximum=0.5, jitter=0))
         try:
             yield setup
         finally:
-            waiter.set_backoff(waiter.DEFAULT_BACKOFF)
             emulator.stop(setup.work / ".provision")  # if a failure left it running
 
 
-def run_phases(readme: Readme, phases: range) -> None:
+def run_phases(readme: Readme, phases: range, skip: set[int] = frozenset()) -> None:
     for command, expected in runnable():
-        if phase(command) in phases:
+        if phase(command) in phases and phase(command) not in skip:
             code, shown = readme.run(command)
             readme.printed[command] = shown
             assert code == expected, f"README command {command!r} exited {code}, expected {expected}:\n{shown[-3000:]}"
@@ -260,13 +268,14 @@ def test_the_readme_follows_its_convention():
 
 
 def test_readme_commands_up_to_the_teardown(readme):
-    run_phases(readme, range(0, 6))
+    readme.reach(TEARDOWN_PHASE)
     ran = [json.loads(line) for line in readme.calls.read_text().splitlines()]
     assert any(call["tool"] == "aws" and call["args"][:2] == ["ssm", "start-session"] for call in ran), (
         "provision tunnel did not start the SSM session")
 
 
 def test_status_in_a_narrow_terminal_and_in_a_log(readme, monkeypatch):
+    readme.reach(TEARDOWN_PHASE)
     listed = CliRunner().invoke(cli, ["status", "--json"])
     assert listed.exit_code == 0, listed.output
     rows = [ResourceStatus(**row) for row in json.loads(listed.stdout)["resources"]]
@@ -286,6 +295,7 @@ def test_status_in_a_narrow_terminal_and_in_a_log(readme, monkeypatch):
 
 def test_outputs_hold_what_scripts_need(readme):
     """Property 13: the identifiers scripts and people need, after an `up`."""
+    readme.reach(TEARDOWN_PHASE)
     result = CliRunner().invoke(cli, ["outputs", "--json"])
     assert result.exit_code == 0, result.output
     outputs = json.loads(result.stdout)
@@ -302,7 +312,7 @@ def test_outputs_hold_what_scripts_need(readme):
 
 
 def test_readme_teardown_commands(readme):
-    run_phases(readme, range(6, 9))
+    readme.reach(max(PHASES.values()) + 1)
     assert not emulator.running(readme.work / ".provision")
 
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from provisioner import operations
 from provisioner.cli import app as cli
+from provisioner.emulator.patches import DSQL_IDLE_SETTING
 from tests.conftest import (
     PROJECT,
     REGION,
@@ -18,6 +19,7 @@ from tests.conftest import (
     free_port,
     make_config,
     new_aws,
+    own_emulator,
     up_ok,
     world,
 )
@@ -143,3 +145,40 @@ def test_a_region_without_dsql_is_refused_by_name_before_anything_is_created(end
     assert f"Aurora DSQL does not answer in {REGION}" in result.output and "Traceback" not in result.output
     monkeypatch.delenv("AWS_ENDPOINT_URL_DSQL")
     assert world() == []
+
+
+def idle_until_inactive(identifier: str) -> list[str]:
+    """The statuses a cluster reports until INACTIVE (the idle hook moves it one step per GetCluster)."""
+    seen = [dsql().get_cluster(identifier=identifier)["status"]]
+    while seen[-1] != "INACTIVE" and len(seen) < 4:
+        seen.append(dsql().get_cluster(identifier=identifier)["status"])
+    return seen
+
+
+def test_an_inactive_cluster_is_adopted_and_used_by_up_schema_scale_and_status(moto_endpoint, tmp_path, monkeypatch):
+    """INACTIVE is DSQL's idle state: data kept, and a connection brings the cluster back to ACTIVE (Aurora DSQL
+    user guide, "Aurora DSQL cluster lifecycle"). The emulator's idle hook makes every cluster INACTIVE."""
+    with own_emulator(tmp_path / "idle", monkeypatch, **{DSQL_IDLE_SETTING: "1"}):
+        existing = dsql().create_cluster(deletionProtectionEnabled=False)
+        assert idle_until_inactive(existing["identifier"]) == ["ACTIVE", "IDLE", "INACTIVE"]
+        config = make_config(dsql={"cluster_arn": existing["arn"]})
+        state = tmp_path / "state.json"
+        up_ok(config, new_aws(), state)
+        assert state_record(state)["id"] == existing["arn"]
+        assert [r.ok for r in operations.schema(config, new_aws(), state, quiet=True)] == [True, True]
+        (history,) = operations.scale(config, new_aws(), {"history": 1}, state, quiet=True)
+        assert (history.service, history.running, history.stable) == ("history", 1, True)
+        assert [r for r in operations.status(config, new_aws(), state) if r.status != "ok"] == []
+
+
+def test_an_inactive_created_cluster_is_found_again_after_destroy_and_used(moto_endpoint, tmp_path, monkeypatch):
+    with own_emulator(tmp_path / "idle", monkeypatch, **{DSQL_IDLE_SETTING: "1"}):
+        config, state = make_config(), tmp_path / "state.json"
+        up_ok(config, new_aws(), state)
+        identifier = state_record(state)["identifier"]
+        assert operations.destroy(config, new_aws(), state, quiet=True).ok
+        assert idle_until_inactive(identifier)[-1] == "INACTIVE"
+        sent = Requests()
+        up_ok(config, new_aws(("provide-client-params", sent)), state)
+        assert sent.of("dsql.CreateCluster") == [] and state_record(state)["identifier"] == identifier
+        assert [r.ok for r in operations.schema(config, new_aws(), state, quiet=True)] == [True, True]

@@ -1,6 +1,10 @@
 """The embedded emulator: its patches answer as AWS does, and the background server starts and stops."""
 from __future__ import annotations
 
+import json
+import urllib.request
+from contextlib import contextmanager
+
 import boto3
 import botocore.config
 from typer.testing import CliRunner
@@ -24,6 +28,18 @@ def test_nat_gateways_are_filtered_by_tag(endpoint):
     found = ec2.describe_nat_gateways(Filter=[{"Name": "tag:Project", "Values": ["alpha"]}])["NatGateways"]
     assert [{t["Key"]: t["Value"] for t in n["Tags"]}["Project"] for n in found] == ["alpha"]
     assert len(ec2.describe_nat_gateways(Filter=[{"Name": "tag-key", "Values": ["Nope"]}])["NatGateways"]) == 0
+
+
+def test_a_deleted_nat_gateway_frees_its_elastic_ip(endpoint):
+    """AWS: "Deleting a public NAT gateway disassociates its Elastic IP address" (EC2 API reference, DeleteNatGateway)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["NatGatewayId"]
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    assert "AssociationId" not in ec2.describe_addresses(AllocationIds=[eip])["Addresses"][0]
+    assert ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip)["NatGateway"]["State"] == "available"
 
 
 def test_background_emulator_starts_serves_and_stops(tmp_path, monkeypatch):
@@ -329,6 +345,117 @@ def test_stop_from_another_directory_names_where_the_emulator_runs_and_stops_it_
         assert not emulator._port_taken(port) and not (emulator_dir / "emulator.json").exists()
     finally:
         emulator.stop(emulator_dir)
+
+
+def standalone_task(ecs, cluster: str) -> tuple[str, str]:
+    """A one-off task on a container instance registered for it: (task ARN, instance ID)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t4g.small")["Instances"][0]
+    ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=json.dumps({"instanceId": instance["InstanceId"]}))
+    ecs.register_task_definition(family="one-off", containerDefinitions=[{"name": "c", "image": "i", "memory": 128}])
+    return ecs.run_task(cluster=cluster, taskDefinition="one-off")["tasks"][0]["taskArn"], instance["InstanceId"]
+
+
+def test_an_ecs_cluster_with_a_running_task_is_not_deleted_and_a_task_stops_after_its_instance_left(endpoint):
+    """AWS: DeleteCluster raises ClusterContainsTasksException while tasks are active; StopTask stops a task
+    whatever became of its instance."""
+    ecs = boto3.client("ecs", region_name=REGION)
+    ecs.create_cluster(clusterName="held")
+    with moto_transition(endpoint, "ecs::task", {"progression": "manual", "times": 1000}):
+        task, instance = standalone_task(ecs, "held")
+        try:
+            ecs.delete_cluster(cluster="held")
+            raise AssertionError("a cluster with a running task was deleted")
+        except ecs.exceptions.ClusterContainsTasksException:
+            pass
+        # The instance goes, and leaves the cluster (the ecs_agent_registration patch); its task is still there.
+        boto3.client("ec2", region_name=REGION).terminate_instances(InstanceIds=[instance])
+        assert ecs.list_container_instances(cluster="held")["containerInstanceArns"] == []
+        assert ecs.stop_task(cluster="held", task=task)["task"]["lastStatus"] == "STOPPED"
+    assert ecs.delete_cluster(cluster="held")["cluster"]["status"] == "INACTIVE"
+
+
+@contextmanager
+def moto_transition(endpoint: str, model: str, transition: dict):
+    def post(action: str, body: dict) -> None:
+        request = urllib.request.Request(f"{endpoint}/moto-api/state-manager/{action}", data=json.dumps(body).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request).close()
+
+    post("set-transition", {"model_name": model, "transition": transition})
+    try:
+        yield
+    finally:
+        post("unset-transition", {"model_name": model})
+
+
+def test_a_reset_empties_the_account_and_keeps_aws_managed_policies(endpoint):
+    from tests.conftest import reset_account
+
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_role(RoleName="made-before-reset", AssumeRolePolicyDocument="{}")
+    reset_account(endpoint)
+    assert [role["RoleName"] for role in iam.list_roles()["Roles"]] == []
+    managed = iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
+    assert managed["Policy"]["PolicyName"] == "AmazonECSTaskExecutionRolePolicy"
+
+
+def emulator_in_this_process(monkeypatch):
+    """moto with the patches, in this process: to see what its backends do, which the server cannot show."""
+    from provisioner.emulator import patches
+
+    for name, value in emulator.MOTO_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    patches.apply()
+    from moto.core.base_backend import BackendDict
+    from moto.iam.models import IAMBackend, iam_backends
+
+    built: list[str] = []
+    original = IAMBackend.__init__
+
+    def counting(self, region_name, account_id):
+        built.append(region_name)
+        original(self, region_name, account_id)
+
+    monkeypatch.setattr(IAMBackend, "__init__", counting)
+    BackendDict.reset()
+    return iam_backends, built
+
+
+def test_a_reset_builds_nothing_and_the_next_call_builds_afresh(monkeypatch):
+    from moto.core.base_backend import BackendDict
+
+    iam_backends, built = emulator_in_this_process(monkeypatch)
+    iam_backends["123456789012"]["aws"].create_role("old", "{}", "/", None, "", [], None)
+    built.clear()
+    BackendDict.reset()
+    assert built == [] and not iam_backends
+    assert iam_backends["123456789012"]["aws"].roles == {}
+    assert built == ["aws"]
+
+
+def test_finding_a_requests_account_builds_no_iam_partition(monkeypatch):
+    iam_backends, built = emulator_in_this_process(monkeypatch)
+    # Imported once patched, as moto's responses import it at each request.
+    from moto.iam.models import get_account_id_from
+    user = iam_backends["210987654321"]["aws"].create_user("global", "alice", "/", None)
+    key = iam_backends["210987654321"]["aws"].create_access_key(user.name)
+    built.clear()
+    assert get_account_id_from(key.access_key_id) == "210987654321"
+    assert get_account_id_from("AKIANOBODYSKEY000000") == "123456789012"
+    assert built == [] and list(iam_backends["210987654321"]) == ["aws"]
+
+
+def test_each_iam_backend_has_its_own_managed_policies_from_one_table(monkeypatch):
+    iam_backends, _ = emulator_in_this_process(monkeypatch)
+    first, second = iam_backends["123456789012"]["aws"], iam_backends["210987654321"]["aws"]
+    arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    assert len(first.aws_managed_policies) > 1000
+    mine, theirs = first.managed_policies[arn], second.managed_policies[arn]
+    assert mine is not theirs and mine.versions[0].document == theirs.versions[0].document
+    mine.attachment_count += 1
+    assert theirs.attachment_count == 0
 
 
 def test_tagging_api_answers_a_resource_arn_list_in_one_page_with_untagged_and_ecr_resources(endpoint):

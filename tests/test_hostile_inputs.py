@@ -582,7 +582,7 @@ def untagged(kind: str):
 
 @pytest.mark.parametrize("extra,message", [
     ('[grafana]\nadmin_secret_name = "grafana/absent"', "provision grafana-secret --name grafana/absent"),
-    ('[grafana]\nadmin_secret_name = "grafana admin!"', "Secrets Manager would refuse the name"),
+    ('[grafana]\nadmin_secret_name = "grafana admin!"', "not a name Secrets Manager accepts"),
 ])
 def test_a_missing_grafana_secret_is_input_with_a_command_that_works(endpoint, changes, tmp_path, extra, message):
     config = tmp_path / "provision.toml"
@@ -728,4 +728,18 @@ def test_a_removed_nat_route_shows_in_status_and_up_restores_it(stack, tmp_path)
     assert {(r["step"], r["key"], r["status"]) for r in rows if r["status"] != "ok"} == {
         ("nat_route", "private-default", "missing")}
     assert invoke("up", "--config", str(config), "--state", str(stack)).exit_code == 0
+    assert invoke("status", "--config", str(config), "--state", str(stack)).exit_code == 0
+
+
+def test_a_nat_gateway_deleted_out_of_band_shows_in_status_and_up_replaces_it(stack, tmp_path):
+    config = tmp_path / "provision.toml"
+    config.write_text(config_text())
+    ec2 = boto3.client("ec2", region_name=REGION)
+    nat = json.loads(stack.read_text())["resources"]["network"]["nat"]["id"]
+    ec2.delete_nat_gateway(NatGatewayId=nat)
+    result = invoke("status", "--json", "--config", str(config), "--state", str(stack))
+    assert result.exit_code == 1
+    assert ("network", "nat", "missing") in {
+        (r["step"], r["key"], r["status"]) for r in json.loads(result.stdout)["resources"]}
+    assert_clean_failure(invoke("up", "--config", str(config), "--state", str(stack)), 0)
     assert invoke("status", "--config", str(config), "--state", str(stack)).exit_code == 0

@@ -7,14 +7,17 @@ import boto3
 import pytest
 
 from provisioner import operations
+from provisioner.emulator.patches import NAT_DELAY_SETTING
 from steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
 from tests.conftest import (
     PROJECT,
     REGION,
     CallLog,
+    Requests,
     build_stack,
     make_config,
     new_aws,
+    own_emulator,
     up_ok,
     world,
 )
@@ -215,3 +218,55 @@ def test_status_reports_missing_drifted_and_untracked(aws, config, state_path):
     up_ok(config, aws, state_path)
     assert ec2().describe_vpc_attribute(VpcId=state["vpc_id"], Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
     assert "vpce-ssm" in [k for kind, k in world() if kind == "VpcEndpoint"]
+
+
+def test_a_nat_gateway_deleted_out_of_band_is_replaced_on_its_address_and_routed(endpoint, config, state_path):
+    """AWS frees the address once the NAT gateway is deleted ("Deleting a public NAT gateway disassociates its
+    Elastic IP address", EC2 API reference, DeleteNatGateway); the replacement takes the same address."""
+    up_ok(config, new_aws(), state_path)
+    (old,) = ec2().describe_nat_gateways(Filter=[{"Name": "tag:Project", "Values": [PROJECT]}])["NatGateways"]
+    ec2().delete_nat_gateway(NatGatewayId=old["NatGatewayId"])
+    up_ok(config, new_aws(), state_path)
+    live = [n for n in ec2().describe_nat_gateways(Filter=[{"Name": "tag:Project", "Values": [PROJECT]}])["NatGateways"]
+            if n["State"] not in ("deleting", "deleted")]
+    (replacement,) = live
+    assert replacement["NatGatewayAddresses"][0]["AllocationId"] == old["NatGatewayAddresses"][0]["AllocationId"]
+    private = ec2().describe_route_tables(Filters=[{"Name": "tag:ProvisionKey", "Values": ["private-routes"]},
+                                                   {"Name": "tag:Project", "Values": [PROJECT]}])["RouteTables"][0]
+    (default,) = [r for r in private["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+    assert default["NatGatewayId"] == replacement["NatGatewayId"]
+    assert up_ok(config, new_aws(), state_path).changes == []
+
+
+def test_a_nat_gateway_address_held_by_something_else_is_named_not_waited_for(endpoint, config, state_path):
+    up_ok(config, new_aws(), state_path)
+    (old,) = ec2().describe_nat_gateways(Filter=[{"Name": "tag:Project", "Values": [PROJECT]}])["NatGateways"]
+    allocation = old["NatGatewayAddresses"][0]["AllocationId"]
+    ec2().delete_nat_gateway(NatGatewayId=old["NatGatewayId"])
+    subnet = old["SubnetId"]
+    interface = ec2().create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    ec2().associate_address(AllocationId=allocation, NetworkInterfaceId=interface)
+    result = operations.up(config, new_aws(), state_path, quiet=True)
+    assert not result.ok
+    (message,) = [str(error) for step, error in result.errors if step == "network"]
+    assert f"is associated with {interface}, not with a NAT gateway being deleted" in message
+
+
+def test_up_waits_for_a_nat_gateway_deleted_out_of_band_to_free_its_address(moto_endpoint, config, tmp_path, monkeypatch):
+    """In AWS a deleted NAT gateway is "deleting" for a while and holds its address until "deleted"; a
+    CreateNatGateway before that fails (Resource.AlreadyAssociated). The slow-NAT hook behaves so."""
+    with own_emulator(tmp_path / "slow-nat", monkeypatch, **{NAT_DELAY_SETTING: "2"}):
+        state = tmp_path / "state.json"
+        up_ok(config, new_aws(), state)
+        (old,) = ec2().describe_nat_gateways(Filter=[{"Name": "tag:Project", "Values": [PROJECT]}])["NatGateways"]
+        ec2().delete_nat_gateway(NatGatewayId=old["NatGatewayId"])
+        sent = Requests()
+        up_ok(config, new_aws(("provide-client-params", sent)), state)
+        operations_sent = [name for name, _ in sent.sent]
+        create = operations_sent.index("ec2.CreateNatGateway")
+        assert "ec2.DescribeAddresses" in operations_sent[:create]
+        (request,) = sent.of("ec2.CreateNatGateway")
+        assert request["AllocationId"] == old["NatGatewayAddresses"][0]["AllocationId"]
+        states = {n["NatGatewayId"]: n["State"] for n in ec2().describe_nat_gateways(
+            Filter=[{"Name": "tag:Project", "Values": [PROJECT]}])["NatGateways"]}
+        assert states.pop(old["NatGatewayId"]) == "deleted" and list(states.values()) == ["available"]

@@ -3,13 +3,18 @@ back from what the tool sent and what the emulator ran (its ECS agent and one-of
 from __future__ import annotations
 
 import json
+import urllib.request
+from contextlib import contextmanager
 
 import boto3
 import pytest
 from typer.testing import CliRunner
 
+from provisioner import operations
+from provisioner.aws import waiter
 from provisioner.cli import app as cli
 from provisioner.emulator.patches import FAILING_TASKS_SETTING
+from provisioner.temporal import schema_tasks
 from tests.conftest import (
     PROJECT,
     REGION,
@@ -19,6 +24,7 @@ from tests.conftest import (
     new_aws,
     own_emulator,
     up_ok,
+    world,
 )
 
 
@@ -147,3 +153,95 @@ def test_a_failing_schema_task_is_named_with_its_exit_code_and_log(moto_endpoint
     assert "dsql: ok" in result.output and "visibility: failed" in result.output
     assert f"[emulator] failed: {FAILING_TASKS_SETTING} names it" in result.output
     assert "schema" not in json.loads(state.read_text())["settings"]
+
+
+@contextmanager
+def one_off_tasks_held(endpoint: str, describes: int):
+    """moto's state manager keeps each one-off task RUNNING through `describes` DescribeTasks, then moves it one
+    status (DEACTIVATING, STOPPING, DEPROVISIONING, STOPPED) per as many: a task that runs for a while, as in AWS.
+    A service's tasks are not affected (the service_tasks patch keeps them up)."""
+    def moto_api(action: str, body: dict) -> None:
+        request = urllib.request.Request(f"{endpoint}/moto-api/state-manager/{action}", data=json.dumps(body).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request).close()
+
+    moto_api("set-transition", {"model_name": "ecs::task", "transition": {"progression": "manual", "times": describes}})
+    waiter.set_backoff(waiter.Backoff(initial=0.05, maximum=0.1, jitter=0))
+    try:
+        yield
+    finally:
+        waiter.set_backoff(waiter.DEFAULT_BACKOFF)
+        moto_api("unset-transition", {"model_name": "ecs::task"})
+
+
+def interrupted_schema(state) -> Requests:
+    """`provision schema` interrupted (Ctrl-C) right after it started both tasks; what it sent."""
+    sent = Requests()
+    started = []
+
+    def interrupt(**_):
+        started.append(1)
+        if len(started) == len(schema_tasks.SCHEMA_TASKS):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        operations.schema(make_config(), new_aws(("provide-client-params", sent), ("after-call.ecs.RunTask", interrupt)),
+                          state, quiet=True)
+    return sent
+
+
+def schema_tasks_in_ecs() -> list[dict]:
+    ecs = boto3.client("ecs", region_name=REGION)
+    arns = ecs.list_tasks(cluster=f"{PROJECT}-cluster", startedBy=schema_tasks.STARTED_BY)["taskArns"]
+    return ecs.describe_tasks(cluster=f"{PROJECT}-cluster", tasks=arns)["tasks"] if arns else []
+
+
+def test_destroy_stops_the_tasks_an_interrupted_schema_left_running_then_deletes_the_cluster(stack, endpoint):
+    _, state, _ = stack
+    with one_off_tasks_held(endpoint, describes=1000):
+        interrupted_schema(state)
+        assert [t["lastStatus"] for t in schema_tasks_in_ecs()] == ["RUNNING", "RUNNING"]
+        up_ok(make_config(), new_aws(), state)
+        sent = Requests()
+        result = operations.destroy(make_config(), new_aws(("provide-client-params", sent)), state, delete_data=True,
+                                    quiet=True)
+        assert result.ok, result.errors
+        assert sorted(r["task"] for r in sent.of("ecs.StopTask")) == sorted(t["taskArn"] for t in schema_tasks_in_ecs())
+        assert [t["lastStatus"] for t in schema_tasks_in_ecs()] == ["STOPPED", "STOPPED"]
+    (cluster,) = boto3.client("ecs", region_name=REGION).describe_clusters(clusters=[f"{PROJECT}-cluster"])["clusters"]
+    assert cluster["status"] == "INACTIVE"
+    assert world() == []
+
+
+def test_schema_after_an_interrupted_one_waits_for_its_running_tasks_and_starts_none(stack, endpoint):
+    _, state, _ = stack
+    with one_off_tasks_held(endpoint, describes=3):
+        first = interrupted_schema(state)
+        assert len(first.of("ecs.RunTask")) == 2
+        sent = Requests()
+        results = operations.schema(make_config(), new_aws(("provide-client-params", sent)), state, quiet=True)
+    assert sent.of("ecs.RunTask") == []
+    assert [r.ok for r in results] == [True, True]
+    assert sorted(r.task_arn for r in results) == sorted(t["taskArn"] for t in schema_tasks_in_ecs())
+    # startedBy is ListTasks' only filter: "When you specify startedBy as the filter, it must be the only filter
+    # that you use" (ECS API reference, ListTasks).
+    assert {tuple(sorted(r)) for r in sent.of("ecs.ListTasks")} == {("cluster", "startedBy")}
+
+
+def test_a_lost_run_task_answer_finds_the_task_it_started_by_started_by_alone(stack, endpoint, monkeypatch):
+    """RunTask's answer is lost after ECS acted: the task is found (ListTasks by startedBy alone, the family matched
+    on DescribeTasks) and not started twice. moto 5.2 ignores RunTask's clientToken, so the lookup is what counts."""
+    from tests.lossy_proxy import LossyProxy, mark_creates
+
+    _, state, _ = stack
+    sent = Requests()
+    with LossyProxy(endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        results = operations.schema(make_config(), new_aws(("provide-client-params", sent),
+                                                            ("before-send", mark_creates(("RunTask",)))), state, quiet=True)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    assert proxy.lost == ["RunTask", "RunTask"]
+    assert [r.ok for r in results] == [True, True]
+    assert len(sent.of("ecs.RunTask")) == 2 and len(schema_tasks_in_ecs()) == 2
+    assert sorted(r.task_arn for r in results) == sorted(t["taskArn"] for t in schema_tasks_in_ecs())
+    assert sent.of("ecs.ListTasks") and all(set(r) == {"cluster", "startedBy"} for r in sent.of("ecs.ListTasks"))

@@ -519,6 +519,32 @@ ECS_SERVICE = register(NamedKind(
 ))
 
 
+def tasks_started_by(aws: Aws, cluster: str, started_by: str) -> list[dict]:
+    """The tasks of the cluster started with `started_by`, described, stopped ones included where ECS still lists
+    them; none when the cluster is gone. ListTasks gets startedBy alone: "When you specify startedBy as the
+    filter, it must be the only filter that you use" (ECS API reference, ListTasks); callers match the task
+    definition on what DescribeTasks answers (up to 100 tasks a call)."""
+    ecs = aws.client("ecs")
+    try:
+        arns = [arn for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, startedBy=started_by)
+                for arn in page["taskArns"]]
+        return [task for batch in _batches(arns, 100) for task in ecs.describe_tasks(cluster=cluster, tasks=batch)["tasks"]]
+    except ClientError as exc:
+        if error_code(exc) == "ClusterNotFoundException":
+            return []
+        raise aws_failure(f"list the tasks of {cluster} started by {started_by}", exc) from exc
+
+
+def task_family(task: dict) -> str:
+    """The task definition family of a described task (…:task-definition/<family>:<revision>)."""
+    return task["taskDefinitionArn"].rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
+def still_running(task: dict) -> bool:
+    """Not stopped, nor on its way there."""
+    return task.get("lastStatus") != "STOPPED" and task.get("desiredStatus") != "STOPPED"
+
+
 # -- Auto Scaling -------------------------------------------------------------------------
 
 def _get_asg(aws: Aws, name: str) -> dict | None:
@@ -647,15 +673,18 @@ DSQL_CLUSTER = register(NamedKind(
     service="dsql",
     tag=lambda aws, cluster, tags: aws.client("dsql").tag_resource(resourceArn=cluster["arn"], tags=tags),
 ))
-# Usable states: IDLE is a cluster that scaled to zero, and wakes on the first connection.
-DSQL_USABLE = ("ACTIVE", "IDLE")
+# Usable states (Aurora DSQL user guide, "Aurora DSQL cluster lifecycle"): IDLE is a cluster that scaled
+# its resources down, INACTIVE one idle for a prolonged period, scaled to zero with its data preserved.
+# A connection brings either back to ACTIVE, so both are used as they are (botocore's ClusterStatus enum:
+# CREATING, ACTIVE, IDLE, INACTIVE, UPDATING, DELETING, DELETED, FAILED, PENDING_SETUP, PENDING_DELETE).
+DSQL_USABLE = ("ACTIVE", "IDLE", "INACTIVE")
 
 
 def wait_dsql_usable(aws: Aws, arn: str, timeout: float, say: Callable[[str], None]) -> dict:
-    """The cluster once ACTIVE (or IDLE); fails at once if it failed or is being deleted."""
+    """The cluster once usable (ACTIVE, IDLE or INACTIVE); fails at once if it failed or is being deleted."""
     def probe() -> dict | None:
         cluster = DSQL_CLUSTER.get(aws, arn)
-        if cluster is None or cluster["status"] in ("FAILED", "INACTIVE"):
+        if cluster is None or cluster["status"] == "FAILED":
             raise WaitFailed(f"the Aurora DSQL cluster {arn} is {cluster['status'] if cluster else 'gone'}")
         if cluster["status"] in DSQL_USABLE:
             return cluster

@@ -8,6 +8,8 @@ few seconds after it is created, an EIP not yet visible, ...).
 """
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, TypeVar
 
@@ -22,18 +24,28 @@ from tenacity import (
 )
 from tenacity.nap import sleep as _sleep
 
-from provisioner.errors import ProvisionError, client_error, error_code
+from provisioner.errors import BadInput, ProvisionError, client_error, error_code
 
 T = TypeVar("T")
 
 
+# Every interval of this module (polls, eventual-consistency retries, the look again after a lost answer)
+# is multiplied by this setting, read at each wait so that child processes (the CLI run by a test) inherit
+# it. Unset, it is 1: AWS wants the real intervals. The tests set it near zero (tests/conftest.py): the
+# emulator answers at once, and waiting on it seconds at a time only slows them.
+POLL_SCALE_SETTING = "PROVISION_POLL_SCALE"
+
+
 @dataclass(frozen=True)
 class Backoff:
-    """Polling cadence; tests and the emulator shorten it, AWS wants the defaults."""
+    """Polling cadence: a first wait, doubled each time up to a maximum, plus up to `jitter` at random."""
 
     initial: float = 2.0
     maximum: float = 20.0
     jitter: float = 1.0
+
+    def scaled(self, factor: float) -> Backoff:
+        return Backoff(self.initial * factor, self.maximum * factor, self.jitter * factor)
 
 
 DEFAULT_BACKOFF = Backoff()
@@ -43,8 +55,29 @@ _backoff = DEFAULT_BACKOFF
 
 
 def set_backoff(backoff: Backoff) -> None:
+    """Another cadence for this process (POLL_SCALE_SETTING still applies to it)."""
     global _backoff
     _backoff = backoff
+
+
+def poll_scale() -> float:
+    """POLL_SCALE_SETTING: a number from 0 to 1, 1 when unset."""
+    raw = os.environ.get(POLL_SCALE_SETTING, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = math.nan
+    if not 0 <= scale <= 1:
+        raise BadInput(f"{POLL_SCALE_SETTING}={raw!r} is not a number from 0 to 1. Unset it (AWS needs the "
+                       "real intervals), or give a fraction like 0.01 to poll the embedded emulator faster.")
+    return scale
+
+
+def current_backoff() -> Backoff:
+    """The cadence waits and retries use now: the process's, times POLL_SCALE_SETTING."""
+    return _backoff.scaled(poll_scale())
 
 
 class WaitFailed(ProvisionError):
@@ -62,7 +95,7 @@ def pause(seconds: float) -> None:
 
 
 def _wait(backoff: Backoff | None = None):
-    backoff = backoff or _backoff
+    backoff = backoff or current_backoff()
     return wait_exponential_jitter(multiplier=backoff.initial, max=backoff.maximum, jitter=backoff.jitter)
 
 

@@ -4,7 +4,8 @@
 reach the cluster and the domain, a security group that takes no traffic, a log group); this command
 waits until the DSQL cluster and the OpenSearch domain can be used, runs both tasks side by side on node
 C (private subnets, no public IP), waits for them to stop and reports each one's exit code and the end of
-its log. Both tasks are safe to run again: on a current schema they change nothing.
+its log. Both tasks are safe to run again: on a current schema they change nothing. A task an interrupted
+run left running is waited for rather than started a second time; `destroy` stops any still running.
 """
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from dataclasses import asdict, dataclass
 from botocore.exceptions import ClientError
 
 from provisioner.aws.converge import create_without_twins
-from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN, wait_dsql_usable
+from provisioner.aws.named_kinds import (
+    OPENSEARCH_DOMAIN,
+    still_running,
+    task_family,
+    tasks_started_by,
+    wait_dsql_usable,
+)
 from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.engine import Engine
@@ -22,7 +29,6 @@ from provisioner.errors import BadInput, ProvisionError, aws_failure, error_code
 from provisioner.temporal import schema_tasks
 from steps.task_definitions import definition_key
 
-STARTED_BY = "provision-schema"
 LOG_TAIL = 20
 # Where the schema tasks run: node C, the worker's group, which has room to spare.
 NODE_GROUP = "worker"
@@ -77,21 +83,30 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
     ecs = aws.client("ecs")
     cluster = needed["the ECS cluster"]["name"]
     subnets = sorted(r["id"] for r in state.step_records("network").values() if r.get("tier") == "private")
+    # What an earlier run started: one still running (that run was interrupted) is waited for, not started again.
+    earlier = tasks_started_by(aws, cluster, schema_tasks.STARTED_BY)
     started: dict[str, str] = {}
     for task in schema_tasks.SCHEMA_TASKS:
         reporter.start(task, f"{task} schema task")
         definition = needed[f"the {task} schema task definition"]
+        running = [t for t in earlier if task_family(t) == definition["family"] and still_running(t)]
+        if running:
+            started[task] = running[0]["taskArn"]
+            reporter.update(task, "already running, started by an earlier run: waiting for it")
+            continue
 
-        def running(definition=definition) -> dict | None:
-            # A RunTask whose answer was lost may have started the task: find it before starting another.
-            arns = ecs.list_tasks(cluster=cluster, family=definition["family"], startedBy=STARTED_BY)["taskArns"]
-            return {"tasks": [{"taskArn": arns[0]}]} if arns else None
+        def lost_start(definition=definition) -> dict | None:
+            # A RunTask whose answer was lost may have started the task: one this family's tasks did not have before.
+            known = {t["taskArn"] for t in earlier}
+            new = [t for t in tasks_started_by(aws, cluster, schema_tasks.STARTED_BY)
+                   if t["taskArn"] not in known and task_family(t) == definition["family"]]
+            return {"tasks": new[:1]} if new else None
 
-        response = create_without_twins(lambda task=task: until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda: ecs.run_task(
+        response = create_without_twins(lambda definition=definition: until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda: ecs.run_task(
             cluster=cluster,
-            taskDefinition=needed[f"the {task} schema task definition"]["id"],
+            taskDefinition=definition["id"],
             count=1,
-            startedBy=STARTED_BY,
+            startedBy=schema_tasks.STARTED_BY,
             capacityProviderStrategy=[{"capacityProvider": naming.name(f"node-{NODE_GROUP}"), "weight": 1, "base": 0}],
             placementConstraints=[{"type": "memberOf", "expression": f"attribute:workload == {NODE_GROUP}"}],
             networkConfiguration={"awsvpcConfiguration": {
@@ -100,7 +115,7 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
             }},
             enableECSManagedTags=True,
             propagateTags="TASK_DEFINITION",
-        )), running, f"the {task} schema task")
+        )), lost_start, f"the {task} schema task")
         if response.get("failures") or not response.get("tasks"):
             reasons = "; ".join(f"{f.get('reason')} ({f.get('detail', '')})" for f in response.get("failures", []))
             raise ProvisionError(

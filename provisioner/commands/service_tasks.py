@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.commands.schema import STARTED_BY
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
-from provisioner.temporal.schema_tasks import SCHEMA_TASKS
+from provisioner.temporal.schema_tasks import SCHEMA_TASKS, STARTED_BY
 from steps.ecs_services import service_key
 from steps.task_definitions import definition_key
 

@@ -30,6 +30,32 @@ def nat_gateway_tag_filters() -> None:
     NatGatewayBackend.describe_nat_gateways = describe_nat_gateways
 
 
+def nat_gateway_deletion_frees_its_address() -> None:
+    """DeleteNatGateway leaves the Elastic IP associated in moto 5.2, so no NAT gateway can take it again
+    (CreateNatGateway: Resource.AlreadyAssociated).
+
+    AWS: "Deleting a public NAT gateway disassociates its Elastic IP address, but does not release the address
+    from your account" (EC2 API reference, DeleteNatGateway). moto's NAT gateway is deleted at once, so its
+    address is disassociated at once.
+    """
+    from moto.ec2.models.nat_gateways import NatGatewayBackend
+
+    original = NatGatewayBackend.delete_nat_gateway
+
+    def delete_nat_gateway(self, nat_gateway_id):
+        nat = original(self, nat_gateway_id)
+        _free_nat_address(self, nat)
+        return nat
+
+    NatGatewayBackend.delete_nat_gateway = delete_nat_gateway
+
+
+def _free_nat_address(backend, nat) -> None:
+    for address in backend.addresses:
+        if address.eni is not None and address.eni is nat._eni:
+            backend.disassociate_address(association_id=address.association_id)
+
+
 def describe_all_capacity_providers() -> None:
     """DescribeCapacityProviders without `capacityProviders` fails with a 500 in moto 5.2.
 
@@ -458,6 +484,56 @@ def service_tasks() -> None:
     EC2ContainerServiceBackend.list_tasks = list_tasks
 
 
+def stop_task_after_its_instance_left() -> None:
+    """StopTask fails (500, KeyError) in moto 5.2 on a task whose container instance has left the cluster.
+
+    In AWS a task outlives the registration of the instance it was placed on until ECS stops it, and StopTask
+    stops it like any other ("Stops a running task", ECS API reference). Here the instance's resources are
+    given back only while it is still registered.
+    """
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend.stop_task
+
+    def stop_task(self, cluster_str, task_str, reason):
+        cluster = self._get_cluster(cluster_str)
+        registered = self.container_instances.get(cluster.name, {})
+        task = next((t for arn, t in self.tasks.get(cluster.name, {}).items() if arn.endswith(task_str.split("/")[-1])), None)
+        instance = task.container_instance_arn if task is not None else None
+        if instance is None or instance.split("/")[-1] in registered:
+            return original(self, cluster_str, task_str, reason)
+        task.container_instance_arn = None
+        try:
+            return original(self, cluster_str, task_str, reason)
+        finally:
+            task.container_instance_arn = instance
+
+    EC2ContainerServiceBackend.stop_task = stop_task
+
+
+def delete_cluster_with_tasks() -> None:
+    """DeleteCluster deletes a cluster whose tasks still run in moto 5.2.
+
+    AWS refuses: ClusterContainsTasksException, "You can't delete a cluster that has active tasks" (ECS API
+    reference, DeleteCluster). Here a standalone task (RunTask's, group family:...) that has not stopped holds
+    its cluster; a service's tasks are modelled by service_tasks, which the deleted service leaves behind.
+    """
+    from moto.ecs.exceptions import ECSException
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend.delete_cluster
+
+    def delete_cluster(self, cluster_str):
+        cluster = self._get_cluster(cluster_str)
+        active = [t for t in self.tasks.get(cluster.name, {}).values()
+                  if not str(t.group).startswith("service:") and t.last_status != "STOPPED"]
+        if active:
+            raise ECSException("ClusterContainsTasksException", "The Cluster cannot be deleted while Tasks are active.")
+        return original(self, cluster_str)
+
+    EC2ContainerServiceBackend.delete_cluster = delete_cluster
+
+
 def _ready_after_delay(model, setting: str, **initial) -> bool:
     """For the opt-in slow-resource hooks: stamp every new `model` with the time it turns ready,
     `setting` seconds after creation (and set `initial` attributes). False when the setting is unset."""
@@ -489,16 +565,22 @@ NAT_DELAY_SETTING = "PROVISION_EMULATOR_NAT_SECONDS"
 
 
 def slow_nat_gateways() -> None:
-    """An opt-in emulator hook: NAT gateways stay "pending" for a while, as in AWS (minutes there).
+    """An opt-in emulator hook: NAT gateways stay "pending", and then "deleting", for a while, as in AWS
+    (minutes there).
 
-    moto makes every NAT gateway available at once, so nothing would show whether the tool
-    waits for it only where it must. With PROVISION_EMULATOR_NAT_SECONDS set, a new NAT
-    gateway turns available that many seconds after it was created.
+    moto makes every NAT gateway available at once, and deletes it at once, so nothing would show whether
+    the tool waits for it only where it must. With PROVISION_EMULATOR_NAT_SECONDS set, a new NAT gateway
+    turns available that many seconds after it was created, and a deleted one stays "deleting", holding
+    its Elastic IP, as long before it is "deleted" and the address is free.
     """
+    import os
+    import time
+
     from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend
 
     if not _ready_after_delay(NatGateway, NAT_DELAY_SETTING, state="pending"):
         return
+    delay = float(os.environ[NAT_DELAY_SETTING])
     original_describe = NatGatewayBackend.describe_nat_gateways
 
     def describe_nat_gateways(self, filters, nat_gateway_ids):
@@ -506,9 +588,18 @@ def slow_nat_gateways() -> None:
         for nat in found:
             if nat.state == "pending" and _ready(nat):
                 nat.state = "available"
+            if nat.state == "deleting" and _ready(nat):
+                nat.state = "deleted"
+                _free_nat_address(self, nat)
         return found
 
+    def delete_nat_gateway(self, nat_gateway_id):
+        nat = self.nat_gateways[nat_gateway_id]
+        nat.state, nat.ready_at = "deleting", time.monotonic() + delay
+        return nat
+
     NatGatewayBackend.describe_nat_gateways = describe_nat_gateways
+    NatGatewayBackend.delete_nat_gateway = delete_nat_gateway
 
 
 OPENSEARCH_DELAY_SETTING = "PROVISION_EMULATOR_OPENSEARCH_SECONDS"
@@ -536,6 +627,33 @@ def slow_opensearch_domains() -> None:
         return found
 
     OpenSearchDomain.to_dict = to_dict
+
+
+DSQL_IDLE_SETTING = "PROVISION_EMULATOR_DSQL_IDLE"
+
+
+def idle_dsql_clusters() -> None:
+    """An opt-in emulator hook: DSQL clusters nobody connects to go IDLE, then INACTIVE, as in AWS.
+
+    moto keeps a cluster ACTIVE for good. In AWS, a cluster idle long enough scales down (IDLE), and after a
+    prolonged period without activity scales to zero with its data preserved (INACTIVE); a connection brings it
+    back to ACTIVE (Aurora DSQL user guide, "Aurora DSQL cluster lifecycle"). With PROVISION_EMULATOR_DSQL_IDLE
+    set, a cluster goes CREATING, ACTIVE, IDLE, INACTIVE, one step per GetCluster (moto's state manager default
+    for DSQL clusters), and stays INACTIVE.
+    """
+    import os
+
+    from moto.dsql.models import Cluster
+
+    if not os.environ.get(DSQL_IDLE_SETTING):
+        return
+    original_init = Cluster.__init__
+
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self._transitions = [("CREATING", "ACTIVE"), ("ACTIVE", "IDLE"), ("IDLE", "INACTIVE"), ("DELETING", "DELETED")]
+
+    Cluster.__init__ = __init__
 
 
 # What AWS answers for a setting nobody set: ENI trunking is opt-in ("opt in to the awsvpcTrunking
@@ -639,6 +757,69 @@ def call_latency() -> None:
     DomainDispatcherApplication.__call__ = __call__
 
 
+def reset_drops_the_account() -> None:
+    """moto's reset (POST /moto-api/reset) rebuilds every backend it holds, then drops them all (moto 5.2,
+    BackendDict.reset): each IAM partition reloads AWS's ~1,300 managed policies and each EC2 region its
+    ~5,000 public images, about 2 s of CPU, only to be thrown away. Dropping them at once is the same reset:
+    the next call builds afresh what it uses, as it did. A backend with a reset of its own still runs it for
+    its cleanup (S3's: the account-wide index of bucket names, its temporary files). The tests reset before
+    each test."""
+    from moto.core.base_backend import BackendDict, BaseBackend, backend_lock
+
+    def reset(cls) -> None:
+        with backend_lock:
+            for backend in BackendDict._instances:
+                for account in backend.values():
+                    for region in account.values():
+                        if type(region).reset is not BaseBackend.reset:
+                            region.reset()
+                backend.clear()
+            BackendDict._instances.clear()
+
+    BackendDict.reset = classmethod(reset)
+
+
+def account_lookup_builds_nothing() -> None:
+    """moto finds the account of every request by looking for its access key in each IAM partition of each
+    account (get_account_id_from), and so builds all six partitions (aws, aws-cn, aws-us-gov, ...), each
+    loading AWS's managed policies, after every reset: over 1 s of CPU. A key can only be in a partition that
+    exists; looking in those alone gives the same answer."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.iam import models as iam
+
+    def get_account_id_from(access_key: str) -> str:
+        for account_id, account in list(iam.iam_backends.items()):
+            for partition in list(account.values()):
+                if access_key in partition.access_keys:
+                    return account_id
+        return DEFAULT_ACCOUNT_ID
+
+    iam.get_account_id_from = get_account_id_from
+
+
+def managed_policies_parsed_once() -> None:
+    """Each new IAM backend parses moto's whole table of AWS managed policies (several MB of JSON) again.
+    The table never changes: parsed once, each backend still makes its own policy objects from it."""
+    import json
+    from functools import cache
+
+    from moto.iam import models as iam
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.settings import load_iam_aws_managed_policies
+
+    @cache
+    def table() -> dict:
+        return json.loads(aws_managed_policies_data)
+
+    def _init_aws_policies(self):
+        if not load_iam_aws_managed_policies():
+            return []
+        return [iam.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+                for name, data in table().items()]
+
+    iam.IAMBackend._init_aws_policies = _init_aws_policies
+
+
 def tagging_api_resource_arn_lists() -> None:
     """GetResources with a ResourceARNList answers as AWS does; moto 5.2.6 differs three ways.
 
@@ -709,6 +890,7 @@ def unplaceable_services() -> None:
 
 PATCHES = (
     nat_gateway_tag_filters,
+    nat_gateway_deletion_frees_its_address,
     service_linked_role_names,
     dsql_endpoints,
     describe_all_capacity_providers,
@@ -721,9 +903,15 @@ PATCHES = (
     one_off_tasks,
     unplaceable_services,
     service_tasks,
+    stop_task_after_its_instance_left,
+    delete_cluster_with_tasks,
     slow_nat_gateways,
     slow_opensearch_domains,
+    idle_dsql_clusters,
     call_latency,
+    reset_drops_the_account,
+    account_lookup_builds_nothing,
+    managed_policies_parsed_once,
     tagging_api_resource_arn_lists,
 )
 

@@ -14,6 +14,8 @@ it turns failures into exit 0.
 from __future__ import annotations
 
 SCHEMA_TASKS = ("dsql", "visibility")
+# RunTask's startedBy for these tasks: how a rerun finds one still running and `destroy` stops them.
+STARTED_BY = "provision-schema"
 # The seed's size for the set-up task (11.2): a quarter of a vCPU and 512 MiB.
 CPU, MEMORY = 256, 512
 
