@@ -5,7 +5,6 @@ the Grafana container at start, through the execution role).
 """
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 
@@ -15,9 +14,6 @@ from provisioner.errors import BadInput
 from provisioner.step_outputs import StepOutputs, recorded_as
 
 GRAFANA_SECRET = "grafana-admin"
-# Secrets Manager CreateSecret, Name: 1-512 characters, "ASCII letters, numbers, and the following
-# characters: /_+=.@-" (botocore's model gives only the length; the rule is in the API reference).
-SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 
 
 @dataclass(frozen=True)
@@ -37,13 +33,8 @@ class Secret(Step):
         name = ctx.config.grafana.admin_secret_name
         # Read once per run: preflight and apply ask the same question.
         secret = ctx.aws.read(EXTERNAL_SECRET.service, ("secret", name), lambda: EXTERNAL_SECRET.get(ctx.aws, name))
-        if secret is None and not SECRET_NAME.fullmatch(name):
-            raise BadInput(
-                f"grafana.admin_secret_name = {name!r}: no such secret in {ctx.aws.region}, and Secrets Manager "
-                "would refuse the name (1-512 ASCII letters, digits and /_+=.@-). Set it to the name of an "
-                "existing secret, or to a valid name and create it with 'provision grafana-secret'."
-            )
         if secret is None:
+            # The name itself is one Secrets Manager accepts: the config checks it (provisioner/config.py).
             raise BadInput(
                 f"The Grafana admin secret {name!r} does not exist in {ctx.aws.region}. Create it first with:\n"
                 f"  provision grafana-secret --name {shlex.quote(name)}\n"

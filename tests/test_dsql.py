@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from provisioner import operations
 from provisioner.cli import app as cli
+from provisioner.commands import scale as scaling
+from provisioner.commands import schema as schema_command
 from provisioner.emulator.patches import DSQL_IDLE_SETTING
 from tests.conftest import (
     PROJECT,
@@ -165,8 +167,8 @@ def test_an_inactive_cluster_is_adopted_and_used_by_up_schema_scale_and_status(m
         state = tmp_path / "state.json"
         up_ok(config, new_aws(), state)
         assert state_record(state)["id"] == existing["arn"]
-        assert [r.ok for r in operations.schema(config, new_aws(), state, quiet=True)] == [True, True]
-        (history,) = operations.scale(config, new_aws(), {"history": 1}, state, quiet=True)
+        assert [r.ok for r in schema_command.schema(config, new_aws(), state, quiet=True)] == [True, True]
+        (history,) = scaling.scale(config, new_aws(), {"history": 1}, state, quiet=True)
         assert (history.service, history.running, history.stable) == ("history", 1, True)
         assert [r for r in operations.status(config, new_aws(), state) if r.status != "ok"] == []
 
@@ -181,4 +183,4 @@ def test_an_inactive_created_cluster_is_found_again_after_destroy_and_used(moto_
         sent = Requests()
         up_ok(config, new_aws(("provide-client-params", sent)), state)
         assert sent.of("dsql.CreateCluster") == [] and state_record(state)["identifier"] == identifier
-        assert [r.ok for r in operations.schema(config, new_aws(), state, quiet=True)] == [True, True]
+        assert [r.ok for r in schema_command.schema(config, new_aws(), state, quiet=True)] == [True, True]

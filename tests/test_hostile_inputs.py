@@ -582,7 +582,7 @@ def untagged(kind: str):
 
 @pytest.mark.parametrize("extra,message", [
     ('[grafana]\nadmin_secret_name = "grafana/absent"', "provision grafana-secret --name grafana/absent"),
-    ('[grafana]\nadmin_secret_name = "grafana admin!"', "Secrets Manager would refuse the name"),
+    ('[grafana]\nadmin_secret_name = "grafana admin!"', "not a name Secrets Manager accepts"),
 ])
 def test_a_missing_grafana_secret_is_input_with_a_command_that_works(endpoint, changes, tmp_path, extra, message):
     config = tmp_path / "provision.toml"
@@ -739,6 +739,7 @@ def test_a_nat_gateway_deleted_out_of_band_shows_in_status_and_up_replaces_it(st
     ec2.delete_nat_gateway(NatGatewayId=nat)
     result = invoke("status", "--json", "--config", str(config), "--state", str(stack))
     assert result.exit_code == 1
-    assert ("network", "nat", "missing") in {(r["step"], r["key"], r["status"]) for r in json.loads(result.stdout)}
+    assert ("network", "nat", "missing") in {
+        (r["step"], r["key"], r["status"]) for r in json.loads(result.stdout)["resources"]}
     assert_clean_failure(invoke("up", "--config", str(config), "--state", str(stack)), 0)
     assert invoke("status", "--config", str(config), "--state", str(stack)).exit_code == 0

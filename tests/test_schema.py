@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from provisioner import operations
 from provisioner.aws import waiter
 from provisioner.cli import app as cli
+from provisioner.commands import schema as schema_command
 from provisioner.emulator.patches import FAILING_TASKS_SETTING
 from provisioner.temporal import schema_tasks
 from tests.conftest import (
@@ -99,8 +100,6 @@ def test_schema_runs_both_tasks_privately_on_node_c_and_reports_success(stack):
 
 
 def test_schema_sends_run_task_with_node_c_private_network_and_no_public_ip(stack):
-    from provisioner.commands import schema as schema_command
-
     _, state, _ = stack
     sent = Requests()
     results = schema_command.schema(make_config(), new_aws(("provide-client-params", sent)), state, quiet=True)
@@ -185,7 +184,7 @@ def interrupted_schema(state) -> Requests:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        operations.schema(make_config(), new_aws(("provide-client-params", sent), ("after-call.ecs.RunTask", interrupt)),
+        schema_command.schema(make_config(), new_aws(("provide-client-params", sent), ("after-call.ecs.RunTask", interrupt)),
                           state, quiet=True)
     return sent
 
@@ -219,7 +218,7 @@ def test_schema_after_an_interrupted_one_waits_for_its_running_tasks_and_starts_
         first = interrupted_schema(state)
         assert len(first.of("ecs.RunTask")) == 2
         sent = Requests()
-        results = operations.schema(make_config(), new_aws(("provide-client-params", sent)), state, quiet=True)
+        results = schema_command.schema(make_config(), new_aws(("provide-client-params", sent)), state, quiet=True)
     assert sent.of("ecs.RunTask") == []
     assert [r.ok for r in results] == [True, True]
     assert sorted(r.task_arn for r in results) == sorted(t["taskArn"] for t in schema_tasks_in_ecs())
@@ -237,7 +236,7 @@ def test_a_lost_run_task_answer_finds_the_task_it_started_by_started_by_alone(st
     sent = Requests()
     with LossyProxy(endpoint) as proxy:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
-        results = operations.schema(make_config(), new_aws(("provide-client-params", sent),
+        results = schema_command.schema(make_config(), new_aws(("provide-client-params", sent),
                                                             ("before-send", mark_creates(("RunTask",)))), state, quiet=True)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     assert proxy.lost == ["RunTask", "RunTask"]

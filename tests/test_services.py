@@ -325,8 +325,8 @@ def test_scale_up_and_down_presets_use_the_configured_replicas(cli_stack):
     assert run("scale", "up", config_file=config_file, state=state).exit_code == 0
     config = make_config()
     assert counts() == {name: getattr(config.services, name).replicas for name in ALL_SERVICES}
-    assert run("scale", "down", "ui=1", config_file=config_file, state=state).exit_code == 0
-    assert counts() == dict.fromkeys(ALL_SERVICES, 0) | {"ui": 1}
+    assert run("scale", "down", config_file=config_file, state=state).exit_code == 0
+    assert counts() == dict.fromkeys(ALL_SERVICES, 0)
 
 
 @pytest.mark.parametrize("arguments,message", [
