@@ -23,7 +23,7 @@ import pytest
 
 from provisioner.aws import waiter
 from provisioner.aws.reads import is_mutating
-from provisioner.aws.session import Aws, is_bookkeeping
+from provisioner.aws.session import Aws, is_bookkeeping, share_data_loader
 from provisioner.config import Config, parse_config
 from provisioner.emulator import server as emulator
 from provisioner.errors import ProvisionError
@@ -259,6 +259,7 @@ def unlock_killed_run(config: Config, state_location) -> str:
 
 def new_aws(*hooks: tuple[str, object], region: str = REGION) -> Aws:
     session = boto3.Session(region_name=region)
+    share_data_loader(session)
     for event, handler in hooks:
         session.events.register(event, handler)
     return Aws(session, max_attempts=10)
