@@ -466,6 +466,10 @@ AWS_SETTINGS = [
     ({"AWS_REGION": "xx-fake-1"}, [], "AWS region 'xx-fake-1' is not a region name"),
     ({"AWS_REGION": "eu_west_1"}, [], "AWS region 'eu_west_1' is not a region name"),
     ({"AWS_ENDPOINT_URL": "not a url"}, [], "Invalid endpoint: not a url: set AWS_ENDPOINT_URL"),
+    # read at each wait, so without a check up front `up` would create things and fail at its first wait
+    ({"PROVISION_POLL_SCALE": "abc"}, [], "PROVISION_POLL_SCALE='abc' is not a number from 0 to 1"),
+    ({"PROVISION_POLL_SCALE": "-1"}, [], "PROVISION_POLL_SCALE='-1' is not a number from 0 to 1"),
+    ({"PROVISION_POLL_SCALE": "1e309"}, [], "PROVISION_POLL_SCALE='1e309' is not a number from 0 to 1"),
 ]
 
 
