@@ -122,6 +122,8 @@ CONFIGS = [
     (toml('[network]\nprivate_subnet_cidrs = "10.0.0.0/20"'), "network.private_subnet_cidrs"),
     (toml('[network]\nprivate_subnet_cidrs = [1, 2]'), "network.private_subnet_cidrs.0"),
     (toml('[network]\npublic_subnet_cidr = "10.0.255.0/29"'), "smaller than /28"),
+    (toml('[network]\npublic_subnet_cidr = "192.168.0.0/28"'), "public_subnet_cidr: subnet 192.168.0.0/28 lies outside"),
+    (toml('[network]\nvpc_cidr = "8.8.0.0/16"'), "private_subnet_cidrs: subnet 10.0.0.0/20 lies outside vpc_cidr"),
     (toml('[network]\npublic_subnet_cidr = "10.0.0.0/28"'), "overlap"),
     (toml('[network]\navailability_zones = ["eu-west-1a"]'), "give one zone per subnet"),
     (toml('[network]\navailability_zones = ["eu-west-1a", "eu-west-1a", "eu-west-1b"]'), "lists a zone twice"),
@@ -466,6 +468,8 @@ AWS_SETTINGS = [
     ({"AWS_REGION": "xx-fake-1"}, [], "AWS region 'xx-fake-1' is not a region name"),
     ({"AWS_REGION": "eu_west_1"}, [], "AWS region 'eu_west_1' is not a region name"),
     ({"AWS_ENDPOINT_URL": "not a url"}, [], "Invalid endpoint: not a url: set AWS_ENDPOINT_URL"),
+    ({"AWS_REGION": "eu-west-1\n"}, [], "AWS region 'eu-west-1\\n' is not a region name"),
+    ({"AWS_ENDPOINT_URL": "ftp://127.0.0.1:21"}, [], "ftp://127.0.0.1:21 is not an http:// or https:// URL"),
     # read at each wait, so without a check up front `up` would create things and fail at its first wait
     ({"PROVISION_POLL_SCALE": "abc"}, [], "PROVISION_POLL_SCALE='abc' is not a number from 0 to 1"),
     ({"PROVISION_POLL_SCALE": "-1"}, [], "PROVISION_POLL_SCALE='-1' is not a number from 0 to 1"),
@@ -508,7 +512,8 @@ def test_an_endpoint_that_is_no_aws_api_fails_naming_it(config_file, tmp_path, m
 
 # -- commands that need a stack, before 'up' -------------------------------------------------------------------
 
-@pytest.mark.parametrize("arguments", [["scale", "up"], ["scale", "history=1"], ["schema"], ["tunnel", "grafana", "--print"]])
+@pytest.mark.parametrize("arguments", [["scale", "up"], ["scale", "history=1"], ["schema"], ["tunnel", "grafana", "--print"],
+                                       ["logs", "history"], ["exec", "history", "--print"]])
 def test_a_command_that_needs_the_stack_before_up_is_input(endpoint, config_file, tmp_path, arguments):
     result = invoke(*arguments, "--config", str(config_file), "--state", str(tmp_path / "s.json"))
     assert_clean_failure(result, 2, "run 'provision up' first")

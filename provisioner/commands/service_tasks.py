@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
-from provisioner.errors import BadInput, ProvisionError
+from provisioner.errors import BadInput
 from provisioner.temporal.schema_tasks import SCHEMA_TASKS, STARTED_BY
 from steps.ecs_services import service_key
 from steps.task_definitions import definition_key
@@ -40,11 +40,11 @@ def locate(engine: Engine, target: str) -> Where:
     if target in SCHEMA_TARGETS:
         record = engine.state.get("task_definitions", definition_key(target))
         if cluster is None or record is None:
-            raise ProvisionError(f"the {target} task does not exist yet: run 'provision up', then 'provision schema'.")
+            raise BadInput(f"the {target} task does not exist yet: run 'provision up', then 'provision schema'.")
         return Where(cluster["name"], None, record["family"])
     record = engine.state.get("services", service_key(target))
     if cluster is None or record is None:
-        raise ProvisionError(f"the {target} service does not exist yet: run 'provision up' first.")
+        raise BadInput(f"the {target} service does not exist yet: run 'provision up' first.")
     return Where(cluster["name"], record["name"], None)
 
 
