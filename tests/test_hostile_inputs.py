@@ -387,6 +387,13 @@ def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(moto_endpoint,
     assert set(changes.calls) == {"sts.GetCallerIdentity"}  # who the credentials are: nothing else
 
 
+def test_status_refuses_a_recorded_resource_without_its_kind(moto_endpoint, config_file, tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(state_document(resources={"network": {"vpc": {"id": "vpc-1"}}})))
+    result = invoke("status", "--config", str(config_file), "--state", str(state))
+    assert_clean_failure(result, 2, "resources.network.vpc has no kind")
+
+
 def test_up_refuses_recorded_counts_its_node_groups_cannot_hold_as_scale_does(endpoint, changes, config_file, tmp_path):
     state = tmp_path / "state.json"
     content = json.dumps(state_document(settings={"service_counts": {"history": 40}})).encode()
