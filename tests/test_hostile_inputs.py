@@ -302,6 +302,8 @@ CLI_ARGUMENTS = [
     (["emulator", "start", "--port", "-1"], "--port"),
     (["emulator", "start", "--port", "http"], "--port"),
     (["emulator", "start", "--port", "80"], "--port"),
+    (["emulator", "start", "--region", "xx"], "AWS region 'xx' is not a region name"),
+    (["emulator", "env", "--region", "eu-west-1 "], "AWS region 'eu-west-1 ' is not a region name"),
     (["build-images"], "--source"),
     (["destroy", "--yes", "--delete-data", "extra"], "unexpected extra argument"),
     (["outputs", "--json", "--json=3"], "--json"),
