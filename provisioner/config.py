@@ -638,7 +638,14 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}).") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, source=str(path))
+    except RecursionError:  # tomllib parses nested inline tables and arrays recursively
+        raise ConfigError(f"{path}: nests tables or arrays too deeply to be a config; give the provision.toml "
+                          "file.") from None
+    try:
+        return parse_config(data, source=str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: nests tables or arrays too deeply to be a config; give the provision.toml "
+                          "file.") from None
 
 
 # Settings earlier releases accepted, and why they are gone: a config that still sets one is refused

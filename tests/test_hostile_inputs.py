@@ -183,6 +183,8 @@ CONFIGS = [
     ("[network\n", "not valid TOML"),
     ('project = "a"\nproject = "b"\n', "not valid TOML"),
     ("= 3\n", "not valid TOML"),
+    (toml("x = " + "{a = " * 1000 + "1" + "}" * 1000), "nests tables or arrays too deeply to be a config"),
+    (toml("x = " + "[" * 1000 + "]" * 1000), "nests tables or arrays too deeply to be a config"),
     ("project = 3\n", "project = 3"),
     ("project = [\"temporal\"]\n", "project = ['temporal']"),
     (toml('[grafana]\nimage = "grafana/grafana:13.0.0"'), "Grafana 13 migrates core Prometheus data sources that sign "
