@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -703,5 +704,12 @@ from provisioner.commands.state import state_app  # noqa: E402
 app.add_typer(state_app, name="state")
 
 
+def _sigterm_as_ctrl_c(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # SIGTERM ends any command as Ctrl-C does (exit 130, one line), also before it holds the lock (the lock
+    # installs the same for its own span, state/lock.py): the default action killed it with no word.
+    signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     app()

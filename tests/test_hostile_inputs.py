@@ -763,3 +763,31 @@ def test_a_nat_gateway_deleted_out_of_band_shows_in_status_and_up_replaces_it(st
         (r["step"], r["key"], r["status"]) for r in json.loads(result.stdout)["resources"]}
     assert_clean_failure(invoke("up", "--config", str(config), "--state", str(stack)), 0)
     assert invoke("status", "--config", str(config), "--state", str(stack)).exit_code == 0
+
+
+def test_sigterm_before_the_lock_ends_the_command_as_ctrl_c_does(config_file, tmp_path):
+    """The first call (STS) goes to a server that accepts and never answers: the command is signalled there,
+    before it takes the lock."""
+    import signal
+    import subprocess
+    import sys
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.getsockname()[1]}", "AWS_REGION": REGION,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    command = [sys.executable, "-c", "from provisioner.cli import main; main()",
+               "plan", "--config", str(config_file), "--state", str(tmp_path / "s.json")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        server.settimeout(60)
+        connection, _ = server.accept()  # the command is waiting for STS's answer
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+        server.close()
+    assert process.returncode == 130, output
+    assert "Interrupted" in output and "Traceback" not in output, output
+    connection.close()
