@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -553,10 +554,12 @@ def emulator_start(port: EmulatorPort = 4566, region: EmulatorRegion = "eu-west-
     except ImportError:
         raise fail("the emulator is an extra this installation lacks; install it with: "
                    "pip install 'provision\\[emulator]'", EXIT_BAD_INPUT) from None
+    from provisioner.aws.session import check_region
     from provisioner.emulator import server as emulator
     from provisioner.operations import STATE_DIR
 
     with handled():
+        check_region(region)  # before the start: the exports would point every later command at a bad region
         info = emulator.start(STATE_DIR, port)
         err.print(f"Embedded AWS running at {info['endpoint']} (pid {info['pid']}). Point your shell at it with:")
         for name, value in emulator.environment(info, region).items():
@@ -566,9 +569,12 @@ def emulator_start(port: EmulatorPort = 4566, region: EmulatorRegion = "eu-west-
 @emulator_app.command("env")
 def emulator_env(region: EmulatorRegion = "eu-west-1") -> None:
     """Print the exports for the running emulator (use: eval "$(provision emulator env)")."""
+    from provisioner.aws.session import check_region
     from provisioner.emulator import server as emulator
     from provisioner.operations import STATE_DIR
 
+    with handled():
+        check_region(region)
     info = emulator.running(STATE_DIR)
     if not info:
         raise fail("the emulator is not running: 'provision emulator start'.")
@@ -612,5 +618,12 @@ def _count(changes, planned: bool = False) -> str:
 app.add_typer(state_app, name="state")
 
 
+def _sigterm_as_ctrl_c(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # SIGTERM ends any command as Ctrl-C does (exit 130, one line), also before it holds the lock (the lock
+    # installs the same for its own span, state/lock.py): the default action killed it with no word.
+    signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     app()

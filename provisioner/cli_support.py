@@ -97,11 +97,13 @@ def handled() -> Iterator[None]:
 def load(config_path: Path, profile: str | None, check=None):
     """The validated config and an AWS session; `check(config)` vets arguments before any session exists."""
     from provisioner.aws.session import Aws, make_session
+    from provisioner.aws.waiter import poll_scale
     from provisioner.config import load_config
 
     config = load_config(config_path)
     if check:
         check(config)
+    poll_scale()  # read at each wait: a bad value must be refused here, before the first change, not at a wait
     aws = Aws(make_session(profile), config.aws.max_attempts)
     aws.check_reachable()
     return config, aws

@@ -111,12 +111,14 @@ class NetworkConfig(Strict):
         vpc = ipaddress.ip_network(self.vpc_cidr)
         if not 16 <= vpc.prefixlen <= 24:
             raise ValueError(f"vpc_cidr {self.vpc_cidr}: AWS accepts prefixes from /16 to /24 for this layout")
-        subnets = [ipaddress.ip_network(c) for c in [*self.private_subnet_cidrs, self.public_subnet_cidr]]
-        for subnet in subnets:
+        keyed = [("private_subnet_cidrs", c) for c in self.private_subnet_cidrs]
+        keyed.append(("public_subnet_cidr", self.public_subnet_cidr))
+        subnets = [ipaddress.ip_network(c) for _, c in keyed]
+        for (key, _), subnet in zip(keyed, subnets):
             if not subnet.subnet_of(vpc):
-                raise ValueError(f"subnet {subnet} lies outside vpc_cidr {vpc}; pick a range inside it")
+                raise ValueError(f"{key}: subnet {subnet} lies outside vpc_cidr {vpc}; pick a range inside it")
             if subnet.prefixlen > 28:
-                raise ValueError(f"subnet {subnet} is smaller than /28, the smallest subnet AWS allows")
+                raise ValueError(f"{key}: subnet {subnet} is smaller than /28, the smallest subnet AWS allows")
         for i, first in enumerate(subnets):
             for second in subnets[i + 1 :]:
                 if first.overlaps(second):
@@ -636,7 +638,14 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}).") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, source=str(path))
+    except RecursionError:  # tomllib parses nested inline tables and arrays recursively
+        raise ConfigError(f"{path}: nests tables or arrays too deeply to be a config; give the provision.toml "
+                          "file.") from None
+    try:
+        return parse_config(data, source=str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: nests tables or arrays too deeply to be a config; give the provision.toml "
+                          "file.") from None
 
 
 # Settings earlier releases accepted, and why they are gone: a config that still sets one is refused

@@ -15,7 +15,7 @@ from provisioner.engine import Engine, RunResult
 from provisioner.naming import MANAGED_BY, TAG_MANAGED_BY, TAG_PROJECT, Naming
 from provisioner.progress import Reporter
 from provisioner.temporal.schema_tasks import SCHEMA_SETTING
-from state import RecordedState, StateStore
+from state import RecordedState, StateInvalid, StateStore
 from steps import pipeline
 from steps.ecs_services import COUNTS_SETTING
 
@@ -126,6 +126,9 @@ def status(config: Config, aws: Aws, state_path: Path | str | None = None, **kwa
             records = engine.state.step_records(step.name)
             tracked_ids = {r["id"] for r in records.values()}
             for key, record in sorted(records.items()):
+                if not isinstance(record.get("kind"), str):  # every step records one: a hand-edited state
+                    raise StateInvalid(f"{engine.state.where}: resources.{step.name}.{key} has no kind, which every "
+                                       "resource this tool records carries; fix the record or remove it.")
                 live = step.exists(ctx, record["kind"], record["id"])
                 rows.append(ResourceStatus(step.name, key, record["kind"], record["id"], "ok" if live else "missing"))
             for key, kind, resource_id in step.inventory(ctx):

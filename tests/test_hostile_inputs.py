@@ -122,6 +122,8 @@ CONFIGS = [
     (toml('[network]\nprivate_subnet_cidrs = "10.0.0.0/20"'), "network.private_subnet_cidrs"),
     (toml('[network]\nprivate_subnet_cidrs = [1, 2]'), "network.private_subnet_cidrs.0"),
     (toml('[network]\npublic_subnet_cidr = "10.0.255.0/29"'), "smaller than /28"),
+    (toml('[network]\npublic_subnet_cidr = "192.168.0.0/28"'), "public_subnet_cidr: subnet 192.168.0.0/28 lies outside"),
+    (toml('[network]\nvpc_cidr = "8.8.0.0/16"'), "private_subnet_cidrs: subnet 10.0.0.0/20 lies outside vpc_cidr"),
     (toml('[network]\npublic_subnet_cidr = "10.0.0.0/28"'), "overlap"),
     (toml('[network]\navailability_zones = ["eu-west-1a"]'), "give one zone per subnet"),
     (toml('[network]\navailability_zones = ["eu-west-1a", "eu-west-1a", "eu-west-1b"]'), "lists a zone twice"),
@@ -181,6 +183,8 @@ CONFIGS = [
     ("[network\n", "not valid TOML"),
     ('project = "a"\nproject = "b"\n', "not valid TOML"),
     ("= 3\n", "not valid TOML"),
+    (toml("x = " + "{a = " * 1000 + "1" + "}" * 1000), "nests tables or arrays too deeply to be a config"),
+    (toml("x = " + "[" * 1000 + "]" * 1000), "nests tables or arrays too deeply to be a config"),
     ("project = 3\n", "project = 3"),
     ("project = [\"temporal\"]\n", "project = ['temporal']"),
     (toml('[grafana]\nimage = "grafana/grafana:13.0.0"'), "Grafana 13 migrates core Prometheus data sources that sign "
@@ -300,6 +304,8 @@ CLI_ARGUMENTS = [
     (["emulator", "start", "--port", "-1"], "--port"),
     (["emulator", "start", "--port", "http"], "--port"),
     (["emulator", "start", "--port", "80"], "--port"),
+    (["emulator", "start", "--region", "xx"], "AWS region 'xx' is not a region name"),
+    (["emulator", "env", "--region", "eu-west-1 "], "AWS region 'eu-west-1 ' is not a region name"),
     (["build-images"], "--source"),
     (["destroy", "--yes", "--delete-data", "extra"], "unexpected extra argument"),
     (["outputs", "--json", "--json=3"], "--json"),
@@ -385,6 +391,13 @@ def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(moto_endpoint,
     assert set(changes.calls) == {"sts.GetCallerIdentity"}  # who the credentials are: nothing else
 
 
+def test_status_refuses_a_recorded_resource_without_its_kind(moto_endpoint, config_file, tmp_path):
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(state_document(resources={"network": {"vpc": {"id": "vpc-1"}}})))
+    result = invoke("status", "--config", str(config_file), "--state", str(state))
+    assert_clean_failure(result, 2, "resources.network.vpc has no kind")
+
+
 def test_up_refuses_recorded_counts_its_node_groups_cannot_hold_as_scale_does(endpoint, changes, config_file, tmp_path):
     state = tmp_path / "state.json"
     content = json.dumps(state_document(settings={"service_counts": {"history": 40}})).encode()
@@ -466,6 +479,12 @@ AWS_SETTINGS = [
     ({"AWS_REGION": "xx-fake-1"}, [], "AWS region 'xx-fake-1' is not a region name"),
     ({"AWS_REGION": "eu_west_1"}, [], "AWS region 'eu_west_1' is not a region name"),
     ({"AWS_ENDPOINT_URL": "not a url"}, [], "Invalid endpoint: not a url: set AWS_ENDPOINT_URL"),
+    ({"AWS_REGION": "eu-west-1\n"}, [], "AWS region 'eu-west-1\\n' is not a region name"),
+    ({"AWS_ENDPOINT_URL": "ftp://127.0.0.1:21"}, [], "ftp://127.0.0.1:21 is not an http:// or https:// URL"),
+    # read at each wait, so without a check up front `up` would create things and fail at its first wait
+    ({"PROVISION_POLL_SCALE": "abc"}, [], "PROVISION_POLL_SCALE='abc' is not a number from 0 to 1"),
+    ({"PROVISION_POLL_SCALE": "-1"}, [], "PROVISION_POLL_SCALE='-1' is not a number from 0 to 1"),
+    ({"PROVISION_POLL_SCALE": "1e309"}, [], "PROVISION_POLL_SCALE='1e309' is not a number from 0 to 1"),
 ]
 
 
@@ -504,7 +523,8 @@ def test_an_endpoint_that_is_no_aws_api_fails_naming_it(config_file, tmp_path, m
 
 # -- commands that need a stack, before 'up' -------------------------------------------------------------------
 
-@pytest.mark.parametrize("arguments", [["scale", "up"], ["scale", "history=1"], ["schema"], ["tunnel", "grafana", "--print"]])
+@pytest.mark.parametrize("arguments", [["scale", "up"], ["scale", "history=1"], ["schema"], ["tunnel", "grafana", "--print"],
+                                       ["logs", "history"], ["exec", "history", "--print"]])
 def test_a_command_that_needs_the_stack_before_up_is_input(endpoint, config_file, tmp_path, arguments):
     result = invoke(*arguments, "--config", str(config_file), "--state", str(tmp_path / "s.json"))
     assert_clean_failure(result, 2, "run 'provision up' first")
@@ -743,3 +763,31 @@ def test_a_nat_gateway_deleted_out_of_band_shows_in_status_and_up_replaces_it(st
         (r["step"], r["key"], r["status"]) for r in json.loads(result.stdout)["resources"]}
     assert_clean_failure(invoke("up", "--config", str(config), "--state", str(stack)), 0)
     assert invoke("status", "--config", str(config), "--state", str(stack)).exit_code == 0
+
+
+def test_sigterm_before_the_lock_ends_the_command_as_ctrl_c_does(config_file, tmp_path):
+    """The first call (STS) goes to a server that accepts and never answers: the command is signalled there,
+    before it takes the lock."""
+    import signal
+    import subprocess
+    import sys
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.getsockname()[1]}", "AWS_REGION": REGION,
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    command = [sys.executable, "-c", "from provisioner.cli import main; main()",
+               "plan", "--config", str(config_file), "--state", str(tmp_path / "s.json")]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        server.settimeout(60)
+        connection, _ = server.accept()  # the command is waiting for STS's answer
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+        server.close()
+    assert process.returncode == 130, output
+    assert "Interrupted" in output and "Traceback" not in output, output
+    connection.close()

@@ -129,11 +129,15 @@ class Aws:
 
     def _identity(self) -> str:
         """STS GetCallerIdentity, with a short connect timeout: an unreachable endpoint fails in seconds."""
+        fix = ("set AWS_ENDPOINT_URL (or the profile's endpoint_url) to a URL like "
+               "https://sts.eu-west-1.amazonaws.com or http://127.0.0.1:4566, or unset it.")
         try:
             sts = self.session.client("sts", config=self._probe_config)
         except ValueError as exc:  # botocore's "Invalid endpoint: ..." for an endpoint URL it cannot use
-            raise BadInput(f"{exc}: set AWS_ENDPOINT_URL (or the profile's endpoint_url) to a URL like "
-                           "https://sts.eu-west-1.amazonaws.com or http://127.0.0.1:4566, or unset it.") from None
+            raise BadInput(f"{exc}: {fix}") from None
+        # botocore takes any scheme (ftp://...) and fails only when it sends: AWS APIs are HTTP(S)
+        if not re.match(r"https?://", sts.meta.endpoint_url, re.IGNORECASE):
+            raise BadInput(f"Invalid endpoint: {sts.meta.endpoint_url} is not an http:// or https:// URL: {fix}")
         try:
             return sts.get_caller_identity()["Account"]
         except ResponseParserError:
@@ -251,7 +255,8 @@ def _region_patterns() -> tuple[str, ...]:
 def check_region(region: str) -> None:
     """Refuse a region name no AWS partition has: botocore's partitions.json gives each partition's
     regionRegex (aws: ^(us|eu|ap|sa|ca|me|af|il|mx)-\\w+-\\d+$), which also admits regions newer than botocore."""
-    if not any(re.match(pattern, region) for pattern in _region_patterns()):
+    # fullmatch: the patterns end in '$', which re.match lets through before a trailing newline ("eu-west-1\n")
+    if not any(re.fullmatch(pattern, region) for pattern in _region_patterns()):
         raise BadInput(f"AWS region {region!r} is not a region name (like eu-west-1): set AWS_REGION (or the "
                        "profile's region) to a region of your account.")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
-from provisioner.errors import BadInput, ProvisionError
+from provisioner.errors import BadInput
 from provisioner.step_outputs import NotRecorded
 from provisioner.temporal.schema_tasks import SCHEMA_TASKS, STARTED_BY
 from steps.cluster import ClusterOutputs
@@ -43,7 +43,7 @@ def locate(engine: Engine, target: str) -> Where:
             cluster = ClusterOutputs.of(engine.state).cluster_name
             definition = TaskDefinitionOutputs.of(engine.state).schema_tasks[target.removeprefix("schema-")]
         except NotRecorded:
-            raise ProvisionError(
+            raise BadInput(
                 f"the {target} task does not exist yet: run 'provision up', then 'provision schema'.") from None
         return Where(cluster, None, definition.family)
     names = ServicesOutputs.of(engine.state).names
@@ -52,7 +52,7 @@ def locate(engine: Engine, target: str) -> Where:
     except NotRecorded:
         names = {}
     if target not in names:
-        raise ProvisionError(f"the {target} service does not exist yet: run 'provision up' first.")
+        raise BadInput(f"the {target} service does not exist yet: run 'provision up' first.")
     return Where(cluster, names[target], None)
 
 
