@@ -258,11 +258,52 @@ class ServiceConfig(Strict):
     replicas: int = Field(description="Tasks 'provision scale up' starts (up applies 0 first: staged deployment).", ge=0, le=100)
 
 
+# Application Auto Scaling's TargetValue for ECSServiceAverageCPUUtilization is a percentage of the tasks'
+# reserved CPU (application/userguide/application-auto-scaling-target-tracking.html; API_TargetTrackingScaling
+# PolicyConfiguration). The bounds are this tool's: below 20 % it adds tasks to an idle frontend, above 90 %
+# a burst has no headroom before the next task is placed and started.
+CPU_TARGET_RANGE = (20, 90)
+
+
+class AutoscalingConfig(Strict):
+    """Application Auto Scaling target tracking on the service's average CPU (steps/autoscaling.py)."""
+
+    min: int = Field(ge=1, le=100, description="Fewest tasks the autoscaler keeps (at least 1 while it is on).")
+    max: int = Field(ge=1, le=100, description="Most tasks the autoscaler starts; the node group must hold them "
+                     "at its max_size (checked with the placement check).")
+    cpu_target: int = Field(
+        60, ge=CPU_TARGET_RANGE[0], le=CPU_TARGET_RANGE[1],
+        description="Average CPU utilization (percent of the tasks' CPU units) the autoscaler keeps the service at.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.min > self.max:
+            raise ValueError(f"needs min <= max, got min = {self.min} and max = {self.max}: raise max or lower min")
+        return self
+
+
 class TemporalServiceConfig(ServiceConfig):
     max_conns: int = Field(
         20, ge=1, le=1000,
         description="DSQL connections one task opens and keeps: the fork warms its pool to this size and holds it.",
     )
+    autoscaling: AutoscalingConfig | None = Field(
+        None,
+        description="services.frontend only, off when absent: { min, max, cpu_target } target tracking on the "
+        "frontend's average CPU. History and matching must not autoscale (each change moves shards or task "
+        "queue partitions).",
+    )
+
+    @model_validator(mode="after")
+    def _replicas_in_range(self) -> TemporalServiceConfig:
+        scaling = self.autoscaling
+        if scaling is not None and self.replicas and not scaling.min <= self.replicas <= scaling.max:
+            raise ValueError(
+                f"replicas = {self.replicas} is what 'provision scale up' starts, outside autoscaling min..max "
+                f"({scaling.min}..{scaling.max}): set replicas within that range"
+            )
+        return self
 
 
 # Pinned images of the metrics stack (each multi-arch with linux/arm64).
@@ -292,6 +333,21 @@ class ServicesConfig(Strict):
     ui: ServiceConfig = Field(description="Temporal UI, on node B.")
     grafana: ServiceConfig = Field(description="Grafana, on node B.")
     collector: ServiceConfig = Field(description="The ADOT metrics collector, on node C (one is enough: it scrapes every task).")
+
+    @field_validator("history", "matching", "worker")
+    @classmethod
+    def _frontend_only(cls, value: TemporalServiceConfig, info: ValidationInfo) -> TemporalServiceConfig:
+        # Temporal's maintainers advise autoscaling no server role but perhaps the frontend: history and
+        # matching rebalance shards and task queue partitions on every membership change
+        # (temporalio/helm-charts PR 605, issue 448).
+        if value.autoscaling is not None:
+            raise ValueError(
+                f"autoscaling is for services.frontend only: {info.field_name} rebalances its work across the "
+                "cluster on every task started or stopped, so Temporal's maintainers advise against autoscaling it "
+                f"(temporalio/helm-charts issue 448). Remove services.{info.field_name}.autoscaling and size it "
+                f"with services.{info.field_name}.replicas"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -112,13 +112,16 @@ class Services(Step):
         namespace_arn = ctx.required_id("cluster", "namespace", attribute="arn")
         subnets = ctx.recorded_ids("network", tier="private")
         counts = recorded_counts(ctx)
+        # The frontend's count belongs to Application Auto Scaling while it autoscales (steps/autoscaling.py):
+        # the recorded count starts it, and a later up does not reset what the autoscaler chose.
+        autoscaled = {"frontend"} if ctx.config.services.frontend.autoscaling is not None and counts.get("frontend") else set()
 
         def service_of(service: str) -> None:
             spec = service_spec(
                 ctx, service, ctx.required_id("task_definitions", definition_key(service)), namespace_arn, subnets,
                 ctx.required_id("security_groups", f"sg-{service}"),
             )
-            live = self._ensure(ctx, service, cluster, spec, counts.get(service))
+            live = self._ensure(ctx, service, cluster, spec, counts.get(service), service in autoscaled)
             if live is not None and service not in counts:
                 # A lost state must not scale a running cluster down: adopt the live count.
                 counts[service] = live["desiredCount"]
@@ -127,8 +130,10 @@ class Services(Step):
         if not ctx.dry_run and counts != recorded_counts(ctx):
             ctx.state.set_setting(COUNTS_SETTING, counts)
 
-    def _ensure(self, ctx: StepContext, service: str, cluster: dict | None, spec: dict, count: int | None) -> dict | None:
-        """The service with `spec`; `count` tasks if the state records one (a new service starts at 0)."""
+    def _ensure(self, ctx: StepContext, service: str, cluster: dict | None, spec: dict, count: int | None,
+                autoscaled: bool = False) -> dict | None:
+        """The service with `spec`; `count` tasks if the state records one (a new service starts at 0), unless
+        it is `autoscaled` and running: then the autoscaler owns its count."""
         ecs = ctx.aws.client("ecs")
         key = service_key(service)
         name = service_name(ctx, service)
@@ -151,7 +156,7 @@ class Services(Step):
         drift = {field: value for field, value in spec.items() if differs(current[field], value)}
         if ctx.replaced("task_definitions", definition_key(service)):
             drift["taskDefinition"] = spec["taskDefinition"]  # the new revision's ARN is known after apply
-        if count is not None and live["desiredCount"] != count:
+        if count is not None and live["desiredCount"] != count and not (autoscaled and live["desiredCount"]):
             drift["desiredCount"] = count
         if drift:
             # A new capacity provider strategy or network only takes effect with a new deployment.

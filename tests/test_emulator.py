@@ -456,3 +456,23 @@ def test_each_iam_backend_has_its_own_managed_policies_from_one_table(monkeypatc
     assert mine is not theirs and mine.versions[0].document == theirs.versions[0].document
     mine.attachment_count += 1
     assert theirs.attachment_count == 0
+
+
+def test_deregistering_a_scalable_target_deletes_its_policies_and_their_alarms(endpoint):
+    ecs = boto3.client("ecs", region_name=REGION)
+    scaling = boto3.client("application-autoscaling", region_name=REGION)
+    ecs.create_cluster(clusterName="c")
+    definition = ecs.register_task_definition(
+        family="f", containerDefinitions=[{"name": "a", "image": "a:1", "memory": 128}])["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster="c", serviceName="s", taskDefinition=definition, desiredCount=1)
+    target = {"ServiceNamespace": "ecs", "ResourceId": "service/c/s", "ScalableDimension": "ecs:service:DesiredCount"}
+    scaling.register_scalable_target(**target, MinCapacity=1, MaxCapacity=3)
+    scaling.put_scaling_policy(PolicyName="cpu", **target, PolicyType="TargetTrackingScaling",
+                               TargetTrackingScalingPolicyConfiguration={
+                                   "TargetValue": 50.0,
+                                   "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}})
+    alarms = boto3.client("cloudwatch", region_name=REGION)
+    assert alarms.describe_alarms()["MetricAlarms"]
+    scaling.deregister_scalable_target(**target)
+    assert scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"] == []
+    assert alarms.describe_alarms()["MetricAlarms"] == []
