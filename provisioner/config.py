@@ -288,15 +288,17 @@ class TemporalServiceConfig(ServiceConfig):
         20, ge=1, le=1000,
         description="DSQL connections one task opens and keeps: the fork warms its pool to this size and holds it.",
     )
+
+
+class FrontendServiceConfig(TemporalServiceConfig):
     autoscaling: AutoscalingConfig | None = Field(
         None,
-        description="services.frontend only, off when absent: { min, max, cpu_target } target tracking on the "
-        "frontend's average CPU. History and matching must not autoscale (each change moves shards or task "
-        "queue partitions).",
+        description="Off when absent: { min, max, cpu_target } target tracking on the frontend's average CPU "
+        "(steps/autoscaling.py).",
     )
 
     @model_validator(mode="after")
-    def _replicas_in_range(self) -> TemporalServiceConfig:
+    def _replicas_in_range(self) -> FrontendServiceConfig:
         scaling = self.autoscaling
         if scaling is not None and self.replicas and not scaling.min <= self.replicas <= scaling.max:
             raise ValueError(
@@ -328,26 +330,11 @@ class ServicesConfig(Strict):
 
     history: TemporalServiceConfig = Field(description="Temporal history, on node A.")
     matching: TemporalServiceConfig = Field(description="Temporal matching, on node B.")
-    frontend: TemporalServiceConfig = Field(description="Temporal frontend, on node B.")
+    frontend: FrontendServiceConfig = Field(description="Temporal frontend, on node B.")
     worker: TemporalServiceConfig = Field(description="Temporal's internal worker, on node C.")
     ui: ServiceConfig = Field(description="Temporal UI, on node B.")
     grafana: ServiceConfig = Field(description="Grafana, on node B.")
     collector: ServiceConfig = Field(description="The ADOT metrics collector, on node C (one is enough: it scrapes every task).")
-
-    @field_validator("history", "matching", "worker")
-    @classmethod
-    def _frontend_only(cls, value: TemporalServiceConfig, info: ValidationInfo) -> TemporalServiceConfig:
-        # Temporal's maintainers advise autoscaling no server role but perhaps the frontend: history and
-        # matching rebalance shards and task queue partitions on every membership change
-        # (temporalio/helm-charts PR 605, issue 448).
-        if value.autoscaling is not None:
-            raise ValueError(
-                f"autoscaling is for services.frontend only: {info.field_name} rebalances its work across the "
-                "cluster on every task started or stopped, so Temporal's maintainers advise against autoscaling it "
-                f"(temporalio/helm-charts issue 448). Remove services.{info.field_name}.autoscaling and size it "
-                f"with services.{info.field_name}.replicas"
-            )
-        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -710,9 +697,21 @@ REMOVED_SETTINGS = {
 }
 
 
+# Settings that exist elsewhere but not here, and why: refused with the reason rather than as unknown.
+REFUSED_SETTINGS = {
+    ("services", role, "autoscaling"): (
+        f"autoscaling is for services.frontend only: {role} rebalances its work (shards, task queue partitions) "
+        "across the cluster on every task started or stopped, so Temporal's maintainers advise against "
+        f"autoscaling it (temporalio/helm-charts PR 605, issue 448). Remove the key and size it with "
+        f"services.{role}.replicas"
+    )
+    for role in ("history", "matching", "worker")
+}
+
+
 def _removed_settings(data: dict, source: str) -> list[str]:
     found = []
-    for path, why in REMOVED_SETTINGS.items():
+    for path, why in (REMOVED_SETTINGS | REFUSED_SETTINGS).items():
         sections = [(path[0], data.get(path[0]))]
         for part in path[1:-1]:
             sections = [

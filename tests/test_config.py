@@ -54,8 +54,8 @@ BROKEN = [
     ({"services": {"ui": {"replicas": -1}}}, "services.ui.replicas = -1"),
     # Frontend autoscaling: only the frontend, min <= max, at least 1 task, a CPU target in range.
     ({"services": {"history": {"autoscaling": {"min": 1, "max": 3}}}},
-     "services.history: autoscaling is for services.frontend only: history rebalances its work"),
-    ({"services": {"matching": {"autoscaling": {"min": 1, "max": 3}}}}, "Remove services.matching.autoscaling"),
+     "services.history.autoscaling: autoscaling is for services.frontend only: history rebalances its work"),
+    ({"services": {"worker": {"autoscaling": {"min": 1, "max": 3}}}}, "size it with services.worker.replicas"),
     ({"services": {"ui": {"autoscaling": {"min": 1, "max": 3}}}}, "unknown key 'services.ui.autoscaling'"),
     ({"services": {"frontend": {"autoscaling": {"min": 4, "max": 3}}}},
      "services.frontend.autoscaling: needs min <= max, got min = 4 and max = 3"),
