@@ -64,8 +64,10 @@ def _shown_type(original):
     return display_type_rich
 
 
-typer.core.TyperOption.display_type_rich = _shown_type(typer.core.TyperOption.display_type_rich)
-typer.core.TyperArgument.display_type_rich = _shown_type(typer.core.TyperArgument.display_type_rich)
+# A typer without this hook prints its own help unchanged rather than failing to start (help is cosmetic).
+for _parameter_class in (typer.core.TyperOption, typer.core.TyperArgument):
+    if hasattr(_parameter_class, "display_type_rich"):
+        _parameter_class.display_type_rich = _shown_type(_parameter_class.display_type_rich)
 
 
 def version_text() -> str:

@@ -301,7 +301,9 @@ class TaskDefinitions(Step):
         previous = ctx.state.get(self.name, key)
         if previous and previous.get("digest") == digest and previous["id"] in active_revisions(ctx.aws):
             # A revision never changes: the one the state names is this definition, and nothing older
-            # is left (the digest is recorded only once older revisions are retired). No describe needed.
+            # is left (the digest is recorded only once older revisions are retired). No describe needed;
+            # its tags come with the run's one read of every recorded resource's (converge.recorded_tags).
+            converge.reconcile_tags(ctx, TASK_DEFINITION, key, {"taskDefinitionArn": previous["id"]})
             return
 
         def register() -> dict:

@@ -476,3 +476,26 @@ def test_deregistering_a_scalable_target_deletes_its_policies_and_their_alarms(e
     scaling.deregister_scalable_target(**target)
     assert scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"] == []
     assert alarms.describe_alarms()["MetricAlarms"] == []
+
+
+def test_tagging_api_answers_a_resource_arn_list_in_one_page_with_untagged_and_ecr_resources(endpoint):
+    """GetResources with a ResourceARNList: one page (AWS takes no pagination parameters with it), resources whose
+    tags were all removed (AWS answers for the "previously tagged"), and ECR repositories."""
+    logs = boto3.client("logs", region_name=REGION)
+    ecr = boto3.client("ecr", region_name=REGION)
+    tags = {f"Key{i}": str(i) for i in range(5)}
+    groups = [f"/tagging/{i}" for i in range(25)]  # 125 tags: moto alone pages at 100
+    for name in groups:
+        logs.create_log_group(logGroupName=name, tags=tags)
+    arns = [f"arn:aws:logs:{REGION}:123456789012:log-group:{name}" for name in groups]
+    logs.untag_resource(resourceArn=arns[0], tagKeys=list(tags))
+    repository = ecr.create_repository(repositoryName="tagging/one", tags=[{"Key": "Project", "Value": "p"}])
+    repository_arn = repository["repository"]["repositoryArn"]
+    absent = f"arn:aws:logs:{REGION}:123456789012:log-group:/tagging/never"
+
+    answer = boto3.client("resourcegroupstaggingapi", region_name=REGION).get_resources(
+        ResourceARNList=[*arns, repository_arn, absent])
+
+    found = {m["ResourceARN"]: {t["Key"]: t["Value"] for t in m["Tags"]} for m in answer["ResourceTagMappingList"]}
+    assert not answer.get("PaginationToken")
+    assert found == {arns[0]: {}} | {arn: tags for arn in arns[1:]} | {repository_arn: {"Project": "p"}}

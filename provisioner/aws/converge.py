@@ -2,13 +2,15 @@
 
 A step finds its resource by the ID in the state first, then by its tags (more
 than one match is an error, never a guess), and only then creates it with the
-tags set in the same call.
+tags set in the same call. The tags of a resource it finds are restored where they
+drifted: they are what finds it again when the state is lost.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator, TypeVar
 
-from provisioner.aws.kinds import Kind
+from provisioner.aws.kinds import KINDS, Kind
+from provisioner.aws.named_kinds import tag_dict
 from provisioner.aws.session import side_by_side
 from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
 from provisioner.errors import AmbiguousCreate, ProvisionError
@@ -71,7 +73,7 @@ def ensure(
     """
     recorded_id = ctx.state.id_of(ctx.step, key)
     item = live(ctx, kind, recorded_id) if recorded_id else None
-    if item is not None and not _belongs(ctx, kind, item):
+    if item is not None and not _belongs(ctx, kind, item, key):
         # An account-wide resource recorded but not this region's (a role from before region-named IAM,
         # which another region's stack may share): left alone, this stack's own is found or created.
         item = None
@@ -93,10 +95,85 @@ def ensure(
                           act=lambda: create_without_twins(create, lookup, f"{kind.noun} {key}"))
         if item is None:
             return None
+    else:
+        reconcile_tags(ctx, kind, key, item)
     if not ctx.dry_run:
         derived = attributes_of(item) if attributes_of else {}
         ctx.record(key, kind.id_of(item), kind=kind.kind, **attributes, **derived)
     return item
+
+
+def tag_drift(desired: dict[str, str], current: dict[str, str]) -> dict[str, str]:
+    """The tool's tags that are missing or hold another value; tags the user added are no concern of it."""
+    return {k: v for k, v in desired.items() if current.get(k) != v}
+
+
+def reconcile_tags(ctx, kind: Kind, key: str, item: dict) -> None:
+    """Restore the project's tags (from naming: whatever set the tool creates with) on a resource this step found.
+
+    Found by the state's ID, it is ours even when its Project, ManagedBy or ProvisionKey were edited to
+    another's: the state is the truth while it exists, and the restored tags are what finds the resource
+    again once it is lost. Found by its tags, only what else drifted (Name, ProvisionStep) is restored.
+    """
+    desired = kind.desired_tags(ctx.naming, ctx.step, key)
+    current = live_tags(ctx, kind, item)
+    drift = tag_drift(desired, current)
+    if not drift:
+        return
+    detail = "restore tags: " + ", ".join(
+        f"{k}={v} (was {current[k]})" if k in current else f"{k}={v} (missing)" for k, v in drift.items())
+
+    def restore() -> None:
+        kind.write_tags(ctx.aws, item, drift)
+        if getattr(kind, "tag_arn", None):
+            ctx.aws.reads.wrote(tagging_event_name(ctx.aws))  # the run's read of those tags is stale now
+
+    ctx.change("update", kind.noun, key, detail, act=restore)
+
+
+TAGGING = "resourcegroupstaggingapi"
+
+
+def tagging_event_name(aws) -> str:
+    return aws.client(TAGGING).meta.service_model.service_id.hyphenize()
+
+
+def live_tags(ctx, kind: Kind, item: dict) -> dict[str, str]:
+    """The resource's tags: from its description, or for kinds whose batched describe carries none (log
+    groups, image repositories, SSM parameters; a recorded task definition is not described at all), from
+    the run's one read of every recorded one's tags."""
+    tag_arn = getattr(kind, "tag_arn", None)
+    if tag_arn is None or "_tags" in item:
+        return kind.tags_of(item)
+    resource_id = kind.id_of(item)
+    tags = recorded_tags(ctx).get(tag_arn(ctx.naming, ctx.aws.account_id, resource_id))
+    if tags is None:
+        # Not in that answer (the Tagging API's index lags a new resource): ask the service itself.
+        described = kind.get(ctx.aws, resource_id)
+        return kind.tags_of(described) if described else {}
+    return tags
+
+
+def recorded_tags(ctx) -> dict[str, dict[str, str]]:
+    """Tags by ARN of every recorded resource of the kinds with `tag_arn`, read once per run with the Resource
+    Groups Tagging API: GetResources with a ResourceARNList takes up to 100 ARNs of any service and no
+    pagination parameters, and answers for every resource that is or was tagged (its API reference), which
+    every resource this tool makes was, at create. One call where ListTagsForResource takes one per resource."""
+    arns = tuple(sorted(
+        kind.tag_arn(ctx.naming, ctx.aws.account_id, resource_id)
+        for kind in KINDS.values() if getattr(kind, "tag_arn", None)
+        for resource_id in ctx.state.ids_of_kind(kind.kind)
+    ))
+
+    def read() -> dict[str, dict[str, str]]:
+        tagging = ctx.aws.client(TAGGING)
+        found: dict[str, dict[str, str]] = {}
+        for start in range(0, len(arns), 100):
+            answer = tagging.get_resources(ResourceARNList=list(arns[start:start + 100]))
+            found |= {m["ResourceARN"]: tag_dict(m["Tags"]) for m in answer["ResourceTagMappingList"]}
+        return found
+
+    return ctx.aws.read(TAGGING, ("tags", arns), read) if arns else {}
 
 
 def differs(current: Any, desired: Any) -> bool:
@@ -110,10 +187,16 @@ def differs(current: Any, desired: Any) -> bool:
     return current != desired
 
 
-def _belongs(ctx, kind: Kind, item: dict) -> bool:
-    """Only account-wide kinds (IAM) can be another region's; every regional resource is this region's."""
+def _belongs(ctx, kind: Kind, item: dict, key: str) -> bool:
+    """Only account-wide kinds (IAM) can be another region's; every regional resource is this region's.
+
+    One recorded under this region's own name (Naming.global_name) is this stack's whatever its tags now
+    say: the state is the truth while it exists (and reconcile_tags restores them).
+    """
     belongs = getattr(kind, "belongs", None)
-    return belongs is None or belongs(ctx.naming, item)
+    if belongs is None or belongs(ctx.naming, item):
+        return True
+    return kind.id_of(item).rsplit("/", 1)[-1] == ctx.naming.global_name(key)
 
 
 def _tagged(ctx, kind: Kind) -> Iterator[tuple[str, dict]]:
@@ -138,7 +221,7 @@ def owned(ctx, kind: Kind) -> dict[str, tuple[str, dict]]:
     records = [(key, record) for key, record in ctx.state.step_records(ctx.step).items() if record.get("kind") == kind.kind]
     described = side_by_side(records, lambda entry: live(ctx, kind, entry[1]["id"]))
     for (key, record), item in zip(records, described):
-        if item is None or not _belongs(ctx, kind, item):
+        if item is None or not _belongs(ctx, kind, item, key):
             # Gone, or another region's account-wide resource (never deleted from here): not this stack's.
             ctx.state.forget(ctx.step, key)
         else:

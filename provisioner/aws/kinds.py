@@ -1,4 +1,4 @@
-"""Resource kinds: what every kind answers (get, find, id, tags, delete), and the EC2 kinds.
+"""Resource kinds: what every kind answers (get, find, id, tags, write tags, delete), and the EC2 kinds.
 
 Only a service's own NotFound codes mean "absent": an expired credential must never look
 like a deleted resource.
@@ -30,6 +30,12 @@ class Kind(Protocol):
     def id_of(self, item: dict) -> str: ...
 
     def tags_of(self, item: dict) -> dict[str, str]: ...
+
+    def desired_tags(self, naming: Naming, step: str, key: str) -> dict[str, str]:
+        """The tags this tool gives the resource (created with them, restored when they drift)."""
+
+    def write_tags(self, aws: Aws, item: dict, tags: dict[str, str]) -> None:
+        """Set these tags on the resource (adding or overwriting them; other tags are left as they are)."""
 
     def delete(self, aws: Aws, resource_id: str) -> None: ...
 
@@ -107,6 +113,13 @@ class Ec2Kind:
 
     def tags_of(self, item: dict) -> dict[str, str]:
         return {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+
+    def desired_tags(self, naming: Naming, step: str, key: str) -> dict[str, str]:
+        return naming.tags(step, key)
+
+    def write_tags(self, aws: Aws, item: dict, tags: dict[str, str]) -> None:
+        # CreateTags adds or overwrites the given keys only (EC2 API reference).
+        aws.client("ec2").create_tags(Resources=[self.id_of(item)], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
     def tag_spec(self, naming: Naming, step: str, key: str) -> list[dict]:
         return [{"ResourceType": self.resource_type, "Tags": naming.tag_list(step, key)}]

@@ -1,8 +1,11 @@
 """Resource kinds addressed by name rather than by a generated ID: IAM, CloudWatch Logs, ECS,
 Auto Scaling, Cloud Map namespaces, Prometheus workspaces and the external Grafana secret.
 
-Each one answers the same questions as an EC2 kind (get, find, id, tags, delete), so the
-generic find-or-create in converge.py works unchanged. Items carry their tags under "_tags".
+Each one answers the same questions as an EC2 kind (get, find, id, tags, write tags, delete), so the
+generic find-or-create in converge.py works unchanged. Items carry their tags under "_tags", except
+those a batched describe of log groups, image repositories or SSM parameters returns (those services
+describe no tags) and recorded task definitions (not described at all): converge.py reads the tags of
+every recorded one of those at once (`tag_arn`).
 A resource whose name is taken by something this project did not tag is an error, never adopted.
 """
 from __future__ import annotations
@@ -69,6 +72,11 @@ class NamedKind:
 
     # Read at the start of a run (Engine.read_ahead): the steps read it by its recorded ID.
     read_ahead: bool = True
+    # The service's own tag call (item, tags to add or overwrite); None for what this tool never tags.
+    tag: Callable[[Aws, dict, dict[str, str]], None] | None = None
+    # For kinds whose batched describe carries no tags: the resource's ARN from (naming, account, ID),
+    # by which the Resource Groups Tagging API reads the tags of them all in one call.
+    tag_arn: Callable[[Naming, str, str], str] | None = None
     # Account-wide (IAM): the same project's stacks in other regions see it too, so a stack owns only
     # those tagged with its own region (Naming.global_tags), never adopting or deleting another's.
     global_scope: bool = False
@@ -76,6 +84,10 @@ class NamedKind:
     def belongs(self, naming: Naming, item: dict) -> bool:
         """Whether this region's stack of the project owns the item (always, for a regional kind)."""
         return not self.global_scope or ours(naming, item["_tags"], global_scope=True)
+
+    def desired_tags(self, naming: Naming, step: str, key: str) -> dict[str, str]:
+        """The tags this tool gives the resource: an account-wide one's name its region too."""
+        return naming.global_tags(step, key) if self.global_scope else naming.tags(step, key)
 
     @property
     def batched(self) -> bool:
@@ -118,6 +130,11 @@ class NamedKind:
     def tags_of(self, item: dict) -> dict[str, str]:
         return item["_tags"]
 
+    def write_tags(self, aws: Aws, item: dict, tags: dict[str, str]) -> None:
+        if self.tag is None:
+            raise ProvisionError(f"refusing to tag {self.id_of(item)}: this {self.noun} is not this project's")
+        self.tag(aws, item, tags)
+
     def delete(self, aws: Aws, resource_id: str) -> None:
         try:
             self.remove(aws, resource_id)
@@ -125,6 +142,15 @@ class NamedKind:
             if error_code(exc) in self.not_found:
                 return
             raise aws_failure(f"delete {self.noun} {resource_id}", exc) from exc
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _tag_ecs(aws: Aws, arn: str, tags: dict[str, str]) -> None:
+    # ECS TagResource takes lower-case key/value pairs, and adds or overwrites only those (ECS API reference).
+    aws.client("ecs").tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in tags.items()])
 
 
 def _last(arn_or_name: str) -> str:
@@ -206,6 +232,7 @@ def iam_path(naming: Naming) -> str:
 IAM_ROLE = register(NamedKind(
     "iam-role", "IAM role", _get_role, "Arn", _delete_role, _list_roles, ("NoSuchEntity",), "iam", _roles_by_arn,
     global_scope=True,
+    tag=lambda aws, role, tags: aws.client("iam").tag_role(RoleName=role["RoleName"], Tags=tag_list(tags)),
 ))
 def _get_service_linked_role(aws: Aws, role: str) -> dict:
     return with_tags(aws.client("iam").get_role(RoleName=_last(role))["Role"])
@@ -225,6 +252,8 @@ SERVICE_LINKED_ROLE = register(NamedKind(
 INSTANCE_PROFILE = register(NamedKind(
     "instance-profile", "instance profile", _get_profile, "Arn", _delete_profile, _list_profiles, ("NoSuchEntity",),
     service="iam", global_scope=True,
+    tag=lambda aws, profile, tags: aws.client("iam").tag_instance_profile(
+        InstanceProfileName=profile["InstanceProfileName"], Tags=tag_list(tags)),
 ))
 
 
@@ -263,6 +292,10 @@ LOG_GROUP = register(NamedKind(
     "log-group", "log group", _get_log_group, "logGroupName",
     lambda aws, name: aws.client("logs").delete_log_group(logGroupName=name),
     _list_log_groups, ("ResourceNotFoundException",), "logs", _log_groups_by_name,
+    # TagResource takes the group's ARN without the ":*" DescribeLogGroups' "arn" ends with (its logGroupArn).
+    tag=lambda aws, group, tags: aws.client("logs").tag_resource(
+        resourceArn=group["arn"].removesuffix(":*"), tags=tags),
+    tag_arn=lambda naming, account, name: naming.arn("logs", account, f"log-group:{name}"),
 ))
 
 
@@ -308,6 +341,8 @@ NAMESPACE = register(NamedKind(
     lambda aws, namespace_id: aws.client("servicediscovery").delete_namespace(Id=namespace_id), _list_namespaces,
     not_found=("NamespaceNotFound",),
     service="servicediscovery",
+    tag=lambda aws, namespace, tags: aws.client("servicediscovery").tag_resource(
+        ResourceARN=namespace["Arn"], Tags=tag_list(tags)),
 ))
 
 
@@ -336,6 +371,7 @@ ECS_CLUSTER = register(NamedKind(
     lambda aws, arn: aws.client("ecs").delete_cluster(cluster=arn), _list_clusters,
     not_found=("ClusterNotFoundException",),
     service="ecs",
+    tag=lambda aws, cluster, tags: _tag_ecs(aws, cluster["clusterArn"], tags),
 ))
 
 
@@ -363,6 +399,7 @@ CAPACITY_PROVIDER = register(NamedKind(
     "capacity-provider", "capacity provider", _get_capacity_provider, "name",
     lambda aws, name: aws.client("ecs").delete_capacity_provider(capacityProvider=name), _list_capacity_providers,
     not_found=("ClientException", "InvalidParameterException"), service="ecs", lookup_many=_capacity_providers_by_name,
+    tag=lambda aws, provider, tags: _tag_ecs(aws, provider["capacityProviderArn"], tags),
 ))
 
 
@@ -413,6 +450,8 @@ TASK_DEFINITION = register(NamedKind(
     _list_task_definitions, not_found=("ClientException",),
     service="ecs",
     read_ahead=False,  # a recorded revision is checked by its digest (steps/task_definitions.py), not described
+    tag=lambda aws, definition, tags: _tag_ecs(aws, definition["taskDefinitionArn"], tags),
+    tag_arn=lambda naming, account, arn: arn,  # its recorded ID is its ARN
 ))
 
 
@@ -476,6 +515,7 @@ ECS_SERVICE = register(NamedKind(
     # A draining service answers a second delete with ServiceNotActiveException: it is going already.
     not_found=("ClusterNotFoundException", "ServiceNotFoundException", "ServiceNotActiveException"),
     service="ecs", lookup_many=_services_by_arn,
+    tag=lambda aws, service, tags: _tag_ecs(aws, service["serviceArn"], tags),
 ))
 
 
@@ -526,10 +566,19 @@ def _asgs_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
     return {g["AutoScalingGroupName"]: with_tags(g) for page in pages for g in page["AutoScalingGroups"] if not g.get("Status")}
 
 
+def _tag_asg(aws: Aws, name: str, tags: dict[str, str]) -> None:
+    """CreateOrUpdateTags, propagated at launch as at create (steps/capacity.py): new instances carry them."""
+    aws.client("autoscaling").create_or_update_tags(Tags=[
+        {"ResourceId": name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v, "PropagateAtLaunch": True}
+        for k, v in tags.items()
+    ])
+
+
 AUTOSCALING_GROUP = register(NamedKind(
     "autoscaling-group", "Auto Scaling group", _get_asg, "AutoScalingGroupName",
     lambda aws, name: aws.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True),
     _list_asgs, service="autoscaling", lookup_many=_asgs_by_name,
+    tag=lambda aws, group, tags: _tag_asg(aws, group["AutoScalingGroupName"], tags),
 ))
 
 
@@ -565,6 +614,7 @@ AMP_WORKSPACE = register(NamedKind(
     lambda aws, ws: aws.client("amp").delete_workspace(workspaceId=ws), _list_workspaces,
     not_found=("ResourceNotFoundException",),
     service="amp",
+    tag=lambda aws, workspace, tags: aws.client("amp").tag_resource(resourceArn=workspace["arn"], tags=tags),
 ))
 
 
@@ -588,6 +638,7 @@ OPENSEARCH_DOMAIN = register(NamedKind(
     lambda aws, name: aws.client("opensearch").delete_domain(DomainName=name), _list_domains,
     not_found=("ResourceNotFoundException",),
     service="opensearch",
+    tag=lambda aws, domain, tags: aws.client("opensearch").add_tags(ARN=domain["ARN"], TagList=tag_list(tags)),
 ))
 
 
@@ -620,6 +671,7 @@ DSQL_CLUSTER = register(NamedKind(
     "dsql-cluster", "Aurora DSQL cluster", _get_dsql_cluster, "arn", _delete_dsql_cluster, _list_dsql_clusters,
     not_found=("ResourceNotFoundException",),
     service="dsql",
+    tag=lambda aws, cluster, tags: aws.client("dsql").tag_resource(resourceArn=cluster["arn"], tags=tags),
 ))
 # Usable states (Aurora DSQL user guide, "Aurora DSQL cluster lifecycle"): IDLE is a cluster that scaled
 # its resources down, INACTIVE one idle for a prolonged period, scaled to zero with its data preserved.
@@ -697,6 +749,9 @@ ECR_REPOSITORY = register(NamedKind(
     lambda aws, name: aws.client("ecr").delete_repository(repositoryName=name, force=True), _list_repositories,
     not_found=("RepositoryNotFoundException",),
     service="ecr", lookup_many=_repositories_by_name,
+    tag=lambda aws, repository, tags: aws.client("ecr").tag_resource(
+        resourceArn=repository["repositoryArn"], tags=tag_list(tags)),
+    tag_arn=lambda naming, account, name: naming.arn("ecr", account, f"repository/{name}"),
 ))
 
 
@@ -743,4 +798,8 @@ SSM_PARAMETER = register(NamedKind(
     "ssm-parameter", "SSM parameter", _get_parameter, "Name",
     lambda aws, name: aws.client("ssm").delete_parameter(Name=name), _list_parameters,
     not_found=("ParameterNotFound",), service="ssm", lookup_many=_parameters_by_name,
+    tag=lambda aws, parameter, tags: aws.client("ssm").add_tags_to_resource(
+        ResourceType="Parameter", ResourceId=parameter["Name"], Tags=tag_list(tags)),
+    # SSM's ARN drops the name's leading slash after "parameter/".
+    tag_arn=lambda naming, account, name: naming.arn("ssm", account, f"parameter/{name.lstrip('/')}"),
 ))

@@ -820,6 +820,34 @@ def managed_policies_parsed_once() -> None:
     iam.IAMBackend._init_aws_policies = _init_aws_policies
 
 
+def tagging_api_resource_arn_lists() -> None:
+    """GetResources with a ResourceARNList answers as AWS does; moto 5.2.6 differs three ways.
+
+    AWS takes no pagination parameters with a ResourceARNList (at most 100 ARNs), so it answers in one
+    page; moto pages at 100 tags. AWS answers for every resource that is or was tagged; moto drops one
+    whose tags were all removed. AWS covers ECR repositories; moto's ECR backend is not in its tagging
+    API. (Resource Groups Tagging API reference, GetResources.)
+    """
+    from moto.core.resource_tagging import TaggedResource, iter_taggable_backends
+    from moto.ecr.models import ecr_backends
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+
+    original = ResourceGroupsTaggingAPIBackend.get_resources
+
+    def get_resources(self, *args, resource_arn_list=None, **kwargs):
+        if not resource_arn_list:
+            return original(self, *args, resource_arn_list=resource_arn_list, **kwargs)
+        wanted = set(resource_arn_list)
+        found = [resource for backend in iter_taggable_backends(self.account_id, self.region_name)
+                 for resource in backend.iter_tagged_resources() if resource.arn in wanted]
+        ecr = ecr_backends[self.account_id][self.region_name]
+        found += [TaggedResource(arn=r.arn, tags=ecr.tagger.get_tag_dict_for_resource(r.arn), resource_type="ecr:repository")
+                  for r in ecr.repositories.values() if r.arn in wanted]
+        return None, found
+
+    ResourceGroupsTaggingAPIBackend.get_resources = get_resources
+
+
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
 
 
@@ -908,6 +936,7 @@ PATCHES = (
     reset_drops_the_account,
     account_lookup_builds_nothing,
     managed_policies_parsed_once,
+    tagging_api_resource_arn_lists,
 )
 
 
