@@ -33,6 +33,10 @@ DIMENSION = "ecs:service:DesiredCount"
 METRIC = "ECSServiceAverageCPUUtilization"
 TARGET_KEY = "frontend-target"
 POLICY_KEY = "frontend-cpu"
+# The kinds recorded in the state (for `status`); Application Auto Scaling has no tag API in moto, so they are
+# not in provisioner/aws/kinds.py, whose kinds are found by tags: these are found by the target's resource ID.
+TARGET_KIND = "ScalableTarget"
+POLICY_KIND = "ScalingPolicy"
 # Application Auto Scaling's defaults for ECS are 300 s in and out (target-tracking-scaling-policy-overview,
 # "Define cooldown periods"). Out sooner, as a frontend behind on CPU delays every request; in as slowly as the
 # default, as each frontend stopped drops its clients' long polls.
@@ -48,6 +52,10 @@ def wanted(config: Config, counts: dict[str, int]) -> AutoscalingConfig | None:
 
 def resource_id(naming: Naming, cluster_name: str | None = None) -> str:
     return f"service/{cluster_name or naming.cluster()}/{naming.name(SERVICE)}"
+
+
+def resource_id_of(ctx: StepContext, cluster: dict | None) -> str:
+    return resource_id(ctx.naming, cluster["name"] if cluster else None)
 
 
 def policy_name(naming: Naming) -> str:
@@ -130,8 +138,7 @@ class Autoscaling(Step):
         records = ctx.state.step_records(self.name)
         if autoscaling is None and not records:
             return  # off (the default), and nothing registered: no call at all
-        cluster = ctx.recorded("cluster", "cluster")
-        resource = resource_id(ctx.naming, cluster["name"] if cluster else None)
+        resource = resource_id_of(ctx, ctx.recorded("cluster", "cluster"))
         target = scalable_target(ctx.aws, resource)
         if autoscaling is None:
             if target is not None:
@@ -148,7 +155,7 @@ class Autoscaling(Step):
             target = ctx.change(action, "scalable target", TARGET_KEY, f"{resource}, {limits}",
                                 act=lambda: register(ctx.aws, ctx.naming, resource, autoscaling))
         if target is not None and not ctx.dry_run:
-            _record(ctx, TARGET_KEY, resource, min=autoscaling.min, max=autoscaling.max)
+            _record(ctx, TARGET_KEY, resource, kind=TARGET_KIND, min=autoscaling.min, max=autoscaling.max)
         name = policy_name(ctx.naming)
         policy = scaling_policy(ctx.aws, resource, name) if target is not None else None
         configuration = policy_configuration(autoscaling)
@@ -160,21 +167,27 @@ class Autoscaling(Step):
             )
             policy = {"PolicyARN": answer["PolicyARN"]} if answer else None
         if policy is not None and not ctx.dry_run:
-            _record(ctx, POLICY_KEY, policy["PolicyARN"], name=name, cpu_target=autoscaling.cpu_target)
+            _record(ctx, POLICY_KEY, policy["PolicyARN"], kind=POLICY_KIND, name=name, cpu_target=autoscaling.cpu_target)
 
     def destroy(self, ctx: StepContext) -> None:
         # Before the ECS service goes (this step requires it, so it is destroyed first). Found by its resource
         # ID, so a lost state still deregisters it; an account whose stack never autoscaled makes no call.
         records = ctx.state.step_records(self.name)
         if records or ctx.config.services.frontend.autoscaling is not None:
-            cluster = ctx.recorded("cluster", "cluster")
-            resource = resource_id(ctx.naming, cluster["name"] if cluster else None)
+            resource = resource_id_of(ctx, ctx.recorded("cluster", "cluster"))
             if scalable_target(ctx.aws, resource) is not None:
                 ctx.change("delete", "scalable target", TARGET_KEY, f"{resource} and its scaling policy",
                            act=lambda: deregister(ctx.aws, resource))
         if not ctx.dry_run:
             for key in list(records):
                 ctx.state.forget(self.name, key)
+
+    def exists(self, ctx: StepContext, kind: str, resource_id: str) -> bool:
+        if kind == TARGET_KIND:
+            return scalable_target(ctx.aws, resource_id) is not None
+        cluster = ctx.recorded("cluster", "cluster")
+        policy = scaling_policy(ctx.aws, resource_id_of(ctx, cluster), policy_name(ctx.naming))
+        return policy is not None and policy["PolicyARN"] == resource_id
 
     def outputs(self, ctx: StepContext) -> dict:
         target = ctx.state.get(self.name, TARGET_KEY)

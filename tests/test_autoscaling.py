@@ -102,6 +102,17 @@ def test_a_second_up_changes_nothing_and_reads_the_target_and_policy_once_each(s
     assert state.read_bytes() == before
 
 
+def test_status_shows_the_target_and_policy_and_a_deregistered_target_as_missing(stack):
+    config, state = stack
+    scale(config, state, {"frontend": 2})
+    rows = {(r.key, r.kind, r.status) for r in operations.status(config, new_aws(), state) if r.step == "autoscaling"}
+    assert rows == {("frontend-target", "ScalableTarget", "ok"), ("frontend-cpu", "ScalingPolicy", "ok")}
+    boto3.client("application-autoscaling", region_name=REGION).deregister_scalable_target(
+        ServiceNamespace="ecs", ResourceId=RESOURCE, ScalableDimension="ecs:service:DesiredCount")
+    rows = {(r.key, r.status) for r in operations.status(config, new_aws(), state) if r.step == "autoscaling"}
+    assert {("frontend-target", "missing"), ("frontend-cpu", "missing")} <= rows
+
+
 def test_up_keeps_the_count_the_autoscaler_chose(stack):
     config, state = stack
     scale(config, state, {"frontend": 2})

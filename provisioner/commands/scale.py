@@ -179,11 +179,12 @@ def scale(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -
             ecs.update_service(cluster=live["clusterArn"], service=live["serviceName"], desiredCount=count)
         if service == "frontend" and autoscaled is not None:
             autoscaling.register(aws, engine.naming, resource, autoscaled)
-            state.put(autoscaling.Autoscaling.name, autoscaling.TARGET_KEY, resource,
+            state.put(autoscaling.Autoscaling.name, autoscaling.TARGET_KEY, resource, kind=autoscaling.TARGET_KIND,
                       min=autoscaled.min, max=autoscaled.max)
             policy = autoscaling.put_policy(aws, engine.naming, resource, autoscaled)
             state.put(autoscaling.Autoscaling.name, autoscaling.POLICY_KEY, policy["PolicyARN"],
-                      name=autoscaling.policy_name(engine.naming), cpu_target=autoscaled.cpu_target)
+                      kind=autoscaling.POLICY_KIND, name=autoscaling.policy_name(engine.naming),
+                      cpu_target=autoscaled.cpu_target)
 
     def observe() -> list[ServiceStatus]:
         statuses = []
