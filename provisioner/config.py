@@ -260,11 +260,54 @@ class ServiceConfig(Strict):
     replicas: int = Field(description="Tasks 'provision scale up' starts (up applies 0 first: staged deployment).", ge=0, le=100)
 
 
+# Application Auto Scaling's TargetValue for ECSServiceAverageCPUUtilization is a percentage of the tasks'
+# reserved CPU (application/userguide/application-auto-scaling-target-tracking.html; API_TargetTrackingScaling
+# PolicyConfiguration). The bounds are this tool's: below 20 % it adds tasks to an idle frontend, above 90 %
+# a burst has no headroom before the next task is placed and started.
+CPU_TARGET_RANGE = (20, 90)
+
+
+class AutoscalingConfig(Strict):
+    """Application Auto Scaling target tracking on the service's average CPU (steps/autoscaling.py)."""
+
+    min: int = Field(ge=1, le=100, description="Fewest tasks the autoscaler keeps (at least 1 while it is on).")
+    max: int = Field(ge=1, le=100, description="Most tasks the autoscaler starts; the node group must hold them "
+                     "at its max_size (checked with the placement check).")
+    cpu_target: int = Field(
+        60, ge=CPU_TARGET_RANGE[0], le=CPU_TARGET_RANGE[1],
+        description="Average CPU utilization (percent of the tasks' CPU units) the autoscaler keeps the service at.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.min > self.max:
+            raise ValueError(f"needs min <= max, got min = {self.min} and max = {self.max}: raise max or lower min")
+        return self
+
+
 class TemporalServiceConfig(ServiceConfig):
     max_conns: int = Field(
         20, ge=1, le=1000,
         description="DSQL connections one task opens and keeps: the fork warms its pool to this size and holds it.",
     )
+
+
+class FrontendServiceConfig(TemporalServiceConfig):
+    autoscaling: AutoscalingConfig | None = Field(
+        None,
+        description="Off when absent: { min, max, cpu_target } target tracking on the frontend's average CPU "
+        "(steps/autoscaling.py).",
+    )
+
+    @model_validator(mode="after")
+    def _replicas_in_range(self) -> FrontendServiceConfig:
+        scaling = self.autoscaling
+        if scaling is not None and self.replicas and not scaling.min <= self.replicas <= scaling.max:
+            raise ValueError(
+                f"replicas = {self.replicas} is what 'provision scale up' starts, outside autoscaling min..max "
+                f"({scaling.min}..{scaling.max}): set replicas within that range"
+            )
+        return self
 
 
 # Pinned images of the metrics stack (each multi-arch with linux/arm64).
@@ -289,7 +332,7 @@ class ServicesConfig(Strict):
 
     history: TemporalServiceConfig = Field(description="Temporal history, on node A.")
     matching: TemporalServiceConfig = Field(description="Temporal matching, on node B.")
-    frontend: TemporalServiceConfig = Field(description="Temporal frontend, on node B.")
+    frontend: FrontendServiceConfig = Field(description="Temporal frontend, on node B.")
     worker: TemporalServiceConfig = Field(description="Temporal's internal worker, on node C.")
     ui: ServiceConfig = Field(description="Temporal UI, on node B.")
     grafana: ServiceConfig = Field(description="Grafana, on node B.")
@@ -663,9 +706,21 @@ REMOVED_SETTINGS = {
 }
 
 
+# Settings that exist elsewhere but not here, and why: refused with the reason rather than as unknown.
+REFUSED_SETTINGS = {
+    ("services", role, "autoscaling"): (
+        f"autoscaling is for services.frontend only: {role} rebalances its work (shards, task queue partitions) "
+        "across the cluster on every task started or stopped, so Temporal's maintainers advise against "
+        f"autoscaling it (temporalio/helm-charts PR 605, issue 448). Remove the key and size it with "
+        f"services.{role}.replicas"
+    )
+    for role in ("history", "matching", "worker")
+}
+
+
 def _removed_settings(data: dict, source: str) -> list[str]:
     found = []
-    for path, why in REMOVED_SETTINGS.items():
+    for path, why in (REMOVED_SETTINGS | REFUSED_SETTINGS).items():
         sections = [(path[0], data.get(path[0]))]
         for part in path[1:-1]:
             sections = [

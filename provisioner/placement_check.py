@@ -118,6 +118,15 @@ def node_rooms(config: Config, aws: Aws, trunking_principal: str) -> tuple[dict[
     return rooms, warnings
 
 
+def at_most(config: Config, counts: dict[str, int]) -> dict[str, int]:
+    """The most tasks each service may run: an autoscaled frontend (steps/autoscaling.py) may grow to its
+    services.frontend.autoscaling.max whatever count it starts at, so that is what its node group must hold."""
+    autoscaling = config.services.frontend.autoscaling
+    if autoscaling is None or "frontend" not in counts:
+        return counts
+    return counts | {"frontend": max(counts["frontend"], autoscaling.max)}
+
+
 def placement_problems(config: Config, rooms: dict[str, NodeRoom], counts: dict[str, int],
                        counts_are_replicas: bool) -> list[str]:
     """Why the groups in `rooms` (what one node offers) could never place `counts` tasks per service.
@@ -126,6 +135,7 @@ def placement_problems(config: Config, rooms: dict[str, NodeRoom], counts: dict[
     the counts are the config's services.<name>.replicas (plan, up), not the ones given to `scale`.
     """
     problems = []
+    counts = at_most(config, counts)
     for group in NODE_GROUPS:
         if group not in rooms:
             continue
@@ -152,6 +162,8 @@ def placement_problems(config: Config, rooms: dict[str, NodeRoom], counts: dict[
         limit = trunking_limits().get(node.instance_type)
         if sum(placed.values()) > room.tasks * nodes and not room.trunked and limit:
             fixes.append(f"set capacity.eni_trunking = true ({limit.with_trunking} tasks per {node.instance_type})")
+        if "frontend" in placed and config.services.frontend.autoscaling is not None:
+            fixes.append("lower services.frontend.autoscaling.max")
         if counts_are_replicas:
             fixes.append(f"lower the replicas ({', '.join(f'services.{s}.replicas' for s in placed)})")
         else:

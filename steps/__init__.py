@@ -1,4 +1,5 @@
 """The pipeline, in order. Each step names the steps it needs; independent ones run side by side."""
+from steps.autoscaling import Autoscaling
 from steps.cluster import Cluster
 from steps.dsql import Dsql
 from steps.ecr import Ecr
@@ -23,4 +24,5 @@ def pipeline():
     return [
         Secret(), ServiceRoles(), Dsql(), Ecr(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
         MetricsConfig(), OpenSearch(), Placement(), NodeGroups(), TaskDefinitions(), Services(),
+        Autoscaling(),
     ]

@@ -137,12 +137,15 @@ class Services(Step):
         groups = ctx.outputs_of(SecurityGroupOutputs)
         cluster_name = cluster.cluster_name if known(cluster.cluster_name) else ctx.naming.cluster()
         counts = recorded_counts(ctx)
+        # The frontend's count belongs to Application Auto Scaling while it autoscales (steps/autoscaling.py):
+        # the recorded count starts it, and a later up does not reset what the autoscaler chose.
+        autoscaled = {"frontend"} if ctx.config.services.frontend.autoscaling is not None and counts.get("frontend") else set()
 
         def service_of(service: str) -> None:
             spec = service_spec(
                 ctx, service, definitions[service].arn, cluster.namespace_arn, subnets, groups.of_service(service),
             )
-            live = self._ensure(ctx, service, cluster_name, spec, counts.get(service))
+            live = self._ensure(ctx, service, cluster_name, spec, counts.get(service), service in autoscaled)
             if live is not None and service not in counts:
                 # A lost state must not scale a running cluster down: adopt the live count.
                 counts[service] = live["desiredCount"]
@@ -151,8 +154,10 @@ class Services(Step):
         if not ctx.dry_run and counts != recorded_counts(ctx):
             ctx.state.set_setting(COUNTS_SETTING, counts)
 
-    def _ensure(self, ctx: StepContext, service: str, cluster_name: str, spec: dict, count: int | None) -> dict | None:
-        """The service with `spec`; `count` tasks if the state records one (a new service starts at 0)."""
+    def _ensure(self, ctx: StepContext, service: str, cluster_name: str, spec: dict, count: int | None,
+                autoscaled: bool = False) -> dict | None:
+        """The service with `spec`; `count` tasks if the state records one (a new service starts at 0), unless
+        it is `autoscaled` and running: then the autoscaler owns its count."""
         ecs = ctx.aws.client("ecs")
         key = service_key(service)
         name = service_name(ctx, service)
@@ -172,7 +177,7 @@ class Services(Step):
             return None
         current = live_spec(live)
         drift = {field: value for field, value in spec.items() if differs(current[field], value)}
-        if count is not None and live["desiredCount"] != count:
+        if count is not None and live["desiredCount"] != count and not (autoscaled and live["desiredCount"]):
             drift["desiredCount"] = count
         if drift:
             # A new capacity provider strategy or network only takes effect with a new deployment.

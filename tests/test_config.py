@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,21 @@ BROKEN = [
     ({"services": {"worker": {"max_conns": 5, "max_idle_conns": 5}}},
      "services.worker.max_idle_conns: the temporal-dsql plugin warms each pool to max_conns"),
     ({"services": {"ui": {"replicas": -1}}}, "services.ui.replicas = -1"),
+    # Frontend autoscaling: only the frontend, min <= max, at least 1 task, a CPU target in range.
+    ({"services": {"history": {"autoscaling": {"min": 1, "max": 3}}}},
+     "services.history.autoscaling: autoscaling is for services.frontend only: history rebalances its work"),
+    ({"services": {"worker": {"autoscaling": {"min": 1, "max": 3}}}}, "size it with services.worker.replicas"),
+    ({"services": {"ui": {"autoscaling": {"min": 1, "max": 3}}}}, "unknown key 'services.ui.autoscaling'"),
+    ({"services": {"frontend": {"autoscaling": {"min": 4, "max": 3}}}},
+     "services.frontend.autoscaling: needs min <= max, got min = 4 and max = 3"),
+    ({"services": {"frontend": {"autoscaling": {"min": 0, "max": 3}}}}, "services.frontend.autoscaling.min = 0"),
+    ({"services": {"frontend": {"autoscaling": {"min": 1, "max": 3, "cpu_target": 95}}}},
+     "services.frontend.autoscaling.cpu_target = 95"),
+    ({"services": {"frontend": {"autoscaling": {"min": 1, "max": 3, "cpu_target": "60"}}}},
+     "services.frontend.autoscaling.cpu_target = '60'"),
+    ({"services": {"frontend": {"autoscaling": {"max": 3}}}}, "services.frontend.autoscaling.min is required"),
+    ({"services": {"frontend": {"replicas": 5, "autoscaling": {"min": 1, "max": 3}}}},
+     "replicas = 5 is what 'provision scale up' starts, outside autoscaling min..max (1..3)"),
     ({"dsql": {"cluster_arn": "arn:aws:dsql:eu-west-1:123456789012:cluster/abc", "user": "temporal"}},
      "dsql.user: the temporal-dsql plugin ignores it and always connects as 'admin'"),
     ({"temporal": {"server_image": SERVER_IMAGE, "server_version": "1.26"}},
@@ -297,12 +313,18 @@ def test_example_config_loads_and_documents_every_default():
 def test_every_setting_has_a_description():
     def walk(model):
         for name, field in model.model_fields.items():
-            annotation = field.annotation
-            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
-                yield from walk(annotation)
+            # An optional section (services.frontend.autoscaling) is described, and so is each of its settings.
+            models = [a for a in (field.annotation, *typing.get_args(field.annotation))
+                      if isinstance(a, type) and hasattr(a, "model_fields")]
+            if models:
+                if len(typing.get_args(field.annotation)) > 1:
+                    yield name, field.description
+                yield from walk(models[0])
             else:
                 yield name, field.description
 
+    described = dict(walk(Config))
+    assert {"autoscaling", "min", "max", "cpu_target"} <= described.keys()
     assert [name for name, description in walk(Config) if not description] == []
 
 

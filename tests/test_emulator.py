@@ -458,6 +458,26 @@ def test_each_iam_backend_has_its_own_managed_policies_from_one_table(monkeypatc
     assert theirs.attachment_count == 0
 
 
+def test_deregistering_a_scalable_target_deletes_its_policies_and_their_alarms(endpoint):
+    ecs = boto3.client("ecs", region_name=REGION)
+    scaling = boto3.client("application-autoscaling", region_name=REGION)
+    ecs.create_cluster(clusterName="c")
+    definition = ecs.register_task_definition(
+        family="f", containerDefinitions=[{"name": "a", "image": "a:1", "memory": 128}])["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster="c", serviceName="s", taskDefinition=definition, desiredCount=1)
+    target = {"ServiceNamespace": "ecs", "ResourceId": "service/c/s", "ScalableDimension": "ecs:service:DesiredCount"}
+    scaling.register_scalable_target(**target, MinCapacity=1, MaxCapacity=3)
+    scaling.put_scaling_policy(PolicyName="cpu", **target, PolicyType="TargetTrackingScaling",
+                               TargetTrackingScalingPolicyConfiguration={
+                                   "TargetValue": 50.0,
+                                   "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}})
+    alarms = boto3.client("cloudwatch", region_name=REGION)
+    assert alarms.describe_alarms()["MetricAlarms"]
+    scaling.deregister_scalable_target(**target)
+    assert scaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"] == []
+    assert alarms.describe_alarms()["MetricAlarms"] == []
+
+
 def test_tagging_api_answers_a_resource_arn_list_in_one_page_with_untagged_and_ecr_resources(endpoint):
     """GetResources with a ResourceARNList: one page (AWS takes no pagination parameters with it), resources whose
     tags were all removed (AWS answers for the "previously tagged"), and ECR repositories."""

@@ -21,6 +21,7 @@ from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
 from provisioner.temporal.roles import TEMPORAL_ROLES
+from steps import autoscaling
 from steps.ecs_services import (
     COUNTS_SETTING,
     DEPLOYMENT_MAXIMUM_PERCENT,
@@ -30,7 +31,10 @@ from steps.placement import trunking_principal
 
 # Aurora DSQL's default quota of connections per cluster.
 DSQL_CONNECTION_LIMIT = 10_000
-PRESETS = {"up": "every service to its services.<name>.replicas", "down": "every service to 0 tasks"}
+PRESETS = {"up": "every service to its services.<name>.replicas (an autoscaled frontend then moves within its "
+                  "services.frontend.autoscaling min..max)",
+           "down": "every service to 0 tasks (an autoscaled frontend's scalable target is deregistered, so it stays "
+                   "stopped; the next scale up registers it again)"}
 MAX_COUNT = 100
 
 
@@ -67,6 +71,13 @@ def parse_targets(arguments: list[str], config: Config) -> dict[str, int]:
         # ASCII digits only: "³".isdigit() is true, and int() refuses it.
         if not re.fullmatch(r"[0-9]{1,3}", count) or int(count) > MAX_COUNT:
             raise BadArguments(f"{argument!r}: the count must be a whole number from 0 to {MAX_COUNT}")
+        autoscaling = config.services.frontend.autoscaling if service == "frontend" else None
+        if autoscaling is not None and int(count) and not autoscaling.min <= int(count) <= autoscaling.max:
+            raise BadArguments(
+                f"{argument!r}: the frontend autoscales between {autoscaling.min} and {autoscaling.max} tasks "
+                f"(services.frontend.autoscaling.min/max): give a count in that range, or 0 to stop it, or change "
+                "the setting and run 'provision up' first"
+            )
         if service in targets:
             raise BadArguments(f"{argument!r}: {service} is already given a count ({service}={targets[service]}); "
                                "give each service once")
@@ -159,12 +170,27 @@ def scale_services(engine: Engine, targets: dict[str, int], wait: bool, timeout:
     since = datetime.now(timezone.utc) - timedelta(seconds=10)
     arns = {s: made[s] for s in targets}
     state.set_setting(COUNTS_SETTING, counts)
+    autoscaled = autoscaling.wanted(engine.config, counts) if "frontend" in targets else None
     for service, count in targets.items():
         live = ECS_SERVICE.get(aws, arns[service])
         if live is None:
             raise ProvisionError(f"the {service} service is gone: run 'provision up' to recreate it, then scale again")
+        resource = autoscaling.resource_id(engine.naming, live["clusterArn"].rsplit("/", 1)[-1])
+        if service == "frontend" and autoscaled is None and engine.config.services.frontend.autoscaling is not None:
+            # Stopping an autoscaled frontend: deregistered first, or the autoscaler raises it back to its minimum.
+            autoscaling.deregister(aws, resource)
+            for key in list(state.step_records(autoscaling.Autoscaling.name)):
+                state.forget(autoscaling.Autoscaling.name, key)
         if live["desiredCount"] != count:
             ecs.update_service(cluster=live["clusterArn"], service=live["serviceName"], desiredCount=count)
+        if service == "frontend" and autoscaled is not None:
+            autoscaling.register(aws, engine.naming, resource, autoscaled)
+            state.put(autoscaling.Autoscaling.name, autoscaling.TARGET_KEY, resource, kind=autoscaling.TARGET_KIND,
+                      min=autoscaled.min, max=autoscaled.max)
+            policy = autoscaling.put_policy(aws, engine.naming, resource, autoscaled)
+            state.put(autoscaling.Autoscaling.name, autoscaling.POLICY_KEY, policy["PolicyARN"],
+                      kind=autoscaling.POLICY_KIND, name=autoscaling.policy_name(engine.naming),
+                      cpu_target=autoscaled.cpu_target)
 
     def observe() -> list[ServiceStatus]:
         statuses = []

@@ -888,7 +888,31 @@ def unplaceable_services() -> None:
     EC2ContainerServiceBackend.update_service = update_service
 
 
+def deregistering_a_scalable_target_deletes_its_policies() -> None:
+    """DeregisterScalableTarget in moto 5.2 keeps the target's scaling policies and scheduled actions.
+
+    AWS: "Deregistering a scalable target deletes the scaling policies and the scheduled actions that are
+    associated with it" (Application Auto Scaling API reference, DeregisterScalableTarget). `destroy` and
+    turning frontend autoscaling off rely on it (steps/autoscaling.py).
+    """
+    from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
+
+    original = ApplicationAutoscalingBackend.deregister_scalable_target
+
+    def deregister_scalable_target(self, namespace, r_id, dimension):
+        original(self, namespace, r_id, dimension)
+        for policy in [p for p in self.policies.values()
+                       if (p.service_namespace, p.resource_id, p.scalable_dimension) == (namespace, r_id, dimension)]:
+            # moto's own delete, which also deletes the CloudWatch alarms target tracking made.
+            self.delete_scaling_policy(policy.policy_name, namespace, r_id, dimension)
+        self.scheduled_actions = [a for a in self.scheduled_actions
+                                  if (a.service_namespace, a.resource_id, a.scalable_dimension) != (namespace, r_id, dimension)]
+
+    ApplicationAutoscalingBackend.deregister_scalable_target = deregister_scalable_target
+
+
 PATCHES = (
+    deregistering_a_scalable_target_deletes_its_policies,
     nat_gateway_tag_filters,
     nat_gateway_deletion_frees_its_address,
     service_linked_role_names,
