@@ -275,8 +275,11 @@ def _advanced_parameters(config: Config, region: str) -> list[str]:
     from provisioner.naming import Naming
     from steps.metrics_config import STANDARD_LIMIT, MetricsConfig
 
+    # A plan before anything exists: every earlier step's output reads as known after apply.
+    nothing_recorded = SimpleNamespace(step_records=lambda step: {})
     context = SimpleNamespace(config=config, naming=Naming(config.project, region),
-                              aws=SimpleNamespace(region=region), require=lambda step, key: None)
+                              aws=SimpleNamespace(region=region),
+                              outputs_of=lambda outputs: outputs.so_far(nothing_recorded))
     return [path for path, value in MetricsConfig().values(context).items() if len(value) > STANDARD_LIMIT]
 
 
