@@ -129,7 +129,9 @@ def test_up_killed_with_sigkill_converges_on_rerun(endpoint, config, tmp_path):
     baseline_world = world()
     total = sum(len(v) for v in state_keys(baseline_path).values())
 
-    for kill_at in (3, total // 2, total - 3):
+    # Early, midway and late; not among the last few, which the run can record, side by side, in the
+    # moment between this loop reading the state and the kill landing.
+    for kill_at in (3, total // 2, total - 10):
         reset_account(endpoint)
         path = tmp_path / f"killed-{kill_at}.json"
         config_file = tmp_path / "provision.toml"

@@ -499,3 +499,37 @@ def test_tagging_api_answers_a_resource_arn_list_in_one_page_with_untagged_and_e
     found = {m["ResourceARN"]: {t["Key"]: t["Value"] for t in m["Tags"]} for m in answer["ResourceTagMappingList"]}
     assert not answer.get("PaginationToken")
     assert found == {arns[0]: {}} | {arn: tags for arn in arns[1:]} | {repository_arn: {"Project": "p"}}
+
+
+
+def test_the_emulator_handles_one_request_at_a_time(monkeypatch):
+    """one_request_at_a_time: moto's models are shared dicts, and two handlers side by side raced in them
+    ("dictionary changed size during iteration", a 500 botocore cannot parse). Checked on a stand-in
+    dispatcher that counts the handlers running at once."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from moto.moto_server import werkzeug_app
+
+    from provisioner.emulator import patches
+
+    running, most = 0, 0
+    counting = threading.Lock()
+
+    class Dispatcher:
+        def __call__(self, environ, start_response):
+            nonlocal running, most
+            with counting:
+                running += 1
+                most = max(most, running)
+            time.sleep(0.01)
+            with counting:
+                running -= 1
+            return [b"ok"]
+
+    monkeypatch.setattr(werkzeug_app, "DomainDispatcherApplication", Dispatcher)
+    patches.one_request_at_a_time()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: Dispatcher()({"PATH_INFO": "/"}, None), range(16)))
+    assert answers == [[b"ok"]] * 16 and most == 1

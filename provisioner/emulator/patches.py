@@ -727,6 +727,27 @@ def ecs_account_setting_defaults() -> None:
     EC2ContainerServiceResponse.list_account_settings = list_account_settings
 
 
+def one_request_at_a_time() -> None:
+    """moto's models are plain dicts and lists shared by the server's threads: two calls side by side (the
+    tool makes up to ten) can iterate one while the other adds to it, and the loser gets a 500 whose HTML
+    body botocore cannot parse ("RuntimeError: dictionary changed size during iteration" in moto's
+    serializer, SSM DescribeParameters, EC2 CreateSecurityGroup). AWS answers concurrent calls
+    consistently, so requests are handled one at a time. call_latency wraps this from outside, so its
+    simulated network delay still overlaps."""
+    import threading
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.__call__
+    handling = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with handling:
+            return original(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = __call__
+
+
 LATENCY_SETTING = "PROVISION_EMULATOR_LATENCY_MS"
 
 
@@ -932,6 +953,7 @@ PATCHES = (
     slow_nat_gateways,
     slow_opensearch_domains,
     idle_dsql_clusters,
+    one_request_at_a_time,
     call_latency,
     reset_drops_the_account,
     account_lookup_builds_nothing,
