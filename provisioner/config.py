@@ -37,6 +37,16 @@ PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
 AZ_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
 
 
+def check_zone_names(zones: list[str], why_distinct: str = "") -> list[str]:
+    """Zone names, each once: for the config's availability_zones and the zones a state records."""
+    for zone in zones:
+        if not AZ_NAME.match(zone):
+            raise ValueError(f"{zone!r} is not an availability zone name (like 'eu-west-1a')")
+    if len(set(zones)) != len(zones):
+        raise ValueError(f"lists a zone twice{why_distinct}")
+    return zones
+
+
 class Strict(BaseModel):
     # strict: a string where a number or a boolean belongs is refused, never converted ("2" is not 2).
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -87,12 +97,7 @@ class NetworkConfig(Strict):
     @field_validator("availability_zones")
     @classmethod
     def _zones(cls, value: list[str]) -> list[str]:
-        for zone in value:
-            if not AZ_NAME.match(zone):
-                raise ValueError(f"{zone!r} is not an availability zone name (like 'eu-west-1a')")
-        if len(set(value)) != len(value):
-            raise ValueError("lists a zone twice; each private subnet needs its own zone")
-        return value
+        return check_zone_names(value, "; each private subnet needs its own zone")
 
     @field_validator("vpc_cidr")
     @classmethod

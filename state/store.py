@@ -98,14 +98,9 @@ class RecordedSettings(BaseModel):
     @field_validator("availability_zones")
     @classmethod
     def _zones(cls, value: list[str]) -> list[str]:
-        from provisioner.config import AZ_NAME
+        from provisioner.config import check_zone_names
 
-        for zone in value:
-            if not AZ_NAME.match(zone):
-                raise ValueError(f"{zone!r} is not an availability zone name (like 'eu-west-1a')")
-        if len(set(value)) != len(value):
-            raise ValueError("lists a zone twice")
-        return value
+        return check_zone_names(value)
 
 
 def settings_problem(settings: dict) -> str | None:
