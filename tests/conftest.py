@@ -201,20 +201,25 @@ def cli_stack(endpoint, tmp_path):
     return config_file, state
 
 
-def record_cli_calls(monkeypatch) -> CallLog:
-    """Every AWS call of the sessions the CLI opens during a test (the stack's and the bookkeeping's
-    apart): a test that finds no mutating call knows nothing was created, changed or deleted."""
+def on_cli_sessions(monkeypatch, event: str, handler) -> None:
+    """`handler` on botocore's `event` in every session the CLI opens during a test."""
     from provisioner.aws import session as factory
 
-    log = CallLog()
     original = factory.make_session
 
     def recording(*args, **kwargs):
         made = original(*args, **kwargs)
-        made.events.register("before-call", log)
+        made.events.register(event, handler)
         return made
 
     monkeypatch.setattr(factory, "make_session", recording)
+
+
+def record_cli_calls(monkeypatch) -> CallLog:
+    """Every AWS call of the sessions the CLI opens during a test (the stack's and the bookkeeping's
+    apart): a test that finds no mutating call knows nothing was created, changed or deleted."""
+    log = CallLog()
+    on_cli_sessions(monkeypatch, "before-call", log)
     return log
 
 

@@ -25,6 +25,7 @@ from tests.conftest import (
     config_text,
     make_config,
     new_aws,
+    on_cli_sessions,
     reset_account,
     run_cli,
     up_ok,
@@ -93,16 +94,8 @@ def test_logs_task_since_and_json_give_one_object_a_line_of_that_task(running):
 
 def recorded_requests(monkeypatch) -> Requests:
     """Every request of the sessions the CLI opens, as the tool wrote it."""
-    from provisioner.aws import session as factory
-
-    sent, original = Requests(), factory.make_session
-
-    def recording(*args, **kwargs):
-        made = original(*args, **kwargs)
-        made.events.register("provide-client-params", sent)
-        return made
-
-    monkeypatch.setattr(factory, "make_session", recording)
+    sent = Requests()
+    on_cli_sessions(monkeypatch, "provide-client-params", sent)
     return sent
 
 
