@@ -128,6 +128,8 @@ def deregister(aws: Aws, resource: str) -> None:
         aws.client("application-autoscaling").deregister_scalable_target(
             ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION)
     except ClientError as exc:
+        # botocore's application-autoscaling model: DeregisterScalableTarget raises ObjectNotFoundException
+        # for a scalable target that does not exist.
         if exc.response.get("Error", {}).get("Code") != "ObjectNotFoundException":
             raise aws_failure(f"deregister the frontend's scalable target {resource}", exc) from exc
 
