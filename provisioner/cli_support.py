@@ -55,7 +55,7 @@ def handled() -> Iterator[None]:
     from provisioner.config import ConfigError
     from provisioner.engine import Interrupted
     from provisioner.errors import BadInput, ProvisionError, aws_failure, one_line
-    from state import StateError, StateInvalid
+    from provisioner.state import StateError, StateInvalid
 
     try:
         yield

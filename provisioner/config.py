@@ -27,8 +27,8 @@ from pydantic import (
 from provisioner.temporal import versions
 from provisioner.temporal.versions import DEFAULT as DEFAULT_VERSION
 from provisioner.temporal.versions import tag_version
-from state.location import is_s3_url, parse_s3_url
-from state.store import StateInvalid, read_regular_file
+from provisioner.state.location import is_s3_url, parse_s3_url
+from provisioner.state.store import StateInvalid, read_regular_file
 
 # Lower-case letters, digits and hyphens, starting with a letter: the common
 # subset accepted by every AWS name this project derives from it (ECS cluster,

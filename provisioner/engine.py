@@ -23,7 +23,7 @@ from provisioner.errors import BadInput, ProvisionError, aws_failure
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
 from provisioner.step_outputs import KNOWN_AFTER_APPLY, StepOutputs
-from state import RecordedState
+from provisioner.state import RecordedState
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -12,11 +12,11 @@ from typing import Any, Callable
 from provisioner.config import Config
 from provisioner.errors import BadInput
 from provisioner.step_outputs import known
-from state import RecordedState
-from steps.dsql import DsqlOutputs
-from steps.network import NetworkOutputs
-from steps.opensearch import OpenSearchOutputs
-from steps.task_definitions import TaskDefinitionOutputs
+from provisioner.state import RecordedState
+from provisioner.steps.dsql import DsqlOutputs
+from provisioner.steps.network import NetworkOutputs
+from provisioner.steps.opensearch import OpenSearchOutputs
+from provisioner.steps.task_definitions import TaskDefinitionOutputs
 
 NEW_STACK = "stand up a new stack (another project name) and move the workflows to it"
 

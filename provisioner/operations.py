@@ -15,9 +15,9 @@ from provisioner.engine import Engine, RunResult
 from provisioner.naming import MANAGED_BY, TAG_MANAGED_BY, TAG_PROJECT, Naming
 from provisioner.progress import Reporter
 from provisioner.temporal.schema_tasks import SCHEMA_SETTING
-from state import RecordedState, StateInvalid, StateStore
-from steps import pipeline
-from steps.ecs_services import COUNTS_SETTING
+from provisioner.state import RecordedState, StateInvalid, StateStore
+from provisioner.steps import pipeline
+from provisioner.steps.ecs_services import COUNTS_SETTING
 
 STATE_DIR = Path(".provision")
 # Commands that change the stack or its state hold the project lock; plan, status, outputs, tunnel and
@@ -32,12 +32,12 @@ def default_state_path(config: Config, aws: Aws) -> Path:
 def open_store(config: Config, aws: Aws, location: Path | str | None,
                warn: Callable[[str], None] = lambda message: None) -> RecordedState:
     """The state at `location` (--state, PROVISION_STATE), else at the config's state.location, else the default file."""
-    from state.location import is_s3_url, parse_s3_url
+    from provisioner.state.location import is_s3_url, parse_s3_url
 
     chosen = str(location) if location is not None else config.state.location or None
     # aws.account_id is the first call of every command (STS): a state belongs to one account.
     if chosen is not None and is_s3_url(chosen):
-        from state.s3 import S3StateStore
+        from provisioner.state.s3 import S3StateStore
 
         return S3StateStore(parse_s3_url(chosen), config.project, aws.region, aws.account_id,
                             aws.bookkeeping_client("s3"), config.state.kms_key_id, warn)
@@ -48,8 +48,8 @@ def open_store(config: Config, aws: Aws, location: Path | str | None,
 def project_lock(config: Config, aws: Aws, store: RecordedState):
     """The lock of this project and region in the account: an SSM parameter, whatever the state's location (so a
     run with a local state and one with an S3 state exclude each other too), and an S3 object beside an S3 state."""
-    from state.lock import PairedLockRecord, ProjectLock, S3LockRecord, SsmLockRecord
-    from state.s3 import S3StateStore
+    from provisioner.state.lock import PairedLockRecord, ProjectLock, S3LockRecord, SsmLockRecord
+    from provisioner.state.s3 import S3StateStore
 
     naming = Naming(config.project, aws.region)
     tags = [{"Key": TAG_PROJECT, "Value": config.project}, {"Key": TAG_MANAGED_BY, "Value": MANAGED_BY}]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import AbstractSet, Any, ClassVar, TypeVar
 
 from provisioner.errors import ProvisionError
-from state import RecordedState
+from provisioner.state import RecordedState
 
 O = TypeVar("O", bound="StepOutputs")
 

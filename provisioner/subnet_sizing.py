@@ -46,8 +46,8 @@ class AddressNeed:
 def address_need(config: Config) -> AddressNeed:
     from provisioner.ecs_layout import SERVICES
     from provisioner.temporal.schema_tasks import SCHEMA_TASKS
-    from steps.ecs_services import DEPLOYMENT_MAXIMUM_PERCENT
-    from steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
+    from provisioner.steps.ecs_services import DEPLOYMENT_MAXIMUM_PERCENT
+    from provisioner.steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
 
     endpoints = (len(INTERFACE_SERVICES) + (len(ECS_SERVICES) if config.endpoints.ecs_endpoints else 0)
                  + (1 if config.dsql.private_link else 0))
@@ -61,7 +61,7 @@ def address_need(config: Config) -> AddressNeed:
 
 def private_subnet_problems(config: Config) -> list[str]:
     """Why the private subnets cannot hold the stack's interfaces, naming the subnets and the numbers."""
-    from steps.ecs_services import DEPLOYMENT_MAXIMUM_PERCENT
+    from provisioner.steps.ecs_services import DEPLOYMENT_MAXIMUM_PERCENT
 
     need = address_need(config)
     subnets = [ipaddress.ip_network(c) for c in config.network.private_subnet_cidrs]

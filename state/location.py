@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from state.store import StateInvalid
+from provisioner.state.store import StateInvalid
 
 # S3's bucket naming rules (3-63 lower-case letters, digits, dots and hyphens), then a non-empty key.
 S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>\S.*)$")

@@ -23,9 +23,9 @@ from typing import Iterator, Protocol
 
 from botocore.exceptions import ClientError
 
-from state.location import S3Location
-from state.s3 import LOST_RACE, code_of
-from state.store import StateError, StateInvalid, StateLocked
+from provisioner.state.location import S3Location
+from provisioner.state.s3 import LOST_RACE, code_of
+from provisioner.state.store import StateError, StateInvalid, StateLocked
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 

@@ -15,8 +15,8 @@ from typing import Callable, Iterator
 
 from botocore.exceptions import ClientError
 
-from state.location import S3Location, create_bucket_commands
-from state.store import (
+from provisioner.state.location import S3Location, create_bucket_commands
+from provisioner.state.store import (
     MAX_STATE_BYTES,
     RecordedState,
     StateError,

@@ -1,23 +1,23 @@
 """The pipeline, in order. Each step names the steps it needs; independent ones run side by side."""
-from steps.autoscaling import Autoscaling
-from steps.cluster import Cluster
-from steps.dsql import Dsql
-from steps.ecr import Ecr
-from steps.ecs_services import Services
-from steps.endpoints import Endpoints
-from steps.iam import Iam
-from steps.logs import Logs
-from steps.metrics_config import MetricsConfig
-from steps.nat_route import NatRoute
-from steps.network import Network
-from steps.node_groups import NodeGroups
-from steps.opensearch import OpenSearch
-from steps.placement import Placement
-from steps.prometheus import Prometheus
-from steps.secret import Secret
-from steps.security_groups import SecurityGroups
-from steps.service_roles import ServiceRoles
-from steps.task_definitions import TaskDefinitions
+from provisioner.steps.autoscaling import Autoscaling
+from provisioner.steps.cluster import Cluster
+from provisioner.steps.dsql import Dsql
+from provisioner.steps.ecr import Ecr
+from provisioner.steps.ecs_services import Services
+from provisioner.steps.endpoints import Endpoints
+from provisioner.steps.iam import Iam
+from provisioner.steps.logs import Logs
+from provisioner.steps.metrics_config import MetricsConfig
+from provisioner.steps.nat_route import NatRoute
+from provisioner.steps.network import Network
+from provisioner.steps.node_groups import NodeGroups
+from provisioner.steps.opensearch import OpenSearch
+from provisioner.steps.placement import Placement
+from provisioner.steps.prometheus import Prometheus
+from provisioner.steps.secret import Secret
+from provisioner.steps.security_groups import SecurityGroups
+from provisioner.steps.service_roles import ServiceRoles
+from provisioner.steps.task_definitions import TaskDefinitions
 
 
 def pipeline():

@@ -26,8 +26,8 @@ from provisioner.engine import Step, StepContext
 from provisioner.errors import aws_failure
 from provisioner.naming import Naming
 from provisioner.step_outputs import known
-from steps.cluster import ClusterOutputs
-from steps.ecs_services import recorded_counts
+from provisioner.steps.cluster import ClusterOutputs
+from provisioner.steps.ecs_services import recorded_counts
 
 SERVICE = "frontend"
 NAMESPACE = "ecs"

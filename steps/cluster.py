@@ -21,7 +21,7 @@ from provisioner.aws.waiter import wait_for
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import StepOutputs, known, recorded_as
 from provisioner.temporal import schema_tasks
-from steps.logs import LogsOutputs
+from provisioner.steps.logs import LogsOutputs
 
 NAMESPACE_KEY = "namespace"
 CLUSTER_KEY = "cluster"

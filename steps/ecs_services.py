@@ -22,10 +22,10 @@ from provisioner.temporal.roles import (
     GRPC_PORT,
     PER_REQUEST_TIMEOUT_SECONDS,
 )
-from steps.cluster import ClusterOutputs
-from steps.network import NetworkOutputs
-from steps.security_groups import SecurityGroupOutputs
-from steps.task_definitions import TaskDefinitionOutputs
+from provisioner.steps.cluster import ClusterOutputs
+from provisioner.steps.network import NetworkOutputs
+from provisioner.steps.security_groups import SecurityGroupOutputs
+from provisioner.steps.task_definitions import TaskDefinitionOutputs
 
 COUNTS_SETTING = "service_counts"
 # What ECS Exec runs in a service's container: a shell, except in the collector, whose image is FROM scratch

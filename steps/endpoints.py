@@ -7,9 +7,9 @@ from provisioner.aws.kinds import SECURITY_GROUP, VPC_ENDPOINT
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import known
-from steps.dsql import DsqlOutputs
-from steps.network import NetworkOutputs
-from steps.security_groups import Ingress, converge_ingress
+from provisioner.steps.dsql import DsqlOutputs
+from provisioner.steps.network import NetworkOutputs
+from provisioner.steps.security_groups import Ingress, converge_ingress
 
 ENDPOINT_SG = "endpoints-sg"
 HTTPS = 443

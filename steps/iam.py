@@ -20,11 +20,11 @@ from provisioner.aws.named_kinds import (
 from provisioner.engine import Step, StepContext
 from provisioner.naming import TAG_REGION
 from provisioner.step_outputs import StepOutputs, known, recorded_as
-from steps.dsql import DsqlOutputs
-from steps.logs import LogsOutputs
-from steps.metrics_config import COLLECTOR_PARAMETER, GRAFANA_PARAMETERS
-from steps.prometheus import PrometheusOutputs
-from steps.secret import SecretOutputs
+from provisioner.steps.dsql import DsqlOutputs
+from provisioner.steps.logs import LogsOutputs
+from provisioner.steps.metrics_config import COLLECTOR_PARAMETER, GRAFANA_PARAMETERS
+from provisioner.steps.prometheus import PrometheusOutputs
+from provisioner.steps.secret import SecretOutputs
 
 EXECUTION_ROLE = "ecs-execution"
 GRAFANA_EXECUTION_ROLE = "grafana-execution"

@@ -18,7 +18,7 @@ from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.metrics import collector, dashboards, grafana
 from provisioner.step_outputs import KNOWN_AFTER_APPLY, Recorded, StepOutputs, known
-from steps.prometheus import PrometheusOutputs
+from provisioner.steps.prometheus import PrometheusOutputs
 
 COLLECTOR_PARAMETER = "collector/config"
 GRAFANA_PARAMETERS = "grafana"

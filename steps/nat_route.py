@@ -11,7 +11,7 @@ from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError, error_code
 from provisioner.step_outputs import known
-from steps.network import ANYWHERE, NetworkOutputs, put_default_route
+from provisioner.steps.network import ANYWHERE, NetworkOutputs, put_default_route
 
 
 class NatRoute(Step):

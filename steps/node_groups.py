@@ -32,10 +32,10 @@ from provisioner.errors import BadInput
 from provisioner.placement_check import instance_types
 from provisioner.step_outputs import known
 from provisioner.zones import zones_of
-from steps.cluster import ClusterOutputs
-from steps.iam import IamOutputs
-from steps.network import NetworkOutputs
-from steps.security_groups import SecurityGroupOutputs
+from provisioner.steps.cluster import ClusterOutputs
+from provisioner.steps.iam import IamOutputs
+from provisioner.steps.network import NetworkOutputs
+from provisioner.steps.security_groups import SecurityGroupOutputs
 
 AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
 # The cluster's default capacity provider strategy: where a task that names no provider runs.

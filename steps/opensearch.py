@@ -14,9 +14,9 @@ from provisioner.aws.named_kinds import OPENSEARCH_DOMAIN
 from provisioner.aws.propagation import POLICY_PRINCIPAL, until_propagated
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import Recorded, StepOutputs
-from steps.iam import OPENSEARCH_HTTP, IamOutputs
-from steps.network import NetworkOutputs
-from steps.security_groups import SecurityGroupOutputs
+from provisioner.steps.iam import OPENSEARCH_HTTP, IamOutputs
+from provisioner.steps.network import NetworkOutputs
+from provisioner.steps.security_groups import SecurityGroupOutputs
 
 DOMAIN = "visibility"
 TLS_POLICY = "Policy-Min-TLS-1-2-2019-07"

@@ -19,9 +19,9 @@ from provisioner.errors import BadInput
 from provisioner.naming import Naming
 from provisioner.placement_check import TRUNKING_SETTING
 from provisioner.step_outputs import known
-from state.store import RecordedState
-from steps.ecs_services import COUNTS_SETTING
-from steps.iam import IamOutputs
+from provisioner.state.store import RecordedState
+from provisioner.steps.ecs_services import COUNTS_SETTING
+from provisioner.steps.iam import IamOutputs
 
 
 def trunking_principal(state: RecordedState, naming: Naming, account: str) -> str:

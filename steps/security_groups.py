@@ -20,7 +20,7 @@ from provisioner.temporal.roles import (
     METRICS_PORT,
     TEMPORAL_ROLES,
 )
-from steps.network import NetworkOutputs
+from provisioner.steps.network import NetworkOutputs
 
 HTTPS = 443
 

@@ -44,11 +44,11 @@ from provisioner.temporal.server_config import (
     server_environment,
     start_script,
 )
-from steps.dsql import DsqlOutputs
-from steps.iam import IamOutputs
-from steps.metrics_config import MetricsConfigOutputs
-from steps.opensearch import OpenSearchOutputs
-from steps.secret import SecretOutputs
+from provisioner.steps.dsql import DsqlOutputs
+from provisioner.steps.iam import IamOutputs
+from provisioner.steps.metrics_config import MetricsConfigOutputs
+from provisioner.steps.opensearch import OpenSearchOutputs
+from provisioner.steps.secret import SecretOutputs
 
 
 def definition_key(service: str) -> str:

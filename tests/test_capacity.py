@@ -17,7 +17,7 @@ from provisioner.cli import app as cli
 from provisioner.config import GRAVITON_TYPE, load_config
 from provisioner.ecs_layout import NodeRoom
 from provisioner.placement_check import placement_problems, trunking_limits
-from steps.placement import Placement
+from provisioner.steps.placement import Placement
 from tests.conftest import (
     PROJECT,
     REGION,

@@ -15,7 +15,7 @@ from botocore.awsrequest import AWSResponse
 
 from provisioner import operations
 from provisioner.aws.session import is_bookkeeping
-from state import StateLocked, StateStore
+from provisioner.state import StateLocked, StateStore
 from tests.conftest import (
     KEPT_DATA,
     PROJECT,

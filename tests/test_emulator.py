@@ -165,7 +165,7 @@ def ecs_ready_cluster(ec2, user_data: str) -> tuple[str, str, str]:
 
 
 def test_auto_scaling_instances_join_the_cluster_in_their_user_data_and_leave_when_gone(endpoint):
-    from steps.node_groups import user_data
+    from provisioner.steps.node_groups import user_data
 
     ec2 = boto3.client("ec2", region_name=REGION)
     ecs = boto3.client("ecs", region_name=REGION)
@@ -181,7 +181,7 @@ def test_auto_scaling_instances_join_the_cluster_in_their_user_data_and_leave_wh
 
 
 def test_one_off_tasks_stop_with_an_exit_code_a_reason_and_their_log(endpoint, monkeypatch):
-    from steps.node_groups import user_data
+    from provisioner.steps.node_groups import user_data
 
     ec2 = boto3.client("ec2", region_name=REGION)
     ecs = boto3.client("ecs", region_name=REGION)
@@ -206,7 +206,7 @@ def test_one_off_tasks_stop_with_an_exit_code_a_reason_and_their_log(endpoint, m
 
 
 def test_services_run_tasks_found_by_service_on_their_nodes_and_stop_them_on_scale_down(endpoint):
-    from steps.node_groups import user_data
+    from provisioner.steps.node_groups import user_data
 
     ec2 = boto3.client("ec2", region_name=REGION)
     ecs = boto3.client("ecs", region_name=REGION)
@@ -231,7 +231,7 @@ def test_services_run_tasks_found_by_service_on_their_nodes_and_stop_them_on_sca
 
 
 def test_service_tasks_carry_ecs_exec_write_their_log_and_stop_with_a_code_on_scale_in(endpoint):
-    from steps.node_groups import user_data
+    from provisioner.steps.node_groups import user_data
 
     ec2 = boto3.client("ec2", region_name=REGION)
     ecs = boto3.client("ecs", region_name=REGION)

@@ -8,7 +8,7 @@ import pytest
 
 from provisioner import operations
 from provisioner.emulator.patches import NAT_DELAY_SETTING
-from steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
+from provisioner.steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
 from tests.conftest import (
     PROJECT,
     REGION,

@@ -57,6 +57,14 @@ def test_the_wheel_carries_its_data_and_runs_outside_the_repository(endpoint, tm
     located = subprocess.run([python, "-c", "import provisioner; print(provisioner.__file__)"], cwd=elsewhere,
                              env=env, capture_output=True, text=True, check=True)
     assert Path(located.stdout.strip()).is_relative_to(purelib)
+    # One top-level package: steps/ and state/ are installed inside it, never as `steps` and `state`.
+    assert sorted(p.name for p in purelib.iterdir() if (p / "__init__.py").is_file()) == ["provisioner"]
+    inside = subprocess.run([python, "-c", "import provisioner.steps, provisioner.state"], cwd=elsewhere, env=env,
+                            capture_output=True, text=True)
+    assert inside.returncode == 0, inside.stderr
+    for generic in ("steps", "state"):
+        stray = subprocess.run([python, "-c", f"import {generic}"], cwd=elsewhere, env=env, capture_output=True, text=True)
+        assert f"No module named '{generic}'" in stray.stderr
 
     provision = fresh / "bin" / "provision"
     shown = subprocess.run([provision, "--help"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)

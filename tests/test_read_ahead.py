@@ -6,8 +6,8 @@ from rich.console import Console
 
 from provisioner.engine import Engine
 from provisioner.progress import Reporter
-from state import StateStore
-from steps.network import Network
+from provisioner.state import StateStore
+from provisioner.steps.network import Network
 from tests.conftest import PROJECT, REGION, make_config, new_aws
 
 

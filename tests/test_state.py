@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from state import StateError, StateLocked, StateStore
+from provisioner.state import StateError, StateLocked, StateStore
 
 
 def store(tmp_path, project="proj", region="eu-west-1") -> StateStore:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from provisioner import operations
 from provisioner.cli import app as cli
-from state import StateLocked
+from provisioner.state import StateLocked
 from tests.conftest import (
     PROJECT,
     REGION,

@@ -26,7 +26,7 @@ from provisioner.aws.session import Aws
 from provisioner.config import Config
 from provisioner.errors import BadInput, ProvisionError
 from provisioner.naming import Naming
-from steps.ecr import IMAGES, Ecr, EcrOutputs
+from provisioner.steps.ecr import IMAGES, Ecr, EcrOutputs
 
 PLATFORM = "linux/arm64"
 ARCH = "arm64"

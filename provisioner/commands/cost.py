@@ -164,7 +164,7 @@ def _node_groups(config: Config, table: dict, region: str) -> list[Line]:
 
 
 def _network(config: Config, table: dict) -> list[Line]:
-    from steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
+    from provisioner.steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
 
     vpc, link = table["vpc"], table["privatelink"]
     zones = len(config.network.private_subnet_cidrs)  # one private subnet per zone; each endpoint has a leg in each
@@ -273,7 +273,7 @@ def _advanced_parameters(config: Config, region: str) -> list[str]:
     from types import SimpleNamespace
 
     from provisioner.naming import Naming
-    from steps.metrics_config import STANDARD_LIMIT, MetricsConfig
+    from provisioner.steps.metrics_config import STANDARD_LIMIT, MetricsConfig
 
     # A plan before anything exists: every earlier step's output reads as known after apply.
     nothing_recorded = SimpleNamespace(step_records=lambda step: {})

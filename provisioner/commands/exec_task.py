@@ -21,7 +21,7 @@ from provisioner.commands import service_tasks
 from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
-from steps.ecs_services import EXEC_PROGRAM
+from provisioner.steps.ecs_services import EXEC_PROGRAM
 
 AGENT = "ExecuteCommandAgent"
 

@@ -21,13 +21,13 @@ from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
 from provisioner.temporal.roles import TEMPORAL_ROLES
-from steps import autoscaling
-from steps.ecs_services import (
+from provisioner.steps import autoscaling
+from provisioner.steps.ecs_services import (
     COUNTS_SETTING,
     DEPLOYMENT_MAXIMUM_PERCENT,
     ServicesOutputs,
 )
-from steps.placement import trunking_principal
+from provisioner.steps.placement import trunking_principal
 
 # Aurora DSQL's default quota of connections per cluster.
 DSQL_CONNECTION_LIMIT = 10_000

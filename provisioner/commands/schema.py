@@ -32,13 +32,13 @@ from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError, aws_failure, error_code
 from provisioner.step_outputs import NotRecorded, StepOutputs
 from provisioner.temporal import schema_tasks
-from state import RecordedState
-from steps.cluster import ClusterOutputs
-from steps.dsql import DsqlOutputs
-from steps.network import NetworkOutputs
-from steps.opensearch import OpenSearchOutputs
-from steps.security_groups import SecurityGroupOutputs
-from steps.task_definitions import TaskDefinitionOutputs
+from provisioner.state import RecordedState
+from provisioner.steps.cluster import ClusterOutputs
+from provisioner.steps.dsql import DsqlOutputs
+from provisioner.steps.network import NetworkOutputs
+from provisioner.steps.opensearch import OpenSearchOutputs
+from provisioner.steps.security_groups import SecurityGroupOutputs
+from provisioner.steps.task_definitions import TaskDefinitionOutputs
 
 LOG_TAIL = 20
 # Where the schema tasks run: node C, the worker's group, which has room to spare.

@@ -21,8 +21,8 @@ from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import error_code
 from provisioner.step_outputs import known
-from steps.cluster import ClusterOutputs
-from steps.ecs_services import ServicesOutputs
+from provisioner.steps.cluster import ClusterOutputs
+from provisioner.steps.ecs_services import ServicesOutputs
 
 # How many stopped tasks each service shows, newest first.
 STOPPED_SHOWN = 3

@@ -15,9 +15,9 @@ from provisioner.engine import Engine
 from provisioner.errors import BadInput
 from provisioner.step_outputs import NotRecorded
 from provisioner.temporal.schema_tasks import SCHEMA_TASKS, STARTED_BY
-from steps.cluster import ClusterOutputs
-from steps.ecs_services import ServicesOutputs
-from steps.task_definitions import TaskDefinitionOutputs
+from provisioner.steps.cluster import ClusterOutputs
+from provisioner.steps.ecs_services import ServicesOutputs
+from provisioner.steps.task_definitions import TaskDefinitionOutputs
 
 SCHEMA_TARGETS = tuple(f"schema-{task}" for task in SCHEMA_TASKS)
 TARGETS = (*SERVICES, *SCHEMA_TARGETS)

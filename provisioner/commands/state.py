@@ -30,7 +30,7 @@ state_app = typer.Typer(help="The state (a file, or an S3 object a team shares) 
 
 
 def _s3(store):
-    from state.s3 import S3StateStore
+    from provisioner.state.s3 import S3StateStore
 
     if not isinstance(store, S3StateStore):
         raise fail(f"{store.where} is a local file, which keeps no history: history and restore need an S3 state "
@@ -111,7 +111,7 @@ def push(
 ) -> None:
     """Make a state file the state (in S3, or the file): only one of this project, region, account and lineage."""
     from provisioner import operations as ops
-    from state.store import MAX_STATE_BYTES, read_regular_file
+    from provisioner.state.store import MAX_STATE_BYTES, read_regular_file
 
     with handled():
         try:

@@ -10,12 +10,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def module_imports() -> dict[str, set[str]]:
-    """Each module of provisioner/, steps/ and state/ -> the modules of those it imports at its top level."""
-    files = [*(ROOT / "provisioner").rglob("*.py"), *(ROOT / "steps").glob("*.py"), *(ROOT / "state").glob("*.py")]
+    """Each module of provisioner/, steps/ and state/ -> the modules of those it imports at its top level.
+
+    steps/ and state/ are installed as provisioner.steps and provisioner.state (pyproject.toml), so they
+    are named so here."""
     names = {}
-    for path in files:
+    for path in (ROOT / "provisioner").rglob("*.py"):
         parts = path.relative_to(ROOT).with_suffix("").parts
         names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    for folder in ("steps", "state"):
+        for path in (ROOT / folder).glob("*.py"):
+            parts = ("provisioner", folder) + (() if path.stem == "__init__" else (path.stem,))
+            names[".".join(parts)] = path
     graph: dict[str, set[str]] = {}
     for name, path in names.items():
         imported: set[str] = set()
@@ -33,6 +39,20 @@ def test_every_module_imports():
     for module in sorted(module_imports()):
         if not module.endswith("__main__"):  # runs the CLI
             importlib.import_module(module)
+
+
+def test_nothing_imports_steps_or_state_as_top_level_packages():
+    """Run from the repository, `import steps` would load a second copy of each module beside
+    provisioner.steps (two step registries, two kinds tables): only the installed names are used."""
+    stray = []
+    for path in [*ROOT.glob("*/**/*.py"), *ROOT.glob("*.py")]:
+        if ".venv" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            stray += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("steps", "state")]
+    assert stray == []
 
 
 def test_no_module_imports_one_that_imports_it_back():

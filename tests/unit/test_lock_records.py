@@ -11,8 +11,8 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from state import StateError, StateInvalid, StateLocked
-from state.lock import TIME_FORMAT, LockHolder, ProjectLock
+from provisioner.state import StateError, StateInvalid, StateLocked
+from provisioner.state.lock import TIME_FORMAT, LockHolder, ProjectLock
 
 HOUR = 3600
 SUBJECT = "project ptest in eu-west-1"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from state import RecordedState, StateInvalid
-from state.store import SCHEMA_VERSION, empty_document
+from provisioner.state import RecordedState, StateInvalid
+from provisioner.state.store import SCHEMA_VERSION, empty_document
 
 PROJECT, REGION, ACCOUNT = "proj", "eu-west-1", "123456789012"
 RECOVERY = "Restore it from the backup."

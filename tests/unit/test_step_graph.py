@@ -10,7 +10,7 @@ from rich.console import Console
 from provisioner.engine import Engine, Step, StepContext
 from provisioner.errors import ProvisionError
 from provisioner.progress import Reporter
-from state import StateStore
+from provisioner.state import StateStore
 from tests.conftest import PROJECT, REGION, make_config, new_aws
 
 

@@ -13,11 +13,11 @@ import pytest
 from provisioner.engine import StepContext
 from provisioner.errors import ProvisionError
 from provisioner.step_outputs import KNOWN_AFTER_APPLY, NotRecorded, known
-from state import StateStore
-from steps import pipeline
-from steps.ecs_services import ServicesOutputs
-from steps.network import NetworkOutputs
-from steps.task_definitions import TaskDefinitionOutputs, definition_key
+from provisioner.state import StateStore
+from provisioner.steps import pipeline
+from provisioner.steps.ecs_services import ServicesOutputs
+from provisioner.steps.network import NetworkOutputs
+from provisioner.steps.task_definitions import TaskDefinitionOutputs, definition_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
