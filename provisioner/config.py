@@ -24,11 +24,11 @@ from pydantic import (
     model_validator,
 )
 
+from provisioner.state.location import is_s3_url, parse_s3_url
+from provisioner.state.store import StateInvalid, read_regular_file
 from provisioner.temporal import versions
 from provisioner.temporal.versions import DEFAULT as DEFAULT_VERSION
 from provisioner.temporal.versions import tag_version
-from provisioner.state.location import is_s3_url, parse_s3_url
-from provisioner.state.store import StateInvalid, read_regular_file
 
 # Lower-case letters, digits and hyphens, starting with a letter: the common
 # subset accepted by every AWS name this project derives from it (ECS cluster,
@@ -119,7 +119,7 @@ class NetworkConfig(Strict):
         keyed = [("private_subnet_cidrs", c) for c in self.private_subnet_cidrs]
         keyed.append(("public_subnet_cidr", self.public_subnet_cidr))
         subnets = [ipaddress.ip_network(c) for _, c in keyed]
-        for (key, _), subnet in zip(keyed, subnets):
+        for (key, _), subnet in zip(keyed, subnets, strict=True):
             if not subnet.subnet_of(vpc):
                 raise ValueError(f"{key}: subnet {subnet} lies outside vpc_cidr {vpc}; pick a range inside it")
             if subnet.prefixlen > 28:

@@ -22,8 +22,8 @@ from provisioner.config import Config
 from provisioner.errors import BadInput, ProvisionError, aws_failure
 from provisioner.naming import Naming
 from provisioner.progress import Reporter
-from provisioner.step_outputs import KNOWN_AFTER_APPLY, StepOutputs
 from provisioner.state import RecordedState
+from provisioner.step_outputs import KNOWN_AFTER_APPLY, StepOutputs
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 from provisioner.config import Config
 from provisioner.errors import BadInput
-from provisioner.step_outputs import known
 from provisioner.state import RecordedState
+from provisioner.step_outputs import known
 from provisioner.steps.dsql import DsqlOutputs
 from provisioner.steps.network import NetworkOutputs
 from provisioner.steps.opensearch import OpenSearchOutputs
@@ -97,8 +97,9 @@ def moved_subnets(config: Config, state: RecordedState) -> list[str]:
     cidrs = config.network.private_subnet_cidrs
     if not built or not zones:
         return []
+    # A config with fewer ranges than zones is refused by its own validation; here only pairs matter.
     moved = [f"{cidr} was built in {built[cidr]}, now paired with {zone}"
-             for zone, cidr in zip(zones, cidrs) if cidr in built and built[cidr] != zone]
+             for zone, cidr in zip(zones, cidrs, strict=False) if cidr in built and built[cidr] != zone]
     if not moved:
         return []
     where = "network.availability_zones" if configured else "the zones recorded in the state (settings.availability_zones)"

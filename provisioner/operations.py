@@ -14,10 +14,10 @@ from provisioner.config import Config
 from provisioner.engine import Engine, RunResult
 from provisioner.naming import MANAGED_BY, TAG_MANAGED_BY, TAG_PROJECT, Naming
 from provisioner.progress import Reporter
-from provisioner.temporal.schema_tasks import SCHEMA_SETTING
 from provisioner.state import RecordedState, StateInvalid, StateStore
 from provisioner.steps import pipeline
 from provisioner.steps.ecs_services import COUNTS_SETTING
+from provisioner.temporal.schema_tasks import SCHEMA_SETTING
 
 STATE_DIR = Path(".provision")
 # Commands that change the stack or its state hold the project lock; plan, status, outputs, tunnel and
@@ -80,10 +80,9 @@ def open_engine(
 ) -> Iterator[Engine]:
     """The engine over the whole pipeline (or only `steps`), with the state opened for `operation`."""
     console = console or Console(stderr=True)
-    with opened_state(config, aws, state_path, operation, console) as store:
-        with Reporter(console, quiet=quiet) as reporter:
-            yield Engine(steps or pipeline(), config, aws, store, reporter, delete_data=delete_data,
-                         unchangeable=immutable.check)
+    with opened_state(config, aws, state_path, operation, console) as store, Reporter(console, quiet=quiet) as reporter:
+        yield Engine(steps or pipeline(), config, aws, store, reporter, delete_data=delete_data,
+                     unchangeable=immutable.check)
 
 
 def up(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> RunResult:

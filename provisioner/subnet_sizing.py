@@ -45,9 +45,9 @@ class AddressNeed:
 
 def address_need(config: Config) -> AddressNeed:
     from provisioner.ecs_layout import SERVICES
-    from provisioner.temporal.schema_tasks import SCHEMA_TASKS
     from provisioner.steps.ecs_services import DEPLOYMENT_MAXIMUM_PERCENT
     from provisioner.steps.endpoints import ECS_SERVICES, INTERFACE_SERVICES
+    from provisioner.temporal.schema_tasks import SCHEMA_TASKS
 
     endpoints = (len(INTERFACE_SERVICES) + (len(ECS_SERVICES) if config.endpoints.ecs_endpoints else 0)
                  + (1 if config.dsql.private_link else 0))

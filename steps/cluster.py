@@ -20,8 +20,8 @@ from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.aws.waiter import wait_for
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import StepOutputs, known, recorded_as
-from provisioner.temporal import schema_tasks
 from provisioner.steps.logs import LogsOutputs
+from provisioner.temporal import schema_tasks
 
 NAMESPACE_KEY = "namespace"
 CLUSTER_KEY = "cluster"

@@ -101,7 +101,7 @@ class Ecr(Step):
     def destroy(self, ctx: StepContext) -> None:
         ecr = ctx.aws.client("ecr")
         found = {r["repositoryName"]: r for r in ECR_REPOSITORY.find(ctx.aws, ctx.naming)}
-        for key, record in ctx.state.step_records(self.name).items():
+        for record in ctx.state.step_records(self.name).values():
             live = ECR_REPOSITORY.get(ctx.aws, record["id"])
             if live is not None:
                 found.setdefault(live["repositoryName"], live)

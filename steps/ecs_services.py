@@ -17,15 +17,15 @@ from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.ecs_layout import NODE_GROUP, SERVICE_CONNECT, SERVICES
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import Recorded, StepOutputs, known
+from provisioner.steps.cluster import ClusterOutputs
+from provisioner.steps.network import NetworkOutputs
+from provisioner.steps.security_groups import SecurityGroupOutputs
+from provisioner.steps.task_definitions import TaskDefinitionOutputs
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
     GRPC_PORT,
     PER_REQUEST_TIMEOUT_SECONDS,
 )
-from provisioner.steps.cluster import ClusterOutputs
-from provisioner.steps.network import NetworkOutputs
-from provisioner.steps.security_groups import SecurityGroupOutputs
-from provisioner.steps.task_definitions import TaskDefinitionOutputs
 
 COUNTS_SETTING = "service_counts"
 # What ECS Exec runs in a service's container: a shell, except in the collector, whose image is FROM scratch

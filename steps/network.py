@@ -102,7 +102,7 @@ class Network(Step):
         if vpc:
             _refuse_replacement(vpc["CidrBlock"], net.vpc_cidr, "network.vpc_cidr", "the VPC")
 
-        subnets = [(private_subnet_key(z), z, c, "private") for z, c in zip(zones, net.private_subnet_cidrs)]
+        subnets = [(private_subnet_key(z), z, c, "private") for z, c in zip(zones, net.private_subnet_cidrs, strict=True)]
         subnets.append((PUBLIC_SUBNET, zones[0], net.public_subnet_cidr, "public"))
         subnet_ids: dict[str, str | None] = {}
 

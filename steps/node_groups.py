@@ -31,11 +31,11 @@ from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput
 from provisioner.placement_check import instance_types
 from provisioner.step_outputs import known
-from provisioner.zones import zones_of
 from provisioner.steps.cluster import ClusterOutputs
 from provisioner.steps.iam import IamOutputs
 from provisioner.steps.network import NetworkOutputs
 from provisioner.steps.security_groups import SecurityGroupOutputs
+from provisioner.zones import zones_of
 
 AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
 # The cluster's default capacity provider strategy: where a task that names no provider runs.

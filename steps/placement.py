@@ -18,8 +18,8 @@ from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput
 from provisioner.naming import Naming
 from provisioner.placement_check import TRUNKING_SETTING
-from provisioner.step_outputs import known
 from provisioner.state.store import RecordedState
+from provisioner.step_outputs import known
 from provisioner.steps.ecs_services import COUNTS_SETTING
 from provisioner.steps.iam import IamOutputs
 

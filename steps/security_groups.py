@@ -14,13 +14,13 @@ from provisioner.aws.kinds import SECURITY_GROUP, ingress_rules
 from provisioner.ecs_layout import GRAFANA_PORT, UI_PORT
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import Recorded, StepOutputs
+from provisioner.steps.network import NetworkOutputs
 from provisioner.temporal.roles import (
     GRPC_PORT,
     MEMBERSHIP_PORT,
     METRICS_PORT,
     TEMPORAL_ROLES,
 )
-from provisioner.steps.network import NetworkOutputs
 
 HTTPS = 443
 
@@ -171,7 +171,7 @@ class SecurityGroups(Step):
                 ),
             )
 
-        groups = dict(zip(GROUPS, ctx.each(GROUPS, group_of)))
+        groups = dict(zip(GROUPS, ctx.each(GROUPS, group_of), strict=True))
         ids = {name: g["GroupId"] for name, g in groups.items() if g}
         every_group = tuple(ctx.state.ids_of_kind(SECURITY_GROUP.kind))
 

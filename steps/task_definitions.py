@@ -29,6 +29,11 @@ from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput, ProvisionError
 from provisioner.metrics import collector, dashboards, grafana
 from provisioner.step_outputs import Recorded, StepOutputs, known
+from provisioner.steps.dsql import DsqlOutputs
+from provisioner.steps.iam import IamOutputs
+from provisioner.steps.metrics_config import MetricsConfigOutputs
+from provisioner.steps.opensearch import OpenSearchOutputs
+from provisioner.steps.secret import SecretOutputs
 from provisioner.temporal import schema_tasks, versions
 from provisioner.temporal.roles import (
     DISCOVERY_NAME,
@@ -44,11 +49,6 @@ from provisioner.temporal.server_config import (
     server_environment,
     start_script,
 )
-from provisioner.steps.dsql import DsqlOutputs
-from provisioner.steps.iam import IamOutputs
-from provisioner.steps.metrics_config import MetricsConfigOutputs
-from provisioner.steps.opensearch import OpenSearchOutputs
-from provisioner.steps.secret import SecretOutputs
 
 
 def definition_key(service: str) -> str:

@@ -182,7 +182,7 @@ def differs(current: Any, desired: Any) -> bool:
         return not isinstance(current, dict) or any(differs(current.get(k), v) for k, v in desired.items())
     if isinstance(desired, list):
         return not isinstance(current, list) or len(current) != len(desired) or any(
-            differs(c, d) for c, d in zip(current, desired)
+            differs(c, d) for c, d in zip(current, desired, strict=True)
         )
     return current != desired
 
@@ -220,7 +220,7 @@ def owned(ctx, kind: Kind) -> dict[str, tuple[str, dict]]:
     found: dict[str, tuple[str, dict]] = {}
     records = [(key, record) for key, record in ctx.state.step_records(ctx.step).items() if record.get("kind") == kind.kind]
     described = side_by_side(records, lambda entry: live(ctx, kind, entry[1]["id"]))
-    for (key, record), item in zip(records, described):
+    for (key, record), item in zip(records, described, strict=True):
         if item is None or not _belongs(ctx, kind, item, key):
             # Gone, or another region's account-wide resource (never deleted from here): not this stack's.
             ctx.state.forget(ctx.step, key)

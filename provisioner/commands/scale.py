@@ -20,7 +20,6 @@ from provisioner.config import Config
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
-from provisioner.temporal.roles import TEMPORAL_ROLES
 from provisioner.steps import autoscaling
 from provisioner.steps.ecs_services import (
     COUNTS_SETTING,
@@ -28,6 +27,7 @@ from provisioner.steps.ecs_services import (
     ServicesOutputs,
 )
 from provisioner.steps.placement import trunking_principal
+from provisioner.temporal.roles import TEMPORAL_ROLES
 
 # Aurora DSQL's default quota of connections per cluster.
 DSQL_CONNECTION_LIMIT = 10_000

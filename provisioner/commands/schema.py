@@ -30,15 +30,15 @@ from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError, aws_failure, error_code
-from provisioner.step_outputs import NotRecorded, StepOutputs
-from provisioner.temporal import schema_tasks
 from provisioner.state import RecordedState
+from provisioner.step_outputs import NotRecorded, StepOutputs
 from provisioner.steps.cluster import ClusterOutputs
 from provisioner.steps.dsql import DsqlOutputs
 from provisioner.steps.network import NetworkOutputs
 from provisioner.steps.opensearch import OpenSearchOutputs
 from provisioner.steps.security_groups import SecurityGroupOutputs
 from provisioner.steps.task_definitions import TaskDefinitionOutputs
+from provisioner.temporal import schema_tasks
 
 LOG_TAIL = 20
 # Where the schema tasks run: node C, the worker's group, which has room to spare.

@@ -14,10 +14,10 @@ from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
 from provisioner.errors import BadInput
 from provisioner.step_outputs import NotRecorded
-from provisioner.temporal.schema_tasks import SCHEMA_TASKS, STARTED_BY
 from provisioner.steps.cluster import ClusterOutputs
 from provisioner.steps.ecs_services import ServicesOutputs
 from provisioner.steps.task_definitions import TaskDefinitionOutputs
+from provisioner.temporal.schema_tasks import SCHEMA_TASKS, STARTED_BY
 
 SCHEMA_TARGETS = tuple(f"schema-{task}" for task in SCHEMA_TASKS)
 TARGETS = (*SERVICES, *SCHEMA_TARGETS)

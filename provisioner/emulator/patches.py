@@ -709,10 +709,7 @@ def ecs_account_setting_defaults() -> None:
     def list_account_settings(self):
         name, value, principal = self._get_param("name"), self._get_param("value"), principal_of(self)
         defaults = {s.name: s.value for s in self.ecs_backend.list_account_settings()}
-        if principal.endswith(":root"):
-            own = defaults
-        else:
-            own = own_settings(self).get(principal, {})
+        own = defaults if principal.endswith(":root") else own_settings(self).get(principal, {})
         settings = dict(own)
         if self._get_param("effectiveSettings"):
             for unset, default in (ECS_ACCOUNT_SETTING_DEFAULTS | defaults).items():

@@ -7,6 +7,7 @@ settings this stack needs are set here, in one place.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -114,11 +115,11 @@ def start(state_dir: Path, port: int = DEFAULT_PORT, timeout: float = 30) -> dic
     except FileExistsError:
         raise BadInput(f"{state_dir} is a file, but the emulator keeps its record and log in a directory of that "
                        "name: move the file away.") from None
-    log = open(state_dir / "emulator.log", "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", EMULATOR_MODULE, "--host", HOST, "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
+    with open(state_dir / "emulator.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", EMULATOR_MODULE, "--host", HOST, "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
     info = {"pid": process.pid, "port": port, "endpoint": endpoint(port)}
 
     def ready():
@@ -144,17 +145,13 @@ def stop(state_dir: Path) -> bool:
 
 def _terminate(pid: int, port: int) -> None:
     def gone() -> bool | None:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reaped if this process started it: a zombie still looks alive
-        except ChildProcessError:
-            pass
         return True if not _is_our_emulator(pid, port) and not _port_taken(port) else None
 
     for stop_signal in (signal.SIGTERM, signal.SIGKILL):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, stop_signal)
-        except ProcessLookupError:
-            pass
         try:
             wait_for(f"the emulator (pid {pid}) to exit", gone, timeout=STOP_SECONDS, backoff=LOCAL_BACKOFF)
             return
