@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.converge import converge, destroy_kind
 from provisioner.aws.named_kinds import LOG_GROUP
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import StepOutputs, recorded_as
@@ -38,27 +38,9 @@ class Logs(Step):
         return [(LOG_GROUP, log_key(s), ctx.naming.log_group(s)) for s in LOGGED]
 
     def apply(self, ctx: StepContext) -> None:
-        logs = ctx.aws.client("logs")
-        retention = ctx.config.logs.retention_days
-
-        def log_group_of(service: str) -> None:
-            key = log_key(service)
-            group_name = ctx.naming.log_group(service)
-
-            def create(group_name=group_name, key=key) -> dict:
-                logs.create_log_group(logGroupName=group_name, tags=ctx.naming.tags(self.name, key))
-                return LOG_GROUP.get(ctx.aws, group_name)
-
-            group = ensure(ctx, LOG_GROUP, key, create, detail=group_name, name=group_name)
-            if group is None or group.get("retentionInDays") != retention:
-                ctx.change(
-                    "update", LOG_GROUP.noun, key, f"retention {retention} days",
-                    act=lambda group_name=group_name: logs.put_retention_policy(
-                        logGroupName=group_name, retentionInDays=retention
-                    ),
-                )
-
-        ctx.each(LOGGED, log_group_of)
+        retention = {"retentionInDays": ctx.config.logs.retention_days}
+        ctx.each(LOGGED, lambda service: converge(
+            ctx, LOG_GROUP, log_key(service), name=ctx.naming.log_group(service), spec=retention))
 
     def destroy(self, ctx: StepContext) -> None:
         destroy_kind(ctx, LOG_GROUP)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.converge import converge, destroy_kind
 from provisioner.aws.named_kinds import AMP_WORKSPACE
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import StepOutputs, recorded_as
@@ -27,18 +27,8 @@ class Prometheus(Step):
     kinds = (AMP_WORKSPACE,)
 
     def apply(self, ctx: StepContext) -> None:
-        alias = ctx.naming.name(WORKSPACE)
-        amp = ctx.aws.client("amp")
-        # Not awaited: the workspace turns ACTIVE within a minute, long before a collector writes to it.
-        ensure(
-            ctx, AMP_WORKSPACE, WORKSPACE,
-            lambda: AMP_WORKSPACE.get(ctx.aws, amp.create_workspace(
-                alias=alias, clientToken=ctx.naming.client_token(WORKSPACE),
-                tags=ctx.naming.tags(self.name, WORKSPACE),
-            )["workspaceId"]),
-            name=alias,
-            attributes_of=lambda ws: {"arn": ws["arn"], "endpoint": ws["prometheusEndpoint"]},
-        )
+        converge(ctx, AMP_WORKSPACE, WORKSPACE, name=ctx.naming.name(WORKSPACE),
+                 attributes_of=lambda ws: {"arn": ws["arn"], "endpoint": ws["prometheusEndpoint"]})
 
     def destroy(self, ctx: StepContext) -> None:
         destroy_kind(ctx, AMP_WORKSPACE)

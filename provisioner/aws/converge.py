@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, TypeVar
 
-from provisioner.aws.kinds import KINDS, Kind
+from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle
 from provisioner.aws.named_kinds import tag_dict
 from provisioner.aws.session import side_by_side
 from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
@@ -101,6 +101,47 @@ def ensure(
         derived = attributes_of(item) if attributes_of else {}
         ctx.record(key, kind.id_of(item), kind=kind.kind, **attributes, **derived)
     return item
+
+
+def converge(
+    ctx,
+    kind: Lifecycle,
+    key: str,
+    spec: dict[str, Any] | None = None,
+    name: str | None = None,
+    detail: str = "",
+    attributes_of: Callable[[dict], dict] | None = None,
+    **attributes: Any,
+) -> dict | None:
+    """The resource `key`, as described: found (state ID, then tags or `name`) or created by its kind with the
+    step's tags and an idempotency token, its tags restored, and the fields of `spec` that differ from the
+    live ones updated in place by the kind (one "update" change naming them). What a step declares:
+
+        converge(ctx, LOG_GROUP, "log-history", name="/provision/demo/history", spec={"retentionInDays": 30})
+
+    Returns the live item (None in a plan, for what does not exist yet).
+    """
+    if kind.create is None:
+        raise TypeError(f"{kind.noun}: converge() needs a kind with create")
+    desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {})
+    item = ensure(ctx, kind, key, lambda: kind.create(ctx.aws, desired), detail=detail or name or "", name=name,
+                  attributes_of=attributes_of, **attributes)
+    if item is None or not desired.spec:
+        return item
+    differing = changes(kind.settings(item) if kind.settings else {}, desired.spec)
+    if differing:
+        if kind.update is None:
+            raise ProvisionError(
+                f"The {kind.noun} {kind.id_of(item)} has {', '.join(differing)} other than the config asks, and AWS "
+                "cannot change that in place: put the config back, or delete the resource and run `provision up`.")
+        ctx.change("update", kind.noun, key, ", ".join(differing), act=lambda: kind.update(ctx.aws, item, differing))
+    return item
+
+
+def changes(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The desired fields whose live value differs ({field: desired value}): the one diff every kind's update
+    is given. Fields AWS adds and the tool does not set are no concern of it (differs)."""
+    return {field: value for field, value in desired.items() if differs(current.get(field), value)}
 
 
 def tag_drift(desired: dict[str, str], current: dict[str, str]) -> dict[str, str]:

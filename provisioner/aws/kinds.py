@@ -6,7 +6,7 @@ like a deleted resource.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -38,6 +38,29 @@ class Kind(Protocol):
         """Set these tags on the resource (adding or overwriting them; other tags are left as they are)."""
 
     def delete(self, aws: Aws, resource_id: str) -> None: ...
+
+
+class Lifecycle(Kind, Protocol):
+    """A kind that also creates and updates its resources: what converge() needs (named_kinds.NamedKind)."""
+
+    create: Callable[[Aws, Desired], dict] | None
+    settings: Callable[[dict], dict] | None
+    update: Callable[[Aws, dict, dict], None] | None
+
+
+@dataclass(frozen=True)
+class Desired:
+    """One resource as a step wants it, which its kind's `create` makes and converge() keeps so.
+
+    `spec` holds the settings the tool owns, in the shape the kind's `settings` reads them from AWS: those
+    that differ are what `update` is given. `name` is None for kinds AWS names itself (by a generated ID).
+    """
+
+    key: str
+    name: str | None
+    tags: dict[str, str]
+    client_token: str
+    spec: dict[str, Any]
 
 
 KINDS: dict[str, Kind] = {}

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
-from provisioner.aws.kinds import register
+from provisioner.aws.kinds import Desired, register
 from provisioner.aws.session import Aws, side_by_side
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
@@ -80,6 +80,13 @@ class NamedKind:
     # Account-wide (IAM): the same project's stacks in other regions see it too, so a stack owns only
     # those tagged with its own region (Naming.global_tags), never adopting or deleting another's.
     global_scope: bool = False
+    # The lifecycle converge() drives (provisioner/aws/converge.py): `create` makes the resource from a
+    # Desired (name, tags, idempotency token, spec) and returns its live item; `settings` reads the live
+    # item's fields in the spec's shape; `update` applies the fields that differ ({field: desired value}).
+    # A kind without `update` has no field the tool changes in place.
+    create: Callable[[Aws, Desired], dict] | None = None
+    settings: Callable[[dict], dict] | None = None
+    update: Callable[[Aws, dict, dict], None] | None = None
 
     def belongs(self, naming: Naming, item: dict) -> bool:
         """Whether this region's stack of the project owns the item (always, for a regional kind)."""
@@ -288,6 +295,19 @@ def _log_groups_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
     return {g["logGroupName"]: g for page in pages for g in page["logGroups"] if g["logGroupName"] in wanted}
 
 
+def _create_log_group(aws: Aws, desired: Desired) -> dict:
+    # CreateLogGroup takes no retention: it is set at once, so no log line outlives the configured days.
+    logs = aws.client("logs")
+    logs.create_log_group(logGroupName=desired.name, tags=desired.tags)
+    if "retentionInDays" in desired.spec:
+        logs.put_retention_policy(logGroupName=desired.name, retentionInDays=desired.spec["retentionInDays"])
+    return _get_log_group(aws, desired.name)
+
+
+def _update_log_group(aws: Aws, group: dict, changed: dict) -> None:
+    aws.client("logs").put_retention_policy(logGroupName=group["logGroupName"], retentionInDays=changed["retentionInDays"])
+
+
 LOG_GROUP = register(NamedKind(
     "log-group", "log group", _get_log_group, "logGroupName",
     lambda aws, name: aws.client("logs").delete_log_group(logGroupName=name),
@@ -296,6 +316,9 @@ LOG_GROUP = register(NamedKind(
     tag=lambda aws, group, tags: aws.client("logs").tag_resource(
         resourceArn=group["arn"].removesuffix(":*"), tags=tags),
     tag_arn=lambda naming, account, name: naming.arn("logs", account, f"log-group:{name}"),
+    create=_create_log_group,
+    settings=lambda group: {"retentionInDays": group.get("retentionInDays")},
+    update=_update_log_group,
 ))
 
 
@@ -615,6 +638,9 @@ AMP_WORKSPACE = register(NamedKind(
     not_found=("ResourceNotFoundException",),
     service="amp",
     tag=lambda aws, workspace, tags: aws.client("amp").tag_resource(resourceArn=workspace["arn"], tags=tags),
+    # Found again by its alias (the desired name); not awaited: ACTIVE within a minute, before a collector writes.
+    create=lambda aws, desired: _get_workspace(aws, aws.client("amp").create_workspace(
+        alias=desired.name, clientToken=desired.client_token, tags=desired.tags)["workspaceId"]),
 ))
 
 

@@ -2,7 +2,7 @@
 holds, ignoring what AWS adds."""
 from __future__ import annotations
 
-from provisioner.aws.converge import differs
+from provisioner.aws.converge import changes, differs
 
 LIVE = {"Name": "temporal", "Settings": {"Size": 3, "Mode": "on"}, "Ports": [7233, 7234],
         "Arn": "arn:aws:x:eu-west-1:123456789012:thing/temporal", "CreatedAt": "2026-01-01"}
@@ -34,3 +34,11 @@ def test_another_type_is_a_difference():
     assert differs({"Settings": "on"}, {"Settings": {"Mode": "on"}})
     assert differs({"Ports": "7233"}, {"Ports": ["7233"]})
     assert differs({"Size": "3"}, {"Size": 3})
+
+
+def test_changes_names_only_the_fields_that_differ_with_their_desired_values():
+    assert changes(LIVE, {"Name": "temporal", "Settings": {"Size": 4}, "Ports": [7233, 7234]}) == {"Settings": {"Size": 4}}
+
+
+def test_no_changes_when_every_desired_field_matches():
+    assert changes(LIVE, {"Name": "temporal", "Settings": {"Mode": "on"}}) == {}
