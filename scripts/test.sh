@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything and run the test suite against the embedded emulator, then list the 15 slowest tests.
+# Install everything, lint, and run the test suite against the embedded emulator, then list the 15 slowest tests.
 #   scripts/test.sh              every test (what CI runs)
 #   scripts/test.sh --quick      the fast layer, marked quick: tests/unit (no emulator) and one up/destroy
 #                                (tests/test_smoke.py), in under a minute
@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
+# The guards first, in a second: lint findings fail the run before the tests start (pyproject.toml [tool.ruff]).
+.venv/bin/ruff check provisioner steps state
 workers="${PROVISION_TEST_WORKERS:-4}"
 if [ "${1:-}" = "--quick" ]; then
   # The tests marked quick live in these two places; collecting only them saves the rest's import.
