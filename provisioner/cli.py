@@ -588,7 +588,7 @@ def emulator_start(port: EmulatorPort = 4566, region: EmulatorRegion = "eu-west-
         import moto  # noqa: F401  (the emulator extra)
     except ImportError:
         raise fail("the emulator is an extra this installation lacks; install it with: "
-                   "pip install 'provision\\[emulator]'", EXIT_BAD_INPUT) from None
+                   "pip install 'provision[emulator]'", EXIT_BAD_INPUT) from None
     from provisioner.aws.session import check_region
     from provisioner.emulator import server as emulator
     from provisioner.operations import STATE_DIR

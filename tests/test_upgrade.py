@@ -156,7 +156,7 @@ def test_a_failing_schema_task_stops_the_upgrade_and_leaves_every_service_on_its
     result, sent = upgrade_to(stack, "1.29.2-broken", monkeypatch)
     assert result.exit_code == 1, result.output
     assert "schema task dsql failed (exit code 1" in result.output
-    assert "PROVISION_EMULATOR_FAILING_TASKS names it" in result.output or "failed:" in result.output
+    assert "[emulator] failed: PROVISION_EMULATOR_FAILING_TASKS names it" in result.output  # the end of its log
     assert "No server was changed" in result.output and "Traceback" not in result.output
     assert sent.of("ecs.UpdateService") == []
     assert {role: s["taskDefinition"] for role, s in services().items()} == before
@@ -169,8 +169,8 @@ def test_a_failed_deployment_stops_the_roll_and_a_rerun_resumes_without_redoing_
     assert "upgrade stopped at matching" in result.output
     assert "ECS deployment circuit breaker: tasks failed to start" in result.output
     assert "Essential container in task exited" in result.output  # the stopped tasks' stoppedReason
-    assert "failed: PROVISION_EMULATOR_FAILING_DEPLOYMENTS names it" in result.output  # their log
-    assert "worker stay on the old image" in result.output
+    assert "[emulator] failed: PROVISION_EMULATOR_FAILING_DEPLOYMENTS names it" in result.output  # their log
+    assert "the roles after it (worker) keep the old one" in result.output
     assert updated_roles(sent) == ["frontend", "history", "matching"]
     new = images("1.29.3-flaky")[0]
     # matching was rolled back by the circuit breaker; worker was never touched.

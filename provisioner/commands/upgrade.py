@@ -195,10 +195,10 @@ def _wait(engine: Engine, cluster: str, role: str, name: str, arn: str, timeout:
                                  since)
     except ProvisionError as exc:
         later = ROLL_ORDER[ROLL_ORDER.index(role) + 1:]
-        rest = f" {', '.join(later)} stay on the old image;" if later else ""
+        rest = f" the roles after it ({', '.join(later)}) keep the old one;" if later else ""
         raise UpgradeFailed(
-            f"upgrade stopped at {role}: {exc}\nThe roles before it run the new image;{rest} running side by side is "
-            "supported for consecutive releases. Fix the cause, then run 'provision upgrade' again: it resumes at "
+            f"upgrade stopped at {role}: {exc}\nThe roles before it run the new image;{rest} consecutive releases run "
+            "side by side. Fix the cause, then run 'provision upgrade' again: it resumes at "
             f"{role}.") from None
 
 
