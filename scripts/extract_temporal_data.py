@@ -65,7 +65,9 @@ this script's repository) with:
     ``NewDimensionlessHistogramDef``; defs.go) or of a direct handler call with a literal
     name (``handler.Counter("dsql_tx_conflict_total")``, ``.Gauge``, ``.Timer``,
     ``.Histogram``: the fork's DSQL plugin names its metrics so).  ``kind`` is the Go
-    definition's (counter, gauge, timer, histogram); ``prometheus`` is the type the
+    definition's (counter, gauge, timer, histogram); ``recorded`` is false for a definition
+    whose Go variable appears nowhere else in the tree (defined, never recorded: 1.31's
+    ``empty_completion_commands``); ``prometheus`` is the type the
     Prometheus reporter exposes: timers and both histograms are Prometheus histograms
     (``_bucket``, ``_sum``, ``_count``) with ``timerType: histogram``, which is what the
     dev server and the rendered server config use.
@@ -1319,6 +1321,10 @@ _PROMETHEUS_TYPES = {"counter": "counter", "gauge": "gauge", "timer": "histogram
 _DEFINITION_RE = re.compile(
     r"\b(" + "|".join(_METRIC_KINDS) + r")\(\s*(\"[^\"\n]*\"|[A-Za-z_][\w.]*)"
 )
+_VARIABLE_RE = re.compile(
+    r"^\s*([A-Z]\w*)\s*=\s*(?:" + "|".join(_METRIC_KINDS) + r")\(\s*(\"[^\"\n]*\"|[A-Za-z_][\w.]*)", re.MULTILINE
+)
+_EXPORTED_WORD_RE = re.compile(r"\b[A-Z]\w*\b")
 _HANDLER_CALL_RE = re.compile(r"\.(Counter|Gauge|Timer|Histogram)\(\s*\"([a-z][a-z0-9_]*)\"")
 # Tag{Key: k, ...} from 1.30; &tagImpl{key: k, ...} before; StringTag(k, v) in both.
 _TAG_KEY_RE = re.compile(
@@ -1338,11 +1344,18 @@ def metrics(tree: Tree, module: str) -> dict:
         return consts.get(argument.rsplit(".", 1)[-1] if argument.startswith("metrics.") else argument)
 
     found: dict[str, set[str]] = {}
+    variables: dict[str, str] = {}  # metric name -> the Go variable it is defined as
+    words: Counter = Counter()
     label_keys: set[str] = set()
     notes: list[str] = []
     for path in tree.go_files():
         src = tree.read(path)
+        words.update(_EXPORTED_WORD_RE.findall(src))
         in_metrics = path.rsplit("/", 1)[0] == metrics_dir
+        for m in _VARIABLE_RE.finditer(src):
+            name = resolve(m.group(2))
+            if name is not None:
+                variables[name] = m.group(1)
         for m in _DEFINITION_RE.finditer(src):
             if src[max(0, m.start() - 5) : m.start()].endswith("func "):
                 continue  # the constructor's own declaration
@@ -1363,7 +1376,8 @@ def metrics(tree: Tree, module: str) -> dict:
             notes.append(f"metric {name!r} defined as {', '.join(sorted(kinds))}")
     operations = {m.group(2) for m in _OPERATION_CONST_RE.finditer(tree.read(f"{metrics_dir}/metric_defs.go"))}
     return {
-        "metrics": {name: {"kind": min(kinds), "prometheus": _PROMETHEUS_TYPES[min(kinds)]}
+        "metrics": {name: {"kind": min(kinds), "prometheus": _PROMETHEUS_TYPES[min(kinds)],
+                           "recorded": name not in variables or words[variables[name]] > 1}
                     for name, kinds in sorted(found.items())},
         "label_keys": sorted(label_keys),
         "operation_values": sorted(operations),
