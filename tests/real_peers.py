@@ -126,7 +126,10 @@ class RealPeers:
             return json.loads(refused.read())
 
     def load_rules(self, name: str, text: str) -> None:
-        """Write a rule file into the directory Prometheus reads and reload it (refused rules raise)."""
+        """Write a rule file (NAME.yml) into the directory Prometheus reads and reload it: Prometheus
+        evaluates it every SCRAPE_INTERVAL from then on; a file it refuses makes the reload raise."""
+        if not name.endswith(".yml"):
+            raise ValueError(f"{name}: Prometheus reads {self.rule_dir}/*.yml only")
         (self.rule_dir / name).write_text(text)
         request = urllib.request.Request(f"{self.prometheus_url}/-/reload", method="POST")
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback only
@@ -181,8 +184,7 @@ def real_temporal_prometheus(tmp_path_factory) -> Iterator[RealPeers]:
     server_log = work / "temporal.log"
     server = subprocess.Popen(
         [temporal, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(grpc_port),
-         "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--log-level", "error",
-         "--db-filename", str(work / "temporal.db")],
+         "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--log-level", "error"],
         stdout=server_log.open("w"), stderr=subprocess.STDOUT, cwd=work)
     rule_dir = work / "rules"
     rule_dir.mkdir()

@@ -184,7 +184,16 @@ async def _stumble(client: Client, outcome: Outcome, tag: str) -> None:
 async def run(address: str, seconds: float, rate: float = 2.0) -> Outcome:
     """Start about `rate` business workflows a second for `seconds`, then wait (bounded) for them to end.
     The SDK's warnings about the failures made on purpose are silenced."""
-    logging.getLogger("temporalio").setLevel(logging.CRITICAL)
+    sdk_log = logging.getLogger("temporalio")
+    level = sdk_log.level
+    sdk_log.setLevel(logging.CRITICAL)
+    try:
+        return await _run(address, seconds, rate)
+    finally:
+        sdk_log.setLevel(level)
+
+
+async def _run(address: str, seconds: float, rate: float) -> Outcome:
     client = await Client.connect(address)
     outcome = Outcome()
     async with Worker(client, task_queue=TASK_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES,
