@@ -1,6 +1,7 @@
 """An SDK workload for a real Temporal server, shaped like production traffic rather than a benchmark
 (issue 22): activities (one retried), timers, signals, queries, continue-as-new, a child workflow, a
-workflow task that fails once, a failed workflow, a cancel, a terminate and a timeout. It is bounded in
+workflow task that fails once, a failed workflow, a cancel, a terminate, a timeout, and two requests the
+server refuses (a workflow started twice, one that never was). It is bounded in
 time and kept light (a few workflows a second), for 2 cores shared with the rest of the suite.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from datetime import timedelta
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 TASK_QUEUE = "provision-real-workload"
@@ -131,6 +133,7 @@ class Outcome:
     timed_out: int = 0
     signals: int = 0
     queries: int = 0
+    refused: int = 0  # requests the server refused as it should (already started, not found)
     errors: list[str] = field(default_factory=list)
 
 
@@ -181,6 +184,23 @@ async def _stumble(client: Client, outcome: Outcome, tag: str) -> None:
     outcome.completed += 1
 
 
+async def _refusals(client: Client, outcome: Outcome, tag: str) -> None:
+    """The errors a healthy cluster answers every day: a workflow started twice, a workflow that never was."""
+    first = await client.start_workflow(Idle.run, id=f"twice-{tag}", task_queue=TASK_QUEUE)
+    outcome.started += 1
+    try:
+        await client.start_workflow(Idle.run, id=f"twice-{tag}", task_queue=TASK_QUEUE)
+    except WorkflowAlreadyStartedError:
+        outcome.refused += 1
+    try:
+        await client.get_workflow_handle(f"never-started-{tag}").describe()
+    except RPCError as refused:
+        if refused.status == RPCStatusCode.NOT_FOUND:
+            outcome.refused += 1
+    await first.terminate("the second start was the point")
+    outcome.terminated += 1
+
+
 async def run(address: str, seconds: float, rate: float = 2.0) -> Outcome:
     """Start about `rate` business workflows a second for `seconds`, then wait (bounded) for them to end.
     The SDK's warnings about the failures made on purpose are silenced."""
@@ -199,7 +219,7 @@ async def _run(address: str, seconds: float, rate: float) -> Outcome:
     async with Worker(client, task_queue=TASK_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES,
                       max_concurrent_activities=20, max_concurrent_workflow_tasks=20):
         run_id = uuid.uuid4().hex[:6]
-        pending: list[asyncio.Task] = []
+        pending: list[asyncio.Task] = [asyncio.create_task(_refusals(client, outcome, run_id))]
         deadline = time.monotonic() + seconds
         tick = 0
         while time.monotonic() < deadline:

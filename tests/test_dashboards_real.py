@@ -90,3 +90,22 @@ def test_every_rendered_query_of_every_version_parses_in_promtool(version_id, tm
     checked = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in checked.stdout
+
+
+@REAL_PEERS_GROUP
+def test_the_server_labels_commands_and_errors_as_the_rewritten_queries_read_them(real_temporal_prometheus):  # noqa: F811
+    """The label values the rewrites rely on, as the real server emits them: commandType (the API's
+    CommandType name) for the workload's timers, continue-as-new and child, and error_type for the two
+    refusals (a second start, a describe of a workflow that never was)."""
+    peers = real_temporal_prometheus
+    assert peers.workload.refused == 2
+
+    def values(expr: str, label: str) -> set[str]:
+        return {series["metric"][label] for series in peers.query(expr)["data"]["result"]}
+
+    assert {"StartTimer", "ContinueAsNewWorkflowExecution", "StartChildWorkflowExecution"} <= \
+        values("count by (commandType) (command)", "commandType")
+    assert {"StartTimer", "ContinueAsNewWorkflowExecution", "StartChildWorkflowExecution"} <= \
+        set(dashboards.COMMAND_COUNTERS.values())
+    assert set(dashboards.ERROR_COUNTERS.values()) <= \
+        values("count by (error_type) (service_error_with_type)", "error_type")

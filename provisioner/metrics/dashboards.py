@@ -59,10 +59,12 @@ COMMAND_COUNTERS = {
 # Per-error counters the dashboards break errors down by, which the server records only in the
 # replication task processor (service/history/replication/task_processor.go); every API error is
 # counted in service_error_with_type, labelled error_type with the error's Go type without its '*'
-# (common/rpc/interceptor/request_error_handler.go, ServiceErrorTypeTag in common/metrics/tags.go).
+# (common/rpc/interceptor/request_error_handler.go, ServiceErrorTypeTag in common/metrics/tags.go), the
+# '.' made '_' by the Prometheus reporter's sanitizing of label values (defaultTallySanitizeOptions,
+# common/metrics/config.go): serviceerror.NotFound is exposed as serviceerror_NotFound (seen on a real server).
 ERROR_COUNTERS = {
-    "service_errors_entity_not_found": "serviceerror.NotFound",
-    "service_errors_execution_already_started": "serviceerror.WorkflowExecutionAlreadyStarted",
+    "service_errors_entity_not_found": "serviceerror_NotFound",
+    "service_errors_execution_already_started": "serviceerror_WorkflowExecutionAlreadyStarted",
 }
 # operation values the server renamed: the workflow task timeout timer's scope is
 # TimerActiveTaskWorkflowTaskTimeoutScope (common/metrics/metric_defs.go; the counters

@@ -74,7 +74,7 @@ def test_error_breakdowns_read_service_error_with_type_by_error_type():
     assert not [e for e in queries if "__name__" in e or "service_errors_entity_not_found" in e
                 or "service_errors_execution_already_started" in e]
     assert any("sum by (error_type) (rate(service_error_with_type{service_name=\"frontend\"}[5m]))" in e for e in queries)
-    assert any('service_error_with_type{error_type="serviceerror.NotFound", service_name="history"}' in e for e in queries)
+    assert any('service_error_with_type{error_type="serviceerror_NotFound", service_name="history"}' in e for e in queries)
 
 
 def test_idle_failure_counters_read_zero_and_quantiles_stay_no_data():
