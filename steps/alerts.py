@@ -19,7 +19,7 @@ from provisioner.aws.alerting_kinds import (
     pending_confirmation,
     subscriptions,
 )
-from provisioner.aws.converge import changes, converge, destroy_kind
+from provisioner.aws.converge import changes, converge, create_without_twins, destroy_kind
 from provisioner.engine import Step, StepContext
 from provisioner.metrics.alert_rules import render_alert_manager, render_rules
 from provisioner.step_outputs import StepOutputs, known, recorded_as
@@ -113,8 +113,10 @@ class Alerts(Step):
         data = render_alert_manager(ctx.config, topic, ctx.aws.region).encode()
         current = ALERT_MANAGER.get(ctx.aws, workspace_id)
         if current is None:
-            ctx.change("create", ALERT_MANAGER.noun, ALERT_MANAGER_KEY, f"routes to {topic}", act=lambda: create_alert_manager(
-                ctx.aws, workspace_id, data, ctx.naming.client_token(ALERT_MANAGER_KEY)))
+            # A lost answer is looked for (the workspace's one definition) before any second attempt.
+            ctx.change("create", ALERT_MANAGER.noun, ALERT_MANAGER_KEY, f"routes to {topic}", act=lambda: create_without_twins(
+                lambda: create_alert_manager(ctx.aws, workspace_id, data, ctx.naming.client_token(ALERT_MANAGER_KEY)),
+                lambda: ALERT_MANAGER.get(ctx.aws, workspace_id), ALERT_MANAGER.noun))
         else:
             differing = changes(ALERT_MANAGER.settings(current), {"data": data})
             if differing:
@@ -124,17 +126,21 @@ class Alerts(Step):
             ctx.record(ALERT_MANAGER_KEY, workspace_id, kind=ALERT_MANAGER.kind)
 
     def _subscriptions(self, ctx: StepContext, topic: str | None) -> None:
-        """Subscribe each configured address once; one no longer configured is unsubscribed once confirmed
+        """Subscribe each configured address once; one of ours no longer configured is unsubscribed once confirmed
         (AWS deletes a subscription never confirmed on its own: SNS developer guide, sns-email-notifications)."""
         wanted = ctx.config.alerts.email
+        recorded = [k for k, r in ctx.state.step_records(self.name).items() if r.get("kind") == SUBSCRIPTION]
+        if not wanted and not recorded:
+            return  # nothing to subscribe, nothing of ours to unsubscribe: no call
         live = {s["Endpoint"]: s for s in subscriptions(ctx.aws, topic) if s["Protocol"] == "email"} if topic else {}
         sns = ctx.aws.client("sns")
         for address in wanted:
             if address in live:
-                recorded = ctx.state.id_of(self.name, email_key(address))
+                recorded_arn = ctx.state.id_of(self.name, email_key(address))
                 arn = live[address]["SubscriptionArn"]
-                if not ctx.dry_run and (arn != "PendingConfirmation" or not recorded):
-                    ctx.record(email_key(address), arn if arn != "PendingConfirmation" else recorded or arn,
+                if not ctx.dry_run and (arn != "PendingConfirmation" or not recorded_arn):
+                    # A pending one is listed without its ARN: the one Subscribe answered stays recorded.
+                    ctx.record(email_key(address), arn if arn != "PendingConfirmation" else recorded_arn or arn,
                                kind=SUBSCRIPTION, topic=topic)
                 continue
             # ReturnSubscriptionArn: the ARN even while the address has not confirmed (SNS API reference, Subscribe).
@@ -143,11 +149,13 @@ class Alerts(Step):
             if subscribed:
                 ctx.record(email_key(address), subscribed["SubscriptionArn"], kind=SUBSCRIPTION, topic=topic)
         for address, subscription in live.items():
-            if address not in wanted and subscription["SubscriptionArn"] != "PendingConfirmation":
+            # Only those this tool made (recorded): a subscription someone added by hand is theirs.
+            ours = email_key(address) in recorded
+            if ours and address not in wanted and subscription["SubscriptionArn"] != "PendingConfirmation":
                 ctx.change("delete", "email subscription", email_key(address), address,
                            act=lambda s=subscription: sns.unsubscribe(SubscriptionArn=s["SubscriptionArn"]))
         if not ctx.dry_run:
-            for key in [k for k, r in ctx.state.step_records(self.name).items() if r.get("kind") == SUBSCRIPTION]:
+            for key in recorded:
                 if key.removeprefix("email-") not in wanted:
                     ctx.state.forget(self.name, key)
 

@@ -93,6 +93,14 @@ def _topic_item(aws: Aws, name_or_arn: str) -> dict | None:
                       "Policy": json.loads(attributes.get("Policy") or "{}"), "Attributes": attributes}, tags)
 
 
+def _list_topics(aws: Aws, naming: Naming) -> list[dict]:
+    """The project's topics (by name prefix, then tags): how `destroy` finds the topic when the state is lost."""
+    pages = aws.client("sns").get_paginator("list_topics").paginate()
+    arns = [t["TopicArn"] for page in pages for t in page["Topics"]
+            if t["TopicArn"].rsplit(":", 1)[-1].startswith(f"{naming.project}-")]
+    return [t for t in side_by_side(arns, lambda arn: _topic_item(aws, arn)) if t]
+
+
 def _create_topic(aws: Aws, desired: Desired) -> dict:
     # CreateTopic is idempotent by name and attributes: a resend after a lost answer returns the same topic.
     arn = aws.client("sns").create_topic(
@@ -113,7 +121,7 @@ def _update_topic(aws: Aws, topic: dict, fields: dict) -> None:
 SNS_TOPIC = register(NamedKind(
     "sns-topic", "SNS topic", _topic_item, "TopicArn",
     # DeleteTopic "deletes a topic and all its subscriptions" (SNS API reference).
-    lambda aws, arn: aws.client("sns").delete_topic(TopicArn=arn),
+    lambda aws, arn: aws.client("sns").delete_topic(TopicArn=arn), _list_topics,
     not_found=("NotFound", "NotFoundException"), service="sns",
     tag=lambda aws, topic, tags: aws.client("sns").tag_resource(ResourceArn=topic["TopicArn"], Tags=tag_list(tags)),
     create=_create_topic,
