@@ -86,10 +86,16 @@ def _live_states(aws: Aws, endpoint: str) -> tuple[dict[str, str], str]:
     SigV4Auth(aws.session.get_credentials(), "aps", aws.region).add_auth(request)
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=dict(request.headers)), timeout=15) as answer:
-            groups = json.load(answer)["data"]["groups"]
+            return alert_states(json.load(answer)), ""
     except (OSError, ValueError, KeyError, BotoCoreError) as exc:
         return {}, f"AMP did not report the alerts' state ({exc}): the rules and thresholds only"
-    return {rule["name"]: rule.get("state", "inactive") for group in groups for rule in group["rules"]}, ""
+
+
+def alert_states(answer: dict) -> dict[str, str]:
+    """{alert: inactive | pending | firing} from a Prometheus rules API answer (GET /api/v1/rules: data.groups[].rules[],
+    an alerting rule's `name` and `state`; Prometheus HTTP API reference, "Rules")."""
+    return {rule["name"]: rule["state"] for group in answer["data"]["groups"] for rule in group["rules"]
+            if rule.get("type") == "alerting"}
 
 
 def send_test(config: Config, aws: Aws, state_path: Path | str | None = None, console=None) -> str:
