@@ -181,7 +181,10 @@ class CapacityConfig(Strict):
     """Node A runs history; node B frontend, matching, UI and Grafana; node C worker and the collector."""
 
     history: NodeGroupConfig = Field(NodeGroupConfig(), description="Node A: Temporal history.")
-    frontend: NodeGroupConfig = Field(NodeGroupConfig(), description="Node B: frontend, matching, UI, Grafana.")
+    # Node B's max_size is 3: 'scale up' fills its two nodes' network interfaces (2 frontend, 2 matching, UI,
+    # Grafana: 6 of 2 x 3 without trunking), and a rolling deployment (maximumPercent 200) starts each new task
+    # before stopping an old one, so a change of image or config needs room for one more task to roll at all.
+    frontend: NodeGroupConfig = Field(NodeGroupConfig(max_size=3), description="Node B: frontend, matching, UI, Grafana.")
     worker: NodeGroupConfig = Field(NodeGroupConfig(), description="Node C: Temporal worker and the metrics collector.")
     eni_trunking: bool = Field(
         False,

@@ -138,13 +138,21 @@ def test_a_type_missing_from_the_table_counts_as_untrunked_with_a_warning(moto_e
     assert placement_check.check(config, new_aws(), {"worker": 14}, counts_are_replicas=True, trunking_principal=ROOT_USER).problems == []
 
 
-def test_the_default_config_fits_its_node_groups_without_trunking_but_node_b_has_no_room_to_roll(moto_endpoint):
+def test_the_default_config_fits_its_node_groups_without_trunking_with_room_to_roll(moto_endpoint):
     config = load_config(ROOT / "config.example.toml")
     assert config.capacity.eni_trunking is False
     replicas = {s: getattr(config.services, s).replicas for s in GROUP_OF}
     checked = placement_check.check(config, new_aws(), replicas, counts_are_replicas=True, trunking_principal=ROOT_USER)
-    assert (checked.problems, checked.warnings) == ([], [])
-    # Its 6 tasks fill node B's 6 network interfaces: a rolling deployment's extra task has none (README, Upgrading).
+    assert (checked.problems, checked.warnings, checked.no_room_to_roll) == ([], [], [])
+
+
+def test_node_b_at_two_nodes_has_no_room_to_roll_its_six_tasks(moto_endpoint, tmp_path):
+    # Its 6 tasks fill two nodes' 6 network interfaces: a rolling deployment's extra task has none (README, Upgrading).
+    tight = tmp_path / "tight.toml"
+    tight.write_text((ROOT / "config.example.toml").read_text().replace("max_size = 3", "max_size = 2"))
+    config = load_config(tight)
+    replicas = {s: getattr(config.services, s).replicas for s in GROUP_OF}
+    checked = placement_check.check(config, new_aws(), replicas, counts_are_replicas=True, trunking_principal=ROOT_USER)
     (no_room,) = checked.no_room_to_roll
     assert no_room.startswith("node group frontend (2 x m7g.xlarge) holds matching=2 frontend=2 ui=1 grafana=1 but has "
                               "no room to roll them")

@@ -188,18 +188,18 @@ def test_a_publicly_routable_vpc_range_is_accepted_as_aws_allows():
 
 
 def test_the_private_subnets_must_hold_every_interface_the_stack_places_in_them():
-    # Default config: 8 interface endpoints in each subnet; anywhere: 3 groups x max_size 2 nodes, the replicas
+    # Default config: 8 interface endpoints in each subnet; anywhere: max_size 2 + 3 + 2 nodes, the replicas
     # (2+2+2+1+1+1+1 = 10) at 200% during a rolling deployment, 2 schema tasks, 3 addresses per OpenSearch node.
     from provisioner.subnet_sizing import address_need
 
     need = address_need(parse_config(REQUIRED))
-    assert (need.endpoints_per_subnet, need.nodes, need.tasks, need.schema_tasks, need.opensearch) == (8, 6, 20, 2, 3)
-    # Three /28: 16 - 5 reserved - 8 endpoints = 3 each, 9 in all, for 31.
+    assert (need.endpoints_per_subnet, need.nodes, need.tasks, need.schema_tasks, need.opensearch) == (8, 7, 20, 2, 3)
+    # Three /28: 16 - 5 reserved - 8 endpoints = 3 each, 9 in all, for 32.
     with pytest.raises(ConfigError) as caught:
         parse_config(network(["10.0.0.0/28", "10.0.0.16/28", "10.0.0.32/28"]))
     assert "10.0.0.0/28, 10.0.0.16/28, 10.0.0.32/28 have 9 addresses left" in str(caught.value)
-    assert "needs 31: 6 for the nodes" in str(caught.value) and "20 for the services' tasks" in str(caught.value)
-    # Two /27: 2 x (32 - 13) = 38 >= 31.
+    assert "needs 32: 7 for the nodes" in str(caught.value) and "20 for the services' tasks" in str(caught.value)
+    # Two /27: 2 x (32 - 13) = 38 >= 32.
     parse_config(network(["10.0.0.0/27", "10.0.0.32/27"]))
 
 
@@ -217,7 +217,7 @@ def test_more_replicas_and_trunked_nodes_need_more_addresses():
     config = parse_config(REQUIRED | {"services": {"history": {"replicas": 3}},
                                       "capacity": {"eni_trunking": True, "history": {"max_size": 4}}})
     need = address_need(config)
-    assert need.tasks == 22 and need.nodes == 2 * (4 + 2 + 2)
+    assert need.tasks == 22 and need.nodes == 2 * (4 + 3 + 2)
 
 
 @pytest.mark.parametrize("image,accepted", [

@@ -82,8 +82,9 @@ def test_the_example_config_costs_what_the_price_table_says_line_by_line():
         "Secrets Manager": cents(table["secrets_manager"]["per_secret_month"] * 1),
         "SSM Advanced parameters": cents(table["ssm"]["advanced_parameter_per_month"] * 2),
     }
-    # At max_size only the node groups double.
-    at_max = sum(by_hand.values()) + 3 * cents(ec2_hour * 730) + 3 * cents(gp3 * 30)
+    # At max_size only the node groups grow: history and worker from 1 node to 2, frontend from 1 to 3.
+    at_max = (sum(by_hand.values()) - 3 * cents(ec2_hour * 730) - 3 * cents(gp3 * 30)
+              + 2 * cents(ec2_hour * 730 * 2) + cents(ec2_hour * 730 * 3) + 2 * cents(gp3 * 30 * 2) + cents(gp3 * 30 * 3))
 
     result = cost.estimate(load_config(EXAMPLE), "eu-west-1")
 
@@ -93,7 +94,7 @@ def test_the_example_config_costs_what_the_price_table_says_line_by_line():
     # With the table of 2026-11-30: 3 x $133.15 + 3 x $2.64 + $35.04 + $4.80 + $3.65 + $192.72 + $0.20 + $27.74 + $1.35
     # + $180.00 + $37.31 + $0.84 + $0.31 + $1.00 + $5.70 + $0.30 + $44.00 + $3.60 + $0.40 + $0.10.
     if table["as_of"] == "2026-11-30":
-        assert (result.total, result.total_at_max) == (Decimal("946.43"), Decimal("1353.80"))
+        assert (result.total, result.total_at_max) == (Decimal("946.43"), Decimal("1489.60"))
 
 
 def test_every_line_names_its_unit_price_quantity_and_source_and_json_holds_the_table_numbers():

@@ -35,8 +35,6 @@ from tests.conftest import (
     up_ok,
 )
 
-# Room to roll on node B: the default 2 x m7g.xlarge hold its 6 tasks but not a 7th (placement_check.rolling_room).
-ROOM = "[capacity.frontend]\nmax_size = 3\n"
 ROLES_IN_ORDER = ["frontend", "history", "matching", "worker"]
 
 
@@ -55,13 +53,13 @@ def stack(moto_endpoint, tmp_path_factory):
         patch.setenv("AWS_ENDPOINT_URL", info["endpoint"])
         try:
             reset_account(info["endpoint"])
-            config = make_config(capacity={"frontend": {"max_size": 3}})
+            config = make_config()
             state = where / "state.json"
             up_ok(config, new_aws(), state)
             assert all(task.ok for task in schema_command.schema(config, new_aws(), state, quiet=True))
             scaling.scale(config, new_aws(), scaling.parse_targets(["up"], config), state, quiet=True)
             config_file = where / "provision.toml"
-            config_file.write_text(config_text(extra=ROOM))
+            config_file.write_text(config_text())
             yield config_file, state
         finally:
             emulator.stop(where)
@@ -186,6 +184,20 @@ def test_a_failed_deployment_stops_the_roll_and_a_rerun_resumes_without_redoing_
     assert role_images() == dict.fromkeys(TEMPORAL_ROLES, new)
 
 
+def test_an_upgrade_without_room_to_roll_is_refused_naming_the_group_with_nothing_changed(stack, monkeypatch, tmp_path):
+    log = CallLog()
+    on_cli_sessions(monkeypatch, "before-call", log)
+    before = stack[1].read_bytes()
+    config_file = tmp_path / "tight.toml"
+    config_file.write_text(config_text(extra="[capacity.frontend]\nmax_size = 2\n").replace(
+        SERVER_IMAGE, images("1.29.1-test")[0]))
+    result = run_cli("upgrade", config_file=config_file, state=stack[1])
+    assert result.exit_code == 2, result.output
+    assert "node group frontend (2 x m7g.xlarge)" in result.output and "no room to roll" in result.output
+    assert "Nothing was changed" in result.output
+    assert log.mutating == [] and stack[1].read_bytes() == before
+
+
 def test_a_skipped_minor_and_a_downgrade_are_refused_with_nothing_changed(stack, monkeypatch, tmp_path):
     log = CallLog()
     on_cli_sessions(monkeypatch, "before-call", log)
@@ -195,7 +207,7 @@ def test_a_skipped_minor_and_a_downgrade_are_refused_with_nothing_changed(stack,
         ("1.28", "1.28.4", "a downgrade below the database's schema is not supported"),
     ):
         config_file = tmp_path / f"{version}.toml"
-        config_file.write_text(config_text(extra=ROOM).replace('[temporal]\n', f'[temporal]\nserver_version = "{version}"\n')
+        config_file.write_text(config_text().replace('[temporal]\n', f'[temporal]\nserver_version = "{version}"\n')
                                .replace(SERVER_IMAGE, SERVER_IMAGE.replace("1.29.0-test", tag)))
         result = run_cli("upgrade", config_file=config_file, state=stack[1])
         assert result.exit_code == 2, result.output
@@ -219,7 +231,7 @@ def test_dry_run_lists_every_action_in_order_and_changes_nothing(stack, monkeypa
 
 def test_plan_and_up_refuse_a_new_server_image_while_roles_run_tasks(stack, monkeypatch, tmp_path):
     config_file = tmp_path / "provision.toml"
-    config_file.write_text(config_text(extra=ROOM).replace(SERVER_IMAGE, images("1.29.9-test")[0]))
+    config_file.write_text(config_text().replace(SERVER_IMAGE, images("1.29.9-test")[0]))
     log = CallLog()
     on_cli_sessions(monkeypatch, "before-call", log)
     for command in ("plan", "up"):
@@ -234,7 +246,7 @@ def test_up_takes_a_new_server_image_on_a_staged_stack(stack, monkeypatch, tmp_p
     assert run_cli("scale", "down", config_file=config_file, state=state).exit_code == 0
     staged = tmp_path / "provision.toml"
     new = images("1.29.5-staged")[0]
-    staged.write_text(config_text(extra=ROOM).replace(SERVER_IMAGE, new))
+    staged.write_text(config_text().replace(SERVER_IMAGE, new))
     result = run_cli("up", config_file=staged, state=state)
     assert result.exit_code == 0, result.output
     assert role_images() == dict.fromkeys(TEMPORAL_ROLES, new)
@@ -248,7 +260,7 @@ def test_an_upgrade_killed_after_each_change_converges_on_rerun(stack):
     with every role on the new image, one active revision per family, and the release recorded."""
     state = stack[1]
     server, admin = images("1.29.7-test")
-    config = make_config(capacity={"frontend": {"max_size": 3}}, temporal={"server_image": server, "admin_tools_image": admin})
+    config = make_config(temporal={"server_image": server, "admin_tools_image": admin})
 
     class InjectedCrash(Exception):
         pass
