@@ -30,6 +30,7 @@ from provisioner.cli_support import (
     load,
     out,
 )
+from provisioner.commands.backup_cli import backup_app, restore_command
 from provisioner.commands.state import state_app
 from provisioner.ecs_layout import SERVICES
 
@@ -616,6 +617,8 @@ def _count(changes, planned: bool = False) -> str:
 
 
 app.add_typer(state_app, name="state")
+app.add_typer(backup_app, name="backup")
+app.command("restore")(restore_command)
 
 
 def _sigterm_as_ctrl_c(signum, frame) -> None:

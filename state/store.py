@@ -73,6 +73,18 @@ class SchemaSetting(BaseModel):
     at: str
 
 
+class RestoreSetting(BaseModel):
+    """How far `provision restore` got (provisioner/commands/backup.py): a rerun carries on from here."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    recovery_point: str
+    old_cluster: str
+    counts: dict[str, int]
+    phase: str
+    job_id: str = ""
+    new_cluster: str = ""
+
+
 class RecordedSettings(BaseModel):
     """The settings runs record beside the resources. The state is input to the next run (a later `up` applies
     the recorded counts), so they are checked as strictly as the config: a hand-edited state is refused by key."""
@@ -81,6 +93,7 @@ class RecordedSettings(BaseModel):
     service_counts: dict[str, int] = Field(default_factory=dict)  # steps/ecs_services.py COUNTS_SETTING
     availability_zones: list[str] = Field(default_factory=list)  # provisioner/zones.py
     schema_task: SchemaSetting | None = Field(None, alias="schema")
+    restore: RestoreSetting | None = None  # provisioner/commands/backup.py RESTORE_SETTING
 
     @field_validator("service_counts")
     @classmethod
