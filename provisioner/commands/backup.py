@@ -42,12 +42,12 @@ PHASES = (STARTED, RESTORED, SCALED_DOWN, POINTED, SCHEMA_CHECKED)
 REPLACED_KEY = "replaced-cluster"
 FAILED_JOB_STATES = ("ABORTED", "FAILED", "EXPIRED", "PARTIAL")
 VISIBILITY_NOTE = (
-    "Visibility (OpenSearch) is not restored: it still holds the records written up to now. Workflows newer than the "
-    "recovery point stay listed in the UI and 'temporal workflow list' although they no longer exist (describing "
-    "one fails: not found), and workflows that closed before the recovery point and whose records are gone from "
-    "the index do not show in lists, though they can still be described by ID. Running workflows update their "
-    "visibility records as they progress. To drop the stale records, delete the index and run 'provision schema' "
-    "(lists then show only what changes from now on)."
+    "Visibility (OpenSearch) is not restored: its records newer than the recovery point remain. Workflows started "
+    "after it still show in the UI and 'temporal workflow list' though they no longer exist, and those that closed "
+    "after it show as closed though the restored history has them running (updated as they progress). Closed "
+    "workflows whose retention ran out after the recovery point are back but absent from visibility (describe them "
+    "by ID). To drop the stale records, delete the visibility index and run 'provision schema' (README: "
+    "\"Backups and restore\")."
 )
 
 

@@ -266,7 +266,7 @@ def _backup(config: Config, table: dict) -> list[Line]:
     copies = 2 if backup.copy_to_vault_arn else 1
     stored = DSQL_STORAGE_GB * backup.retention_days * copies
     where = " and the copy vault" if copies == 2 else ""
-    return [line("AWS Backup storage of the DSQL cluster (estimate)", price["dsql_warm_per_gb_month"], "GB-month",
+    return [line("AWS Backup storage (estimate)", price["dsql_warm_per_gb_month"], "GB-month",
                  stored, "GB-months", f"assumed one {DSQL_STORAGE_GB} GB full backup a day, kept "
                  f"{backup.retention_days} days (backup.retention_days) in the vault{where}", price["source"])]
 
