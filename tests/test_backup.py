@@ -159,6 +159,16 @@ def test_an_account_not_opted_in_to_dsql_backups_is_refused_and_nothing_is_creat
     assert planned.exit_code == 0, planned.output
 
 
+def test_plan_shows_the_role_vault_plan_and_selection_it_would_create(stack, tmp_path):
+    config_file, state = tmp_path / "provision.toml", tmp_path / "state.json"
+    config_file.write_text(config_text(project="planned"))
+    planned = run_cli("plan", config_file=config_file, state=state)
+    assert planned.exit_code == 0, planned.output
+    text = " ".join(planned.output.split())
+    for change in ("IAM role backup-role", "backup vault vault", "backup plan plan", "backup selection selection"):
+        assert f"create backup: {change}" in text, change
+
+
 def test_backup_now_makes_a_recovery_point_that_backup_list_shows(stack):
     config_file, state, _, _ = stack
     made = run_cli("backup", "now", "--json", config_file=config_file, state=state)
