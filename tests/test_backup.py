@@ -254,7 +254,8 @@ def test_restore_killed_at_each_point_finishes_on_rerun_onto_the_new_cluster(sta
     assert len(clusters) == 2  # one restore, however often it was interrupted
     assert clusters[new]["deletionProtectionEnabled"] and clusters[old]["deletionProtectionEnabled"]
     assert clusters[new]["tags"]["ProvisionKey"] == "cluster"
-    assert clusters[old]["tags"]["ProvisionKey"] == "replaced-cluster"
+    assert (clusters[old]["tags"]["ProvisionKey"], clusters[old]["tags"]["ProvisionStep"]) == ("replaced-cluster",
+                                                                                                "restore")
     text = " ".join(finished.stdout.split())
     assert f"Kept the old cluster {old}" in text and "aws dsql delete-cluster" in text
     assert "Visibility (OpenSearch) is not restored" in text

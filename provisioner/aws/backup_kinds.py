@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 
 from provisioner.aws.kinds import Desired, register
 from provisioner.aws.named_kinds import (
     NamedKind,
     _delete_role,
     _list_roles,
+    account_roles,
     tag_list,
     with_tags,
 )
 from provisioner.aws.session import Aws
-from provisioner.naming import TAG_KEY, TAG_PROJECT, Naming
+from provisioner.naming import Naming
 
 NOT_FOUND = ("ResourceNotFoundException",)
 # The inline policy of the backup role (steps/backup.py writes it).
 BACKUP_ROLE_POLICY = "backup-and-restore"
 SELECTION_KEY = "selection"
+STEP = "backup"  # steps/backup.py, whose resources these are
 PLAN_ID = re.compile(r"^[0-9a-fA-F-]{36}$")
 
 
@@ -133,21 +136,33 @@ def selection_id(plan_id: str, name: str) -> str:
     return f"{plan_id}/{name}"
 
 
+def _selection_tags(aws: Aws, name: str) -> dict[str, str]:
+    """A selection has no tags: it is this tool's when named <project>-<what> in a plan the tool found as its own
+    (by the state's ID, or by the plan's tags), so it reads as tagged with what its name says, under its own key."""
+    return Naming(name.rsplit("-", 1)[0], aws.region).tags(STEP, SELECTION_KEY)
+
+
 def _get_selection(aws: Aws, selection: str) -> dict | None:
     plan_id, _, name = selection.partition("/")
-    plan = _plan_item(aws, plan_id)
-    if plan is None:
-        return None
     pages = _backup(aws).get_paginator("list_backup_selections").paginate(BackupPlanId=plan_id)
     found = [s for page in pages for s in page["BackupSelectionsList"] if s["SelectionName"] == name]
     if not found:
         return None
     described = _backup(aws).get_backup_selection(BackupPlanId=plan_id, SelectionId=found[0]["SelectionId"])
-    # Untaggable: it is the plan's, so it reads as tagged as the plan is, under its own key.
-    tags = plan["_tags"] | {TAG_KEY: SELECTION_KEY}
-    if TAG_PROJECT in tags:
-        tags["Name"] = Naming(tags[TAG_PROJECT], aws.region).name(SELECTION_KEY)
-    return with_tags(described | {"_id": selection}, tags)
+    return with_tags(described | {"_id": selection}, _selection_tags(aws, name))
+
+
+def _list_selections(aws: Aws, naming: Naming) -> list[dict]:
+    """The selections of the project's plans (those tagged as its own): what `destroy` without a state deletes
+    before their plan, which AWS Backup refuses to delete while it holds any."""
+    found = []
+    for plan in _list_plans(aws, naming):
+        pages = _backup(aws).get_paginator("list_backup_selections").paginate(BackupPlanId=plan["BackupPlanId"])
+        for selection in (s for page in pages for s in page["BackupSelectionsList"]):
+            item = _get_selection(aws, selection_id(plan["BackupPlanId"], selection["SelectionName"]))
+            if item is not None:
+                found.append(item)
+    return found
 
 
 def _create_selection(aws: Aws, desired: Desired) -> dict:
@@ -175,7 +190,8 @@ def _replace_selection(aws: Aws, selection: dict, changed: dict) -> None:
 
 
 BACKUP_SELECTION = register(NamedKind(
-    "backup-selection", "backup selection", _get_selection, "_id", _delete_selection, None, NOT_FOUND, "backup",
+    "backup-selection", "backup selection", _get_selection, "_id", _delete_selection, _list_selections, NOT_FOUND,
+    "backup",
     read_ahead=False,  # found through its plan, after it
     create=_create_selection,
     settings=lambda selection: {"IamRoleArn": selection["BackupSelection"]["IamRoleArn"],
@@ -187,22 +203,32 @@ BACKUP_SELECTION = register(NamedKind(
 # -- the role AWS Backup assumes -----------------------------------------------------------------
 
 def _get_backup_role(aws: Aws, role: str) -> dict | None:
-    iam = aws.client("iam")
-    name = role.rsplit("/", 1)[-1]
-    item = with_tags(iam.get_role(RoleName=name)["Role"])
-    names = iam.list_role_policies(RoleName=name)["PolicyNames"]
-    document = (iam.get_role_policy(RoleName=name, PolicyName=BACKUP_ROLE_POLICY)["PolicyDocument"]
-                if BACKUP_ROLE_POLICY in names else None)
-    return item | {"_policy": document}
+    """The role with its inline policy, from the account's role details the run reads once (account_roles): no call
+    of its own in a run that reads IAM anyway."""
+    found = account_roles(aws).get(role.rsplit("/", 1)[-1])
+    if found is None:
+        return None
+    policies = {p["PolicyName"]: p["PolicyDocument"] for p in found.get("RolePolicyList", [])}
+    return found | {"_policy": _document(policies.get(BACKUP_ROLE_POLICY))}
+
+
+def _document(document):
+    """A policy document as GetAccountAuthorizationDetails gives it: a dict, or URL-encoded JSON."""
+    if isinstance(document, str):
+        return json.loads(urllib.parse.unquote(document))
+    return document
 
 
 def _create_backup_role(aws: Aws, desired: Desired) -> dict:
-    aws.client("iam").create_role(
-        Path=desired.spec["path"], RoleName=desired.name, Description="AWS Backup: backs up and restores the DSQL cluster",
-        AssumeRolePolicyDocument=json.dumps(desired.spec["trust"]), Tags=tag_list(desired.tags))
+    """The item from the answers themselves: the account's role details may not list a new role at once."""
+    role = aws.client("iam").create_role(
+        Path=desired.spec["path"], RoleName=desired.name,
+        Description="AWS Backup: backs up and restores the DSQL cluster",
+        AssumeRolePolicyDocument=json.dumps(desired.spec["trust"]), Tags=tag_list(desired.tags))["Role"]
     aws.client("iam").put_role_policy(RoleName=desired.name, PolicyName=BACKUP_ROLE_POLICY,
                                       PolicyDocument=json.dumps(desired.spec["policy"]))
-    return _get_backup_role(aws, desired.name)
+    return with_tags(role, desired.tags) | {"AssumeRolePolicyDocument": _document(role["AssumeRolePolicyDocument"]),
+                                            "_policy": desired.spec["policy"]}
 
 
 def _update_backup_role(aws: Aws, role: dict, changed: dict) -> None:

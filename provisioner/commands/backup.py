@@ -27,7 +27,7 @@ from provisioner.commands.schema import run_schema
 from provisioner.config import Config
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError, aws_failure, error_code
-from provisioner.naming import TAG_KEY
+from provisioner.naming import TAG_KEY, TAG_STEP
 from provisioner.state import RecordedState
 from provisioner.step_outputs import NotRecorded
 from provisioner.steps.backup import BackupOutputs
@@ -40,6 +40,7 @@ STARTED, RESTORED, SCALED_DOWN, POINTED, SCHEMA_CHECKED = "started", "restored",
 PHASES = (STARTED, RESTORED, SCALED_DOWN, POINTED, SCHEMA_CHECKED)
 # The old cluster's key once replaced: found by tags no more as the stack's cluster, and kept.
 REPLACED_KEY = "replaced-cluster"
+REPLACED_STEP = "restore"
 FAILED_JOB_STATES = ("ABORTED", "FAILED", "EXPIRED", "PARTIAL")
 VISIBILITY_NOTE = (
     "Visibility (OpenSearch) is not restored: its records newer than the recovery point remain. Workflows started "
@@ -268,12 +269,13 @@ class Restore:
         return self.save(progress, new_cluster=new, phase=RESTORED)
 
     def adopt(self, new: str, old: str) -> None:
-        """The new cluster gets the stack's cluster tags and the old one another key, so that tags (what finds the
+        """The new cluster gets the stack's cluster tags and the old one another key and step, so that tags (what finds the
         stack's resources when the state is lost) name the new one alone; then the new one is awaited."""
         naming = self.engine.naming
         DSQL_CLUSTER.write_tags(self.aws, {"arn": new}, naming.tags(Dsql.name, CLUSTER))
         if DSQL_CLUSTER.get(self.aws, old) is not None:
-            DSQL_CLUSTER.write_tags(self.aws, {"arn": old}, {TAG_KEY: REPLACED_KEY})
+            # Out of the dsql step's tags too: neither `destroy --delete-data` nor `status` counts it as the stack's.
+            DSQL_CLUSTER.write_tags(self.aws, {"arn": old}, {TAG_KEY: REPLACED_KEY, TAG_STEP: REPLACED_STEP})
         wait_dsql_usable(self.aws, new, self.config.timeouts.dsql,
                          lambda message: self.engine.reporter.update("restore", message))
 
