@@ -80,7 +80,7 @@ def now(config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profil
 
 def restore_command(
     recovery_point: Annotated[str, typer.Argument(help="The recovery point's ARN ('provision backup list').",
-                                                  show_default=False)],
+                                                  metavar="RECOVERY_POINT_ARN", show_default=False)],
     config: ConfigOption = DEFAULT_CONFIG,
     state: StateOption = None,
     profile: ProfileOption = None,
@@ -89,9 +89,7 @@ def restore_command(
 ) -> None:
     """Restore a recovery point into a new DSQL cluster and move the stack onto it; the old cluster is kept.
 
-    The Temporal services are scaled to 0, the stack is pointed at the new cluster, the schema is checked, and
-    the services are scaled back. Safe to run again after an interruption: it carries on where it stopped.
-    Visibility (OpenSearch) is not restored.
+    The Temporal services are scaled to 0, the stack is pointed at the new cluster, the schema is checked, and the services are scaled back. Safe to run again after an interruption: it carries on where it stopped. Visibility (OpenSearch) is not restored.
     """
     from provisioner.commands import backup
 
