@@ -30,6 +30,7 @@ from provisioner.cli_support import (
     load,
     out,
 )
+from provisioner.commands.backup_cli import backup_app, restore_command
 from provisioner.commands.state import state_app
 from provisioner.ecs_layout import SERVICES
 
@@ -653,6 +654,8 @@ def _count(changes, planned: bool = False) -> str:
 
 
 app.add_typer(state_app, name="state")
+app.add_typer(backup_app, name="backup")
+app.command("restore")(restore_command)
 
 alerts_app = typer.Typer(help="The alert rules on the Prometheus workspace and their SNS topic.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")

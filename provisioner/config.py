@@ -586,6 +586,64 @@ class LogsConfig(Strict):
         return value
 
 
+# AWS Backup schedules are EventBridge cron expressions of six fields (minutes hours day-of-month month
+# day-of-week year), run at most once an hour ("The minimum frequency for a backup plan is one hour": AWS Backup
+# developer guide, creating-a-backup-plan.html): the minutes field must be one minute of the hour.
+BACKUP_SCHEDULE = re.compile(r"^cron\(([0-9]|[1-5][0-9]) \S+ \S+ \S+ \S+ \S+\)$")
+# A recovery point is kept from 1 day to 100 years (BackupRuleInput Lifecycle DeleteAfterDays; the console's
+# retention period is at most 100 years, AWS Backup developer guide, plan-options-and-configuration.html).
+BACKUP_RETENTION_DAYS_MAX = 36500
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$")
+BACKUP_VAULT_ARN = re.compile(r"^arn:aws[a-z-]*:backup:([a-z0-9-]+):[0-9]{12}:backup-vault:[A-Za-z0-9_.-]{2,50}$")
+
+
+class BackupConfig(Strict):
+    """AWS Backup of the DSQL cluster (README: "Backups and restore")."""
+
+    enabled: bool = Field(
+        True, description="Back up the Aurora DSQL cluster with AWS Backup: a vault, a plan and a selection holding "
+        "only this stack's cluster. 'up' then needs the account opted in to Aurora DSQL in AWS Backup.")
+    schedule: str = Field(
+        "cron(0 5 ? * * *)", description="When the plan backs up, as AWS Backup's cron (UTC): six fields, at most "
+        "hourly. The default is daily at 05:00 UTC.")
+    retention_days: int = Field(
+        35, ge=1, le=BACKUP_RETENTION_DAYS_MAX, description="Days each recovery point is kept, then deleted by AWS Backup.")
+    kms_key_id: str = Field(
+        "", description="ARN of the KMS key that encrypts the vault; empty: AWS Backup's default key (aws/backup). "
+        "Set only before the vault exists: AWS cannot change a vault's key.")
+    copy_to_vault_arn: str = Field(
+        "", description="ARN of a backup vault in another region to copy every recovery point to (kept as long); "
+        "empty: no copy. The vault must exist, and accept copies from this account.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not BACKUP_SCHEDULE.match(value):
+            raise ValueError("is not an AWS Backup schedule: cron( six fields ) with one minute of the hour (AWS Backup "
+                             "runs a plan at most hourly), like cron(0 5 ? * * *) for daily at 05:00 UTC")
+        return value
+
+    @field_validator("kms_key_id")
+    @classmethod
+    def _kms(cls, value: str) -> str:
+        if value and not KMS_KEY_ARN.match(value):
+            raise ValueError("is not a KMS key ARN (CreateBackupVault's EncryptionKeyArn takes an ARN) like "
+                             "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+        return value
+
+    @field_validator("copy_to_vault_arn")
+    @classmethod
+    def _copy(cls, value: str) -> str:
+        if value and not BACKUP_VAULT_ARN.match(value):
+            raise ValueError("is not a backup vault ARN like arn:aws:backup:eu-central-1:123456789012:backup-vault:dr")
+        return value
+
+    @property
+    def copy_region(self) -> str:
+        match = BACKUP_VAULT_ARN.match(self.copy_to_vault_arn)
+        return match.group(1) if match else ""
+
+
 class TimeoutsConfig(Strict):
     nat_gateway: PositiveSeconds = Field(600, description="Seconds to wait for a NAT gateway.")
     vpc_endpoint: PositiveSeconds = Field(600, description="Seconds to wait for VPC endpoints.")
@@ -740,6 +798,7 @@ class Config(Strict):
     network: NetworkConfig = Field(NetworkConfig(), description="The VPC: private subnets per zone, the NAT's public subnet.")
     endpoints: EndpointsConfig = Field(EndpointsConfig(), description="Which optional VPC endpoints to add.")
     dsql: DsqlConfig = Field(DsqlConfig(), description="The Aurora DSQL cluster Temporal persists to.")
+    backup: BackupConfig = Field(BackupConfig(), description="AWS Backup of the DSQL cluster: schedule, retention, key, copy.")
     grafana: GrafanaConfig = Field(GrafanaConfig(), description="Grafana: its admin secret and images.")
     collector: CollectorConfig = Field(CollectorConfig(), description="The ADOT collector that scrapes Temporal's metrics.")
     opensearch: OpenSearchConfig = Field(OpenSearchConfig(), description="The OpenSearch domain for visibility.")

@@ -23,7 +23,8 @@ from provisioner.temporal.schema_tasks import SCHEMA_SETTING
 STATE_DIR = Path(".provision")
 # Commands that change the stack or its state hold the project lock; plan, status, outputs, tunnel and
 # state pull only read.
-LOCKED_OPERATIONS = ("up", "scale", "destroy", "schema", "build-images", "state push", "state restore", "upgrade")
+LOCKED_OPERATIONS = ("up", "scale", "destroy", "schema", "build-images", "state push", "state restore", "backup now",
+                     "restore", "upgrade")
 
 
 def default_state_path(config: Config, aws: Aws) -> Path:

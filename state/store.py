@@ -95,6 +95,18 @@ class UpgradeSetting(BaseModel):
     schema_done: bool
 
 
+class RestoreSetting(BaseModel):
+    """How far `provision restore` got (provisioner/commands/backup.py): a rerun carries on from here."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    recovery_point: str
+    old_cluster: str
+    counts: dict[str, int]
+    phase: str
+    job_id: str = ""
+    new_cluster: str = ""
+
+
 class RecordedSettings(BaseModel):
     """The settings runs record beside the resources. The state is input to the next run (a later `up` applies
     the recorded counts), so they are checked as strictly as the config: a hand-edited state is refused by key."""
@@ -105,6 +117,7 @@ class RecordedSettings(BaseModel):
     schema_task: SchemaSetting | None = Field(None, alias="schema")
     temporal_release: ReleaseSetting | None = None
     upgrade: UpgradeSetting | None = None
+    restore: RestoreSetting | None = None  # provisioner/commands/backup.py RESTORE_SETTING
 
     @field_validator("service_counts")
     @classmethod

@@ -1,6 +1,7 @@
 """The pipeline, in order. Each step names the steps it needs; independent ones run side by side."""
 from provisioner.steps.alerts import Alerts
 from provisioner.steps.autoscaling import Autoscaling
+from provisioner.steps.backup import Backup
 from provisioner.steps.cluster import Cluster
 from provisioner.steps.dsql import Dsql
 from provisioner.steps.ecr import Ecr
@@ -25,5 +26,5 @@ def pipeline():
     return [
         Secret(), ServiceRoles(), Dsql(), Ecr(), Network(), NatRoute(), Endpoints(), Prometheus(), Alerts(), Logs(), Iam(), SecurityGroups(), Cluster(),
         MetricsConfig(), OpenSearch(), Placement(), NodeGroups(), TaskDefinitions(), Services(),
-        Autoscaling(),
+        Autoscaling(), Backup(),
     ]

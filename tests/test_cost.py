@@ -79,6 +79,8 @@ def test_the_example_config_costs_what_the_price_table_says_line_by_line():
         "CloudWatch Logs storage (estimate)": cents(logs["storage_per_gb_month"] * cents(Decimal(10) * 30 / (Decimal(730) / 24))),
         "Aurora DSQL activity (estimate)": cents(dsql["per_million_dpu"] * 5),
         "Aurora DSQL storage (estimate)": cents(dsql["storage_per_gb_month"] * 10),
+        # One 10 GB full backup a day, each kept backup.retention_days = 35.
+        "AWS Backup storage (estimate)": cents(table["backup"]["dsql_warm_per_gb_month"] * 10 * 35),
         "Secrets Manager": cents(table["secrets_manager"]["per_secret_month"] * 1),
         "SSM Advanced parameters": cents(table["ssm"]["advanced_parameter_per_month"] * 2),
     }
@@ -92,9 +94,9 @@ def test_the_example_config_costs_what_the_price_table_says_line_by_line():
     assert result.total == sum(by_hand.values())
     assert result.total_at_max == at_max
     # With the table of 2026-11-30: 3 x $133.15 + 3 x $2.64 + $35.04 + $4.80 + $3.65 + $192.72 + $0.20 + $27.74 + $1.35
-    # + $180.00 + $37.31 + $0.84 + $0.31 + $1.00 + $5.70 + $0.30 + $44.00 + $3.60 + $0.40 + $0.10.
+    # + $180.00 + $37.31 + $0.84 + $0.31 + $1.00 + $5.70 + $0.30 + $44.00 + $3.60 + $7.35 + $0.40 + $0.10.
     if table["as_of"] == "2026-11-30":
-        assert (result.total, result.total_at_max) == (Decimal("946.43"), Decimal("1489.60"))
+        assert (result.total, result.total_at_max) == (Decimal("953.78"), Decimal("1496.95"))
 
 
 def test_every_line_names_its_unit_price_quantity_and_source_and_json_holds_the_table_numbers():

@@ -144,6 +144,7 @@ def estimate(config: Config, region: str) -> Estimate:
         *_alerts(config, table),
         *_logs(config, table),
         *_dsql(config, table),
+        *_backup(config, table),
         *_secrets_and_parameters(config, table, region),
     ]
     return Estimate(config.project, region, table["currency"], table["as_of"], lines)
@@ -288,6 +289,21 @@ def _dsql(config: Config, table: dict) -> list[Line]:
         line(f"Aurora DSQL storage{adopted} (estimate)", dsql["storage_per_gb_month"], "GB-month", DSQL_STORAGE_GB,
              "GB-months", f"assumed {DSQL_STORAGE_GB} GB of history and visibility tasks", dsql["source"]),
     ]
+
+
+def _backup(config: Config, table: dict) -> list[Line]:
+    """AWS Backup storage of the DSQL cluster: DSQL backups are full copies (AWS Backup developer guide,
+    backup-aurora-dsql), so each recovery point kept holds the cluster's size; the plan runs daily by default."""
+    backup = config.backup
+    if not backup.enabled:
+        return []
+    price = table["backup"]
+    copies = 2 if backup.copy_to_vault_arn else 1
+    stored = DSQL_STORAGE_GB * backup.retention_days * copies
+    where = " and the copy vault" if copies == 2 else ""
+    return [line("AWS Backup storage (estimate)", price["dsql_warm_per_gb_month"], "GB-month",
+                 stored, "GB-months", f"assumed one {DSQL_STORAGE_GB} GB full backup a day, kept "
+                 f"{backup.retention_days} days (backup.retention_days) in the vault{where}", price["source"])]
 
 
 def _secrets_and_parameters(config: Config, table: dict, region: str) -> list[Line]:
