@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, TypeVar
 
+from botocore.exceptions import ClientError
+
 from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle
 from provisioner.aws.named_kinds import tag_dict
 from provisioner.aws.session import side_by_side
 from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
-from provisioner.errors import AmbiguousCreate, ProvisionError
+from provisioner.errors import AmbiguousCreate, ProvisionError, aws_failure
 from provisioner.naming import TAG_KEY, TAG_STEP
 
 T = TypeVar("T")
@@ -109,6 +111,7 @@ def converge(
     key: str,
     spec: dict[str, Any] | None = None,
     name: str | None = None,
+    inputs: dict[str, Any] | None = None,
     detail: str = "",
     attributes_of: Callable[[dict], dict] | None = None,
     **attributes: Any,
@@ -123,19 +126,31 @@ def converge(
     """
     if kind.create is None:
         raise TypeError(f"{kind.noun}: converge() needs a kind with create")
-    desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {})
-    item = ensure(ctx, kind, key, lambda: kind.create(ctx.aws, desired), detail=detail or name or "", name=name,
-                  attributes_of=attributes_of, **attributes)
+    desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {},
+                      inputs or {})
+    what = f"{kind.noun} {name or key}"
+    item = ensure(ctx, kind, key, lambda: _refused_as(f"create {what}", lambda: kind.create(ctx.aws, desired)),
+                  detail=detail or name or "", name=name, attributes_of=attributes_of, **attributes)
     if item is None or not desired.spec:
         return item
-    differing = changes(kind.settings(item) if kind.settings else {}, desired.spec)
+    differing = changes(kind.settings(ctx.aws, item) if kind.settings else {}, desired.spec)
+    fixed = list(differing) if kind.update is None else [f for f in differing if f in kind.fixed]
+    if fixed:
+        raise ProvisionError(
+            f"The {kind.noun} {kind.id_of(item)} has {', '.join(fixed)} other than the config asks, and AWS "
+            "cannot change that in place: put the config back, or delete the resource and run `provision up`.")
     if differing:
-        if kind.update is None:
-            raise ProvisionError(
-                f"The {kind.noun} {kind.id_of(item)} has {', '.join(differing)} other than the config asks, and AWS "
-                "cannot change that in place: put the config back, or delete the resource and run `provision up`.")
-        ctx.change("update", kind.noun, key, ", ".join(differing), act=lambda: kind.update(ctx.aws, item, differing))
+        ctx.change("update", kind.noun, key, ", ".join(differing),
+                   act=lambda: _refused_as(f"update {what}", lambda: kind.update(ctx.aws, item, differing)))
     return item
+
+
+def _refused_as(action: str, call: Callable[[], T]) -> T:
+    """An AWS refusal of a kind's create or update, as one message naming what was being done."""
+    try:
+        return call()
+    except ClientError as exc:
+        raise aws_failure(action, exc) from exc
 
 
 def changes(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ like a deleted resource.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from botocore.exceptions import ClientError
@@ -41,11 +41,17 @@ class Kind(Protocol):
 
 
 class Lifecycle(Kind, Protocol):
-    """A kind that also creates and updates its resources: what converge() needs (named_kinds.NamedKind)."""
+    """A kind that also creates and updates its resources: what converge() needs (Ec2Kind, named_kinds.NamedKind).
+
+    `create` makes the resource from a Desired and returns its live item; `settings` reads the live item's
+    fields in the spec's shape (with the client, for a field its describe does not carry); `update` applies
+    the fields that differ ({field: desired value}). Without `update`, nothing changes in place.
+    """
 
     create: Callable[[Aws, Desired], dict] | None
-    settings: Callable[[dict], dict] | None
+    settings: Callable[[Aws, dict], dict] | None
     update: Callable[[Aws, dict, dict], None] | None
+    fixed: tuple[str, ...]  # fields of the spec AWS cannot change in place: a difference is refused
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,9 @@ class Desired:
     """One resource as a step wants it, which its kind's `create` makes and converge() keeps so.
 
     `spec` holds the settings the tool owns, in the shape the kind's `settings` reads them from AWS: those
-    that differ are what `update` is given. `name` is None for kinds AWS names itself (by a generated ID).
+    that differ are what `update` is given. `inputs` is what only the create takes and nothing compares
+    (the VPC a subnet goes in, a CIDR, a name AWS keeps): what cannot change is refused before (immutable.py).
+    `name` is None for kinds AWS names itself (by a generated ID).
     """
 
     key: str
@@ -61,6 +69,10 @@ class Desired:
     tags: dict[str, str]
     client_token: str
     spec: dict[str, Any]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+    def tag_list(self) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in self.tags.items()]
 
 
 KINDS: dict[str, Kind] = {}
@@ -87,6 +99,11 @@ class Ec2Kind:
     state_field: str | None = None
     gone_states: tuple[str, ...] = ()
     service: str = "ec2"
+    # The lifecycle converge() drives (Lifecycle): None where the step only finds and deletes.
+    create: Callable[[Aws, Desired], dict] | None = None
+    settings: Callable[[Aws, dict], dict] | None = None
+    update: Callable[[Aws, dict, dict], None] | None = None
+    fixed: tuple[str, ...] = ()
     batched = True
     read_ahead = True
 
@@ -146,6 +163,10 @@ class Ec2Kind:
 
     def tag_spec(self, naming: Naming, step: str, key: str) -> list[dict]:
         return [{"ResourceType": self.resource_type, "Tags": naming.tag_list(step, key)}]
+
+    def tag_specification(self, desired: Desired) -> list[dict]:
+        """TagSpecifications: the tags set in the create call itself."""
+        return [{"ResourceType": self.resource_type, "Tags": desired.tag_list()}]
 
     def delete(self, aws: Aws, resource_id: str) -> None:
         ec2 = aws.client("ec2")

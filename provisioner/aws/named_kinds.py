@@ -10,6 +10,7 @@ A resource whose name is taken by something this project did not tag is an error
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -83,10 +84,12 @@ class NamedKind:
     # The lifecycle converge() drives (provisioner/aws/converge.py): `create` makes the resource from a
     # Desired (name, tags, idempotency token, spec) and returns its live item; `settings` reads the live
     # item's fields in the spec's shape; `update` applies the fields that differ ({field: desired value}).
-    # A kind without `update` has no field the tool changes in place.
+    # A kind without `update` has no field the tool changes in place; `fixed` names the fields AWS cannot
+    # change in place, whose difference is refused.
     create: Callable[[Aws, Desired], dict] | None = None
-    settings: Callable[[dict], dict] | None = None
+    settings: Callable[[Aws, dict], dict] | None = None
     update: Callable[[Aws, dict, dict], None] | None = None
+    fixed: tuple[str, ...] = ()
 
     def belongs(self, naming: Naming, item: dict) -> bool:
         """Whether this region's stack of the project owns the item (always, for a regional kind)."""
@@ -317,7 +320,7 @@ LOG_GROUP = register(NamedKind(
         resourceArn=group["arn"].removesuffix(":*"), tags=tags),
     tag_arn=lambda naming, account, name: naming.arn("logs", account, f"log-group:{name}"),
     create=_create_log_group,
-    settings=lambda group: {"retentionInDays": group.get("retentionInDays")},
+    settings=lambda aws, group: {"retentionInDays": group.get("retentionInDays")},
     update=_update_log_group,
 ))
 
@@ -769,6 +772,49 @@ def _repositories_by_name(aws: Aws, names: list[str]) -> dict[str, dict] | None:
     return {r["repositoryName"]: r for r in found}
 
 
+def _create_repository(aws: Aws, desired: Desired) -> dict:
+    """Scanning, encryption and tag mutability are set by CreateRepository; the lifecycle policy comes apart."""
+    spec = desired.spec
+    ecr = aws.client("ecr")
+    repository = ecr.create_repository(
+        repositoryName=desired.name, imageScanningConfiguration=spec["imageScanningConfiguration"],
+        encryptionConfiguration=spec["encryptionConfiguration"], **spec["imageTagMutability"],
+        tags=desired.tag_list(),
+    )["repository"]
+    ecr.put_lifecycle_policy(repositoryName=desired.name, lifecyclePolicyText=json.dumps(spec["lifecyclePolicy"]))
+    return repository
+
+
+def _repository_settings(aws: Aws, repository: dict) -> dict:
+    ecr = aws.client("ecr")
+    try:
+        policy = json.loads(ecr.get_lifecycle_policy(repositoryName=repository["repositoryName"])["lifecyclePolicyText"])
+    except ClientError as exc:
+        if error_code(exc) != "LifecyclePolicyNotFoundException":
+            raise
+        policy = None
+    return {
+        "imageScanningConfiguration": repository.get("imageScanningConfiguration"),
+        # PutImageTagMutability sets both together: one field, in its request's shape.
+        "imageTagMutability": {k: repository.get(k) for k in ("imageTagMutability", "imageTagMutabilityExclusionFilters")},
+        # A repository described without it is AES256-encrypted: ECR's default.
+        "encryptionConfiguration": repository.get("encryptionConfiguration", {"encryptionType": "AES256"}),
+        "lifecyclePolicy": policy,
+    }
+
+
+def _update_repository(aws: Aws, repository: dict, changed: dict) -> None:
+    ecr = aws.client("ecr")
+    name = repository["repositoryName"]
+    if "imageScanningConfiguration" in changed:
+        ecr.put_image_scanning_configuration(
+            repositoryName=name, imageScanningConfiguration=changed["imageScanningConfiguration"])
+    if "imageTagMutability" in changed:
+        ecr.put_image_tag_mutability(repositoryName=name, **changed["imageTagMutability"])
+    if "lifecyclePolicy" in changed:
+        ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(changed["lifecyclePolicy"]))
+
+
 ECR_REPOSITORY = register(NamedKind(
     "ecr-repository", "image repository", _get_repository, "repositoryName",
     # force: the step decides whether images may go (destroy --delete-data); by then they may.
@@ -778,6 +824,10 @@ ECR_REPOSITORY = register(NamedKind(
     tag=lambda aws, repository, tags: aws.client("ecr").tag_resource(
         resourceArn=repository["repositoryArn"], tags=tag_list(tags)),
     tag_arn=lambda naming, account, name: naming.arn("ecr", account, f"repository/{name}"),
+    create=_create_repository, settings=_repository_settings, update=_update_repository,
+    # "You can't change the encryption settings of a repository once it's created" (ECR user guide,
+    # encryption-at-rest.html); no ECR call takes a repository's encryption but CreateRepository.
+    fixed=("encryptionConfiguration",),
 ))
 
 
@@ -820,6 +870,33 @@ def _parameters_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
     return found
 
 
+# SSM's limits on a value: 4 KB in the Standard tier, 8 KB in the Advanced one (charged per parameter and month).
+STANDARD_LIMIT, ADVANCED_LIMIT = 4096, 8192
+
+
+def _tier(value: str, current: str = "Standard") -> str:
+    """Standard while the value fits; an Advanced parameter cannot go back to Standard, so it stays so."""
+    return "Standard" if len(value) <= STANDARD_LIMIT and current != "Advanced" else "Advanced"
+
+
+def _create_parameter(aws: Aws, desired: Desired) -> dict:
+    value = desired.spec["Value"]
+    try:
+        aws.client("ssm").put_parameter(Name=desired.name, Value=value, Type="String", Tier=_tier(value),
+                                        Tags=desired.tag_list(), **desired.inputs)
+    except ClientError as exc:
+        # A resend after a lost answer the lookup did not see yet: the first call made it.
+        if error_code(exc) != "ParameterAlreadyExists":
+            raise
+    return _get_parameter(aws, desired.name)
+
+
+def _update_parameter(aws: Aws, parameter: dict, changed: dict) -> None:
+    value = changed["Value"]
+    aws.client("ssm").put_parameter(Name=parameter["Name"], Value=value, Type="String",
+                                    Tier=_tier(value, parameter.get("Tier", "Standard")), Overwrite=True)
+
+
 SSM_PARAMETER = register(NamedKind(
     "ssm-parameter", "SSM parameter", _get_parameter, "Name",
     lambda aws, name: aws.client("ssm").delete_parameter(Name=name), _list_parameters,
@@ -828,4 +905,5 @@ SSM_PARAMETER = register(NamedKind(
         ResourceType="Parameter", ResourceId=parameter["Name"], Tags=tag_list(tags)),
     # SSM's ARN drops the name's leading slash after "parameter/".
     tag_arn=lambda naming, account, name: naming.arn("ssm", account, f"parameter/{name.lstrip('/')}"),
+    create=_create_parameter, settings=lambda aws, parameter: {"Value": parameter["Value"]}, update=_update_parameter,
 ))
