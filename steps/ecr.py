@@ -30,7 +30,8 @@ ENCRYPTION = {"encryptionType": "AES256"}
 # Each repository, as ECR describes it (named_kinds.ECR_REPOSITORY).
 SPEC = {
     "imageScanningConfiguration": {"scanOnPush": True},
-    "imageTagMutability": {"imageTagMutability": TAG_MUTABILITY, "imageTagMutabilityExclusionFilters": MUTABLE_TAGS},
+    "imageTagMutability": TAG_MUTABILITY,
+    "imageTagMutabilityExclusionFilters": MUTABLE_TAGS,
     "encryptionConfiguration": ENCRYPTION,
     "lifecyclePolicy": LIFECYCLE_POLICY,
 }

@@ -127,7 +127,7 @@ def converge(
     if kind.create is None:
         raise TypeError(f"{kind.noun}: converge() needs a kind with create")
     desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {},
-                      inputs or {})
+                      inputs or {}, ctx.config.timeouts)
     what = f"{kind.noun} {name or key}"
     item = ensure(ctx, kind, key, lambda: _refused_as(f"create {what}", lambda: kind.create(ctx.aws, desired)),
                   detail=detail or name or "", name=name, attributes_of=attributes_of, **attributes)
@@ -141,7 +141,7 @@ def converge(
             "cannot change that in place: put the config back, or delete the resource and run `provision up`.")
     if differing:
         ctx.change("update", kind.noun, key, ", ".join(differing),
-                   act=lambda: _refused_as(f"update {what}", lambda: kind.update(ctx.aws, item, differing)))
+                   act=lambda: _refused_as(f"update {what}", lambda: kind.update(ctx.aws, item, differing, desired)))
     return item
 
 

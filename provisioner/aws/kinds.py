@@ -45,12 +45,13 @@ class Lifecycle(Kind, Protocol):
 
     `create` makes the resource from a Desired and returns its live item; `settings` reads the live item's
     fields in the spec's shape (with the client, for a field its describe does not carry); `update` applies
-    the fields that differ ({field: desired value}). Without `update`, nothing changes in place.
+    the fields that differ ({field: desired value}; the Desired too, for what an update call needs beside them).
+    Without `update`, nothing changes in place.
     """
 
     create: Callable[[Aws, Desired], dict] | None
     settings: Callable[[Aws, dict], dict] | None
-    update: Callable[[Aws, dict, dict], None] | None
+    update: Callable[[Aws, dict, dict, Desired], None] | None
     fixed: tuple[str, ...]  # fields of the spec AWS cannot change in place: a difference is refused
 
 
@@ -70,6 +71,8 @@ class Desired:
     client_token: str
     spec: dict[str, Any]
     inputs: dict[str, Any] = field(default_factory=dict)
+    # The config's [timeouts] (TimeoutsConfig), for a create that waits for its resource or for IAM.
+    timeouts: Any = None
 
     def tag_list(self) -> list[dict[str, str]]:
         return [{"Key": k, "Value": v} for k, v in self.tags.items()]
@@ -102,7 +105,7 @@ class Ec2Kind:
     # The lifecycle converge() drives (Lifecycle): None where the step only finds and deletes.
     create: Callable[[Aws, Desired], dict] | None = None
     settings: Callable[[Aws, dict], dict] | None = None
-    update: Callable[[Aws, dict, dict], None] | None = None
+    update: Callable[[Aws, dict, dict, Desired], None] | None = None
     fixed: tuple[str, ...] = ()
     batched = True
     read_ahead = True

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import Desired, register
+from provisioner.aws.propagation import ECS_ROLE, POLICY_PRINCIPAL, until_propagated
 from provisioner.aws.session import Aws, side_by_side
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
@@ -83,12 +84,13 @@ class NamedKind:
     global_scope: bool = False
     # The lifecycle converge() drives (provisioner/aws/converge.py): `create` makes the resource from a
     # Desired (name, tags, idempotency token, spec) and returns its live item; `settings` reads the live
-    # item's fields in the spec's shape; `update` applies the fields that differ ({field: desired value}).
+    # item's fields in the spec's shape; `update` applies the fields that differ ({field: desired value}, and
+    # the whole Desired).
     # A kind without `update` has no field the tool changes in place; `fixed` names the fields AWS cannot
     # change in place, whose difference is refused.
     create: Callable[[Aws, Desired], dict] | None = None
     settings: Callable[[Aws, dict], dict] | None = None
-    update: Callable[[Aws, dict, dict], None] | None = None
+    update: Callable[[Aws, dict, dict, Desired], None] | None = None
     fixed: tuple[str, ...] = ()
 
     def belongs(self, naming: Naming, item: dict) -> bool:
@@ -159,8 +161,8 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
 
 
 def _tag_ecs(aws: Aws, arn: str, tags: dict[str, str]) -> None:
-    # ECS TagResource takes lower-case key/value pairs, and adds or overwrites only those (ECS API reference).
-    aws.client("ecs").tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in tags.items()])
+    # ECS TagResource adds or overwrites only the tags given (ECS API reference).
+    aws.client("ecs").tag_resource(resourceArn=arn, tags=_ecs_tags(tags))
 
 
 def _last(arn_or_name: str) -> str:
@@ -307,7 +309,7 @@ def _create_log_group(aws: Aws, desired: Desired) -> dict:
     return _get_log_group(aws, desired.name)
 
 
-def _update_log_group(aws: Aws, group: dict, changed: dict) -> None:
+def _update_log_group(aws: Aws, group: dict, changed: dict, desired: Desired) -> None:
     aws.client("logs").put_retention_policy(logGroupName=group["logGroupName"], retentionInDays=changed["retentionInDays"])
 
 
@@ -362,6 +364,15 @@ def _list_namespaces(aws: Aws, naming: Naming) -> list[dict]:
     return found
 
 
+def _create_namespace(aws: Aws, desired: Desired) -> dict:
+    """An HTTP namespace (Service Connect needs no DNS), once its creation has succeeded."""
+    operation = aws.client("servicediscovery").create_http_namespace(
+        Name=desired.name, CreatorRequestId=desired.client_token, Tags=desired.tag_list(), **desired.inputs,
+    )["OperationId"]
+    done = wait_operation(aws, operation, f"namespace {desired.name}", desired.timeouts.default)
+    return _get_namespace(aws, done["Targets"]["NAMESPACE"])
+
+
 NAMESPACE = register(NamedKind(
     "namespace", "Service Connect namespace", _get_namespace, "Id",
     lambda aws, namespace_id: aws.client("servicediscovery").delete_namespace(Id=namespace_id), _list_namespaces,
@@ -369,6 +380,7 @@ NAMESPACE = register(NamedKind(
     service="servicediscovery",
     tag=lambda aws, namespace, tags: aws.client("servicediscovery").tag_resource(
         ResourceARN=namespace["Arn"], Tags=tag_list(tags)),
+    create=_create_namespace,
 ))
 
 
@@ -392,12 +404,30 @@ def _list_clusters(aws: Aws, naming: Naming) -> list[dict]:
     return found
 
 
+def _ecs_tags(tags: dict[str, str]) -> list[dict[str, str]]:
+    """ECS takes tags as lower-case key/value pairs."""
+    return [{"key": k, "value": v} for k, v in tags.items()]
+
+
+CLUSTER_FIELDS = ("settings", "configuration", "serviceConnectDefaults")
+
+
+def _create_cluster(aws: Aws, desired: Desired) -> dict:
+    # Right after ECS's service-linked role is created, ECS may not be able to assume it yet.
+    return with_tags(until_propagated(ECS_ROLE, desired.timeouts.iam_propagation, lambda: aws.client("ecs").create_cluster(
+        clusterName=desired.name, tags=_ecs_tags(desired.tags), **desired.spec))["cluster"])
+
+
 ECS_CLUSTER = register(NamedKind(
     "ecs-cluster", "ECS cluster", _get_cluster, "clusterArn",
     lambda aws, arn: aws.client("ecs").delete_cluster(cluster=arn), _list_clusters,
     not_found=("ClusterNotFoundException",),
     service="ecs",
     tag=lambda aws, cluster, tags: _tag_ecs(aws, cluster["clusterArn"], tags),
+    create=_create_cluster,
+    settings=lambda aws, cluster: {field: cluster.get(field) for field in CLUSTER_FIELDS},
+    # UpdateCluster takes each of them as CreateCluster does.
+    update=lambda aws, cluster, changed, desired: aws.client("ecs").update_cluster(cluster=cluster["clusterArn"], **changed),
 ))
 
 
@@ -662,12 +692,41 @@ def _list_domains(aws: Aws, naming: Naming) -> list[dict]:
     return [d for d in side_by_side(names, lambda name: _get_domain(aws, name)) if d]
 
 
+def _create_domain(aws: Aws, desired: Desired) -> dict:
+    """Started, not awaited (15-20 minutes in AWS). The access policy may name a role made seconds ago."""
+    spec = desired.spec
+    return until_propagated(POLICY_PRINCIPAL, desired.timeouts.iam_propagation, lambda: aws.client("opensearch").create_domain(
+        DomainName=desired.name, ClusterConfig=spec["ClusterConfig"], EBSOptions=spec["EBSOptions"],
+        AccessPolicies=json.dumps(spec["AccessPolicies"]), TagList=desired.tag_list(), **desired.inputs,
+    )["DomainStatus"]) | {"_tags": desired.tags}
+
+
+def _domain_settings(aws: Aws, domain: dict) -> dict:
+    return {"ClusterConfig": domain.get("ClusterConfig", {}), "EBSOptions": domain.get("EBSOptions", {}),
+            "AccessPolicies": json.loads(domain.get("AccessPolicies") or "{}")}
+
+
+def _update_domain(aws: Aws, domain: dict, changed: dict, desired: Desired) -> None:
+    """Instance type, count and volume change in place (AWS runs a blue/green deployment); the access policy
+    in a call of its own, retried while IAM propagates a role it names."""
+    client = aws.client("opensearch")
+    name = domain["DomainName"]
+    resized = {field: value for field, value in changed.items() if field != "AccessPolicies"}
+    if resized:
+        client.update_domain_config(DomainName=name, **resized)
+    if "AccessPolicies" in changed:
+        policy = json.dumps(changed["AccessPolicies"])
+        until_propagated(POLICY_PRINCIPAL, desired.timeouts.iam_propagation,
+                         lambda: client.update_domain_config(DomainName=name, AccessPolicies=policy))
+
+
 OPENSEARCH_DOMAIN = register(NamedKind(
     "opensearch-domain", "OpenSearch domain", _get_domain, "DomainName",
     lambda aws, name: aws.client("opensearch").delete_domain(DomainName=name), _list_domains,
     not_found=("ResourceNotFoundException",),
     service="opensearch",
     tag=lambda aws, domain, tags: aws.client("opensearch").add_tags(ARN=domain["ARN"], TagList=tag_list(tags)),
+    create=_create_domain, settings=_domain_settings, update=_update_domain,
 ))
 
 
@@ -688,12 +747,23 @@ def _list_dsql_clusters(aws: Aws, naming: Naming) -> list[dict]:
 
 
 def _delete_dsql_cluster(aws: Aws, arn_or_identifier: str) -> None:
-    """Deletion protection first (UpdateCluster), then the cluster: DeleteCluster refuses a protected one."""
+    """Deletion protection first (UpdateCluster), then the cluster: DeleteCluster refuses a protected one.
+    A cluster already being deleted answers ConflictException: it is going already."""
     dsql = aws.client("dsql")
     identifier = _last(arn_or_identifier)
     if dsql.get_cluster(identifier=identifier).get("deletionProtectionEnabled"):
         dsql.update_cluster(identifier=identifier, deletionProtectionEnabled=False)
-    dsql.delete_cluster(identifier=identifier)
+    try:
+        dsql.delete_cluster(identifier=identifier)
+    except ClientError as exc:
+        if error_code(exc) != "ConflictException":
+            raise
+
+
+def _create_dsql_cluster(aws: Aws, desired: Desired) -> dict:
+    # Its answer carries no tags: they are the desired ones, set by this very call.
+    created = aws.client("dsql").create_cluster(tags=desired.tags, clientToken=desired.client_token, **desired.inputs)
+    return with_tags(created, desired.tags)
 
 
 DSQL_CLUSTER = register(NamedKind(
@@ -701,6 +771,7 @@ DSQL_CLUSTER = register(NamedKind(
     not_found=("ResourceNotFoundException",),
     service="dsql",
     tag=lambda aws, cluster, tags: aws.client("dsql").tag_resource(resourceArn=cluster["arn"], tags=tags),
+    create=_create_dsql_cluster,
 ))
 # Usable states (Aurora DSQL user guide, "Aurora DSQL cluster lifecycle"): IDLE is a cluster that scaled
 # its resources down, INACTIVE one idle for a prolonged period, scaled to zero with its data preserved.
@@ -778,8 +849,8 @@ def _create_repository(aws: Aws, desired: Desired) -> dict:
     ecr = aws.client("ecr")
     repository = ecr.create_repository(
         repositoryName=desired.name, imageScanningConfiguration=spec["imageScanningConfiguration"],
-        encryptionConfiguration=spec["encryptionConfiguration"], **spec["imageTagMutability"],
-        tags=desired.tag_list(),
+        encryptionConfiguration=spec["encryptionConfiguration"], imageTagMutability=spec["imageTagMutability"],
+        imageTagMutabilityExclusionFilters=spec["imageTagMutabilityExclusionFilters"], tags=desired.tag_list(),
     )["repository"]
     ecr.put_lifecycle_policy(repositoryName=desired.name, lifecyclePolicyText=json.dumps(spec["lifecyclePolicy"]))
     return repository
@@ -795,22 +866,25 @@ def _repository_settings(aws: Aws, repository: dict) -> dict:
         policy = None
     return {
         "imageScanningConfiguration": repository.get("imageScanningConfiguration"),
-        # PutImageTagMutability sets both together: one field, in its request's shape.
-        "imageTagMutability": {k: repository.get(k) for k in ("imageTagMutability", "imageTagMutabilityExclusionFilters")},
+        "imageTagMutability": repository.get("imageTagMutability"),
+        "imageTagMutabilityExclusionFilters": repository.get("imageTagMutabilityExclusionFilters"),
         # A repository described without it is AES256-encrypted: ECR's default.
         "encryptionConfiguration": repository.get("encryptionConfiguration", {"encryptionType": "AES256"}),
         "lifecyclePolicy": policy,
     }
 
 
-def _update_repository(aws: Aws, repository: dict, changed: dict) -> None:
+def _update_repository(aws: Aws, repository: dict, changed: dict, desired: Desired) -> None:
     ecr = aws.client("ecr")
     name = repository["repositoryName"]
     if "imageScanningConfiguration" in changed:
         ecr.put_image_scanning_configuration(
             repositoryName=name, imageScanningConfiguration=changed["imageScanningConfiguration"])
-    if "imageTagMutability" in changed:
-        ecr.put_image_tag_mutability(repositoryName=name, **changed["imageTagMutability"])
+    if {"imageTagMutability", "imageTagMutabilityExclusionFilters"} & set(changed):
+        # PutImageTagMutability sets both together.
+        ecr.put_image_tag_mutability(
+            repositoryName=name, imageTagMutability=desired.spec["imageTagMutability"],
+            imageTagMutabilityExclusionFilters=desired.spec["imageTagMutabilityExclusionFilters"])
     if "lifecyclePolicy" in changed:
         ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(changed["lifecyclePolicy"]))
 
@@ -891,7 +965,7 @@ def _create_parameter(aws: Aws, desired: Desired) -> dict:
     return _get_parameter(aws, desired.name)
 
 
-def _update_parameter(aws: Aws, parameter: dict, changed: dict) -> None:
+def _update_parameter(aws: Aws, parameter: dict, changed: dict, desired: Desired) -> None:
     value = changed["Value"]
     aws.client("ssm").put_parameter(Name=parameter["Name"], Value=value, Type="String",
                                     Tier=_tier(value, parameter.get("Tier", "Standard")), Overwrite=True)
