@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from botocore.exceptions import ClientError
 
-from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle
+from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle, changes
+from provisioner.aws.kinds import differs as differs  # the one diff helper, where the steps have imported it from
 from provisioner.aws.named_kinds import tag_dict
 from provisioner.aws.session import side_by_side
 from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
@@ -153,12 +154,6 @@ def _refused_as(action: str, call: Callable[[], T]) -> T:
         raise aws_failure(action, exc) from exc
 
 
-def changes(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
-    """The desired fields whose live value differs ({field: desired value}): the one diff every kind's update
-    is given. Fields AWS adds and the tool does not set are no concern of it (differs)."""
-    return {field: value for field, value in desired.items() if differs(current.get(field), value)}
-
-
 def tag_drift(desired: dict[str, str], current: dict[str, str]) -> dict[str, str]:
     """The tool's tags that are missing or hold another value; tags the user added are no concern of it."""
     return {k: v for k, v in desired.items() if current.get(k) != v}
@@ -230,17 +225,6 @@ def recorded_tags(ctx) -> dict[str, dict[str, str]]:
         return found
 
     return ctx.aws.read(TAGGING, ("tags", arns), read) if arns else {}
-
-
-def differs(current: Any, desired: Any) -> bool:
-    """True when any field the tool sets has another value (extra fields AWS adds are ignored)."""
-    if isinstance(desired, dict):
-        return not isinstance(current, dict) or any(differs(current.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return not isinstance(current, list) or len(current) != len(desired) or any(
-            differs(c, d) for c, d in zip(current, desired, strict=True)
-        )
-    return current != desired
 
 
 def _belongs(ctx, kind: Kind, item: dict, key: str) -> bool:

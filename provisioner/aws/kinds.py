@@ -78,6 +78,23 @@ class Desired:
         return [{"Key": k, "Value": v} for k, v in self.tags.items()]
 
 
+def changes(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The desired fields whose live value differs ({field: desired value}): the one diff every kind's update
+    is given. Fields AWS adds and the tool does not set are no concern of it (differs)."""
+    return {field: value for field, value in desired.items() if differs(current.get(field), value)}
+
+
+def differs(current: Any, desired: Any) -> bool:
+    """True when any field the tool sets has another value (extra fields AWS adds are ignored)."""
+    if isinstance(desired, dict):
+        return not isinstance(current, dict) or any(differs(current.get(k), v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return not isinstance(current, list) or len(current) != len(desired) or any(
+            differs(c, d) for c, d in zip(current, desired, strict=True)
+        )
+    return current != desired
+
+
 KINDS: dict[str, Kind] = {}
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
-from provisioner.aws.kinds import Desired, register
+from provisioner.aws.kinds import Desired, differs, register
 from provisioner.aws.propagation import ECS_ROLE, POLICY_PRINCIPAL, until_propagated
 from provisioner.aws.session import Aws, side_by_side
 from provisioner.aws.waiter import WaitFailed, wait_for
@@ -241,10 +241,75 @@ def iam_path(naming: Naming) -> str:
     return f"/{naming.project}/"
 
 
+def _create_role(aws: Aws, desired: Desired) -> dict:
+    """The role with its trust policy, then its managed and inline policies: the item as IAM now holds it."""
+    iam = aws.client("iam")
+    spec = desired.spec
+    role = iam.create_role(
+        RoleName=desired.name, AssumeRolePolicyDocument=json.dumps(spec["AssumeRolePolicyDocument"]),
+        Tags=desired.tag_list(), **desired.inputs,
+    )["Role"]
+    for arn in spec["AttachedManagedPolicies"]:
+        iam.attach_role_policy(RoleName=desired.name, PolicyArn=arn)
+    for inline in spec["RolePolicyList"]:
+        iam.put_role_policy(RoleName=desired.name, PolicyName=inline["PolicyName"],
+                            PolicyDocument=json.dumps(inline["PolicyDocument"]))
+    return with_tags(role, desired.tags) | {
+        "AttachedManagedPolicies": [{"PolicyArn": arn} for arn in spec["AttachedManagedPolicies"]],
+        "RolePolicyList": spec["RolePolicyList"],
+    }
+
+
+def role_policies(managed: tuple[str, ...] | list[str], inline: dict[str, dict]) -> dict:
+    """A role's policies in the shape of the account's role details (RoleDetail): the managed ones by ARN, in
+    order, and the inline ones by name, in order, so that a policy too many shows as a difference too."""
+    return {
+        "AttachedManagedPolicies": sorted(managed),
+        "RolePolicyList": [{"PolicyName": name, "PolicyDocument": inline[name]} for name in sorted(inline)],
+    }
+
+
+def _role_settings(aws: Aws, role: dict) -> dict:
+    """A role described with the others (account_roles) carries its policies; one found alone is asked for them."""
+    iam = aws.client("iam")
+    name = role["RoleName"]
+    if "RolePolicyList" in role:
+        managed = [p["PolicyArn"] for p in role["AttachedManagedPolicies"]]
+        inline = {p["PolicyName"]: p["PolicyDocument"] for p in role["RolePolicyList"]}
+    else:
+        managed = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+        inline = {policy: iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                  for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]}
+    return {"AssumeRolePolicyDocument": role.get("AssumeRolePolicyDocument", {}), **role_policies(managed, inline)}
+
+
+def _update_role(aws: Aws, role: dict, changed: dict, desired: Desired) -> None:
+    iam = aws.client("iam")
+    name = role["RoleName"]
+    if "AssumeRolePolicyDocument" in changed:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(changed["AssumeRolePolicyDocument"]))
+    current = _role_settings(aws, role) if {"AttachedManagedPolicies", "RolePolicyList"} & set(changed) else {}
+    if "AttachedManagedPolicies" in changed:
+        attached, wanted = set(current["AttachedManagedPolicies"]), set(changed["AttachedManagedPolicies"])
+        for arn in sorted(wanted - attached):
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        for arn in sorted(attached - wanted):
+            iam.detach_role_policy(RoleName=name, PolicyArn=arn)
+    if "RolePolicyList" in changed:
+        present = {p["PolicyName"]: p["PolicyDocument"] for p in current["RolePolicyList"]}
+        wanted = {p["PolicyName"]: p["PolicyDocument"] for p in changed["RolePolicyList"]}
+        for policy, document in wanted.items():
+            if policy not in present or differs(present[policy], document):
+                iam.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=json.dumps(document))
+        for policy in sorted(set(present) - set(wanted)):
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+
+
 IAM_ROLE = register(NamedKind(
     "iam-role", "IAM role", _get_role, "Arn", _delete_role, _list_roles, ("NoSuchEntity",), "iam", _roles_by_arn,
     global_scope=True,
     tag=lambda aws, role, tags: aws.client("iam").tag_role(RoleName=role["RoleName"], Tags=tag_list(tags)),
+    create=_create_role, settings=_role_settings, update=_update_role,
 ))
 def _get_service_linked_role(aws: Aws, role: str) -> dict:
     return with_tags(aws.client("iam").get_role(RoleName=_last(role))["Role"])
@@ -254,18 +319,57 @@ def _keep_service_linked_role(aws: Aws, role: str) -> None:
     raise ProvisionError(f"refusing to delete {role}: service-linked roles belong to the account, not to this project")
 
 
-# Account-wide roles AWS services assume (created on demand, never deleted by this tool).
+# IAM answers a second create with InvalidInput ("... has been taken in this account"); moto says EntityAlreadyExists.
+SERVICE_LINKED_ROLE_TAKEN = ("InvalidInput", "EntityAlreadyExists")
+
+
+def _create_service_linked_role(aws: Aws, desired: Desired) -> dict | None:
+    """The role AWS names for the service (desired.inputs["AWSServiceName"]); made meanwhile (by the service
+    itself, or a call whose answer was lost) is as good. IAM takes no tags or token for it."""
+    try:
+        aws.client("iam").create_service_linked_role(**desired.inputs)
+    except ClientError as exc:
+        if error_code(exc) not in SERVICE_LINKED_ROLE_TAKEN:
+            raise aws_failure(f"create the service-linked role for {desired.inputs['AWSServiceName']}", exc) from exc
+    return SERVICE_LINKED_ROLE.get(aws, desired.name)
+
+
+# Account-wide roles AWS services assume (created on demand, never deleted by this tool). Neither tagged nor
+# found by tags: steps/service_roles.py reads them by the names AWS gives them.
 SERVICE_LINKED_ROLE = register(NamedKind(
     "service-linked-role", "service-linked role", _get_service_linked_role, "Arn", _keep_service_linked_role,
     not_found=("NoSuchEntity",),
     service="iam",
     read_ahead=False,  # read with every role of the account (account_roles)
+    create=_create_service_linked_role,
 ))
+def _create_profile(aws: Aws, desired: Desired) -> dict:
+    """The profile, holding its role (a profile holds at most one): the item as IAM now holds it."""
+    iam = aws.client("iam")
+    profile = iam.create_instance_profile(
+        InstanceProfileName=desired.name, Tags=desired.tag_list(), **desired.inputs)["InstanceProfile"]
+    for role in desired.spec["Roles"]:
+        iam.add_role_to_instance_profile(InstanceProfileName=desired.name, RoleName=role)
+    return with_tags(profile, desired.tags) | {"Roles": [{"RoleName": role} for role in desired.spec["Roles"]]}
+
+
+def _update_profile(aws: Aws, profile: dict, changed: dict, desired: Desired) -> None:
+    iam = aws.client("iam")
+    name = profile["InstanceProfileName"]
+    for other in profile.get("Roles", []):
+        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=other["RoleName"])
+    for role in changed["Roles"]:
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+
+
 INSTANCE_PROFILE = register(NamedKind(
     "instance-profile", "instance profile", _get_profile, "Arn", _delete_profile, _list_profiles, ("NoSuchEntity",),
     service="iam", global_scope=True,
     tag=lambda aws, profile, tags: aws.client("iam").tag_instance_profile(
         InstanceProfileName=profile["InstanceProfileName"], Tags=tag_list(tags)),
+    create=_create_profile,
+    settings=lambda aws, profile: {"Roles": [role["RoleName"] for role in profile.get("Roles", [])]},
+    update=_update_profile,
 ))
 
 
