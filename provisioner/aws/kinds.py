@@ -219,9 +219,17 @@ ROUTE_TABLE = register(Ec2Kind(
     "route-table", "route table", "route-table", "describe_route_tables", "RouteTables",
     "RouteTableId", "RouteTableIds", ("InvalidRouteTableID.NotFound",), "delete_route_table", "RouteTableId",
 ))
+def _create_security_group(aws: Aws, desired: Desired) -> dict:
+    """A group with no ingress (its rules are the step's: steps/security_groups.py converge_ingress), in the VPC
+    and with the description of desired.inputs."""
+    return aws.client("ec2").create_security_group(
+        GroupName=desired.name, TagSpecifications=SECURITY_GROUP.tag_specification(desired), **desired.inputs)
+
+
 SECURITY_GROUP = register(Ec2Kind(
     "security-group", "security group", "security-group", "describe_security_groups", "SecurityGroups",
     "GroupId", "GroupIds", ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"), "delete_security_group", "GroupId",
+    create=_create_security_group,
 ))
 ELASTIC_IP = register(Ec2Kind(
     "elastic-ip", "Elastic IP", "elastic-ip", "describe_addresses", "Addresses", "AllocationId",
@@ -238,10 +246,45 @@ LAUNCH_TEMPLATE = register(Ec2Kind(
     ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateId.Malformed", "InvalidLaunchTemplateName.NotFoundException"),
     "delete_launch_template", "LaunchTemplateId",
 ))
+def _create_vpc_endpoint(aws: Aws, desired: Desired) -> dict:
+    return aws.client("ec2").create_vpc_endpoint(
+        ClientToken=desired.client_token, TagSpecifications=VPC_ENDPOINT.tag_specification(desired),
+        **desired.inputs, **desired.spec,
+    )["VpcEndpoint"]
+
+
+def _vpc_endpoint_settings(aws: Aws, endpoint: dict) -> dict:
+    """What ModifyVpcEndpoint changes: a gateway endpoint's route tables; an interface endpoint's private DNS,
+    subnets and groups. The ID lists are sets to AWS: sorted, and a step declares them sorted."""
+    if endpoint.get("VpcEndpointType", "").lower() == "gateway":
+        return {"RouteTableIds": sorted(endpoint.get("RouteTableIds", []))}
+    return {
+        "PrivateDnsEnabled": endpoint.get("PrivateDnsEnabled"),
+        "SubnetIds": sorted(endpoint.get("SubnetIds", [])),
+        "SecurityGroupIds": sorted(g["GroupId"] for g in endpoint.get("Groups", [])),
+    }
+
+
+def _update_vpc_endpoint(aws: Aws, endpoint: dict, changed: dict, desired: Desired) -> None:
+    """One ModifyVpcEndpoint: each ID list as what to add and what to remove (its Add…/Remove… parameters)."""
+    current = _vpc_endpoint_settings(aws, endpoint)
+    request: dict[str, Any] = {}
+    for name, wanted in changed.items():
+        if not isinstance(wanted, list):
+            request[name] = wanted
+            continue
+        if add := sorted(set(wanted) - set(current[name])):
+            request[f"Add{name}"] = add
+        if remove := sorted(set(current[name]) - set(wanted)):
+            request[f"Remove{name}"] = remove
+    aws.client("ec2").modify_vpc_endpoint(VpcEndpointId=endpoint["VpcEndpointId"], **request)
+
+
 VPC_ENDPOINT = register(Ec2Kind(
     "vpc-endpoint", "VPC endpoint", "vpc-endpoint", "describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointId",
     "VpcEndpointIds", ("InvalidVpcEndpointId.NotFound",), "delete_vpc_endpoints", "VpcEndpointIds",
     state_field="State", gone_states=("deleting", "deleted", "failed", "rejected", "Deleting", "Deleted", "Failed", "Rejected"),
+    create=_create_vpc_endpoint, settings=_vpc_endpoint_settings, update=_update_vpc_endpoint,
 ))
 
 
