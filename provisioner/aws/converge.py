@@ -15,31 +15,12 @@ from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle, changes
 from provisioner.aws.kinds import differs as differs  # the one diff helper, where the steps have imported it from
 from provisioner.aws.named_kinds import tag_dict
 from provisioner.aws.session import side_by_side
-from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
-from provisioner.errors import AmbiguousCreate, ProvisionError, aws_failure
+from provisioner.aws.waiter import call_with_retry, wait_for
+from provisioner.aws.waiter import create_without_twins as create_without_twins  # where the steps import it from
+from provisioner.errors import ProvisionError, aws_failure
 from provisioner.naming import TAG_KEY, TAG_STEP
 
 T = TypeVar("T")
-
-
-def create_without_twins(create: Callable[[], T], lookup: Callable[[], T | None], what: str, attempts: int = 3) -> T:
-    """`create`; if its answer is lost (AmbiguousCreate), `lookup` before any second attempt.
-
-    AWS may have acted on a call whose answer never came back. A resend of a call without an
-    idempotency token would make a twin, so what the lost call may have made is looked for first
-    (by tags or name, a few times, as reads lag behind writes) and adopted if it is there.
-    """
-    for _ in range(attempts):
-        try:
-            return create()
-        except AmbiguousCreate:
-            found = look_a_few_times(lookup)
-            if found is not None:
-                return found
-    raise ProvisionError(
-        f"Failed to create {what}: {attempts} attempts got no answer, and it is not there. "
-        "Check the network to AWS and run the command again."
-    )
 
 
 def live(ctx, kind: Kind, resource_id: str) -> dict | None:
@@ -115,6 +96,7 @@ def converge(
     inputs: dict[str, Any] | None = None,
     detail: str = "",
     attributes_of: Callable[[dict], dict] | None = None,
+    before_create: Callable[[], Any] | None = None,
     **attributes: Any,
 ) -> dict | None:
     """The resource `key`, as described: found (state ID, then tags or `name`) or created by its kind with the
@@ -123,6 +105,7 @@ def converge(
 
         converge(ctx, LOG_GROUP, "log-history", name="/provision/demo/history", spec={"retentionInDays": 30})
 
+    `before_create`: what only a create waits for (the NAT gateway's address, freed by a deleted one).
     Returns the live item (None in a plan, for what does not exist yet).
     """
     if kind.create is None:
@@ -130,16 +113,24 @@ def converge(
     desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {},
                       inputs or {}, ctx.config.timeouts)
     what = f"{kind.noun} {name or key}"
-    item = ensure(ctx, kind, key, lambda: _refused_as(f"create {what}", lambda: kind.create(ctx.aws, desired)),
-                  detail=detail or name or "", name=name, attributes_of=attributes_of, **attributes)
+    def create() -> dict:
+        if before_create:
+            before_create()
+        return _refused_as(f"create {what}", lambda: kind.create(ctx.aws, desired))
+
+    item = ensure(ctx, kind, key, create, detail=detail or name or "", name=name, attributes_of=attributes_of,
+                  **attributes)
     if item is None or not desired.spec:
         return item
-    differing = changes(kind.settings(ctx.aws, item) if kind.settings else {}, desired.spec)
+    current = kind.settings(ctx.aws, item) if kind.settings else {}
+    differing = changes(current, desired.spec)
     fixed = list(differing) if kind.update is None else [f for f in differing if f in kind.fixed]
     if fixed:
+        what_differs = "; ".join(f"{f} {current.get(f)} where {differing[f]} is asked for" for f in fixed)
         raise ProvisionError(
-            f"The {kind.noun} {kind.id_of(item)} has {', '.join(fixed)} other than the config asks, and AWS "
-            "cannot change that in place: put the config back, or delete the resource and run `provision up`.")
+            f"The {kind.noun} {key} ({kind.id_of(item)}) has {what_differs}, and AWS cannot change that in place. "
+            f"Put the config back, or delete the {kind.noun} (or run 'provision destroy') and run 'provision up' "
+            "to rebuild it.")
     if differing:
         ctx.change("update", kind.noun, key, ", ".join(differing),
                    act=lambda: _refused_as(f"update {what}", lambda: kind.update(ctx.aws, item, differing, desired)))

@@ -10,7 +10,8 @@ from typing import Any, Callable, Protocol
 
 from botocore.exceptions import ClientError
 
-from provisioner.aws.session import Aws
+from provisioner.aws.session import Aws, side_by_side
+from provisioner.aws.waiter import call_with_retry, create_without_twins
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import Naming
 
@@ -202,23 +203,136 @@ class Ec2Kind:
             raise ProvisionError(f"Failed to delete {self.noun} {resource_id}: {failed[0].get('Error')}")
 
 
+# A new VPC's DNS attributes (VPC user guide, "DNS attributes for your VPC": enableDnsSupport is true and
+# enableDnsHostnames false for a VPC not made by default): only what differs is set at create.
+NEW_VPC_DNS = {"enableDnsSupport": True, "enableDnsHostnames": False}
+
+
+def _create_vpc(aws: Aws, desired: Desired) -> dict:
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=desired.spec["CidrBlock"], TagSpecifications=VPC.tag_specification(desired))["Vpc"]
+    _set_vpc_attributes(aws, vpc, {a: v for a, v in desired.spec.items() if a in NEW_VPC_DNS and NEW_VPC_DNS[a] != v})
+    return vpc
+
+
+def _vpc_settings(aws: Aws, vpc: dict) -> dict:
+    """The CIDR, and the DNS attributes, which DescribeVpcAttribute reads one a call."""
+    ec2 = aws.client("ec2")
+
+    def attribute(name: str) -> bool:
+        return ec2.describe_vpc_attribute(VpcId=vpc["VpcId"], Attribute=name)[_capitalized(name)]["Value"]
+
+    return {"CidrBlock": vpc["CidrBlock"], **dict(zip(NEW_VPC_DNS, side_by_side(list(NEW_VPC_DNS), attribute), strict=True))}
+
+
+def _set_vpc_attributes(aws: Aws, vpc: dict, attributes: dict) -> None:
+    # ModifyVpcAttribute takes one attribute a call (EC2 API reference).
+    for name, value in attributes.items():
+        aws.client("ec2").modify_vpc_attribute(VpcId=vpc["VpcId"], **{_capitalized(name): {"Value": value}})
+
+
+def _capitalized(attribute: str) -> str:
+    """enableDnsSupport (DescribeVpcAttribute's Attribute) -> EnableDnsSupport (its answer's and Modify's field)."""
+    return attribute[0].upper() + attribute[1:]
+
+
 VPC = register(Ec2Kind(
     "vpc", "VPC", "vpc", "describe_vpcs", "Vpcs", "VpcId", "VpcIds",
     ("InvalidVpcID.NotFound",), "delete_vpc", "VpcId",
+    create=_create_vpc, settings=_vpc_settings,
+    update=lambda aws, vpc, changed, desired: _set_vpc_attributes(aws, vpc, changed),
+    fixed=("CidrBlock",),
 ))
+
+
+def _create_subnet(aws: Aws, desired: Desired) -> dict:
+    """In the VPC of desired.inputs; a subnet not made by default assigns no public IP (MapPublicIpOnLaunch false)."""
+    spec = desired.spec
+    return aws.client("ec2").create_subnet(
+        CidrBlock=spec["CidrBlock"], AvailabilityZone=spec["AvailabilityZone"],
+        TagSpecifications=SUBNET.tag_specification(desired), **desired.inputs,
+    )["Subnet"]
+
+
 SUBNET = register(Ec2Kind(
     "subnet", "subnet", "subnet", "describe_subnets", "Subnets", "SubnetId", "SubnetIds",
     ("InvalidSubnetID.NotFound",), "delete_subnet", "SubnetId",
+    create=_create_subnet,
+    settings=lambda aws, subnet: {"CidrBlock": subnet["CidrBlock"], "AvailabilityZone": subnet["AvailabilityZone"],
+                                  "MapPublicIpOnLaunch": bool(subnet.get("MapPublicIpOnLaunch"))},
+    update=lambda aws, subnet, changed, desired: aws.client("ec2").modify_subnet_attribute(
+        SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": changed["MapPublicIpOnLaunch"]}),
+    fixed=("CidrBlock", "AvailabilityZone"),
 ))
+
+
+def _create_internet_gateway(aws: Aws, desired: Desired) -> dict:
+    """Created, then attached to the VPC of the spec: the item as EC2 now holds it."""
+    ec2 = aws.client("ec2")
+    gateway = ec2.create_internet_gateway(TagSpecifications=INTERNET_GATEWAY.tag_specification(desired))["InternetGateway"]
+    _attach_internet_gateway(aws, gateway, desired.spec)
+    return gateway | {"Attachments": desired.spec["Attachments"]}
+
+
+def _attach_internet_gateway(aws: Aws, gateway: dict, spec: dict) -> None:
+    for attachment in spec["Attachments"]:
+        aws.client("ec2").attach_internet_gateway(InternetGatewayId=gateway["InternetGatewayId"], VpcId=attachment["VpcId"])
+
+
 INTERNET_GATEWAY = register(Ec2Kind(
     "internet-gateway", "internet gateway", "internet-gateway", "describe_internet_gateways",
     "InternetGateways", "InternetGatewayId", "InternetGatewayIds",
     ("InvalidInternetGatewayID.NotFound",), "delete_internet_gateway", "InternetGatewayId",
+    create=_create_internet_gateway,
+    settings=lambda aws, gateway: {"Attachments": [{"VpcId": a.get("VpcId")} for a in gateway.get("Attachments", [])]},
+    update=lambda aws, gateway, changed, desired: _attach_internet_gateway(aws, gateway, changed),
 ))
 ROUTE_TABLE = register(Ec2Kind(
     "route-table", "route table", "route-table", "describe_route_tables", "RouteTables",
     "RouteTableId", "RouteTableIds", ("InvalidRouteTableID.NotFound",), "delete_route_table", "RouteTableId",
+    create=lambda aws, desired: aws.client("ec2").create_route_table(
+        ClientToken=desired.client_token, TagSpecifications=ROUTE_TABLE.tag_specification(desired), **desired.inputs,
+    )["RouteTable"],
 ))
+
+
+ANYWHERE = "0.0.0.0/0"
+
+
+def has_default_route(table: dict, target_field: str, target_id: str | None) -> bool:
+    """Whether the table's default route goes to `target_id` (its GatewayId or NatGatewayId)."""
+    return any(
+        r.get("DestinationCidrBlock") == ANYWHERE and r.get(target_field) == target_id and target_id
+        for r in table.get("Routes", [])
+    )
+
+
+def put_default_route(aws: Aws, table: dict, **target: str) -> None:
+    """The table's default route to `target` (GatewayId or NatGatewayId): replaced if it has one, else
+    created; a create whose answer was lost is found by reading the table again. The one writer of
+    default routes: the public one (steps/network.py), the private one through the NAT gateway (nat_route)."""
+    ec2 = aws.client("ec2")
+    exists = any(r.get("DestinationCidrBlock") == ANYWHERE for r in table.get("Routes", []))
+    call = ec2.replace_route if exists else ec2.create_route
+    (field, target_id), = target.items()
+
+    def routed() -> bool | None:
+        live = ROUTE_TABLE.get(aws, table["RouteTableId"])
+        return True if live and has_default_route(live, field, target_id) else None
+
+    create_without_twins(lambda: call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, **target),
+                         routed, f"the default route of {table['RouteTableId']}")
+
+
+def delete_default_route(aws: Aws, table_id: str) -> None:
+    """Delete the table's default route; one already gone is done."""
+    try:
+        aws.client("ec2").delete_route(RouteTableId=table_id, DestinationCidrBlock=ANYWHERE)
+    except ClientError as exc:
+        if error_code(exc) != "InvalidRoute.NotFound":
+            raise aws_failure(f"delete the default route of {table_id}", exc) from exc
+
+
 def _create_security_group(aws: Aws, desired: Desired) -> dict:
     """A group with no ingress (its rules are the step's: steps/security_groups.py converge_ingress), in the VPC
     and with the description of desired.inputs."""
@@ -234,11 +348,25 @@ SECURITY_GROUP = register(Ec2Kind(
 ELASTIC_IP = register(Ec2Kind(
     "elastic-ip", "Elastic IP", "elastic-ip", "describe_addresses", "Addresses", "AllocationId",
     "AllocationIds", ("InvalidAllocationID.NotFound",), "release_address", "AllocationId",
+    create=lambda aws, desired: aws.client("ec2").allocate_address(
+        TagSpecifications=ELASTIC_IP.tag_specification(desired), **desired.inputs),
 ))
+def _create_nat_gateway(aws: Aws, desired: Desired) -> dict:
+    return call_with_retry(
+        # A fresh Elastic IP can be invisible to the NAT API for a moment.
+        lambda: aws.client("ec2").create_nat_gateway(
+            ClientToken=desired.client_token, TagSpecifications=NAT_GATEWAY.tag_specification(desired), **desired.inputs,
+        )["NatGateway"],
+        retry_codes=("InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound"),
+        timeout=60,
+    )
+
+
 NAT_GATEWAY = register(Ec2Kind(
     "nat-gateway", "NAT gateway", "natgateway", "describe_nat_gateways", "NatGateways", "NatGatewayId",
     "NatGatewayIds", ("NatGatewayNotFound", "InvalidNatGatewayID.NotFound"), "delete_nat_gateway", "NatGatewayId",
     filter_param="Filter", state_field="State", gone_states=("deleting", "deleted", "failed"),
+    create=_create_nat_gateway,
 ))
 LAUNCH_TEMPLATE = register(Ec2Kind(
     "launch-template", "launch template", "launch-template", "describe_launch_templates", "LaunchTemplates",
