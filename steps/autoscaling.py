@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from provisioner.aws.converge import create_without_twins
+from provisioner.aws.converge import changes, create_without_twins
 from provisioner.aws.session import Aws
 from provisioner.config import AutoscalingConfig, Config
 from provisioner.engine import Step, StepContext
@@ -78,6 +78,11 @@ def scaling_policy(aws: Aws, resource: str, name: str) -> dict | None:
     return policies[0] if policies else None
 
 
+def target_limits(autoscaling: AutoscalingConfig) -> dict:
+    """The scalable target as the config wants it, in DescribeScalableTargets' shape."""
+    return {"MinCapacity": autoscaling.min, "MaxCapacity": autoscaling.max}
+
+
 def policy_configuration(autoscaling: AutoscalingConfig) -> dict:
     return {
         "TargetValue": float(autoscaling.cpu_target),
@@ -106,7 +111,7 @@ def register(aws: Aws, naming: Naming, resource: str, autoscaling: AutoscalingCo
 
     def found() -> dict | None:
         target = scalable_target(aws, resource)
-        return target if target and (target["MinCapacity"], target["MaxCapacity"]) == (autoscaling.min, autoscaling.max) else None
+        return target if target and not changes(target, target_limits(autoscaling)) else None
 
     return create_without_twins(call, found, f"the scalable target {resource}")
 
@@ -156,7 +161,7 @@ class Autoscaling(Step):
                     ctx.state.forget(self.name, key)
             return
         limits = f"{autoscaling.min}..{autoscaling.max} tasks"
-        if target is None or (target["MinCapacity"], target["MaxCapacity"]) != (autoscaling.min, autoscaling.max):
+        if target is None or changes(target, target_limits(autoscaling)):
             action = "create" if target is None else "update"
             target = ctx.change(action, "scalable target", TARGET_KEY, f"{resource}, {limits}",
                                 act=lambda: register(ctx.aws, ctx.naming, resource, autoscaling))
@@ -164,8 +169,9 @@ class Autoscaling(Step):
             _record(ctx, TARGET_KEY, resource, kind=TARGET_KIND, min=autoscaling.min, max=autoscaling.max)
         name = policy_name(ctx.naming)
         policy = scaling_policy(ctx.aws, resource, name) if target is not None else None
-        configuration = policy_configuration(autoscaling)
-        if policy is None or _policy_differs(policy, configuration):
+        if policy is None or changes(policy_settings(policy), {
+                "PolicyType": "TargetTrackingScaling",
+                "TargetTrackingScalingPolicyConfiguration": policy_configuration(autoscaling)}):
             answer = ctx.change(
                 "create" if policy is None else "update", "scaling policy", POLICY_KEY,
                 f"{name}: average CPU at {autoscaling.cpu_target} %",
@@ -207,8 +213,8 @@ def _record(ctx: StepContext, key: str, resource: str, **attributes) -> None:
         ctx.record(key, resource, **attributes)
 
 
-def _policy_differs(policy: dict, configuration: dict) -> bool:
-    live = policy.get("TargetTrackingScalingPolicyConfiguration", {})
-    return policy.get("PolicyType") != "TargetTrackingScaling" or any(
-        live.get(field) != value for field, value in configuration.items() if field != "DisableScaleIn"
-    ) or bool(live.get("DisableScaleIn", False))
+def policy_settings(policy: dict) -> dict:
+    """A described policy in PutScalingPolicy's shape; DisableScaleIn, when AWS leaves it out, is its default (false)."""
+    configuration = policy.get("TargetTrackingScalingPolicyConfiguration", {})
+    return {"PolicyType": policy.get("PolicyType"), "TargetTrackingScalingPolicyConfiguration":
+            configuration | {"DisableScaleIn": bool(configuration.get("DisableScaleIn", False))}}

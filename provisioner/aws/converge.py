@@ -97,6 +97,7 @@ def converge(
     detail: str = "",
     attributes_of: Callable[[dict], dict] | None = None,
     before_create: Callable[[], Any] | None = None,
+    on_unchanged: Callable[[dict], Any] | None = None,
     **attributes: Any,
 ) -> dict | None:
     """The resource `key`, as described: found (state ID, then tags or `name`) or created by its kind with the
@@ -106,6 +107,8 @@ def converge(
         converge(ctx, LOG_GROUP, "log-history", name="/provision/demo/history", spec={"retentionInDays": 30})
 
     `before_create`: what only a create waits for (the NAT gateway's address, freed by a deleted one).
+    `on_unchanged(item)`: called when the live resource was read and holds the spec, for a step that remembers
+    so (a launch template's version, recorded with its data's digest, is not read again).
     Returns the live item (None in a plan, for what does not exist yet).
     """
     if kind.create is None:
@@ -134,6 +137,8 @@ def converge(
     if differing:
         ctx.change("update", kind.noun, key, ", ".join(differing),
                    act=lambda: _refused_as(f"update {what}", lambda: kind.update(ctx.aws, item, differing, desired)))
+    elif on_unchanged:
+        on_unchanged(item)
     return item
 
 

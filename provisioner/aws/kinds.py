@@ -368,11 +368,34 @@ NAT_GATEWAY = register(Ec2Kind(
     filter_param="Filter", state_field="State", gone_states=("deleting", "deleted", "failed"),
     create=_create_nat_gateway,
 ))
+def _launch_template_data(aws: Aws, template: dict) -> dict:
+    """The data of the template's latest version (the one its Auto Scaling group launches: Version $Latest)."""
+    return {"LaunchTemplateData": aws.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"])["LaunchTemplateVersions"][0]["LaunchTemplateData"]}
+
+
+def _new_launch_template_version(aws: Aws, template: dict, changed: dict, desired: Desired) -> None:
+    """A version never changes: other data is a new version, which becomes $Latest. No token is given, so a
+    version whose answer was lost is looked for as the latest holding the data."""
+    data = changed["LaunchTemplateData"]
+    create_without_twins(
+        lambda: aws.client("ec2").create_launch_template_version(
+            LaunchTemplateId=template["LaunchTemplateId"], LaunchTemplateData=data),
+        lambda: None if differs(_launch_template_data(aws, template), changed) else True,
+        f"a version of launch template {template['LaunchTemplateId']}",
+    )
+
+
 LAUNCH_TEMPLATE = register(Ec2Kind(
     "launch-template", "launch template", "launch-template", "describe_launch_templates", "LaunchTemplates",
     "LaunchTemplateId", "LaunchTemplateIds",
     ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateId.Malformed", "InvalidLaunchTemplateName.NotFoundException"),
     "delete_launch_template", "LaunchTemplateId",
+    create=lambda aws, desired: aws.client("ec2").create_launch_template(
+        LaunchTemplateName=desired.name, LaunchTemplateData=desired.spec["LaunchTemplateData"],
+        ClientToken=desired.client_token, TagSpecifications=LAUNCH_TEMPLATE.tag_specification(desired),
+    )["LaunchTemplate"],
+    settings=_launch_template_data, update=_new_launch_template_version,
 ))
 def _create_vpc_endpoint(aws: Aws, desired: Desired) -> dict:
     return aws.client("ec2").create_vpc_endpoint(

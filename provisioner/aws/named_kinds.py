@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import Desired, differs, register
-from provisioner.aws.propagation import ECS_ROLE, POLICY_PRINCIPAL, until_propagated
+from provisioner.aws.propagation import ECS_ROLE, NEW_INSTANCE_PROFILE, POLICY_PRINCIPAL, until_propagated
 from provisioner.aws.session import Aws, side_by_side
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
@@ -560,6 +560,8 @@ CAPACITY_PROVIDER = register(NamedKind(
     lambda aws, name: aws.client("ecs").delete_capacity_provider(capacityProvider=name), _list_capacity_providers,
     not_found=("ClientException", "InvalidParameterException"), service="ecs", lookup_many=_capacity_providers_by_name,
     tag=lambda aws, provider, tags: _tag_ecs(aws, provider["capacityProviderArn"], tags),
+    create=lambda aws, desired: with_tags(aws.client("ecs").create_capacity_provider(
+        name=desired.name, tags=_ecs_tags(desired.tags), **desired.inputs)["capacityProvider"], desired.tags),
 ))
 
 
@@ -734,11 +736,41 @@ def _tag_asg(aws: Aws, name: str, tags: dict[str, str]) -> None:
     ])
 
 
+ASG_FIELDS = ("LaunchTemplate", "MinSize", "MaxSize", "VPCZoneIdentifier")
+
+
+def _create_asg(aws: Aws, desired: Desired) -> dict | None:
+    """Every group this tool makes backs an ECS capacity provider, which adds the AmazonECSManaged tag to its
+    group: created with it, propagated to every instance, so it is never a difference (as Terraform's AWS
+    provider documents for aws_ecs_capacity_provider). The project's tags propagate to the instances too.
+    Right after the instance profile is created, Auto Scaling may not see it yet."""
+    tags = [{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in desired.tags.items()]
+    tags.append({"Key": "AmazonECSManaged", "Value": "", "PropagateAtLaunch": True})
+    until_propagated(NEW_INSTANCE_PROFILE, desired.timeouts.iam_propagation,
+                     lambda: aws.client("autoscaling").create_auto_scaling_group(
+                         AutoScalingGroupName=desired.name, Tags=tags, **desired.inputs, **desired.spec))
+    return _get_asg(aws, desired.name)
+
+
+def _asg_settings(aws: Aws, group: dict) -> dict:
+    return {
+        "LaunchTemplate": {k: group.get("LaunchTemplate", {}).get(k) for k in ("LaunchTemplateId", "Version")},
+        "MinSize": group["MinSize"],
+        "MaxSize": group["MaxSize"],
+        # A set to Auto Scaling, which answers it in its own order.
+        "VPCZoneIdentifier": ",".join(sorted(group["VPCZoneIdentifier"].split(","))),
+    }
+
+
 AUTOSCALING_GROUP = register(NamedKind(
     "autoscaling-group", "Auto Scaling group", _get_asg, "AutoScalingGroupName",
     lambda aws, name: aws.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True),
     _list_asgs, service="autoscaling", lookup_many=_asgs_by_name,
     tag=lambda aws, group, tags: _tag_asg(aws, group["AutoScalingGroupName"], tags),
+    create=_create_asg, settings=_asg_settings,
+    # UpdateAutoScalingGroup takes each field as CreateAutoScalingGroup does.
+    update=lambda aws, group, changed, desired: aws.client("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=group["AutoScalingGroupName"], **changed),
 ))
 
 
