@@ -1,4 +1,4 @@
-"""Frontend autoscaling (issue 24): Application Auto Scaling target tracking on the frontend's average CPU.
+"""Frontend autoscaling (README: "Frontend autoscaling"): Application Auto Scaling target tracking on the frontend's average CPU.
 
 Off unless `services.frontend.autoscaling` is set; only the frontend may have it (Temporal's maintainers
 advise against autoscaling history and matching: temporalio/helm-charts issue 448). The scalable target
