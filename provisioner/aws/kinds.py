@@ -182,9 +182,6 @@ class Ec2Kind:
         # CreateTags adds or overwrites the given keys only (EC2 API reference).
         aws.client("ec2").create_tags(Resources=[self.id_of(item)], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
-    def tag_spec(self, naming: Naming, step: str, key: str) -> list[dict]:
-        return [{"ResourceType": self.resource_type, "Tags": naming.tag_list(step, key)}]
-
     def tag_specification(self, desired: Desired) -> list[dict]:
         """TagSpecifications: the tags set in the create call itself."""
         return [{"ResourceType": self.resource_type, "Tags": desired.tag_list()}]

@@ -17,10 +17,10 @@ from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
-from provisioner.aws.kinds import Desired, differs, register
+from provisioner.aws.kinds import Desired, changes, differs, register
 from provisioner.aws.propagation import ECS_ROLE, NEW_INSTANCE_PROFILE, POLICY_PRINCIPAL, until_propagated
 from provisioner.aws.session import Aws, side_by_side
-from provisioner.aws.waiter import WaitFailed, wait_for
+from provisioner.aws.waiter import WaitFailed, create_without_twins, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import (
     MANAGED_BY,
@@ -772,6 +772,65 @@ AUTOSCALING_GROUP = register(NamedKind(
     update=lambda aws, group, changed, desired: aws.client("autoscaling").update_auto_scaling_group(
         AutoScalingGroupName=group["AutoScalingGroupName"], **changed),
 ))
+
+
+# -- Application Auto Scaling ---------------------------------------------------------------
+# An ECS service's scalable target and its policies are named by the service's resource ID
+# (service/<cluster>/<service>), which is deterministic: they are found by it, never by tags (the emulator
+# has no tag API for them), so they are no registered kind (steps/autoscaling.py records and checks them).
+
+ECS_SCALING = {"ServiceNamespace": "ecs", "ScalableDimension": "ecs:service:DesiredCount"}
+
+
+def scalable_target(aws: Aws, resource: str) -> dict | None:
+    targets = aws.client("application-autoscaling").describe_scalable_targets(
+        ResourceIds=[resource], **ECS_SCALING)["ScalableTargets"]
+    return targets[0] if targets else None
+
+
+def scaling_policy(aws: Aws, resource: str, name: str) -> dict | None:
+    policies = aws.client("application-autoscaling").describe_scaling_policies(
+        ResourceId=resource, PolicyNames=[name], **ECS_SCALING)["ScalingPolicies"]
+    return policies[0] if policies else None
+
+
+def register_scalable_target(aws: Aws, resource: str, limits: dict, tags: dict[str, str]) -> dict:
+    """Register (or update) the target with `limits` (MinCapacity, MaxCapacity): the same call converges, so a
+    lost answer is looked up by the resource ID, then resent. Tags are set on create only."""
+    def call() -> dict | None:
+        try:
+            aws.client("application-autoscaling").register_scalable_target(
+                ResourceId=resource, **ECS_SCALING, **limits, Tags=tags)
+        except ClientError as exc:
+            raise aws_failure(f"register the scalable target {resource}", exc) from exc
+        return scalable_target(aws, resource)
+
+    def found() -> dict | None:
+        target = scalable_target(aws, resource)
+        return target if target and not changes(target, limits) else None
+
+    return create_without_twins(call, found, f"the scalable target {resource}")
+
+
+def put_scaling_policy(aws: Aws, resource: str, name: str, policy: dict) -> dict:
+    """Create or replace the policy (PutScalingPolicy on an existing name updates it); `policy`: PolicyType and
+    its configuration, as PutScalingPolicy takes them."""
+    try:
+        return aws.client("application-autoscaling").put_scaling_policy(
+            PolicyName=name, ResourceId=resource, **ECS_SCALING, **policy)
+    except ClientError as exc:
+        raise aws_failure(f"put the scaling policy {name} on {resource}", exc) from exc
+
+
+def deregister_scalable_target(aws: Aws, resource: str) -> None:
+    """Deregister the target, which deletes its scaling policies; gone already is done."""
+    try:
+        aws.client("application-autoscaling").deregister_scalable_target(ResourceId=resource, **ECS_SCALING)
+    except ClientError as exc:
+        # botocore's application-autoscaling model: DeregisterScalableTarget raises ObjectNotFoundException
+        # for a scalable target that does not exist.
+        if error_code(exc) != "ObjectNotFoundException":
+            raise aws_failure(f"deregister the scalable target {resource}", exc) from exc
 
 
 # -- Amazon Managed Prometheus ------------------------------------------------------------
