@@ -44,7 +44,7 @@ def ensure(
     ctx,
     kind: Kind,
     key: str,
-    create: Callable[[], dict],
+    create: Callable[[], dict | None],
     detail: str = "",
     name: str | None = None,
     attributes_of: Callable[[dict], dict] | None = None,
@@ -116,7 +116,7 @@ def converge(
     desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {},
                       inputs or {}, ctx.config.timeouts)
     what = f"{kind.noun} {name or key}"
-    def create() -> dict:
+    def create() -> dict | None:
         if before_create:
             before_create()
         return _refused_as(f"create {what}", lambda: kind.create(ctx.aws, desired))

@@ -50,7 +50,7 @@ class Lifecycle(Kind, Protocol):
     Without `update`, nothing changes in place.
     """
 
-    create: Callable[[Aws, Desired], dict] | None
+    create: Callable[[Aws, Desired], dict | None] | None
     settings: Callable[[Aws, dict], dict] | None
     update: Callable[[Aws, dict, dict, Desired], None] | None
     fixed: tuple[str, ...]  # fields of the spec AWS cannot change in place: a difference is refused
@@ -121,7 +121,7 @@ class Ec2Kind:
     gone_states: tuple[str, ...] = ()
     service: str = "ec2"
     # The lifecycle converge() drives (Lifecycle): None where the step only finds and deletes.
-    create: Callable[[Aws, Desired], dict] | None = None
+    create: Callable[[Aws, Desired], dict | None] | None = None
     settings: Callable[[Aws, dict], dict] | None = None
     update: Callable[[Aws, dict, dict, Desired], None] | None = None
     fixed: tuple[str, ...] = ()

@@ -88,7 +88,7 @@ class NamedKind:
     # the whole Desired).
     # A kind without `update` has no field the tool changes in place; `fixed` names the fields AWS cannot
     # change in place, whose difference is refused.
-    create: Callable[[Aws, Desired], dict] | None = None
+    create: Callable[[Aws, Desired], dict | None] | None = None
     settings: Callable[[Aws, dict], dict] | None = None
     update: Callable[[Aws, dict, dict, Desired], None] | None = None
     fixed: tuple[str, ...] = ()
