@@ -119,6 +119,8 @@ def test_a_happy_upgrade_runs_the_schema_first_then_each_role_after_the_one_befo
                     order.append(f"completed {role}")
         elif model.name in ("RunTask", "UpdateService"):
             order.append(model.name if model.name == "RunTask" else f"update {updated_role[-1]}")
+        elif model.name == "DeregisterTaskDefinition" and updated_role and not order[-1].startswith("retire"):
+            order.append(f"retire {updated_role[-1]}")
 
     updated: set[str] = set()
     updated_role: list[str] = []
@@ -132,9 +134,10 @@ def test_a_happy_upgrade_runs_the_schema_first_then_each_role_after_the_one_befo
     on_cli_sessions(monkeypatch, "after-call.ecs", after)
     result, sent = upgrade_to(stack, "1.29.1-test", monkeypatch)
     assert result.exit_code == 0, result.output
-    # The schema tasks (from the new admin-tools image) before any role; then one role at a time.
+    # The schema tasks (from the new admin-tools image) before any role; then one role at a time, its old
+    # revision deregistered only once its rollout completed (a rollback needs it ACTIVE).
     assert order == ["RunTask", "RunTask"] + [step for role in ROLES_IN_ORDER
-                                              for step in (f"update {role}", f"completed {role}")]
+                                              for step in (f"update {role}", f"completed {role}", f"retire {role}")]
     ran = {params["taskDefinition"] for params in sent.of("ecs.RunTask")}
     assert len(ran) == 2
     registered = sent.of("ecs.RegisterTaskDefinition")

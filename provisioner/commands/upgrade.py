@@ -148,20 +148,30 @@ def upgrade_stack(engine: Engine, dry_run: bool, timeout: float, schema_timeout:
     for role in ROLL_ORDER:
         now = running.get(role)
         if _settled_on(now, target.server_image):
-            act(Action(f"{role}", f"already on {target.server_image}, rollout COMPLETED: kept"))
+            # Its older revisions too, if a run stopped between the rollout and their retirement.
+            act(Action(f"{role}", f"already on {target.server_image}, rollout COMPLETED: kept"),
+                lambda role=role, now=now: step._retire_older_revisions(
+                    ctx, now.task_definition, task_definition(ctx, role, endpoint, host)["family"]))
             continue
         if now is not None and now.image == target.server_image:
             # Left rolling by an interrupted run: wait for that deployment, do not start another.
-            act(Action(f"wait for {role}", "its deployment to the new image, started earlier, to complete"),
-                lambda role=role, now=now: _wait(engine, cluster, role, names[role], now.task_definition, timeout))
+            def finish(role=role, now=now) -> None:
+                _wait(engine, cluster, role, names[role], now.task_definition, timeout)
+                step._retire_older_revisions(ctx, now.task_definition, task_definition(ctx, role, endpoint, host)["family"])
+
+            act(Action(f"wait for {role}", "its deployment to the new image, started earlier, to complete"), finish)
             continue
 
         def roll(role=role) -> None:
-            step._ensure(ctx, definition_key(role), task_definition(ctx, role, endpoint, host))
+            desired = task_definition(ctx, role, endpoint, host)
+            step._ensure(ctx, definition_key(role), desired, retire_older=False)
             arn = TaskDefinitionOutputs.of(state).services[role].arn
             since = rollout.since_now()
             ecs.update_service(cluster=cluster, service=names[role], taskDefinition=arn)
             _wait(engine, cluster, role, names[role], arn, timeout, since)
+            # Only now: a rollback returns the service to the old revision, and no service can be moved onto a
+            # deregistered (INACTIVE) one (ECS API reference, DeregisterTaskDefinition).
+            step._retire_older_revisions(ctx, arn, desired["family"])
 
         act(Action(f"roll {role}", f"register its task definition with {target.server_image}, update the service, "
                                    "wait for rolloutState COMPLETED"), roll)
