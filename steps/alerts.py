@@ -20,6 +20,7 @@ from provisioner.aws.alerting_kinds import (
     subscriptions,
 )
 from provisioner.aws.converge import changes, converge, create_without_twins, destroy_kind
+from provisioner.aws.kinds import Desired
 from provisioner.engine import Step, StepContext
 from provisioner.metrics.alert_rules import render_alert_manager, render_rules
 from provisioner.step_outputs import StepOutputs, known, recorded_as
@@ -118,10 +119,12 @@ class Alerts(Step):
                 lambda: create_alert_manager(ctx.aws, workspace_id, data, ctx.naming.client_token(ALERT_MANAGER_KEY)),
                 lambda: ALERT_MANAGER.get(ctx.aws, workspace_id), ALERT_MANAGER.noun))
         else:
-            differing = changes(ALERT_MANAGER.settings(current), {"data": data})
+            desired = Desired(ALERT_MANAGER_KEY, workspace_id, {}, ctx.naming.client_token(ALERT_MANAGER_KEY),
+                              {"data": data})
+            differing = changes(ALERT_MANAGER.settings(ctx.aws, current), desired.spec)
             if differing:
                 ctx.change("update", ALERT_MANAGER.noun, ALERT_MANAGER_KEY, "data",
-                           act=lambda: ALERT_MANAGER.update(ctx.aws, current, differing))
+                           act=lambda: ALERT_MANAGER.update(ctx.aws, current, differing, desired))
         if not ctx.dry_run:
             ctx.record(ALERT_MANAGER_KEY, workspace_id, kind=ALERT_MANAGER.kind)
 

@@ -1,4 +1,4 @@
-"""Frontend autoscaling (issue 24): Application Auto Scaling target tracking on the frontend's average CPU.
+"""Frontend autoscaling (README: "Frontend autoscaling"): Application Auto Scaling target tracking on the frontend's average CPU.
 
 Off unless `services.frontend.autoscaling` is set; only the frontend may have it (Temporal's maintainers
 advise against autoscaling history and matching: temporalio/helm-charts issue 448). The scalable target
@@ -17,21 +17,23 @@ needs it earlier, so steps/service_roles.py does not make it. Application Auto S
 """
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
-from provisioner.aws.converge import create_without_twins
+from provisioner.aws.converge import changes
+from provisioner.aws.named_kinds import (
+    deregister_scalable_target,
+    put_scaling_policy,
+    register_scalable_target,
+    scalable_target,
+    scaling_policy,
+)
 from provisioner.aws.session import Aws
 from provisioner.config import AutoscalingConfig, Config
 from provisioner.engine import Step, StepContext
-from provisioner.errors import aws_failure
 from provisioner.naming import Naming
 from provisioner.step_outputs import known
 from provisioner.steps.cluster import ClusterOutputs
 from provisioner.steps.ecs_services import recorded_counts
 
 SERVICE = "frontend"
-NAMESPACE = "ecs"
-DIMENSION = "ecs:service:DesiredCount"
 METRIC = "ECSServiceAverageCPUUtilization"
 TARGET_KEY = "frontend-target"
 POLICY_KEY = "frontend-cpu"
@@ -66,72 +68,35 @@ def policy_name(naming: Naming) -> str:
     return naming.name(f"{SERVICE}-cpu")
 
 
-def scalable_target(aws: Aws, resource: str) -> dict | None:
-    targets = aws.client("application-autoscaling").describe_scalable_targets(
-        ServiceNamespace=NAMESPACE, ResourceIds=[resource], ScalableDimension=DIMENSION)["ScalableTargets"]
-    return targets[0] if targets else None
+def target_limits(autoscaling: AutoscalingConfig) -> dict:
+    """The scalable target as the config wants it, in DescribeScalableTargets' shape."""
+    return {"MinCapacity": autoscaling.min, "MaxCapacity": autoscaling.max}
 
 
-def scaling_policy(aws: Aws, resource: str, name: str) -> dict | None:
-    policies = aws.client("application-autoscaling").describe_scaling_policies(
-        ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION, PolicyNames=[name])["ScalingPolicies"]
-    return policies[0] if policies else None
-
-
-def policy_configuration(autoscaling: AutoscalingConfig) -> dict:
-    return {
+def desired_policy(autoscaling: AutoscalingConfig) -> dict:
+    """Target tracking on the average CPU, in PutScalingPolicy's (and DescribeScalingPolicies') shape."""
+    return {"PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": {
         "TargetValue": float(autoscaling.cpu_target),
         "PredefinedMetricSpecification": {"PredefinedMetricType": METRIC},
         "ScaleOutCooldown": SCALE_OUT_COOLDOWN,
         "ScaleInCooldown": SCALE_IN_COOLDOWN,
         "DisableScaleIn": False,
-    }
+    }}
 
 
 def register(aws: Aws, naming: Naming, resource: str, autoscaling: AutoscalingConfig) -> dict:
-    """Register (or update) the target: the same call converges, so a lost answer is looked up, then resent."""
-    client = aws.client("application-autoscaling")
-
-    def call() -> dict:
-        try:
-            client.register_scalable_target(
-                ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION,
-                MinCapacity=autoscaling.min, MaxCapacity=autoscaling.max,
-                # Tags are set on create only; the target is found by its resource ID, never by them.
-                Tags=naming.tags(Autoscaling.name, TARGET_KEY),
-            )
-        except ClientError as exc:
-            raise aws_failure(f"register the frontend's scalable target {resource}", exc) from exc
-        return scalable_target(aws, resource)
-
-    def found() -> dict | None:
-        target = scalable_target(aws, resource)
-        return target if target and (target["MinCapacity"], target["MaxCapacity"]) == (autoscaling.min, autoscaling.max) else None
-
-    return create_without_twins(call, found, f"the scalable target {resource}")
+    """Register (or update) the frontend's target with the config's limits; a lost answer makes no twin."""
+    return register_scalable_target(aws, resource, target_limits(autoscaling), naming.tags(Autoscaling.name, TARGET_KEY))
 
 
 def put_policy(aws: Aws, naming: Naming, resource: str, autoscaling: AutoscalingConfig) -> dict:
-    """Create or replace the target tracking policy (PutScalingPolicy on an existing name updates it)."""
-    try:
-        return aws.client("application-autoscaling").put_scaling_policy(
-            PolicyName=policy_name(naming), ServiceNamespace=NAMESPACE, ResourceId=resource,
-            ScalableDimension=DIMENSION, PolicyType="TargetTrackingScaling",
-            TargetTrackingScalingPolicyConfiguration=policy_configuration(autoscaling))
-    except ClientError as exc:
-        raise aws_failure(f"put the frontend's scaling policy on {resource}", exc) from exc
+    """Create or replace the frontend's target tracking policy."""
+    return put_scaling_policy(aws, resource, policy_name(naming), desired_policy(autoscaling))
 
 
 def deregister(aws: Aws, resource: str) -> None:
-    """Deregister the target, which deletes its scaling policies; gone already is done."""
-    try:
-        aws.client("application-autoscaling").deregister_scalable_target(
-            ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION)
-    except ClientError as exc:
-        # botocore's application-autoscaling model: DeregisterScalableTarget raises ObjectNotFoundException
-        # for a scalable target that does not exist.
-        if exc.response.get("Error", {}).get("Code") != "ObjectNotFoundException":
-            raise aws_failure(f"deregister the frontend's scalable target {resource}", exc) from exc
+    """Deregister the frontend's target, which deletes its scaling policy; gone already is done."""
+    deregister_scalable_target(aws, resource)
 
 
 class Autoscaling(Step):
@@ -156,7 +121,7 @@ class Autoscaling(Step):
                     ctx.state.forget(self.name, key)
             return
         limits = f"{autoscaling.min}..{autoscaling.max} tasks"
-        if target is None or (target["MinCapacity"], target["MaxCapacity"]) != (autoscaling.min, autoscaling.max):
+        if target is None or changes(target, target_limits(autoscaling)):
             action = "create" if target is None else "update"
             target = ctx.change(action, "scalable target", TARGET_KEY, f"{resource}, {limits}",
                                 act=lambda: register(ctx.aws, ctx.naming, resource, autoscaling))
@@ -164,8 +129,7 @@ class Autoscaling(Step):
             _record(ctx, TARGET_KEY, resource, kind=TARGET_KIND, min=autoscaling.min, max=autoscaling.max)
         name = policy_name(ctx.naming)
         policy = scaling_policy(ctx.aws, resource, name) if target is not None else None
-        configuration = policy_configuration(autoscaling)
-        if policy is None or _policy_differs(policy, configuration):
+        if policy is None or changes(policy_settings(policy), desired_policy(autoscaling)):
             answer = ctx.change(
                 "create" if policy is None else "update", "scaling policy", POLICY_KEY,
                 f"{name}: average CPU at {autoscaling.cpu_target} %",
@@ -207,8 +171,8 @@ def _record(ctx: StepContext, key: str, resource: str, **attributes) -> None:
         ctx.record(key, resource, **attributes)
 
 
-def _policy_differs(policy: dict, configuration: dict) -> bool:
-    live = policy.get("TargetTrackingScalingPolicyConfiguration", {})
-    return policy.get("PolicyType") != "TargetTrackingScaling" or any(
-        live.get(field) != value for field, value in configuration.items() if field != "DisableScaleIn"
-    ) or bool(live.get("DisableScaleIn", False))
+def policy_settings(policy: dict) -> dict:
+    """A described policy in PutScalingPolicy's shape; DisableScaleIn, when AWS leaves it out, is its default (false)."""
+    configuration = policy.get("TargetTrackingScalingPolicyConfiguration", {})
+    return {"PolicyType": policy.get("PolicyType"), "TargetTrackingScalingPolicyConfiguration":
+            configuration | {"DisableScaleIn": bool(configuration.get("DisableScaleIn", False))}}

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.aws.converge import destroy_kind, ensure, wait_deleted
+from provisioner.aws.converge import converge, destroy_kind, wait_deleted
 from provisioner.aws.named_kinds import (
     ECS_CLUSTER,
     NAMESPACE,
     still_running,
     tasks_started_by,
-    wait_operation,
 )
-from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.aws.waiter import wait_for
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import StepOutputs, known, recorded_as
@@ -61,47 +59,19 @@ class Cluster(Step):
         return [(NAMESPACE, NAMESPACE_KEY, ctx.naming.name("services")), (ECS_CLUSTER, CLUSTER_KEY, ctx.naming.cluster())]
 
     def apply(self, ctx: StepContext) -> None:
-        sd = ctx.aws.client("servicediscovery")
-        ecs = ctx.aws.client("ecs")
         namespace_name = ctx.naming.name("services")
-
-        def create_namespace() -> dict:
-            operation = sd.create_http_namespace(
-                Name=namespace_name, CreatorRequestId=ctx.naming.client_token(NAMESPACE_KEY),
-                Description=f"Service Connect namespace of {ctx.config.project}",
-                Tags=ctx.naming.tag_list(self.name, NAMESPACE_KEY),
-            )["OperationId"]
-            ctx.say(f"waiting for namespace {namespace_name}")
-            done = wait_operation(ctx.aws, operation, f"namespace {namespace_name}", ctx.config.timeouts.default)
-            return NAMESPACE.get(ctx.aws, done["Targets"]["NAMESPACE"])
-
-        namespace = ensure(
-            ctx, NAMESPACE, NAMESPACE_KEY, create_namespace, detail=namespace_name, name=namespace_name,
+        namespace = converge(
+            ctx, NAMESPACE, NAMESPACE_KEY, name=namespace_name,
+            inputs={"Description": f"Service Connect namespace of {ctx.config.project}"},
             attributes_of=lambda ns: {"arn": ns["Arn"], "name": ns["Name"]},
         )
         exec_log = ctx.outputs_of(LogsOutputs).exec_log_group
-        desired = desired_cluster(
-            namespace["Arn"] if namespace else None,
-            exec_log if known(exec_log) else ctx.naming.log_group("exec"),
-        )
-        cluster_name = ctx.naming.cluster()
-        cluster = ensure(
-            ctx, ECS_CLUSTER, CLUSTER_KEY,
-            lambda: until_propagated(ECS_ROLE, ctx.config.timeouts.iam_propagation, lambda: ecs.create_cluster(
-                clusterName=cluster_name, tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, CLUSTER_KEY).items()],
-                **desired,
-            ))["cluster"],
-            detail=cluster_name, name=cluster_name,
+        converge(
+            ctx, ECS_CLUSTER, CLUSTER_KEY, name=ctx.naming.cluster(),
+            spec=desired_cluster(namespace["Arn"] if namespace else None,
+                                 exec_log if known(exec_log) else ctx.naming.log_group("exec")),
             attributes_of=lambda c: {"name": c["clusterName"]},
         )
-        if cluster is None:
-            return
-        drift = {field: value for field, value in desired.items() if cluster.get(field) != value}
-        if drift:
-            ctx.change(
-                "update", ECS_CLUSTER.noun, CLUSTER_KEY, ", ".join(sorted(drift)),
-                act=lambda: ecs.update_cluster(cluster=cluster["clusterArn"], **drift),
-            )
 
     def destroy(self, ctx: StepContext) -> None:
         self._stop_schema_tasks(ctx)

@@ -13,16 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from botocore.exceptions import (
-    ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
 )
 
-from provisioner.aws.converge import ensure, wait_deleted
+from provisioner.aws.converge import converge, wait_deleted
 from provisioner.aws.named_kinds import DSQL_CLUSTER, DSQL_USABLE
 from provisioner.engine import Step, StepContext
-from provisioner.errors import BadInput, aws_failure, error_code
+from provisioner.errors import BadInput
 from provisioner.step_outputs import KNOWN_AFTER_APPLY, Recorded, StepOutputs, known
 
 CLUSTER = "cluster"
@@ -94,13 +93,8 @@ class Dsql(Step):
             if cluster is not None and not ctx.dry_run:
                 ctx.record(CLUSTER, cluster["arn"], kind=DSQL_CLUSTER.kind, adopted=True, **self._facts(ctx, cluster))
             return
-        dsql = ctx.aws.client("dsql")
-        ensure(
-            ctx, DSQL_CLUSTER, CLUSTER,
-            lambda: dsql.create_cluster(
-                deletionProtectionEnabled=True, tags=ctx.naming.tags(self.name, CLUSTER),
-                clientToken=ctx.naming.client_token(CLUSTER),
-            ),
+        converge(
+            ctx, DSQL_CLUSTER, CLUSTER, inputs={"deletionProtectionEnabled": True},
             detail="deletion protection on, not awaited",
             attributes_of=lambda cluster: {"adopted": False, **self._facts(ctx, cluster)},
         )
@@ -136,14 +130,8 @@ class Dsql(Step):
             )
             return
 
-        def delete() -> None:
-            try:
-                DSQL_CLUSTER.delete(ctx.aws, live["arn"])
-            except ClientError as exc:
-                if error_code(exc) != "ConflictException":  # already being deleted
-                    raise aws_failure(f"delete Aurora DSQL cluster {live['arn']}", exc) from exc
-
-        ctx.change("delete", DSQL_CLUSTER.noun, CLUSTER, f"{live['arn']} and all its data", act=delete)
+        ctx.change("delete", DSQL_CLUSTER.noun, CLUSTER, f"{live['arn']} and all its data",
+                   act=lambda: DSQL_CLUSTER.delete(ctx.aws, live["arn"]))
         if not ctx.dry_run:
             wait_deleted(ctx, DSQL_CLUSTER, [live["arn"]], ctx.config.timeouts.dsql)
             ctx.state.forget(self.name, CLUSTER)

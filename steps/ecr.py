@@ -7,13 +7,11 @@ holds images unless --delete-data.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from provisioner.aws.converge import ensure
+from provisioner.aws.converge import converge
 from provisioner.aws.named_kinds import ECR_REPOSITORY
 from provisioner.engine import Step, StepContext
-from provisioner.errors import ProvisionError
 from provisioner.step_outputs import Recorded, StepOutputs
 
 # image -> the repository's name under the project (<project>/<name>).
@@ -29,6 +27,14 @@ LIFECYCLE_POLICY = {"rules": [{
 TAG_MUTABILITY = "IMMUTABLE_WITH_EXCLUSION"
 MUTABLE_TAGS = [{"filterType": "WILDCARD", "filter": "latest"}]
 ENCRYPTION = {"encryptionType": "AES256"}
+# Each repository, as ECR describes it (named_kinds.ECR_REPOSITORY).
+SPEC = {
+    "imageScanningConfiguration": {"scanOnPush": True},
+    "imageTagMutability": TAG_MUTABILITY,
+    "imageTagMutabilityExclusionFilters": MUTABLE_TAGS,
+    "encryptionConfiguration": ENCRYPTION,
+    "lifecyclePolicy": LIFECYCLE_POLICY,
+}
 
 
 def repository_key(image: str) -> str:
@@ -57,46 +63,10 @@ class Ecr(Step):
         return [(ECR_REPOSITORY, repository_key(image), ctx.naming.repository(name)) for image, name in IMAGES.items()]
 
     def apply(self, ctx: StepContext) -> None:
-        ecr = ctx.aws.client("ecr")
         for image, repository in IMAGES.items():
-            key = repository_key(image)
             name = ctx.naming.repository(repository)
-            found = ensure(
-                ctx, ECR_REPOSITORY, key,
-                lambda name=name, key=key: ecr.create_repository(
-                    repositoryName=name, imageScanningConfiguration={"scanOnPush": True},
-                    encryptionConfiguration=ENCRYPTION, imageTagMutability=TAG_MUTABILITY,
-                    imageTagMutabilityExclusionFilters=MUTABLE_TAGS,
-                    tags=ctx.naming.tag_list(self.name, key),
-                )["repository"],
-                detail=name, name=name, attributes_of=lambda r: {"uri": r["repositoryUri"]},
-            )
-            self._converge(ctx, key, name, found)
-
-    def _converge(self, ctx: StepContext, key: str, name: str, repository: dict | None) -> None:
-        ecr = ctx.aws.client("ecr")
-        if repository is not None and repository.get("encryptionConfiguration", ENCRYPTION) != ENCRYPTION:
-            raise ProvisionError(
-                f"repository {name} is encrypted with {repository['encryptionConfiguration']}, not AES256, and ECR "
-                "cannot change a repository's encryption. Delete it (with its images) or rename the project."
-            )
-        # A new repository gets scanning and tag mutability from CreateRepository; the lifecycle policy comes apart.
-        if repository is not None and not repository.get("imageScanningConfiguration", {}).get("scanOnPush"):
-            ctx.change("update", ECR_REPOSITORY.noun, key, "scan on push", act=lambda: ecr.put_image_scanning_configuration(
-                repositoryName=name, imageScanningConfiguration={"scanOnPush": True}))
-        if repository is not None and (repository.get("imageTagMutability"), repository.get("imageTagMutabilityExclusionFilters")) \
-                != (TAG_MUTABILITY, MUTABLE_TAGS):
-            ctx.change("update", ECR_REPOSITORY.noun, key, "immutable tags except latest", act=lambda: ecr.put_image_tag_mutability(
-                repositoryName=name, imageTagMutability=TAG_MUTABILITY, imageTagMutabilityExclusionFilters=MUTABLE_TAGS))
-        current = None
-        if repository is not None:
-            try:
-                current = json.loads(ecr.get_lifecycle_policy(repositoryName=name)["lifecyclePolicyText"])
-            except ecr.exceptions.LifecyclePolicyNotFoundException:
-                current = None
-        if current != LIFECYCLE_POLICY:
-            ctx.change("update", ECR_REPOSITORY.noun, key, f"keep the newest {UNTAGGED_KEPT} untagged images",
-                       act=lambda: ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(LIFECYCLE_POLICY)))
+            converge(ctx, ECR_REPOSITORY, repository_key(image), name=name, spec=SPEC,
+                     attributes_of=lambda r: {"uri": r["repositoryUri"]})
 
     def destroy(self, ctx: StepContext) -> None:
         ecr = ctx.aws.client("ecr")

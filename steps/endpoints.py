@@ -2,7 +2,7 @@
 the internet through interface endpoints with private DNS, the S3 gateway endpoint, and their security group."""
 from __future__ import annotations
 
-from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.converge import converge, destroy_kind
 from provisioner.aws.kinds import SECURITY_GROUP, VPC_ENDPOINT
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
@@ -38,58 +38,40 @@ class Endpoints(Step):
     kinds = (SECURITY_GROUP, VPC_ENDPOINT)
 
     def apply(self, ctx: StepContext) -> None:
-        ec2 = ctx.aws.client("ec2")
         network = ctx.outputs_of(NetworkOutputs)
         vpc_id = network.vpc_id
         vpc_cidr = network.vpc_cidr or ctx.config.network.vpc_cidr
-        subnet_ids = list(network.private_subnet_ids)
+        subnet_ids = sorted(network.private_subnet_ids)
         route_table_ids = [network.private_route_table_id] if known(network.private_route_table_id) else []
 
-        group = ensure(
-            ctx, SECURITY_GROUP, ENDPOINT_SG,
-            lambda: ec2.create_security_group(
-                GroupName=ctx.naming.name(ENDPOINT_SG), VpcId=vpc_id,
-                Description="VPC interface endpoints: reachable from inside the VPC only",
-                TagSpecifications=SECURITY_GROUP.tag_spec(ctx.naming, self.name, ENDPOINT_SG),
-            ),
-        )
+        group = converge(ctx, SECURITY_GROUP, ENDPOINT_SG, name=ctx.naming.name(ENDPOINT_SG), inputs={
+            "VpcId": vpc_id, "Description": "VPC interface endpoints: reachable from inside the VPC only"})
         group_id = group["GroupId"] if group else None
         self._ensure_ingress(ctx, group, vpc_cidr)
 
+        def interface(service_name: str) -> tuple[dict, dict]:
+            return ({"VpcEndpointType": "Interface", "ServiceName": service_name},
+                    {"SubnetIds": subnet_ids, "SecurityGroupIds": [group_id], "PrivateDnsEnabled": True})
+
         region = ctx.aws.region
-        desired = {}
-        for service in interface_services(ctx):
-            desired[endpoint_key(service)] = dict(
-                VpcEndpointType="Interface", ServiceName=f"com.amazonaws.{region}.{service}",
-                SubnetIds=subnet_ids, SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
-            )
+        # key -> (what only the create takes, what converges)
+        desired = {endpoint_key(service): interface(f"com.amazonaws.{region}.{service}")
+                   for service in interface_services(ctx)}
         if ctx.config.dsql.private_link:
             # The cluster's own connection endpoint service (GetVpcEndpointServiceName), com.amazonaws.<region>.dsql-xxxx:
             # with private DNS, the cluster's PrivateLink host name resolves inside the VPC.
-            service_name = ctx.outputs_of(DsqlOutputs).service_name or ctx.known_after_apply(
-                "the Aurora DSQL cluster's endpoint service")
-            desired[DSQL_ENDPOINT] = dict(
-                VpcEndpointType="Interface", ServiceName=service_name,
-                SubnetIds=subnet_ids, SecurityGroupIds=[group_id], PrivateDnsEnabled=True,
-            )
+            desired[DSQL_ENDPOINT] = interface(ctx.outputs_of(DsqlOutputs).service_name or ctx.known_after_apply(
+                "the Aurora DSQL cluster's endpoint service"))
         for service in GATEWAY_SERVICES:
-            desired[endpoint_key(service)] = dict(
-                VpcEndpointType="Gateway", ServiceName=f"com.amazonaws.{region}.{service}", RouteTableIds=route_table_ids,
+            desired[endpoint_key(service)] = (
+                {"VpcEndpointType": "Gateway", "ServiceName": f"com.amazonaws.{region}.{service}"},
+                {"RouteTableIds": route_table_ids},
             )
 
-        def endpoint_of(item: tuple[str, dict]) -> dict | None:
-            key, spec = item
-            endpoint = ensure(
-                ctx, VPC_ENDPOINT, key,
-                lambda: ec2.create_vpc_endpoint(
-                    VpcId=vpc_id, ClientToken=ctx.naming.client_token(key),
-                    TagSpecifications=VPC_ENDPOINT.tag_spec(ctx.naming, self.name, key), **spec,
-                )["VpcEndpoint"],
-                detail=spec["ServiceName"], service=spec["ServiceName"],
-            )
-            if endpoint:
-                self._converge(ctx, key, endpoint, spec)
-            return endpoint
+        def endpoint_of(item: tuple[str, tuple[dict, dict]]) -> dict | None:
+            key, (inputs, spec) = item
+            return converge(ctx, VPC_ENDPOINT, key, spec=spec, inputs={"VpcId": vpc_id, **inputs},
+                            detail=inputs["ServiceName"], service=inputs["ServiceName"])
 
         endpoints = [e for e in ctx.each(desired.items(), endpoint_of) if e]
         endpoint_ids = [e["VpcEndpointId"] for e in endpoints]
@@ -105,23 +87,6 @@ class Endpoints(Step):
             wanted.append(Ingress(POSTGRES, vpc_cidr, "PostgreSQL to the Aurora DSQL endpoint from the VPC", cidr=True))
         converge_ingress(ctx, ENDPOINT_SG, group["GroupId"] if group else None, wanted,
                          tuple(ctx.state.ids_of_kind(SECURITY_GROUP.kind)))
-
-    def _converge(self, ctx: StepContext, key: str, endpoint: dict, spec: dict) -> None:
-        ec2 = ctx.aws.client("ec2")
-        changes: dict = {}
-        if spec["VpcEndpointType"] == "Interface":
-            if not endpoint.get("PrivateDnsEnabled"):
-                changes["PrivateDnsEnabled"] = True
-            _set_diff(changes, "SubnetIds", endpoint.get("SubnetIds", []), spec["SubnetIds"])
-            current_groups = [g["GroupId"] for g in endpoint.get("Groups", [])]
-            _set_diff(changes, "SecurityGroupIds", current_groups, spec["SecurityGroupIds"])
-        else:
-            _set_diff(changes, "RouteTableIds", endpoint.get("RouteTableIds", []), spec["RouteTableIds"])
-        if changes:
-            ctx.change(
-                "update", VPC_ENDPOINT.noun, key, ", ".join(sorted(changes)),
-                act=lambda: ec2.modify_vpc_endpoint(VpcEndpointId=endpoint["VpcEndpointId"], **changes),
-            )
 
     def _remove_unwanted(self, ctx: StepContext, wanted: set[str]) -> None:
         """Endpoints switched off in the config (the ECS ones) are deleted, not left behind."""
@@ -162,13 +127,3 @@ class Endpoints(Step):
             "vpc_endpoints": {k: r["service"] for k, r in sorted(records.items()) if r.get("kind") == VPC_ENDPOINT.kind},
             "endpoint_security_group_id": records.get(ENDPOINT_SG, {}).get("id"),
         }
-
-
-def _set_diff(changes: dict, field: str, current: list[str], desired: list[str]) -> None:
-    add = sorted(set(desired) - set(current))
-    remove = sorted(set(current) - set(desired))
-    if add:
-        changes[f"Add{field}"] = add
-    if remove:
-        changes[f"Remove{field}"] = remove
-

@@ -6,16 +6,16 @@ only the condition keys AWS documents for that principal (see `trust`).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-from provisioner.aws.converge import destroy_kind, ensure
+from provisioner.aws.converge import converge, destroy_kind
 from provisioner.aws.named_kinds import (
     IAM_ROLE,
     INSTANCE_PROFILE,
     account_roles,
     iam_path,
     ours,
+    role_policies,
 )
 from provisioner.engine import Step, StepContext
 from provisioner.naming import TAG_REGION
@@ -228,10 +228,6 @@ class IamOutputs(StepOutputs):
     instance_profile: str = recorded_as(INSTANCE_PROFILE_KEY)
 
 
-def _same(a: dict, b: dict) -> bool:
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
 ROLE_KEYS = (EXECUTION_ROLE, GRAFANA_EXECUTION_ROLE, COLLECTOR_EXECUTION_ROLE, TEMPORAL_ROLE, GRAFANA_ROLE,
              COLLECTOR_ROLE, UI_ROLE, SCHEMA_ROLE, INSTANCE_ROLE)
 
@@ -282,87 +278,23 @@ class Iam(Step):
             (INSTANCE_PROFILE, INSTANCE_PROFILE_KEY, ctx.naming.global_name(INSTANCE_PROFILE_KEY))]
 
     def apply(self, ctx: StepContext) -> None:
-        iam = ctx.aws.client("iam")
         account = ctx.aws.account_id
+        path = iam_path(ctx.naming)
 
         def role_of(spec: RoleSpec) -> None:
             role_name = ctx.naming.global_name(spec.key)
-            document = trust(spec, ctx.naming, account)
-            role = ensure(
-                ctx, IAM_ROLE, spec.key,
-                lambda: iam.create_role(
-                    Path=iam_path(ctx.naming), RoleName=role_name, Description=spec.description,
-                    AssumeRolePolicyDocument=json.dumps(document),
-                    Tags=ctx.naming.global_tag_list(self.name, spec.key),
-                )["Role"],
-                detail=spec.service, name=role_name, role_name=role_name,
+            converge(
+                ctx, IAM_ROLE, spec.key, name=role_name,
+                spec={"AssumeRolePolicyDocument": trust(spec, ctx.naming, account),
+                      **role_policies(spec.managed, spec.inline)},
+                inputs={"Path": path, "Description": spec.description},
+                detail=spec.service, role_name=role_name,
             )
-            self._converge(ctx, spec, role, role_name, document)
 
         ctx.each(role_specs(ctx), role_of)
-        self._instance_profile(ctx)
+        converge(ctx, INSTANCE_PROFILE, INSTANCE_PROFILE_KEY, name=ctx.naming.global_name(INSTANCE_PROFILE_KEY),
+                 spec={"Roles": [ctx.naming.global_name(INSTANCE_ROLE)]}, inputs={"Path": path})
         note_legacy_iam(ctx)
-
-    def _converge(self, ctx: StepContext, spec: RoleSpec, role: dict | None, role_name: str, document: dict) -> None:
-        iam = ctx.aws.client("iam")
-        exists = role is not None
-        if exists and not _same(role.get("AssumeRolePolicyDocument", {}), document):
-            ctx.change(
-                "update", IAM_ROLE.noun, spec.key, "trust policy",
-                act=lambda: iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(document)),
-            )
-        # A role described with the others (converge.live) carries its policies; one found alone does not.
-        described = exists and "RolePolicyList" in role
-        attached = (
-            {p["PolicyArn"] for p in (role["AttachedManagedPolicies"] if described else
-                                      iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"])}
-            if exists else set()
-        )
-        for arn in sorted(set(spec.managed) - attached):
-            ctx.change("update", IAM_ROLE.noun, spec.key, f"attach {arn.rsplit('/', 1)[-1]}",
-                       act=lambda arn=arn: iam.attach_role_policy(RoleName=role_name, PolicyArn=arn))
-        for arn in sorted(attached - set(spec.managed)):
-            ctx.change("update", IAM_ROLE.noun, spec.key, f"detach {arn.rsplit('/', 1)[-1]}",
-                       act=lambda arn=arn: iam.detach_role_policy(RoleName=role_name, PolicyArn=arn))
-        inline = {p["PolicyName"]: p["PolicyDocument"] for p in role["RolePolicyList"]} if described else {}
-        present = (set(inline) if described else set(iam.list_role_policies(RoleName=role_name)["PolicyNames"])
-                   if exists else set())
-        for policy_name, document_ in spec.inline.items():
-            current = (
-                inline.get(policy_name) or iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
-                if policy_name in present else None
-            )
-            if current is None or not _same(current, document_):
-                ctx.change(
-                    "update", IAM_ROLE.noun, spec.key, f"policy {policy_name}",
-                    act=lambda policy_name=policy_name, document_=document_: iam.put_role_policy(
-                        RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(document_)
-                    ),
-                )
-        for policy_name in sorted(present - set(spec.inline)):
-            ctx.change("update", IAM_ROLE.noun, spec.key, f"remove policy {policy_name}",
-                       act=lambda policy_name=policy_name: iam.delete_role_policy(RoleName=role_name, PolicyName=policy_name))
-
-    def _instance_profile(self, ctx: StepContext) -> None:
-        iam = ctx.aws.client("iam")
-        profile_name = ctx.naming.global_name(INSTANCE_PROFILE_KEY)
-        role_name = ctx.naming.global_name(INSTANCE_ROLE)
-        profile = ensure(
-            ctx, INSTANCE_PROFILE, INSTANCE_PROFILE_KEY,
-            lambda: iam.create_instance_profile(
-                InstanceProfileName=profile_name, Path=iam_path(ctx.naming),
-                Tags=ctx.naming.global_tag_list(self.name, INSTANCE_PROFILE_KEY),
-            )["InstanceProfile"],
-            name=profile_name,
-        )
-        roles = [r["RoleName"] for r in (profile or {}).get("Roles", [])]
-        if roles != [role_name]:
-            def attach() -> None:
-                for other in roles:
-                    iam.remove_role_from_instance_profile(InstanceProfileName=profile_name, RoleName=other)
-                iam.add_role_to_instance_profile(InstanceProfileName=profile_name, RoleName=role_name)
-
-            ctx.change("update", INSTANCE_PROFILE.noun, INSTANCE_PROFILE_KEY, f"hold role {role_name}", act=attach)
 
     def destroy(self, ctx: StepContext) -> None:
         destroy_kind(ctx, INSTANCE_PROFILE)

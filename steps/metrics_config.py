@@ -10,20 +10,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
-
-from provisioner.aws.converge import destroy_kind, ensure
-from provisioner.aws.named_kinds import SSM_PARAMETER
+from provisioner.aws.converge import converge, destroy_kind
+from provisioner.aws.named_kinds import ADVANCED_LIMIT, SSM_PARAMETER
 from provisioner.engine import Step, StepContext
-from provisioner.errors import ProvisionError, aws_failure, error_code
+from provisioner.errors import ProvisionError
 from provisioner.metrics import collector, dashboards, grafana
 from provisioner.step_outputs import KNOWN_AFTER_APPLY, Recorded, StepOutputs, known
 from provisioner.steps.prometheus import PrometheusOutputs
 
 COLLECTOR_PARAMETER = "collector/config"
 GRAFANA_PARAMETERS = "grafana"
-# SSM's limits: 4 KB in the Standard tier, 8 KB in the Advanced one (charged per parameter and month).
-STANDARD_LIMIT, ADVANCED_LIMIT = 4096, 8192
 
 
 def parameter_key(path: str) -> str:
@@ -92,35 +88,12 @@ class MetricsConfig(Step):
         return [COLLECTOR_PARAMETER, *grafana_variables().values()]
 
     def apply(self, ctx: StepContext) -> None:
-        ssm = ctx.aws.client("ssm")
-
         def parameter_of(item: tuple[str, str]) -> None:
             path, value = item
             if len(value) > ADVANCED_LIMIT:
                 raise ProvisionError(f"the SSM parameter {path} would hold {len(value)} characters, over SSM's 8 KB")
-            tier = "Standard" if len(value) <= STANDARD_LIMIT else "Advanced"
-            name = ctx.naming.parameter(path)
-            key = parameter_key(path)
-
-            def create(name=name, value=value, tier=tier, key=key, path=path) -> dict | None:
-                try:
-                    ssm.put_parameter(Name=name, Value=value, Type="String", Tier=tier,
-                                      Description=f"{ctx.config.project}: {path}",
-                                      Tags=ctx.naming.tag_list(self.name, key))
-                except ClientError as exc:
-                    # A resend after a lost answer: the first call made it (its tags were checked in preflight).
-                    if error_code(exc) != "ParameterAlreadyExists":
-                        raise aws_failure(f"create SSM parameter {name}", exc) from exc
-                return SSM_PARAMETER.get(ctx.aws, name)
-
-            current = ensure(ctx, SSM_PARAMETER, key, create, detail=name, name=name,
-                             attributes_of=lambda p: {"arn": p["ARN"]})
-            if current is not None and current["Value"] != value:
-                # An Advanced parameter cannot go back to Standard: keep its tier.
-                keep = "Advanced" if current.get("Tier") == "Advanced" else tier
-                ctx.change("update", SSM_PARAMETER.noun, key, "new value",
-                           act=lambda name=name, value=value, keep=keep: ssm.put_parameter(
-                               Name=name, Value=value, Type="String", Tier=keep, Overwrite=True))
+            converge(ctx, SSM_PARAMETER, parameter_key(path), name=ctx.naming.parameter(path), spec={"Value": value},
+                     inputs={"Description": f"{ctx.config.project}: {path}"}, attributes_of=lambda p: {"arn": p["ARN"]})
 
         ctx.each(self.values(ctx).items(), parameter_of)
 

@@ -6,12 +6,12 @@ gateway (minutes in AWS); the endpoints and everything else go on meanwhile.
 from __future__ import annotations
 
 from provisioner.aws.converge import live
-from provisioner.aws.kinds import NAT_GATEWAY, ROUTE_TABLE
+from provisioner.aws.kinds import ANYWHERE, NAT_GATEWAY, ROUTE_TABLE, delete_default_route, put_default_route
 from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
-from provisioner.errors import ProvisionError, error_code
+from provisioner.errors import ProvisionError
 from provisioner.step_outputs import known
-from provisioner.steps.network import ANYWHERE, NetworkOutputs, put_default_route
+from provisioner.steps.network import NetworkOutputs
 
 
 class NatRoute(Step):
@@ -50,14 +50,8 @@ class NatRoute(Step):
         wait_for(f"NAT gateway {nat_id}", probe, timeout=ctx.config.timeouts.nat_gateway)
 
     def destroy(self, ctx: StepContext) -> None:
-        ec2 = ctx.aws.client("ec2")
         table_id = NetworkOutputs.so_far(ctx.state).private_route_table_id
         table = live(ctx, ROUTE_TABLE, table_id) if known(table_id) else None
         if table and any(r.get("DestinationCidrBlock") == ANYWHERE for r in table.get("Routes", [])):
-            def delete() -> None:
-                try:
-                    ec2.delete_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE)
-                except ec2.exceptions.ClientError as exc:
-                    if error_code(exc) != "InvalidRoute.NotFound":
-                        raise
-            ctx.change("delete", "route", "private-default", ANYWHERE, act=delete)
+            ctx.change("delete", "route", "private-default", ANYWHERE,
+                       act=lambda: delete_default_route(ctx.aws, table["RouteTableId"]))

@@ -2,37 +2,32 @@
 internet gateway, Elastic IP, NAT gateway and route tables.
 
 The NAT gateway is only started here; its default route is added by the nat_route step, which is the one
-place that waits for it. `put_default_route` is the one writer of default routes, for both.
+place that waits for it. `put_default_route` (provisioner/aws/kinds.py) writes the default routes of both.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.aws.converge import (
-    create_without_twins,
-    destroy_kind,
-    ensure,
-    wait_deleted,
-)
+from provisioner.aws.converge import converge, destroy_kind, wait_deleted
 from provisioner.aws.kinds import (
+    ANYWHERE,
     ELASTIC_IP,
     INTERNET_GATEWAY,
     NAT_GATEWAY,
     ROUTE_TABLE,
     SUBNET,
     VPC,
+    has_default_route,
+    put_default_route,
 )
-from provisioner.aws.session import Aws
-from provisioner.aws.waiter import WaitFailed, call_with_retry, wait_for
+from provisioner.aws.waiter import WaitFailed, wait_for
 from provisioner.engine import Step, StepContext
-from provisioner.errors import ProvisionError
 from provisioner.step_outputs import Recorded, StepOutputs
 from provisioner.zones import zones_of
 
 PUBLIC_SUBNET = "public-nat"
 PUBLIC_ROUTES = "public-routes"
 PRIVATE_ROUTES = "private-routes"
-ANYWHERE = "0.0.0.0/0"
 
 
 def private_subnet_key(zone: str) -> str:
@@ -82,93 +77,50 @@ class Network(Step):
 
     def apply(self, ctx: StepContext) -> None:
         net = ctx.config.network
-        ec2 = ctx.aws.client("ec2")
-        naming = ctx.naming
         zones = self.zones(ctx)
 
-        # What needs nothing else first: the VPC and the NAT gateway's address.
+        # What needs nothing else first: the VPC (with the DNS names the interface endpoints' private DNS
+        # needs) and the NAT gateway's address.
         vpc, eip = ctx.together(
-            lambda: ensure(
-                ctx, VPC, "vpc",
-                lambda: ec2.create_vpc(CidrBlock=net.vpc_cidr, TagSpecifications=VPC.tag_spec(naming, self.name, "vpc"))["Vpc"],
-                detail=net.vpc_cidr, cidr=net.vpc_cidr,
-            ),
-            lambda: ensure(
-                ctx, ELASTIC_IP, "nat-eip",
-                lambda: ec2.allocate_address(Domain="vpc", TagSpecifications=ELASTIC_IP.tag_spec(naming, self.name, "nat-eip")),
-            ),
+            lambda: converge(ctx, VPC, "vpc", detail=net.vpc_cidr, cidr=net.vpc_cidr, spec={
+                "CidrBlock": net.vpc_cidr, "enableDnsSupport": True, "enableDnsHostnames": True}),
+            lambda: converge(ctx, ELASTIC_IP, "nat-eip", inputs={"Domain": "vpc"}),
         )
         vpc_id = vpc["VpcId"] if vpc else None
-        if vpc:
-            _refuse_replacement(vpc["CidrBlock"], net.vpc_cidr, "network.vpc_cidr", "the VPC")
 
         subnets = [(private_subnet_key(z), z, c, "private") for z, c in zip(zones, net.private_subnet_cidrs, strict=True)]
         subnets.append((PUBLIC_SUBNET, zones[0], net.public_subnet_cidr, "public"))
-        subnet_ids: dict[str, str | None] = {}
 
-        def subnet_of(spec: tuple[str, str, str, str]) -> None:
+        def subnet_of(spec: tuple[str, str, str, str]) -> str | None:
             key, zone, cidr, tier = spec
-            subnet = ensure(
-                ctx, SUBNET, key,
-                lambda: ec2.create_subnet(
-                    VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone,
-                    TagSpecifications=SUBNET.tag_spec(naming, self.name, key),
-                )["Subnet"],
-                detail=f"{cidr} in {zone}", tier=tier, zone=zone, cidr=cidr,
-            )
-            subnet_ids[key] = subnet["SubnetId"] if subnet else None
-            if subnet:
-                _refuse_replacement(subnet["CidrBlock"], cidr, "network subnet CIDRs", f"subnet {key}")
-                _refuse_replacement(subnet["AvailabilityZone"], zone, "network.availability_zones", f"subnet {key}")
-                if subnet.get("MapPublicIpOnLaunch"):
-                    ctx.change(
-                        "update", SUBNET.noun, key, "stop assigning public IPs",
-                        act=lambda: ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": False}),
-                    )
-
-        def internet_gateway() -> str | None:
-            igw = ensure(
-                ctx, INTERNET_GATEWAY, "igw",
-                lambda: ec2.create_internet_gateway(
-                    TagSpecifications=INTERNET_GATEWAY.tag_spec(naming, self.name, "igw")
-                )["InternetGateway"],
-            )
-            igw_id = igw["InternetGatewayId"] if igw else None
-            if not (igw and any(a.get("VpcId") == vpc_id for a in igw.get("Attachments", []))):
-                ctx.change(
-                    "update", INTERNET_GATEWAY.noun, "igw", "attach to the VPC",
-                    act=lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id),
-                )
-            return igw_id
+            subnet = converge(ctx, SUBNET, key, detail=f"{cidr} in {zone}", tier=tier, zone=zone, cidr=cidr,
+                              spec={"CidrBlock": cidr, "AvailabilityZone": zone, "MapPublicIpOnLaunch": False},
+                              inputs={"VpcId": vpc_id})
+            return subnet["SubnetId"] if subnet else None
 
         # Everything that needs only the VPC, side by side.
-        _, *_subnets, igw_id, public_routes, private_routes = ctx.together(
-            lambda: self._ensure_dns(ctx, vpc_id),
+        *found, igw, public_routes, private_routes = ctx.together(
             *[lambda spec=spec: subnet_of(spec) for spec in subnets],
-            internet_gateway,
-            lambda: self._route_table(ctx, vpc_id, PUBLIC_ROUTES),
-            lambda: self._route_table(ctx, vpc_id, PRIVATE_ROUTES),
+            lambda: converge(ctx, INTERNET_GATEWAY, "igw", spec={"Attachments": [{"VpcId": vpc_id}]}),
+            lambda: converge(ctx, ROUTE_TABLE, PUBLIC_ROUTES, inputs={"VpcId": vpc_id}),
+            lambda: converge(ctx, ROUTE_TABLE, PRIVATE_ROUTES, inputs={"VpcId": vpc_id}),
         )
+        subnet_ids = {key: subnet_id for (key, *_), subnet_id in zip(subnets, found, strict=True)}
+        igw_id = igw["InternetGatewayId"] if igw else None
 
-        def create_nat_gateway() -> dict:
+        def address_freed() -> None:
             if eip.get("AssociationId"):
                 _wait_address_freed(ctx, eip, vpc_id)
-            return call_with_retry(
-                # A fresh EIP can be invisible to the NAT API for a moment.
-                lambda: ec2.create_nat_gateway(
-                    SubnetId=subnet_ids[PUBLIC_SUBNET], AllocationId=eip["AllocationId"], ConnectivityType="public",
-                    ClientToken=naming.client_token("nat"),
-                    TagSpecifications=NAT_GATEWAY.tag_spec(naming, self.name, "nat"),
-                )["NatGateway"],
-                retry_codes=("InvalidAllocationID.NotFound", "InvalidElasticIpID.NotFound"),
-                timeout=60,
-            )
 
         def nat_gateway() -> None:
-            ensure(ctx, NAT_GATEWAY, "nat", create_nat_gateway, detail=f"in {PUBLIC_SUBNET}")
+            converge(
+                ctx, NAT_GATEWAY, "nat", detail=f"in {PUBLIC_SUBNET}", before_create=address_freed,
+                inputs={"SubnetId": subnet_ids[PUBLIC_SUBNET], "AllocationId": eip["AllocationId"] if eip else None,
+                        "ConnectivityType": "public"},
+            )
 
         def public_routing() -> None:
-            if public_routes is None or not _has_route(public_routes, "GatewayId", igw_id):
+            if public_routes is None or not has_default_route(public_routes, "GatewayId", igw_id):
                 ctx.change(
                     "update", ROUTE_TABLE.noun, PUBLIC_ROUTES, f"route {ANYWHERE} via the internet gateway",
                     act=lambda: put_default_route(ctx.aws, public_routes, GatewayId=igw_id),
@@ -180,34 +132,6 @@ class Network(Step):
             public_routing,
             lambda: self._associate(ctx, private_routes, PRIVATE_ROUTES,
                                     [subnet_ids[private_subnet_key(z)] for z in zones]),
-        )
-
-    def _ensure_dns(self, ctx: StepContext, vpc_id: str | None) -> None:
-        """Private DNS of the interface endpoints needs both attributes; a new VPC has only support on."""
-        ec2 = ctx.aws.client("ec2")
-
-        def ensure_on(attribute: str, field: str) -> None:
-            if vpc_id:
-                current = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[field]["Value"]
-            else:
-                current = attribute == "enableDnsSupport"
-            if not current:
-                ctx.change(
-                    "update", VPC.noun, "vpc", f"enable {attribute}",
-                    act=lambda: ec2.modify_vpc_attribute(VpcId=vpc_id, **{field: {"Value": True}}),
-                )
-
-        ctx.each([("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")],
-                 lambda pair: ensure_on(*pair))
-
-    def _route_table(self, ctx: StepContext, vpc_id: str | None, key: str) -> dict | None:
-        ec2 = ctx.aws.client("ec2")
-        return ensure(
-            ctx, ROUTE_TABLE, key,
-            lambda: ec2.create_route_table(
-                VpcId=vpc_id, ClientToken=ctx.naming.client_token(key),
-                TagSpecifications=ROUTE_TABLE.tag_spec(ctx.naming, self.name, key),
-            )["RouteTable"],
         )
 
     def _associate(self, ctx: StepContext, table: dict | None, key: str, subnet_ids: list[str | None]) -> None:
@@ -271,38 +195,6 @@ def _wait_address_freed(ctx: StepContext, eip: dict, vpc_id: str | None) -> None
         return None
 
     wait_for(f"Elastic IP {allocation} to be disassociated", freed, timeout=ctx.config.timeouts.nat_gateway)
-
-
-def _refuse_replacement(actual: str, desired: str, setting: str, what: str) -> None:
-    if actual != desired:
-        raise ProvisionError(
-            f"{what} has {actual} but {setting} asks for {desired}; this cannot change in place. "
-            f"Put {actual} back in the config, or run 'provision destroy' first to rebuild."
-        )
-
-
-def _has_route(table: dict, target_field: str, target_id: str | None) -> bool:
-    return any(
-        r.get("DestinationCidrBlock") == ANYWHERE and r.get(target_field) == target_id and target_id
-        for r in table.get("Routes", [])
-    )
-
-
-def put_default_route(aws: Aws, table: dict, **target: str) -> None:
-    """The table's default route to `target` (GatewayId or NatGatewayId): replaced if it has one, else
-    created; a create whose answer was lost is found by reading the table again. The one writer of
-    default routes: the public one here, the private one through the NAT gateway in nat_route."""
-    ec2 = aws.client("ec2")
-    exists = any(r.get("DestinationCidrBlock") == ANYWHERE for r in table.get("Routes", []))
-    call = ec2.replace_route if exists else ec2.create_route
-    (field, target_id), = target.items()
-
-    def routed() -> bool | None:
-        live = ROUTE_TABLE.get(aws, table["RouteTableId"])
-        return True if live and _has_route(live, field, target_id) else None
-
-    create_without_twins(lambda: call(RouteTableId=table["RouteTableId"], DestinationCidrBlock=ANYWHERE, **target),
-                         routed, f"the default route of {table['RouteTableId']}")
 
 
 def _associate_subnet(ec2, table_id: str, subnet_id: str) -> None:

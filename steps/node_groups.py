@@ -11,21 +11,13 @@ import base64
 import hashlib
 import json
 
-from provisioner.aws.converge import (
-    create_without_twins,
-    destroy_kind,
-    differs,
-    ensure,
-    live,
-    wait_deleted,
-)
+from provisioner.aws.converge import converge, destroy_kind, live, wait_deleted
 from provisioner.aws.kinds import LAUNCH_TEMPLATE
 from provisioner.aws.named_kinds import (
     AUTOSCALING_GROUP,
     CAPACITY_PROVIDER,
     ECS_CLUSTER,
 )
-from provisioner.aws.propagation import NEW_INSTANCE_PROFILE, until_propagated
 from provisioner.ecs_layout import NODE_GROUPS
 from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput
@@ -141,105 +133,49 @@ class NodeGroups(Step):
         self._attach(ctx, cluster_arn, ctx.each(NODE_GROUPS, node_group))
 
     def _launch_template(self, ctx: StepContext, group: str, data: dict) -> dict | None:
-        ec2 = ctx.aws.client("ec2")
+        """A version never changes: when the latest is the one recorded as holding this data (by its digest),
+        it still does, and is not read again; otherwise its data is read, and other data is a new version."""
         key = f"lt-{group}"
         digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         previous = ctx.state.get(self.name, key) or {}
+        current = live(ctx, LAUNCH_TEMPLATE, previous["id"]) if previous else None
+        settled = bool(current) and previous.get("digest") == digest and previous.get("version") == current.get(
+            "LatestVersionNumber")
 
-        def checked(template: dict) -> dict:
-            """A version never changes: when the latest is the one recorded as holding this data, it still does."""
-            same = previous.get("digest") == digest and previous.get("version") == template.get("LatestVersionNumber")
-            return {"version": previous["version"], "digest": digest} if same else {}
+        def checked(template: dict) -> None:
+            if not ctx.dry_run:
+                ctx.record(key, template["LaunchTemplateId"], kind=LAUNCH_TEMPLATE.kind,
+                           version=template["LatestVersionNumber"], digest=digest)
 
-        template = ensure(
-            ctx, LAUNCH_TEMPLATE, key,
-            lambda: ec2.create_launch_template(
-                LaunchTemplateName=node_name(ctx, group), LaunchTemplateData=data,
-                ClientToken=ctx.naming.client_token(key),
-                TagSpecifications=LAUNCH_TEMPLATE.tag_spec(ctx.naming, self.name, key),
-            )["LaunchTemplate"],
-            detail=data["InstanceType"], attributes_of=checked,
+        return converge(
+            ctx, LAUNCH_TEMPLATE, key, name=node_name(ctx, group), detail=data["InstanceType"],
+            spec=None if settled else {"LaunchTemplateData": data}, on_unchanged=checked,
+            attributes_of=lambda _: {"version": previous["version"], "digest": digest} if settled else {},
         )
-        if template is None or checked(template):
-            return template
-        if differs(self._latest_data(ctx, template), data):
-            ctx.change(
-                "update", LAUNCH_TEMPLATE.noun, key, "new version (AMI, type or settings changed)",
-                act=lambda: create_without_twins(
-                    lambda: ec2.create_launch_template_version(
-                        LaunchTemplateId=template["LaunchTemplateId"], LaunchTemplateData=data),
-                    lambda: None if differs(self._latest_data(ctx, template), data) else True,
-                    f"a version of launch template {key}",
-                ),
-            )
-        elif not ctx.dry_run:
-            ctx.record(key, template["LaunchTemplateId"], kind=LAUNCH_TEMPLATE.kind,
-                       version=template["LatestVersionNumber"], digest=digest)
-        return template
-
-    def _latest_data(self, ctx: StepContext, template: dict) -> dict:
-        return ctx.aws.client("ec2").describe_launch_template_versions(
-            LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Latest"]
-        )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
 
     def _autoscaling_group(self, ctx: StepContext, group: str, template: dict | None, subnets: list[str]) -> dict | None:
-        autoscaling = ctx.aws.client("autoscaling")
         node = getattr(ctx.config.capacity, group)
-        key = f"asg-{group}"
-        name = node_name(ctx, group)
-        tags = [
-            {"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in ctx.naming.tags(self.name, key).items()
-        ] + [{"Key": "AmazonECSManaged", "Value": "", "PropagateAtLaunch": True}]
-        spec = {
-            "LaunchTemplate": {"LaunchTemplateId": template["LaunchTemplateId"] if template else "", "Version": "$Latest"},
-            "MinSize": node.min_size,
-            "MaxSize": node.max_size,
-            "VPCZoneIdentifier": ",".join(subnets),
-        }
-
-        def create() -> dict:
-            # Right after the instance profile is created, the ASG may not see it yet.
-            until_propagated(NEW_INSTANCE_PROFILE, ctx.config.timeouts.iam_propagation,
-                             lambda: autoscaling.create_auto_scaling_group(
-                                 AutoScalingGroupName=name, DesiredCapacity=node.desired_capacity, Tags=tags, **spec,
-                             ))
-            return AUTOSCALING_GROUP.get(ctx.aws, name)
-
-        asg = ensure(ctx, AUTOSCALING_GROUP, key, create, detail=node.instance_type, name=name,
-                     attributes_of=lambda g: {"arn": g["AutoScalingGroupARN"]})
-        if asg is None:
-            return None
-        current = {
-            "LaunchTemplate": {k: asg.get("LaunchTemplate", {}).get(k) for k in ("LaunchTemplateId", "Version")},
-            "MinSize": asg["MinSize"],
-            "MaxSize": asg["MaxSize"],
-            "VPCZoneIdentifier": ",".join(sorted(asg["VPCZoneIdentifier"].split(","))),
-        }
-        drift = {k: v for k, v in spec.items() if current[k] != v}
-        if drift:
-            ctx.change(
-                "update", AUTOSCALING_GROUP.noun, key, ", ".join(sorted(drift)),
-                act=lambda: autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, **drift),
-            )
-        return asg
+        return converge(
+            ctx, AUTOSCALING_GROUP, f"asg-{group}", name=node_name(ctx, group), detail=node.instance_type,
+            spec={
+                "LaunchTemplate": {"LaunchTemplateId": template["LaunchTemplateId"] if template else "", "Version": "$Latest"},
+                "MinSize": node.min_size,
+                "MaxSize": node.max_size,
+                "VPCZoneIdentifier": ",".join(subnets),
+            },
+            # Set once: from then on it is ECS's managed scaling that moves it.
+            inputs={"DesiredCapacity": node.desired_capacity},
+            attributes_of=lambda g: {"arn": g["AutoScalingGroupARN"]},
+        )
 
     def _capacity_provider(self, ctx: StepContext, group: str, asg: dict | None) -> dict | None:
-        ecs = ctx.aws.client("ecs")
-        key = f"cp-{group}"
-        name = node_name(ctx, group)
-        return ensure(
-            ctx, CAPACITY_PROVIDER, key,
-            lambda: ecs.create_capacity_provider(
-                name=name,
-                autoScalingGroupProvider={
-                    "autoScalingGroupArn": asg["AutoScalingGroupARN"],
-                    "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
-                    "managedTerminationProtection": "DISABLED",
-                },
-                tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()],
-            )["capacityProvider"],
-            name=name,
-        )
+        return converge(ctx, CAPACITY_PROVIDER, f"cp-{group}", name=node_name(ctx, group), inputs={
+            "autoScalingGroupProvider": {
+                "autoScalingGroupArn": asg["AutoScalingGroupARN"] if asg else None,
+                "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
+                "managedTerminationProtection": "DISABLED",
+            },
+        })
 
     def _attach(self, ctx: StepContext, cluster_arn: str, providers: list[str]) -> None:
         ecs = ctx.aws.client("ecs")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from provisioner.aws.converge import destroy_kind, ensure, owned
+from provisioner.aws.converge import converge, destroy_kind, owned
 from provisioner.aws.kinds import SECURITY_GROUP, ingress_rules
 from provisioner.ecs_layout import GRAFANA_PORT, UI_PORT
 from provisioner.engine import Step, StepContext
@@ -158,18 +158,12 @@ class SecurityGroups(Step):
     kinds = (SECURITY_GROUP,)
 
     def apply(self, ctx: StepContext) -> None:
-        ec2 = ctx.aws.client("ec2")
         vpc_id = ctx.outputs_of(NetworkOutputs).vpc_id
 
         def group_of(name: str) -> dict | None:
             key = group_key(name)
-            return ensure(
-                ctx, SECURITY_GROUP, key,
-                lambda: ec2.create_security_group(
-                    GroupName=ctx.naming.name(key), VpcId=vpc_id, Description=DESCRIPTIONS[name],
-                    TagSpecifications=SECURITY_GROUP.tag_spec(ctx.naming, self.name, key),
-                ),
-            )
+            return converge(ctx, SECURITY_GROUP, key, name=ctx.naming.name(key),
+                            inputs={"VpcId": vpc_id, "Description": DESCRIPTIONS[name]})
 
         groups = dict(zip(GROUPS, ctx.each(GROUPS, group_of), strict=True))
         ids = {name: g["GroupId"] for name, g in groups.items() if g}

@@ -71,8 +71,8 @@ KMS_KEY = register(NamedKind(
     tag=lambda aws, key, tags: aws.client("kms").tag_resource(
         KeyId=key["KeyId"], Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()]),
     create=_create_key,
-    settings=lambda key: {"Policy": key["Policy"]},
-    update=lambda aws, key, fields: aws.client("kms").put_key_policy(
+    settings=lambda aws, key: {"Policy": key["Policy"]},
+    update=lambda aws, key, fields, desired: aws.client("kms").put_key_policy(
         KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(fields["Policy"])),
 ))
 
@@ -111,7 +111,7 @@ def _create_topic(aws: Aws, desired: Desired) -> dict:
     return _topic_item(aws, arn)
 
 
-def _update_topic(aws: Aws, topic: dict, fields: dict) -> None:
+def _update_topic(aws: Aws, topic: dict, fields: dict, desired: Desired) -> None:
     sns = aws.client("sns")
     for name, value in fields.items():
         sns.set_topic_attributes(TopicArn=topic["TopicArn"], AttributeName=name,
@@ -125,7 +125,7 @@ SNS_TOPIC = register(NamedKind(
     not_found=("NotFound", "NotFoundException"), service="sns",
     tag=lambda aws, topic, tags: aws.client("sns").tag_resource(ResourceArn=topic["TopicArn"], Tags=tag_list(tags)),
     create=_create_topic,
-    settings=lambda topic: {"KmsMasterKeyId": topic["KmsMasterKeyId"], "Policy": topic["Policy"]},
+    settings=lambda aws, topic: {"KmsMasterKeyId": topic["KmsMasterKeyId"], "Policy": topic["Policy"]},
     update=_update_topic,
 ))
 
@@ -155,7 +155,7 @@ def _create_namespace(aws: Aws, desired: Desired) -> dict:
     return _namespace_item(aws, desired.name)
 
 
-def _update_namespace(aws: Aws, namespace: dict, fields: dict) -> None:
+def _update_namespace(aws: Aws, namespace: dict, fields: dict, desired: Desired) -> None:
     aws.client("amp").put_rule_groups_namespace(
         workspaceId=namespace["workspaceId"], name=namespace["name"], data=fields["data"])
 
@@ -167,7 +167,7 @@ RULE_GROUPS_NAMESPACE = register(NamedKind(
     not_found=("ResourceNotFoundException",), service="amp",
     tag=lambda aws, namespace, tags: aws.client("amp").tag_resource(resourceArn=namespace["arn"], tags=tags),
     create=_create_namespace,
-    settings=lambda namespace: {"data": namespace["data"]},
+    settings=lambda aws, namespace: {"data": namespace["data"]},
     update=_update_namespace,
 ))
 
@@ -186,8 +186,8 @@ ALERT_MANAGER = register(NamedKind(
     "amp-alert-manager", "alert manager definition", _definition, "workspaceId",
     lambda aws, workspace_id: aws.client("amp").delete_alert_manager_definition(workspaceId=workspace_id),
     not_found=("ResourceNotFoundException",), service="amp", read_ahead=False,
-    settings=lambda definition: {"data": definition["data"]},
-    update=lambda aws, definition, fields: aws.client("amp").put_alert_manager_definition(
+    settings=lambda aws, definition: {"data": definition["data"]},
+    update=lambda aws, definition, fields, desired: aws.client("amp").put_alert_manager_definition(
         workspaceId=definition["workspaceId"], data=fields["data"]),
 ))
 

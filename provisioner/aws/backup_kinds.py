@@ -62,7 +62,7 @@ BACKUP_VAULT = register(NamedKind(
     tag=lambda aws, vault, tags: _backup(aws).tag_resource(ResourceArn=vault["BackupVaultArn"], Tags=tags),
     create=_create_vault,
     # Without a key of its own, a vault reads as it is: AWS Backup's default key is no setting to compare.
-    settings=lambda vault: {"EncryptionKeyArn": vault.get("EncryptionKeyArn")},
+    settings=lambda aws, vault: {"EncryptionKeyArn": vault.get("EncryptionKeyArn")},
     # No update: AWS Backup has no call that changes a vault's key (converge() says to put the config back).
 ))
 
@@ -99,7 +99,7 @@ def _list_plans(aws: Aws, naming: Naming) -> list[dict]:
 RULE_FIELDS = ("RuleName", "TargetBackupVaultName", "ScheduleExpression", "Lifecycle", "CopyActions")
 
 
-def _plan_settings(plan: dict) -> dict:
+def _plan_settings(aws: Aws, plan: dict) -> dict:
     rules = plan.get("BackupPlan", {}).get("Rules", [])
     return {"Rules": [{field: rule.get(field, [] if field == "CopyActions" else None) for field in RULE_FIELDS}
                       for rule in rules]}
@@ -117,9 +117,10 @@ def _create_plan(aws: Aws, desired: Desired) -> dict:
     return _plan_item(aws, made["BackupPlanId"])
 
 
-def _update_plan(aws: Aws, plan: dict, changed: dict) -> None:
+def _update_plan(aws: Aws, plan: dict, changed: dict, desired: Desired) -> None:
+    # UpdateBackupPlan replaces the whole plan document: the desired one, not only the fields that changed.
     _backup(aws).update_backup_plan(BackupPlanId=plan["BackupPlanId"],
-                                    BackupPlan=plan_document(plan["BackupPlan"]["BackupPlanName"], changed))
+                                    BackupPlan=plan_document(plan["BackupPlan"]["BackupPlanName"], desired.spec))
 
 
 BACKUP_PLAN = register(NamedKind(
@@ -179,7 +180,7 @@ def _delete_selection(aws: Aws, selection: str) -> None:
         _backup(aws).delete_backup_selection(BackupPlanId=item["BackupPlanId"], SelectionId=item["SelectionId"])
 
 
-def _replace_selection(aws: Aws, selection: dict, changed: dict) -> None:
+def _replace_selection(aws: Aws, selection: dict, changed: dict, desired: Desired) -> None:
     """AWS Backup has no UpdateBackupSelection: the selection is deleted and made again, under its name."""
     current = selection["BackupSelection"]
     wanted = {"IamRoleArn": current["IamRoleArn"], "Resources": current.get("Resources", [])} | changed
@@ -194,7 +195,7 @@ BACKUP_SELECTION = register(NamedKind(
     "backup",
     read_ahead=False,  # found through its plan, after it
     create=_create_selection,
-    settings=lambda selection: {"IamRoleArn": selection["BackupSelection"]["IamRoleArn"],
+    settings=lambda aws, selection: {"IamRoleArn": selection["BackupSelection"]["IamRoleArn"],
                                 "Resources": selection["BackupSelection"].get("Resources", [])},
     update=_replace_selection,
 ))
@@ -231,7 +232,7 @@ def _create_backup_role(aws: Aws, desired: Desired) -> dict:
                                             "_policy": desired.spec["policy"]}
 
 
-def _update_backup_role(aws: Aws, role: dict, changed: dict) -> None:
+def _update_backup_role(aws: Aws, role: dict, changed: dict, desired: Desired) -> None:
     iam = aws.client("iam")
     if "trust" in changed:
         iam.update_assume_role_policy(RoleName=role["RoleName"], PolicyDocument=json.dumps(changed["trust"]))
@@ -245,7 +246,7 @@ BACKUP_ROLE = register(NamedKind(
     global_scope=True,
     tag=lambda aws, role, tags: aws.client("iam").tag_role(RoleName=role["RoleName"], Tags=tag_list(tags)),
     create=_create_backup_role,
-    settings=lambda role: {"path": role["Path"], "trust": role.get("AssumeRolePolicyDocument"),
+    settings=lambda aws, role: {"path": role["Path"], "trust": role.get("AssumeRolePolicyDocument"),
                            "policy": role.get("_policy")},
     update=_update_backup_role,
 ))

@@ -9,34 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, TypeVar
 
-from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle
+from botocore.exceptions import ClientError
+
+from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle, changes
+from provisioner.aws.kinds import differs as differs  # the one diff helper, where the steps have imported it from
 from provisioner.aws.named_kinds import tag_dict
 from provisioner.aws.session import side_by_side
-from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
-from provisioner.errors import AmbiguousCreate, ProvisionError
+from provisioner.aws.waiter import call_with_retry, wait_for
+from provisioner.aws.waiter import create_without_twins as create_without_twins  # where the steps import it from
+from provisioner.errors import ProvisionError, aws_failure
 from provisioner.naming import TAG_KEY, TAG_STEP
 
 T = TypeVar("T")
-
-
-def create_without_twins(create: Callable[[], T], lookup: Callable[[], T | None], what: str, attempts: int = 3) -> T:
-    """`create`; if its answer is lost (AmbiguousCreate), `lookup` before any second attempt.
-
-    AWS may have acted on a call whose answer never came back. A resend of a call without an
-    idempotency token would make a twin, so what the lost call may have made is looked for first
-    (by tags or name, a few times, as reads lag behind writes) and adopted if it is there.
-    """
-    for _ in range(attempts):
-        try:
-            return create()
-        except AmbiguousCreate:
-            found = look_a_few_times(lookup)
-            if found is not None:
-                return found
-    raise ProvisionError(
-        f"Failed to create {what}: {attempts} attempts got no answer, and it is not there. "
-        "Check the network to AWS and run the command again."
-    )
 
 
 def live(ctx, kind: Kind, resource_id: str) -> dict | None:
@@ -60,7 +44,7 @@ def ensure(
     ctx,
     kind: Kind,
     key: str,
-    create: Callable[[], dict],
+    create: Callable[[], dict | None],
     detail: str = "",
     name: str | None = None,
     attributes_of: Callable[[dict], dict] | None = None,
@@ -109,8 +93,11 @@ def converge(
     key: str,
     spec: dict[str, Any] | None = None,
     name: str | None = None,
+    inputs: dict[str, Any] | None = None,
     detail: str = "",
     attributes_of: Callable[[dict], dict] | None = None,
+    before_create: Callable[[], Any] | None = None,
+    on_unchanged: Callable[[dict], Any] | None = None,
     **attributes: Any,
 ) -> dict | None:
     """The resource `key`, as described: found (state ID, then tags or `name`) or created by its kind with the
@@ -119,29 +106,48 @@ def converge(
 
         converge(ctx, LOG_GROUP, "log-history", name="/provision/demo/history", spec={"retentionInDays": 30})
 
+    `before_create`: what only a create waits for (the NAT gateway's address, freed by a deleted one).
+    `on_unchanged(item)`: called when the live resource was read and holds the spec, for a step that remembers
+    so (a launch template's version, recorded with its data's digest, is not read again).
     Returns the live item (None in a plan, for what does not exist yet).
     """
     if kind.create is None:
         raise TypeError(f"{kind.noun}: converge() needs a kind with create")
-    desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {})
-    item = ensure(ctx, kind, key, lambda: kind.create(ctx.aws, desired), detail=detail or name or "", name=name,
-                  attributes_of=attributes_of, **attributes)
+    desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {},
+                      inputs or {}, ctx.config.timeouts)
+    what = f"{kind.noun} {name or key}"
+    def create() -> dict | None:
+        if before_create:
+            before_create()
+        return _refused_as(f"create {what}", lambda: kind.create(ctx.aws, desired))
+
+    item = ensure(ctx, kind, key, create, detail=detail or name or "", name=name, attributes_of=attributes_of,
+                  **attributes)
     if item is None or not desired.spec:
         return item
-    differing = changes(kind.settings(item) if kind.settings else {}, desired.spec)
+    current = kind.settings(ctx.aws, item) if kind.settings else {}
+    differing = changes(current, desired.spec)
+    fixed = list(differing) if kind.update is None else [f for f in differing if f in kind.fixed]
+    if fixed:
+        what_differs = "; ".join(f"{f} {current.get(f)} where {differing[f]} is asked for" for f in fixed)
+        raise ProvisionError(
+            f"The {kind.noun} {key} ({kind.id_of(item)}) has {what_differs}, and AWS cannot change that in place. "
+            f"Put the config back, or delete the {kind.noun} (or run 'provision destroy') and run 'provision up' "
+            "to rebuild it.")
     if differing:
-        if kind.update is None:
-            raise ProvisionError(
-                f"The {kind.noun} {kind.id_of(item)} has {', '.join(differing)} other than the config asks, and AWS "
-                "cannot change that in place: put the config back, or delete the resource and run `provision up`.")
-        ctx.change("update", kind.noun, key, ", ".join(differing), act=lambda: kind.update(ctx.aws, item, differing))
+        ctx.change("update", kind.noun, key, ", ".join(differing),
+                   act=lambda: _refused_as(f"update {what}", lambda: kind.update(ctx.aws, item, differing, desired)))
+    elif on_unchanged:
+        on_unchanged(item)
     return item
 
 
-def changes(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
-    """The desired fields whose live value differs ({field: desired value}): the one diff every kind's update
-    is given. Fields AWS adds and the tool does not set are no concern of it (differs)."""
-    return {field: value for field, value in desired.items() if differs(current.get(field), value)}
+def _refused_as(action: str, call: Callable[[], T]) -> T:
+    """An AWS refusal of a kind's create or update, as one message naming what was being done."""
+    try:
+        return call()
+    except ClientError as exc:
+        raise aws_failure(action, exc) from exc
 
 
 def tag_drift(desired: dict[str, str], current: dict[str, str]) -> dict[str, str]:
@@ -215,17 +221,6 @@ def recorded_tags(ctx) -> dict[str, dict[str, str]]:
         return found
 
     return ctx.aws.read(TAGGING, ("tags", arns), read) if arns else {}
-
-
-def differs(current: Any, desired: Any) -> bool:
-    """True when any field the tool sets has another value (extra fields AWS adds are ignored)."""
-    if isinstance(desired, dict):
-        return not isinstance(current, dict) or any(differs(current.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return not isinstance(current, list) or len(current) != len(desired) or any(
-            differs(c, d) for c, d in zip(current, desired, strict=True)
-        )
-    return current != desired
 
 
 def _belongs(ctx, kind: Kind, item: dict, key: str) -> bool:

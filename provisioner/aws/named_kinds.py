@@ -10,15 +10,17 @@ A resource whose name is taken by something this project did not tag is an error
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from botocore.exceptions import ClientError
 
-from provisioner.aws.kinds import Desired, register
+from provisioner.aws.kinds import Desired, changes, differs, register
+from provisioner.aws.propagation import ECS_ROLE, NEW_INSTANCE_PROFILE, POLICY_PRINCIPAL, until_propagated
 from provisioner.aws.session import Aws, side_by_side
-from provisioner.aws.waiter import WaitFailed, wait_for
+from provisioner.aws.waiter import WaitFailed, create_without_twins, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import (
     MANAGED_BY,
@@ -82,11 +84,14 @@ class NamedKind:
     global_scope: bool = False
     # The lifecycle converge() drives (provisioner/aws/converge.py): `create` makes the resource from a
     # Desired (name, tags, idempotency token, spec) and returns its live item; `settings` reads the live
-    # item's fields in the spec's shape; `update` applies the fields that differ ({field: desired value}).
-    # A kind without `update` has no field the tool changes in place.
-    create: Callable[[Aws, Desired], dict] | None = None
-    settings: Callable[[dict], dict] | None = None
-    update: Callable[[Aws, dict, dict], None] | None = None
+    # item's fields in the spec's shape; `update` applies the fields that differ ({field: desired value}, and
+    # the whole Desired).
+    # A kind without `update` has no field the tool changes in place; `fixed` names the fields AWS cannot
+    # change in place, whose difference is refused.
+    create: Callable[[Aws, Desired], dict | None] | None = None
+    settings: Callable[[Aws, dict], dict] | None = None
+    update: Callable[[Aws, dict, dict, Desired], None] | None = None
+    fixed: tuple[str, ...] = ()
 
     def belongs(self, naming: Naming, item: dict) -> bool:
         """Whether this region's stack of the project owns the item (always, for a regional kind)."""
@@ -156,8 +161,8 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
 
 
 def _tag_ecs(aws: Aws, arn: str, tags: dict[str, str]) -> None:
-    # ECS TagResource takes lower-case key/value pairs, and adds or overwrites only those (ECS API reference).
-    aws.client("ecs").tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in tags.items()])
+    # ECS TagResource adds or overwrites only the tags given (ECS API reference).
+    aws.client("ecs").tag_resource(resourceArn=arn, tags=_ecs_tags(tags))
 
 
 def _last(arn_or_name: str) -> str:
@@ -236,10 +241,75 @@ def iam_path(naming: Naming) -> str:
     return f"/{naming.project}/"
 
 
+def _create_role(aws: Aws, desired: Desired) -> dict:
+    """The role with its trust policy, then its managed and inline policies: the item as IAM now holds it."""
+    iam = aws.client("iam")
+    spec = desired.spec
+    role = iam.create_role(
+        RoleName=desired.name, AssumeRolePolicyDocument=json.dumps(spec["AssumeRolePolicyDocument"]),
+        Tags=desired.tag_list(), **desired.inputs,
+    )["Role"]
+    for arn in spec["AttachedManagedPolicies"]:
+        iam.attach_role_policy(RoleName=desired.name, PolicyArn=arn)
+    for inline in spec["RolePolicyList"]:
+        iam.put_role_policy(RoleName=desired.name, PolicyName=inline["PolicyName"],
+                            PolicyDocument=json.dumps(inline["PolicyDocument"]))
+    return with_tags(role, desired.tags) | {
+        "AttachedManagedPolicies": [{"PolicyArn": arn} for arn in spec["AttachedManagedPolicies"]],
+        "RolePolicyList": spec["RolePolicyList"],
+    }
+
+
+def role_policies(managed: tuple[str, ...] | list[str], inline: dict[str, dict]) -> dict:
+    """A role's policies in the shape of the account's role details (RoleDetail): the managed ones by ARN, in
+    order, and the inline ones by name, in order, so that a policy too many shows as a difference too."""
+    return {
+        "AttachedManagedPolicies": sorted(managed),
+        "RolePolicyList": [{"PolicyName": name, "PolicyDocument": inline[name]} for name in sorted(inline)],
+    }
+
+
+def _role_settings(aws: Aws, role: dict) -> dict:
+    """A role described with the others (account_roles) carries its policies; one found alone is asked for them."""
+    iam = aws.client("iam")
+    name = role["RoleName"]
+    if "RolePolicyList" in role:
+        managed = [p["PolicyArn"] for p in role["AttachedManagedPolicies"]]
+        inline = {p["PolicyName"]: p["PolicyDocument"] for p in role["RolePolicyList"]}
+    else:
+        managed = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+        inline = {policy: iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                  for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]}
+    return {"AssumeRolePolicyDocument": role.get("AssumeRolePolicyDocument", {}), **role_policies(managed, inline)}
+
+
+def _update_role(aws: Aws, role: dict, changed: dict, desired: Desired) -> None:
+    iam = aws.client("iam")
+    name = role["RoleName"]
+    if "AssumeRolePolicyDocument" in changed:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(changed["AssumeRolePolicyDocument"]))
+    current = _role_settings(aws, role) if {"AttachedManagedPolicies", "RolePolicyList"} & set(changed) else {}
+    if "AttachedManagedPolicies" in changed:
+        attached, wanted = set(current["AttachedManagedPolicies"]), set(changed["AttachedManagedPolicies"])
+        for arn in sorted(wanted - attached):
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        for arn in sorted(attached - wanted):
+            iam.detach_role_policy(RoleName=name, PolicyArn=arn)
+    if "RolePolicyList" in changed:
+        present = {p["PolicyName"]: p["PolicyDocument"] for p in current["RolePolicyList"]}
+        wanted = {p["PolicyName"]: p["PolicyDocument"] for p in changed["RolePolicyList"]}
+        for policy, document in wanted.items():
+            if policy not in present or differs(present[policy], document):
+                iam.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=json.dumps(document))
+        for policy in sorted(set(present) - set(wanted)):
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+
+
 IAM_ROLE = register(NamedKind(
     "iam-role", "IAM role", _get_role, "Arn", _delete_role, _list_roles, ("NoSuchEntity",), "iam", _roles_by_arn,
     global_scope=True,
     tag=lambda aws, role, tags: aws.client("iam").tag_role(RoleName=role["RoleName"], Tags=tag_list(tags)),
+    create=_create_role, settings=_role_settings, update=_update_role,
 ))
 def _get_service_linked_role(aws: Aws, role: str) -> dict:
     return with_tags(aws.client("iam").get_role(RoleName=_last(role))["Role"])
@@ -249,18 +319,57 @@ def _keep_service_linked_role(aws: Aws, role: str) -> None:
     raise ProvisionError(f"refusing to delete {role}: service-linked roles belong to the account, not to this project")
 
 
-# Account-wide roles AWS services assume (created on demand, never deleted by this tool).
+# IAM answers a second create with InvalidInput ("... has been taken in this account"); moto says EntityAlreadyExists.
+SERVICE_LINKED_ROLE_TAKEN = ("InvalidInput", "EntityAlreadyExists")
+
+
+def _create_service_linked_role(aws: Aws, desired: Desired) -> dict | None:
+    """The role AWS names for the service (desired.inputs["AWSServiceName"]); made meanwhile (by the service
+    itself, or a call whose answer was lost) is as good. IAM takes no tags or token for it."""
+    try:
+        aws.client("iam").create_service_linked_role(**desired.inputs)
+    except ClientError as exc:
+        if error_code(exc) not in SERVICE_LINKED_ROLE_TAKEN:
+            raise aws_failure(f"create the service-linked role for {desired.inputs['AWSServiceName']}", exc) from exc
+    return SERVICE_LINKED_ROLE.get(aws, desired.name)
+
+
+# Account-wide roles AWS services assume (created on demand, never deleted by this tool). Neither tagged nor
+# found by tags: steps/service_roles.py reads them by the names AWS gives them.
 SERVICE_LINKED_ROLE = register(NamedKind(
     "service-linked-role", "service-linked role", _get_service_linked_role, "Arn", _keep_service_linked_role,
     not_found=("NoSuchEntity",),
     service="iam",
     read_ahead=False,  # read with every role of the account (account_roles)
+    create=_create_service_linked_role,
 ))
+def _create_profile(aws: Aws, desired: Desired) -> dict:
+    """The profile, holding its role (a profile holds at most one): the item as IAM now holds it."""
+    iam = aws.client("iam")
+    profile = iam.create_instance_profile(
+        InstanceProfileName=desired.name, Tags=desired.tag_list(), **desired.inputs)["InstanceProfile"]
+    for role in desired.spec["Roles"]:
+        iam.add_role_to_instance_profile(InstanceProfileName=desired.name, RoleName=role)
+    return with_tags(profile, desired.tags) | {"Roles": [{"RoleName": role} for role in desired.spec["Roles"]]}
+
+
+def _update_profile(aws: Aws, profile: dict, changed: dict, desired: Desired) -> None:
+    iam = aws.client("iam")
+    name = profile["InstanceProfileName"]
+    for other in profile.get("Roles", []):
+        iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=other["RoleName"])
+    for role in changed["Roles"]:
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+
+
 INSTANCE_PROFILE = register(NamedKind(
     "instance-profile", "instance profile", _get_profile, "Arn", _delete_profile, _list_profiles, ("NoSuchEntity",),
     service="iam", global_scope=True,
     tag=lambda aws, profile, tags: aws.client("iam").tag_instance_profile(
         InstanceProfileName=profile["InstanceProfileName"], Tags=tag_list(tags)),
+    create=_create_profile,
+    settings=lambda aws, profile: {"Roles": [role["RoleName"] for role in profile.get("Roles", [])]},
+    update=_update_profile,
 ))
 
 
@@ -304,7 +413,7 @@ def _create_log_group(aws: Aws, desired: Desired) -> dict:
     return _get_log_group(aws, desired.name)
 
 
-def _update_log_group(aws: Aws, group: dict, changed: dict) -> None:
+def _update_log_group(aws: Aws, group: dict, changed: dict, desired: Desired) -> None:
     aws.client("logs").put_retention_policy(logGroupName=group["logGroupName"], retentionInDays=changed["retentionInDays"])
 
 
@@ -317,7 +426,7 @@ LOG_GROUP = register(NamedKind(
         resourceArn=group["arn"].removesuffix(":*"), tags=tags),
     tag_arn=lambda naming, account, name: naming.arn("logs", account, f"log-group:{name}"),
     create=_create_log_group,
-    settings=lambda group: {"retentionInDays": group.get("retentionInDays")},
+    settings=lambda aws, group: {"retentionInDays": group.get("retentionInDays")},
     update=_update_log_group,
 ))
 
@@ -359,6 +468,15 @@ def _list_namespaces(aws: Aws, naming: Naming) -> list[dict]:
     return found
 
 
+def _create_namespace(aws: Aws, desired: Desired) -> dict:
+    """An HTTP namespace (Service Connect needs no DNS), once its creation has succeeded."""
+    operation = aws.client("servicediscovery").create_http_namespace(
+        Name=desired.name, CreatorRequestId=desired.client_token, Tags=desired.tag_list(), **desired.inputs,
+    )["OperationId"]
+    done = wait_operation(aws, operation, f"namespace {desired.name}", desired.timeouts.default)
+    return _get_namespace(aws, done["Targets"]["NAMESPACE"])
+
+
 NAMESPACE = register(NamedKind(
     "namespace", "Service Connect namespace", _get_namespace, "Id",
     lambda aws, namespace_id: aws.client("servicediscovery").delete_namespace(Id=namespace_id), _list_namespaces,
@@ -366,6 +484,7 @@ NAMESPACE = register(NamedKind(
     service="servicediscovery",
     tag=lambda aws, namespace, tags: aws.client("servicediscovery").tag_resource(
         ResourceARN=namespace["Arn"], Tags=tag_list(tags)),
+    create=_create_namespace,
 ))
 
 
@@ -389,12 +508,30 @@ def _list_clusters(aws: Aws, naming: Naming) -> list[dict]:
     return found
 
 
+def _ecs_tags(tags: dict[str, str]) -> list[dict[str, str]]:
+    """ECS takes tags as lower-case key/value pairs."""
+    return [{"key": k, "value": v} for k, v in tags.items()]
+
+
+CLUSTER_FIELDS = ("settings", "configuration", "serviceConnectDefaults")
+
+
+def _create_cluster(aws: Aws, desired: Desired) -> dict:
+    # Right after ECS's service-linked role is created, ECS may not be able to assume it yet.
+    return with_tags(until_propagated(ECS_ROLE, desired.timeouts.iam_propagation, lambda: aws.client("ecs").create_cluster(
+        clusterName=desired.name, tags=_ecs_tags(desired.tags), **desired.spec))["cluster"])
+
+
 ECS_CLUSTER = register(NamedKind(
     "ecs-cluster", "ECS cluster", _get_cluster, "clusterArn",
     lambda aws, arn: aws.client("ecs").delete_cluster(cluster=arn), _list_clusters,
     not_found=("ClusterNotFoundException",),
     service="ecs",
     tag=lambda aws, cluster, tags: _tag_ecs(aws, cluster["clusterArn"], tags),
+    create=_create_cluster,
+    settings=lambda aws, cluster: {field: cluster.get(field) for field in CLUSTER_FIELDS},
+    # UpdateCluster takes each of them as CreateCluster does.
+    update=lambda aws, cluster, changed, desired: aws.client("ecs").update_cluster(cluster=cluster["clusterArn"], **changed),
 ))
 
 
@@ -423,6 +560,8 @@ CAPACITY_PROVIDER = register(NamedKind(
     lambda aws, name: aws.client("ecs").delete_capacity_provider(capacityProvider=name), _list_capacity_providers,
     not_found=("ClientException", "InvalidParameterException"), service="ecs", lookup_many=_capacity_providers_by_name,
     tag=lambda aws, provider, tags: _tag_ecs(aws, provider["capacityProviderArn"], tags),
+    create=lambda aws, desired: with_tags(aws.client("ecs").create_capacity_provider(
+        name=desired.name, tags=_ecs_tags(desired.tags), **desired.inputs)["capacityProvider"], desired.tags),
 ))
 
 
@@ -597,12 +736,101 @@ def _tag_asg(aws: Aws, name: str, tags: dict[str, str]) -> None:
     ])
 
 
+ASG_FIELDS = ("LaunchTemplate", "MinSize", "MaxSize", "VPCZoneIdentifier")
+
+
+def _create_asg(aws: Aws, desired: Desired) -> dict | None:
+    """Every group this tool makes backs an ECS capacity provider, which adds the AmazonECSManaged tag to its
+    group: created with it, propagated to every instance, so it is never a difference (as Terraform's AWS
+    provider documents for aws_ecs_capacity_provider). The project's tags propagate to the instances too.
+    Right after the instance profile is created, Auto Scaling may not see it yet."""
+    tags = [{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in desired.tags.items()]
+    tags.append({"Key": "AmazonECSManaged", "Value": "", "PropagateAtLaunch": True})
+    until_propagated(NEW_INSTANCE_PROFILE, desired.timeouts.iam_propagation,
+                     lambda: aws.client("autoscaling").create_auto_scaling_group(
+                         AutoScalingGroupName=desired.name, Tags=tags, **desired.inputs, **desired.spec))
+    return _get_asg(aws, desired.name)
+
+
+def _asg_settings(aws: Aws, group: dict) -> dict:
+    return {
+        "LaunchTemplate": {k: group.get("LaunchTemplate", {}).get(k) for k in ("LaunchTemplateId", "Version")},
+        "MinSize": group["MinSize"],
+        "MaxSize": group["MaxSize"],
+        # A set to Auto Scaling, which answers it in its own order.
+        "VPCZoneIdentifier": ",".join(sorted(group["VPCZoneIdentifier"].split(","))),
+    }
+
+
 AUTOSCALING_GROUP = register(NamedKind(
     "autoscaling-group", "Auto Scaling group", _get_asg, "AutoScalingGroupName",
     lambda aws, name: aws.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=name, ForceDelete=True),
     _list_asgs, service="autoscaling", lookup_many=_asgs_by_name,
     tag=lambda aws, group, tags: _tag_asg(aws, group["AutoScalingGroupName"], tags),
+    create=_create_asg, settings=_asg_settings,
+    # UpdateAutoScalingGroup takes each field as CreateAutoScalingGroup does.
+    update=lambda aws, group, changed, desired: aws.client("autoscaling").update_auto_scaling_group(
+        AutoScalingGroupName=group["AutoScalingGroupName"], **changed),
 ))
+
+
+# -- Application Auto Scaling ---------------------------------------------------------------
+# An ECS service's scalable target and its policies are named by the service's resource ID
+# (service/<cluster>/<service>), which is deterministic: they are found by it, never by tags (the emulator
+# has no tag API for them), so they are no registered kind (steps/autoscaling.py records and checks them).
+
+ECS_SCALING = {"ServiceNamespace": "ecs", "ScalableDimension": "ecs:service:DesiredCount"}
+
+
+def scalable_target(aws: Aws, resource: str) -> dict | None:
+    targets = aws.client("application-autoscaling").describe_scalable_targets(
+        ResourceIds=[resource], **ECS_SCALING)["ScalableTargets"]
+    return targets[0] if targets else None
+
+
+def scaling_policy(aws: Aws, resource: str, name: str) -> dict | None:
+    policies = aws.client("application-autoscaling").describe_scaling_policies(
+        ResourceId=resource, PolicyNames=[name], **ECS_SCALING)["ScalingPolicies"]
+    return policies[0] if policies else None
+
+
+def register_scalable_target(aws: Aws, resource: str, limits: dict, tags: dict[str, str]) -> dict:
+    """Register (or update) the target with `limits` (MinCapacity, MaxCapacity): the same call converges, so a
+    lost answer is looked up by the resource ID, then resent. Tags are set on create only."""
+    def call() -> dict | None:
+        try:
+            aws.client("application-autoscaling").register_scalable_target(
+                ResourceId=resource, **ECS_SCALING, **limits, Tags=tags)
+        except ClientError as exc:
+            raise aws_failure(f"register the scalable target {resource}", exc) from exc
+        return scalable_target(aws, resource)
+
+    def found() -> dict | None:
+        target = scalable_target(aws, resource)
+        return target if target and not changes(target, limits) else None
+
+    return create_without_twins(call, found, f"the scalable target {resource}")
+
+
+def put_scaling_policy(aws: Aws, resource: str, name: str, policy: dict) -> dict:
+    """Create or replace the policy (PutScalingPolicy on an existing name updates it); `policy`: PolicyType and
+    its configuration, as PutScalingPolicy takes them."""
+    try:
+        return aws.client("application-autoscaling").put_scaling_policy(
+            PolicyName=name, ResourceId=resource, **ECS_SCALING, **policy)
+    except ClientError as exc:
+        raise aws_failure(f"put the scaling policy {name} on {resource}", exc) from exc
+
+
+def deregister_scalable_target(aws: Aws, resource: str) -> None:
+    """Deregister the target, which deletes its scaling policies; gone already is done."""
+    try:
+        aws.client("application-autoscaling").deregister_scalable_target(ResourceId=resource, **ECS_SCALING)
+    except ClientError as exc:
+        # botocore's application-autoscaling model: DeregisterScalableTarget raises ObjectNotFoundException
+        # for a scalable target that does not exist.
+        if error_code(exc) != "ObjectNotFoundException":
+            raise aws_failure(f"deregister the scalable target {resource}", exc) from exc
 
 
 # -- Amazon Managed Prometheus ------------------------------------------------------------
@@ -659,12 +887,41 @@ def _list_domains(aws: Aws, naming: Naming) -> list[dict]:
     return [d for d in side_by_side(names, lambda name: _get_domain(aws, name)) if d]
 
 
+def _create_domain(aws: Aws, desired: Desired) -> dict:
+    """Started, not awaited (15-20 minutes in AWS). The access policy may name a role made seconds ago."""
+    spec = desired.spec
+    return until_propagated(POLICY_PRINCIPAL, desired.timeouts.iam_propagation, lambda: aws.client("opensearch").create_domain(
+        DomainName=desired.name, ClusterConfig=spec["ClusterConfig"], EBSOptions=spec["EBSOptions"],
+        AccessPolicies=json.dumps(spec["AccessPolicies"]), TagList=desired.tag_list(), **desired.inputs,
+    )["DomainStatus"]) | {"_tags": desired.tags}
+
+
+def _domain_settings(aws: Aws, domain: dict) -> dict:
+    return {"ClusterConfig": domain.get("ClusterConfig", {}), "EBSOptions": domain.get("EBSOptions", {}),
+            "AccessPolicies": json.loads(domain.get("AccessPolicies") or "{}")}
+
+
+def _update_domain(aws: Aws, domain: dict, changed: dict, desired: Desired) -> None:
+    """Instance type, count and volume change in place (AWS runs a blue/green deployment); the access policy
+    in a call of its own, retried while IAM propagates a role it names."""
+    client = aws.client("opensearch")
+    name = domain["DomainName"]
+    resized = {field: value for field, value in changed.items() if field != "AccessPolicies"}
+    if resized:
+        client.update_domain_config(DomainName=name, **resized)
+    if "AccessPolicies" in changed:
+        policy = json.dumps(changed["AccessPolicies"])
+        until_propagated(POLICY_PRINCIPAL, desired.timeouts.iam_propagation,
+                         lambda: client.update_domain_config(DomainName=name, AccessPolicies=policy))
+
+
 OPENSEARCH_DOMAIN = register(NamedKind(
     "opensearch-domain", "OpenSearch domain", _get_domain, "DomainName",
     lambda aws, name: aws.client("opensearch").delete_domain(DomainName=name), _list_domains,
     not_found=("ResourceNotFoundException",),
     service="opensearch",
     tag=lambda aws, domain, tags: aws.client("opensearch").add_tags(ARN=domain["ARN"], TagList=tag_list(tags)),
+    create=_create_domain, settings=_domain_settings, update=_update_domain,
 ))
 
 
@@ -685,12 +942,23 @@ def _list_dsql_clusters(aws: Aws, naming: Naming) -> list[dict]:
 
 
 def _delete_dsql_cluster(aws: Aws, arn_or_identifier: str) -> None:
-    """Deletion protection first (UpdateCluster), then the cluster: DeleteCluster refuses a protected one."""
+    """Deletion protection first (UpdateCluster), then the cluster: DeleteCluster refuses a protected one.
+    A cluster already being deleted answers ConflictException: it is going already."""
     dsql = aws.client("dsql")
     identifier = _last(arn_or_identifier)
     if dsql.get_cluster(identifier=identifier).get("deletionProtectionEnabled"):
         dsql.update_cluster(identifier=identifier, deletionProtectionEnabled=False)
-    dsql.delete_cluster(identifier=identifier)
+    try:
+        dsql.delete_cluster(identifier=identifier)
+    except ClientError as exc:
+        if error_code(exc) != "ConflictException":
+            raise
+
+
+def _create_dsql_cluster(aws: Aws, desired: Desired) -> dict:
+    # Its answer carries no tags: they are the desired ones, set by this very call.
+    created = aws.client("dsql").create_cluster(tags=desired.tags, clientToken=desired.client_token, **desired.inputs)
+    return with_tags(created, desired.tags)
 
 
 DSQL_CLUSTER = register(NamedKind(
@@ -698,6 +966,7 @@ DSQL_CLUSTER = register(NamedKind(
     not_found=("ResourceNotFoundException",),
     service="dsql",
     tag=lambda aws, cluster, tags: aws.client("dsql").tag_resource(resourceArn=cluster["arn"], tags=tags),
+    create=_create_dsql_cluster,
 ))
 # Usable states (Aurora DSQL user guide, "Aurora DSQL cluster lifecycle"): IDLE is a cluster that scaled
 # its resources down, INACTIVE one idle for a prolonged period, scaled to zero with its data preserved.
@@ -769,6 +1038,52 @@ def _repositories_by_name(aws: Aws, names: list[str]) -> dict[str, dict] | None:
     return {r["repositoryName"]: r for r in found}
 
 
+def _create_repository(aws: Aws, desired: Desired) -> dict:
+    """Scanning, encryption and tag mutability are set by CreateRepository; the lifecycle policy comes apart."""
+    spec = desired.spec
+    ecr = aws.client("ecr")
+    repository = ecr.create_repository(
+        repositoryName=desired.name, imageScanningConfiguration=spec["imageScanningConfiguration"],
+        encryptionConfiguration=spec["encryptionConfiguration"], imageTagMutability=spec["imageTagMutability"],
+        imageTagMutabilityExclusionFilters=spec["imageTagMutabilityExclusionFilters"], tags=desired.tag_list(),
+    )["repository"]
+    ecr.put_lifecycle_policy(repositoryName=desired.name, lifecyclePolicyText=json.dumps(spec["lifecyclePolicy"]))
+    return repository
+
+
+def _repository_settings(aws: Aws, repository: dict) -> dict:
+    ecr = aws.client("ecr")
+    try:
+        policy = json.loads(ecr.get_lifecycle_policy(repositoryName=repository["repositoryName"])["lifecyclePolicyText"])
+    except ClientError as exc:
+        if error_code(exc) != "LifecyclePolicyNotFoundException":
+            raise
+        policy = None
+    return {
+        "imageScanningConfiguration": repository.get("imageScanningConfiguration"),
+        "imageTagMutability": repository.get("imageTagMutability"),
+        "imageTagMutabilityExclusionFilters": repository.get("imageTagMutabilityExclusionFilters"),
+        # A repository described without it is AES256-encrypted: ECR's default.
+        "encryptionConfiguration": repository.get("encryptionConfiguration", {"encryptionType": "AES256"}),
+        "lifecyclePolicy": policy,
+    }
+
+
+def _update_repository(aws: Aws, repository: dict, changed: dict, desired: Desired) -> None:
+    ecr = aws.client("ecr")
+    name = repository["repositoryName"]
+    if "imageScanningConfiguration" in changed:
+        ecr.put_image_scanning_configuration(
+            repositoryName=name, imageScanningConfiguration=changed["imageScanningConfiguration"])
+    if {"imageTagMutability", "imageTagMutabilityExclusionFilters"} & set(changed):
+        # PutImageTagMutability sets both together.
+        ecr.put_image_tag_mutability(
+            repositoryName=name, imageTagMutability=desired.spec["imageTagMutability"],
+            imageTagMutabilityExclusionFilters=desired.spec["imageTagMutabilityExclusionFilters"])
+    if "lifecyclePolicy" in changed:
+        ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=json.dumps(changed["lifecyclePolicy"]))
+
+
 ECR_REPOSITORY = register(NamedKind(
     "ecr-repository", "image repository", _get_repository, "repositoryName",
     # force: the step decides whether images may go (destroy --delete-data); by then they may.
@@ -778,6 +1093,10 @@ ECR_REPOSITORY = register(NamedKind(
     tag=lambda aws, repository, tags: aws.client("ecr").tag_resource(
         resourceArn=repository["repositoryArn"], tags=tag_list(tags)),
     tag_arn=lambda naming, account, name: naming.arn("ecr", account, f"repository/{name}"),
+    create=_create_repository, settings=_repository_settings, update=_update_repository,
+    # "You can't change the encryption settings of a repository once it's created" (ECR user guide,
+    # encryption-at-rest.html); no ECR call takes a repository's encryption but CreateRepository.
+    fixed=("encryptionConfiguration",),
 ))
 
 
@@ -820,6 +1139,33 @@ def _parameters_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
     return found
 
 
+# SSM's limits on a value: 4 KB in the Standard tier, 8 KB in the Advanced one (charged per parameter and month).
+STANDARD_LIMIT, ADVANCED_LIMIT = 4096, 8192
+
+
+def _tier(value: str, current: str = "Standard") -> str:
+    """Standard while the value fits; an Advanced parameter cannot go back to Standard, so it stays so."""
+    return "Standard" if len(value) <= STANDARD_LIMIT and current != "Advanced" else "Advanced"
+
+
+def _create_parameter(aws: Aws, desired: Desired) -> dict:
+    value = desired.spec["Value"]
+    try:
+        aws.client("ssm").put_parameter(Name=desired.name, Value=value, Type="String", Tier=_tier(value),
+                                        Tags=desired.tag_list(), **desired.inputs)
+    except ClientError as exc:
+        # A resend after a lost answer the lookup did not see yet: the first call made it.
+        if error_code(exc) != "ParameterAlreadyExists":
+            raise
+    return _get_parameter(aws, desired.name)
+
+
+def _update_parameter(aws: Aws, parameter: dict, changed: dict, desired: Desired) -> None:
+    value = changed["Value"]
+    aws.client("ssm").put_parameter(Name=parameter["Name"], Value=value, Type="String",
+                                    Tier=_tier(value, parameter.get("Tier", "Standard")), Overwrite=True)
+
+
 SSM_PARAMETER = register(NamedKind(
     "ssm-parameter", "SSM parameter", _get_parameter, "Name",
     lambda aws, name: aws.client("ssm").delete_parameter(Name=name), _list_parameters,
@@ -828,4 +1174,5 @@ SSM_PARAMETER = register(NamedKind(
         ResourceType="Parameter", ResourceId=parameter["Name"], Tags=tag_list(tags)),
     # SSM's ARN drops the name's leading slash after "parameter/".
     tag_arn=lambda naming, account, name: naming.arn("ssm", account, f"parameter/{name.lstrip('/')}"),
+    create=_create_parameter, settings=lambda aws, parameter: {"Value": parameter["Value"]}, update=_update_parameter,
 ))

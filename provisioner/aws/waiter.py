@@ -24,7 +24,7 @@ from tenacity import (
 )
 from tenacity.nap import sleep as _sleep
 
-from provisioner.errors import BadInput, ProvisionError, client_error, error_code
+from provisioner.errors import AmbiguousCreate, BadInput, ProvisionError, client_error, error_code
 
 T = TypeVar("T")
 
@@ -177,3 +177,23 @@ def call_with_retry(
         wait=_wait(),
         reraise=True,
     )(fn)
+
+
+def create_without_twins(create: Callable[[], T], lookup: Callable[[], T | None], what: str, attempts: int = 3) -> T:
+    """`create`; if its answer is lost (AmbiguousCreate), `lookup` before any second attempt.
+
+    AWS may have acted on a call whose answer never came back. A resend of a call without an
+    idempotency token would make a twin, so what the lost call may have made is looked for first
+    (by tags or name, a few times, as reads lag behind writes) and adopted if it is there.
+    """
+    for _ in range(attempts):
+        try:
+            return create()
+        except AmbiguousCreate:
+            found = look_a_few_times(lookup)
+            if found is not None:
+                return found
+    raise ProvisionError(
+        f"Failed to create {what}: {attempts} attempts got no answer, and it is not there. "
+        "Check the network to AWS and run the command again."
+    )

@@ -323,8 +323,9 @@ def _advanced_parameters(config: Config, region: str) -> list[str]:
     renders them before the workspace exists (its URL then a placeholder: the sizes differ by a few dozen bytes)."""
     from types import SimpleNamespace
 
+    from provisioner.aws.named_kinds import STANDARD_LIMIT
     from provisioner.naming import Naming
-    from provisioner.steps.metrics_config import STANDARD_LIMIT, MetricsConfig
+    from provisioner.steps.metrics_config import MetricsConfig
 
     # A plan before anything exists: every earlier step's output reads as known after apply.
     nothing_recorded = SimpleNamespace(step_records=lambda step: {})

@@ -1,4 +1,4 @@
-"""`provision grafana-secret`: create the Grafana admin secret once (seed task 23)."""
+"""`provision grafana-secret`: create the Grafana admin secret once (README: "Using it"), for `up` to find."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,7 @@ class GrafanaSecret:
 
 
 def ensure_grafana_secret(config: Config, aws: Aws, name: str | None = None, show_password: bool = False) -> GrafanaSecret:
-    """Seed task 23: create the Grafana admin secret once, with a generated password.
+    """Create the Grafana admin secret once, with a generated password.
 
     The password goes straight from Secrets Manager's generator into the secret; it is returned
     (to be printed) only when asked for, and never written anywhere else.

@@ -1,4 +1,4 @@
-"""The AWS Distro for OpenTelemetry collector (seed task 22): its configuration and its container.
+"""The AWS Distro for OpenTelemetry collector (README: "Metrics and dashboards"): its configuration and its container.
 
 It scrapes every Temporal task, not one: a Service Connect name load-balances, so a scrape through it
 would hit one random replica. The `ecs_observer` extension lists the tasks of the four Temporal services

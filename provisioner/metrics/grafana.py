@@ -1,4 +1,4 @@
-"""Grafana on Amazon Managed Prometheus (seed tasks 19 and 23), provisioned, not clicked.
+"""Grafana on Amazon Managed Prometheus (README: "Metrics and dashboards"), provisioned, not clicked.
 
 Grafana 12's core Prometheus data source signs with SigV4 when `GF_AUTH_SIGV4_AUTH_ENABLED=true` (the
 middleware is added only then: pkg/infra/httpclient/httpclientprovider) and the data source says

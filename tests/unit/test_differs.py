@@ -1,8 +1,8 @@
-"""The diff helper (`differs` in provisioner/aws/converge.py): what the tool sets, compared with what AWS
+"""The diff helper (`differs` and `changes` in provisioner/aws/kinds.py): what the tool sets, compared with what AWS
 holds, ignoring what AWS adds."""
 from __future__ import annotations
 
-from provisioner.aws.converge import changes, differs
+from provisioner.aws.kinds import changes, differs
 
 LIVE = {"Name": "temporal", "Settings": {"Size": 3, "Mode": "on"}, "Ports": [7233, 7234],
         "Arn": "arn:aws:x:eu-west-1:123456789012:thing/temporal", "CreatedAt": "2026-01-01"}
