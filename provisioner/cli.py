@@ -61,7 +61,7 @@ def _shown_type(original):
 # A typer without this hook prints its own help unchanged rather than failing to start (help is cosmetic).
 for _parameter_class in (typer.core.TyperOption, typer.core.TyperArgument):
     if hasattr(_parameter_class, "display_type_rich"):
-        _parameter_class.display_type_rich = _shown_type(_parameter_class.display_type_rich)
+        _parameter_class.display_type_rich = _shown_type(_parameter_class.display_type_rich)  # type: ignore[method-assign]
 
 
 def version_text() -> str:
@@ -307,7 +307,7 @@ def outputs(
 
 @app.command()
 def scale(
-    targets: Annotated[list[str], typer.Argument(
+    targets: Annotated[Optional[list[str]], typer.Argument(
         help="'up' (every service to its configured replicas) or 'down' (all to 0), alone; or service=count "
              f"pairs such as history=4 matching=3, each service once; services: {', '.join(SERVICES)}.",
         show_default=False,

@@ -113,12 +113,13 @@ class NetworkConfig(Strict):
 
     @model_validator(mode="after")
     def _layout(self) -> NetworkConfig:
-        vpc = ipaddress.ip_network(self.vpc_cidr)
+        # IPv4 both: the field validators (_parse_cidr) refused anything else.
+        vpc = ipaddress.IPv4Network(self.vpc_cidr)
         if not 16 <= vpc.prefixlen <= 24:
             raise ValueError(f"vpc_cidr {self.vpc_cidr}: AWS accepts prefixes from /16 to /24 for this layout")
         keyed = [("private_subnet_cidrs", c) for c in self.private_subnet_cidrs]
         keyed.append(("public_subnet_cidr", self.public_subnet_cidr))
-        subnets = [ipaddress.ip_network(c) for _, c in keyed]
+        subnets = [ipaddress.IPv4Network(c) for _, c in keyed]
         for (key, _), subnet in zip(keyed, subnets, strict=True):
             if not subnet.subnet_of(vpc):
                 raise ValueError(f"{key}: subnet {subnet} lies outside vpc_cidr {vpc}; pick a range inside it")
@@ -442,7 +443,7 @@ class TemporalConfig(Strict):
 
 
 # Graceful shutdown: drain traffic before the stop timeout ends the task (history hands its shards off).
-DEFAULT_DYNAMIC_CONFIG = {
+DEFAULT_DYNAMIC_CONFIG: dict[str, DynamicConfigValue] = {
     "frontend.enableServerVersionCheck": False,
     "frontend.shutdownDrainDuration": "20s",
     "matching.shutdownDrainDuration": "20s",

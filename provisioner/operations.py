@@ -48,12 +48,12 @@ def open_store(config: Config, aws: Aws, location: Path | str | None,
 def project_lock(config: Config, aws: Aws, store: RecordedState):
     """The lock of this project and region in the account: an SSM parameter, whatever the state's location (so a
     run with a local state and one with an S3 state exclude each other too), and an S3 object beside an S3 state."""
-    from provisioner.state.lock import PairedLockRecord, ProjectLock, S3LockRecord, SsmLockRecord
+    from provisioner.state.lock import LockRecord, PairedLockRecord, ProjectLock, S3LockRecord, SsmLockRecord
     from provisioner.state.s3 import S3StateStore
 
     naming = Naming(config.project, aws.region)
     tags = [{"Key": TAG_PROJECT, "Value": config.project}, {"Key": TAG_MANAGED_BY, "Value": MANAGED_BY}]
-    record = SsmLockRecord(aws.bookkeeping_client("ssm"), naming.lock_parameter(), tags)
+    record: LockRecord = SsmLockRecord(aws.bookkeeping_client("ssm"), naming.lock_parameter(), tags)
     if isinstance(store, S3StateStore):
         record = PairedLockRecord(
             record, S3LockRecord(aws.bookkeeping_client("s3"), store.location.beside(".lock"), store.encryption))

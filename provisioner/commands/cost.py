@@ -319,7 +319,8 @@ def money(amount: Decimal) -> str:
 def unit_price(item: Line) -> str:
     # Cents at least ($0.90, not $0.9); finer prices keep every digit the table has ($0.1824).
     price = item.unit_price.normalize()
-    shown = f"{price:f}" if -price.as_tuple().exponent > 2 else f"{price:.2f}"
+    exponent = price.as_tuple().exponent  # an int: a price is finite ('n', 'N', 'F' are NaN and infinity)
+    shown = f"{price:f}" if isinstance(exponent, int) and -exponent > 2 else f"{price:.2f}"
     return f"${shown}/{item.unit}"
 
 

@@ -118,7 +118,7 @@ class ServiceStatus:
 
 
 def _status(ecs, service: str, live: dict, since: datetime) -> ServiceStatus:
-    primary = next((d for d in live.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+    primary: dict = next((d for d in live.get("deployments", []) if d.get("status") == "PRIMARY"), {})
     rollout = primary.get("rolloutState", "COMPLETED")
     stable = (
         len(live.get("deployments", [])) <= 1 and rollout == "COMPLETED"
