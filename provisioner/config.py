@@ -433,12 +433,13 @@ class TemporalConfig(Strict):
     @field_validator("dynamic_config")
     @classmethod
     def _known_keys(cls, value: dict, info: ValidationInfo) -> dict:
-        from provisioner.temporal.dynamic_config import check_keys, check_types
+        from provisioner.temporal.dynamic_config import check_constraints, check_keys, check_types
 
         if info.data.get("server_version"):
             version = versions.load(info.data["server_version"])
             check_keys(value, version)
             check_types(value, version)
+            check_constraints(value, version)
         return value
 
 

@@ -100,6 +100,18 @@ CONFIGS = [
      "'history.shutdownDrainDuration' = True is not a duration"),
     (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = "thirty"'),
      "'history.shutdownDrainDuration' = 'thirty' is not a duration"),
+    # A negative duration converts (time.ParseDuration takes a sign), but means nothing to any setting.
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = "-30s"'),
+     "'history.shutdownDrainDuration' = '-30s': a negative duration"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = [{value = -5, constraints = {}}]'),
+     "'history.shutdownDrainDuration' = -5: a negative duration"),
+    # Constraints the server's loader refuses (it then loads none of the file) or drops without a word.
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = [{value = 10, constraints = {color = "red"}}]'),
+     "'frontend.rps': unknown constraint 'color'"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = [{value = 10, constraints = {shardId = "7"}}]'),
+     "'frontend.rps': constraint shardId = '7' is not a whole number"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = [{value = 10, constraint = {namespace = "a"}}]'),
+     "'frontend.rps' has 'constraint' beside value and constraints"),
     (toml("[network]\nvpc_cidr = \"10.0.0.0/33\""), "network.vpc_cidr"),
     (toml("[network]\nvpc_cidr = \"10.0.0.1/16\""), "host bits zero"),
     (toml("[network]\nvpc_cidr = \"10.0.0.0/8\""), "AWS accepts prefixes from /16 to /24"),
