@@ -120,11 +120,14 @@ def up(config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile
 
 @app.command()
 def validate(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Check the config file alone (types, ranges, keys, server version), with no AWS call."""
-    from provisioner.config import load_config
+    """Check the config file alone (types, ranges, keys, server version, images), with no AWS call."""
+    from provisioner.config import ConfigError, deployment_problems, load_config
 
     with handled():
         cfg = load_config(config)
+        problems = deployment_problems(cfg)
+        if problems:
+            raise ConfigError("\n".join(f"{config}: {problem}" for problem in problems))
         out.print(f"{config}: valid (project {cfg.project}, Temporal {cfg.temporal.server_version}).", highlight=False)
 
 

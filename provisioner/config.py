@@ -661,6 +661,26 @@ class ConfigError(Exception):
     """A config file that cannot be used; the message says which key and how to fix it."""
 
 
+def deployment_problems(config: Config) -> list[str]:
+    """What `up` and `plan` need beyond a valid config, known without AWS: the images 'provision build-images'
+    writes (empty until then, so that build-images and cost take the config), and a DSQL schema for the server
+    version. `validate` reports the same, so that a config it passes is one `plan` takes."""
+    temporal = config.temporal
+    problems = [
+        f"temporal.{setting} is empty: build the images first with 'provision build-images --source PATH' "
+        "(it pushes the server and admin-tools images and writes both into the config)."
+        for setting, image in (("server_image", temporal.server_image), ("admin_tools_image", temporal.admin_tools_image))
+        if not image
+    ]
+    if versions.load(temporal.server_version).dsql_schema_version is None:
+        problems.append(
+            f"temporal.server_version = {temporal.server_version!r}: no DSQL schema is known for it (upstream "
+            "Temporal has no DSQL persistence). Use 'fork', or add the fork's schema version to "
+            "provisioner/temporal/versions.py (DSQL_SCHEMA_VERSION, from its schema/dsql/version.go)."
+        )
+    return problems
+
+
 # A full config is a few kilobytes; the bound keeps a device such as /dev/zero from being read forever.
 MAX_CONFIG_BYTES = 1024 * 1024
 

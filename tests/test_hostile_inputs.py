@@ -221,6 +221,19 @@ def test_a_bad_config_is_refused_with_its_key_and_nothing_is_made(moto_endpoint,
     assert not (tmp_path / "state.json").exists() and changes.calls == []
 
 
+@pytest.mark.parametrize("temporal,message", [
+    (f'admin_tools_image = "{ADMIN_TOOLS_IMAGE}"', "temporal.server_image is empty: build the images first"),
+    (f'server_image = "{SERVER_IMAGE}"', "temporal.admin_tools_image is empty: build the images first"),
+    (IMAGES + 'server_version = "1.29"', "temporal.server_version = '1.29': no DSQL schema is known for it"),
+])
+def test_validate_refuses_the_config_plan_refuses_with_the_same_message(moto_endpoint, changes, tmp_path, temporal, message):
+    config = tmp_path / "provision.toml"
+    config.write_text(toml(temporal=temporal))
+    assert_clean_failure(invoke("validate", "--config", str(config)), 2, message)
+    assert_clean_failure(invoke("plan", "--config", str(config), "--state", str(tmp_path / "state.json")), 2, message)
+    assert changes.mutating == []
+
+
 @pytest.mark.parametrize("content,message", [
     (b"\xff\xfe\x00p", "not UTF-8 text"),
     (b"project = \"temporal\"\n\x80", "not UTF-8 text"),
