@@ -102,8 +102,8 @@ class StepContext:
         """Independent actions side by side (as `each`), their results in order."""
         return self.each(actions, lambda action: action())
 
-    def record(self, key: str, resource_id: str, **attributes: Any) -> None:
-        self.state.put(self.step, key, resource_id, **attributes)
+    def record(self, key: str, resource_id: str, kind: str, **attributes: Any) -> None:
+        self.state.put(self.step, key, resource_id, kind, **attributes)
 
     def outputs_of(self, outputs: type[O]) -> O:
         """What an earlier step produced, typed (provisioner/step_outputs.py): in a plan, what it has yet to

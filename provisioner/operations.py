@@ -14,7 +14,7 @@ from provisioner.config import Config
 from provisioner.engine import Engine, RunResult
 from provisioner.naming import MANAGED_BY, TAG_MANAGED_BY, TAG_PROJECT, Naming
 from provisioner.progress import Reporter
-from provisioner.state import RecordedState, StateInvalid, StateStore
+from provisioner.state import RecordedState, StateStore
 from provisioner.steps import pipeline
 from provisioner.steps.ecs_services import COUNTS_SETTING
 from provisioner.temporal.schema_tasks import SCHEMA_SETTING
@@ -22,6 +22,8 @@ from provisioner.temporal.schema_tasks import SCHEMA_SETTING
 STATE_DIR = Path(".provision")
 # Commands that change the stack or its state hold the project lock; plan, status, outputs, tunnel and
 # state pull only read.
+# The sections a state may hold: one per step (a state written by another version, or edited, is refused).
+STEP_NAMES = frozenset(step.name for step in pipeline())
 LOCKED_OPERATIONS = ("up", "scale", "destroy", "schema", "build-images", "state push", "state restore")
 
 
@@ -40,9 +42,9 @@ def open_store(config: Config, aws: Aws, location: Path | str | None,
         from provisioner.state.s3 import S3StateStore
 
         return S3StateStore(parse_s3_url(chosen), config.project, aws.region, aws.account_id,
-                            aws.bookkeeping_client("s3"), config.state.kms_key_id, warn)
+                            aws.bookkeeping_client("s3"), config.state.kms_key_id, warn, steps=STEP_NAMES)
     path = Path(chosen) if chosen is not None else default_state_path(config, aws)
-    return StateStore(path, config.project, aws.region, aws.account_id)
+    return StateStore(path, config.project, aws.region, aws.account_id, steps=STEP_NAMES)
 
 
 def project_lock(config: Config, aws: Aws, store: RecordedState):
@@ -125,9 +127,6 @@ def status(config: Config, aws: Aws, state_path: Path | str | None = None, **kwa
             records = engine.state.step_records(step.name)
             tracked_ids = {r["id"] for r in records.values()}
             for key, record in sorted(records.items()):
-                if not isinstance(record.get("kind"), str):  # every step records one: a hand-edited state
-                    raise StateInvalid(f"{engine.state.where}: resources.{step.name}.{key} has no kind, which every "
-                                       "resource this tool records carries; fix the record or remove it.")
                 live = step.exists(ctx, record["kind"], record["id"])
                 rows.append(ResourceStatus(step.name, key, record["kind"], record["id"], "ok" if live else "missing"))
             for key, kind, resource_id in step.inventory(ctx):

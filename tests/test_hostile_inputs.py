@@ -384,8 +384,14 @@ STATES = [
     (json.dumps(state_document(region="us-east-1")).encode(), "in 'us-east-1'"),
     (json.dumps(state_document(account="210987654321")).encode(), "belongs to AWS account 210987654321"),
     (json.dumps(state_document(resources=[])).encode(), "is not a provision state (resources"),
-    (json.dumps(state_document(resources={"network": {"vpc": {"kind": "vpc"}}})).encode(), "resources.network.vpc.id"),
-    (json.dumps(state_document(resources={"network": {"vpc": {"id": 7}}})).encode(), "resources.network.vpc.id"),
+    # A record without the attributes every record has, or under no step's name: refused at load, before any step.
+    (json.dumps(state_document(resources={"network": {"vpc": {"kind": "vpc"}}})).encode(),
+     "resources.network.vpc has no 'id', which every record the tool writes has"),
+    (json.dumps(state_document(resources={"network": {"vpc": {"id": "vpc-1"}}})).encode(),
+     "resources.network.vpc has no 'kind', which every record the tool writes has"),
+    (json.dumps(state_document(resources={"netwrok": {"vpc": {"id": "vpc-1", "kind": "vpc"}}})).encode(),
+     "records resources under 'netwrok', which is no step of this tool"),
+    (json.dumps(state_document(resources={"network": {"vpc": {"id": 7, "kind": "vpc"}}})).encode(), "resources.network.vpc.id"),
     (json.dumps(state_document(resources={"network": []})).encode(), "resources.network"),
     (json.dumps(state_document(settings=[])).encode(), "settings"),
     # The state is input: its recorded settings are checked as strictly as the config.
@@ -420,13 +426,6 @@ def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(moto_endpoint,
         assert_clean_failure(invoke(command, "--config", str(config_file), "--state", str(state)), 2, message)
     assert state.read_bytes() == content
     assert set(changes.calls) == {"sts.GetCallerIdentity"}  # who the credentials are: nothing else
-
-
-def test_status_refuses_a_recorded_resource_without_its_kind(moto_endpoint, config_file, tmp_path):
-    state = tmp_path / "state.json"
-    state.write_text(json.dumps(state_document(resources={"network": {"vpc": {"id": "vpc-1"}}})))
-    result = invoke("status", "--config", str(config_file), "--state", str(state))
-    assert_clean_failure(result, 2, "resources.network.vpc has no kind")
 
 
 def test_up_refuses_recorded_counts_its_node_groups_cannot_hold_as_scale_does(endpoint, changes, config_file, tmp_path):
