@@ -121,11 +121,21 @@ def converge(
 
     Returns the live item (None in a plan, for what does not exist yet).
     """
-    if kind.create is None:
+    create = kind.create
+    if create is None:
         raise TypeError(f"{kind.noun}: converge() needs a kind with create")
     desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {})
-    item = ensure(ctx, kind, key, lambda: kind.create(ctx.aws, desired), detail=detail or name or "", name=name,
-                  attributes_of=attributes_of, **attributes)
+
+    def made() -> dict:
+        item = create(ctx.aws, desired)
+        if item is None:  # made, but a read right after the write may not see it yet: found again by tags or name
+            item = look_a_few_times(lambda: next(iter(kind.find(ctx.aws, ctx.naming, key, name)), None))
+        if item is None:
+            raise ProvisionError(f"{kind.noun} {key} was created but cannot be read back yet; run the command again "
+                                 "(it is found by its tags, no twin is made).")
+        return item
+
+    item = ensure(ctx, kind, key, made, detail=detail or name or "", name=name, attributes_of=attributes_of, **attributes)
     if item is None or not desired.spec:
         return item
     differing = changes(kind.settings(item) if kind.settings else {}, desired.spec)
@@ -201,8 +211,8 @@ def recorded_tags(ctx) -> dict[str, dict[str, str]]:
     pagination parameters, and answers for every resource that is or was tagged (its API reference), which
     every resource this tool makes was, at create. One call where ListTagsForResource takes one per resource."""
     arns = tuple(sorted(
-        kind.tag_arn(ctx.naming, ctx.aws.account_id, resource_id)
-        for kind in KINDS.values() if getattr(kind, "tag_arn", None)
+        tag_arn(ctx.naming, ctx.aws.account_id, resource_id)
+        for kind in KINDS.values() if (tag_arn := getattr(kind, "tag_arn", None))
         for resource_id in ctx.state.ids_of_kind(kind.kind)
     ))
 
