@@ -80,8 +80,9 @@ class StepContext:
         if self.cancelled.is_set():
             raise Interrupted("interrupted before finishing")
 
-    def change(self, action: str, noun: str, key: str, detail: str = "", act: Callable[[], Any] | None = None) -> Any:
-        """Record a change; perform it unless this is a plan."""
+    def change(self, action: str, noun: str, key: str, detail: str = "", act: Callable[..., Any] | None = None) -> Any:
+        """Record a change; perform it unless this is a plan. `act` is called with no argument (typed `...`: a
+        lambda in a loop binds the loop's variables as defaults, ruff B023, which mypy cannot match to `[]`)."""
         self.changes.append(Change(self.step, action, noun, key, detail))
         if self.dry_run or act is None:
             return None

@@ -60,7 +60,7 @@ def ensure(
     ctx,
     kind: Kind,
     key: str,
-    create: Callable[[], dict],
+    create: Callable[..., dict | None],  # called with no argument (`...`: see StepContext.change)
     detail: str = "",
     name: str | None = None,
     attributes_of: Callable[[dict], dict] | None = None,
@@ -68,7 +68,9 @@ def ensure(
 ) -> dict | None:
     """The resource `key` of this step: found by state ID, then by tags (or `name`), else created and recorded.
 
-    `attributes` (and `attributes_of(item)`) are recorded beside the ID for later steps to read.
+    `create` returns the live item, or None when a read right after its write does not see it yet: it is then
+    looked for by tags (or `name`). `attributes` (and `attributes_of(item)`) are recorded beside the ID for
+    later steps to read.
     Returns the live description, or None in a plan when it does not exist yet.
     """
     recorded_id = ctx.state.id_of(ctx.step, key)
@@ -91,8 +93,15 @@ def ensure(
             found = kind.find(ctx.aws, ctx.naming, key, name)
             return found[0] if len(found) == 1 else None
 
+        def made() -> dict:
+            item = create() or look_a_few_times(lookup)
+            if item is None:
+                raise ProvisionError(f"{kind.noun} {key} was created but cannot be read back yet; run the command "
+                                     "again (it is found by its tags: no twin is made).")
+            return item
+
         item = ctx.change("create", kind.noun, key, detail,
-                          act=lambda: create_without_twins(create, lookup, f"{kind.noun} {key}"))
+                          act=lambda: create_without_twins(made, lookup, f"{kind.noun} {key}"))
         if item is None:
             return None
     else:
@@ -126,16 +135,8 @@ def converge(
         raise TypeError(f"{kind.noun}: converge() needs a kind with create")
     desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {})
 
-    def made() -> dict:
-        item = create(ctx.aws, desired)
-        if item is None:  # made, but a read right after the write may not see it yet: found again by tags or name
-            item = look_a_few_times(lambda: next(iter(kind.find(ctx.aws, ctx.naming, key, name)), None))
-        if item is None:
-            raise ProvisionError(f"{kind.noun} {key} was created but cannot be read back yet; run the command again "
-                                 "(it is found by its tags, no twin is made).")
-        return item
-
-    item = ensure(ctx, kind, key, made, detail=detail or name or "", name=name, attributes_of=attributes_of, **attributes)
+    item = ensure(ctx, kind, key, lambda: create(ctx.aws, desired), detail=detail or name or "", name=name,
+                  attributes_of=attributes_of, **attributes)
     if item is None or not desired.spec:
         return item
     differing = changes(kind.settings(item) if kind.settings else {}, desired.spec)
