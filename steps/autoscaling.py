@@ -88,11 +88,11 @@ def policy_configuration(autoscaling: AutoscalingConfig) -> dict:
     }
 
 
-def register(aws: Aws, naming: Naming, resource: str, autoscaling: AutoscalingConfig) -> dict:
+def register(aws: Aws, naming: Naming, resource: str, autoscaling: AutoscalingConfig) -> dict | None:
     """Register (or update) the target: the same call converges, so a lost answer is looked up, then resent."""
     client = aws.client("application-autoscaling")
 
-    def call() -> dict:
+    def call() -> dict | None:
         try:
             client.register_scalable_target(
                 ServiceNamespace=NAMESPACE, ResourceId=resource, ScalableDimension=DIMENSION,

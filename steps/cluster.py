@@ -65,7 +65,7 @@ class Cluster(Step):
         ecs = ctx.aws.client("ecs")
         namespace_name = ctx.naming.name("services")
 
-        def create_namespace() -> dict:
+        def create_namespace() -> dict | None:
             operation = sd.create_http_namespace(
                 Name=namespace_name, CreatorRequestId=ctx.naming.client_token(NAMESPACE_KEY),
                 Description=f"Service Connect namespace of {ctx.config.project}",

@@ -305,16 +305,16 @@ class Iam(Step):
 
     def _converge(self, ctx: StepContext, spec: RoleSpec, role: dict | None, role_name: str, document: dict) -> None:
         iam = ctx.aws.client("iam")
-        exists = role is not None
-        if exists and not _same(role.get("AssumeRolePolicyDocument", {}), document):
+        exists, live = role is not None, role or {}
+        if exists and not _same(live.get("AssumeRolePolicyDocument", {}), document):
             ctx.change(
                 "update", IAM_ROLE.noun, spec.key, "trust policy",
                 act=lambda: iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(document)),
             )
         # A role described with the others (converge.live) carries its policies; one found alone does not.
-        described = exists and "RolePolicyList" in role
+        described = exists and "RolePolicyList" in live
         attached = (
-            {p["PolicyArn"] for p in (role["AttachedManagedPolicies"] if described else
+            {p["PolicyArn"] for p in (live["AttachedManagedPolicies"] if described else
                                       iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"])}
             if exists else set()
         )
@@ -324,7 +324,7 @@ class Iam(Step):
         for arn in sorted(attached - set(spec.managed)):
             ctx.change("update", IAM_ROLE.noun, spec.key, f"detach {arn.rsplit('/', 1)[-1]}",
                        act=lambda arn=arn: iam.detach_role_policy(RoleName=role_name, PolicyArn=arn))
-        inline = {p["PolicyName"]: p["PolicyDocument"] for p in role["RolePolicyList"]} if described else {}
+        inline = {p["PolicyName"]: p["PolicyDocument"] for p in live["RolePolicyList"]} if described else {}
         present = (set(inline) if described else set(iam.list_role_policies(RoleName=role_name)["PolicyNames"])
                    if exists else set())
         for policy_name, document_ in spec.inline.items():

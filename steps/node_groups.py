@@ -197,7 +197,7 @@ class NodeGroups(Step):
             "VPCZoneIdentifier": ",".join(subnets),
         }
 
-        def create() -> dict:
+        def create() -> dict | None:
             # Right after the instance profile is created, the ASG may not see it yet.
             until_propagated(NEW_INSTANCE_PROFILE, ctx.config.timeouts.iam_propagation,
                              lambda: autoscaling.create_auto_scaling_group(
@@ -227,12 +227,14 @@ class NodeGroups(Step):
         ecs = ctx.aws.client("ecs")
         key = f"cp-{group}"
         name = node_name(ctx, group)
+        # The group exists when the provider is created: None only in a plan, which creates nothing.
+        asg_arn = asg["AutoScalingGroupARN"] if asg is not None else None
         return ensure(
             ctx, CAPACITY_PROVIDER, key,
             lambda: ecs.create_capacity_provider(
                 name=name,
                 autoScalingGroupProvider={
-                    "autoScalingGroupArn": asg["AutoScalingGroupARN"],
+                    "autoScalingGroupArn": asg_arn,
                     "managedScaling": {"status": "ENABLED", "targetCapacity": 100},
                     "managedTerminationProtection": "DISABLED",
                 },

@@ -270,17 +270,13 @@ def _secrets_and_parameters(config: Config, table: dict, region: str) -> list[Li
 def _advanced_parameters(config: Config, region: str) -> list[str]:
     """The parameters the metrics_config step writes in the Advanced tier: rendered by that step itself, as `plan`
     renders them before the workspace exists (its URL then a placeholder: the sizes differ by a few dozen bytes)."""
-    from types import SimpleNamespace
-
     from provisioner.naming import Naming
-    from provisioner.steps.metrics_config import STANDARD_LIMIT, MetricsConfig
+    from provisioner.step_outputs import KNOWN_AFTER_APPLY
+    from provisioner.steps.metrics_config import STANDARD_LIMIT, parameter_values
 
-    # A plan before anything exists: every earlier step's output reads as known after apply.
-    nothing_recorded = SimpleNamespace(step_records=lambda step: {})
-    context = SimpleNamespace(config=config, naming=Naming(config.project, region),
-                              aws=SimpleNamespace(region=region),
-                              outputs_of=lambda outputs: outputs.so_far(nothing_recorded))
-    return [path for path, value in MetricsConfig().values(context).items() if len(value) > STANDARD_LIMIT]
+    # As a plan before anything exists: the workspace's endpoint is known after apply.
+    values = parameter_values(config, Naming(config.project, region), region, KNOWN_AFTER_APPLY)
+    return [path for path, value in values.items() if len(value) > STANDARD_LIMIT]
 
 
 def _cents(amount: Decimal) -> Decimal:
