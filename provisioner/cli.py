@@ -173,11 +173,13 @@ def status(
         else:
             show_status(f"{cfg.project} in {aws.region}", rows)
             show_services(out, services)
-        if any(r.status != "ok" for r in rows):
+        if any(r.status not in HEALTHY for r in rows):
             raise typer.Exit(EXIT_FAILURE)
 
 
-STATUS_COLOURS = {"ok": "green", "missing": "red", "untracked": "yellow", "drifted": "yellow", "error": "red"}
+# "pending": an alert email subscription whose address has not confirmed yet; nothing is wrong with the stack.
+HEALTHY = ("ok", "pending")
+STATUS_COLOURS = {"ok": "green", "pending": "yellow", "missing": "red", "untracked": "yellow", "drifted": "yellow", "error": "red"}
 
 
 def show_status(title: str, rows: list) -> None:
@@ -619,6 +621,51 @@ def _count(changes, planned: bool = False) -> str:
 
 
 app.add_typer(state_app, name="state")
+
+alerts_app = typer.Typer(help="The alert rules on the Prometheus workspace and their SNS topic.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the alert rules: threshold, duration, the [alerts] setting, and their state where AMP reports it."""
+    from provisioner.commands import alerts
+
+    with handled():
+        cfg, aws = load(config, profile)
+        listing = alerts.list_alerts(cfg, aws, state, console=err)
+        if as_json:
+            out.print_json(data=listing.as_json())
+            return
+        table = Table(title=f"Alert rules in {listing.namespace} ({listing.namespace_status})")
+        for column in ("alert", "severity", "threshold", "for", "setting", "state"):
+            table.add_column(column)
+        for rule in listing.rules:
+            threshold = "" if rule.threshold is None else f"{rule.threshold:g}"
+            table.add_row(rule.alert, rule.severity, threshold, rule.for_, rule.setting, rule.state)
+        out.print(table)
+        if listing.state_note:
+            err.print(listing.state_note, highlight=False, markup=False)
+
+
+@alerts_app.command("test")
+def alerts_test(
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Publish a test notification, marked [TEST], to the alerts topic: every confirmed address gets it."""
+    from provisioner.commands import alerts
+
+    with handled():
+        cfg, aws = load(config, profile)
+        message_id = alerts.send_test(cfg, aws, state, console=err)
+        out.print(f"Sent a test notification to the alerts topic (message {message_id}).", highlight=False)
 
 
 def _sigterm_as_ctrl_c(signum, frame) -> None:

@@ -114,7 +114,7 @@ class ResourceStatus:
     key: str
     kind: str
     id: str
-    status: str  # ok | missing | untracked | drifted
+    status: str  # ok | missing | untracked | drifted | pending (an email subscription not confirmed yet)
     detail: str = ""
 
 
@@ -128,7 +128,9 @@ def status(config: Config, aws: Aws, state_path: Path | str | None = None, **kwa
             tracked_ids = {r["id"] for r in records.values()}
             for key, record in sorted(records.items()):
                 live = step.exists(ctx, record["kind"], record["id"])
-                rows.append(ResourceStatus(step.name, key, record["kind"], record["id"], "ok" if live else "missing"))
+                # A step may name a state of its own (an email subscription "pending" its address's confirmation).
+                condition = live if isinstance(live, str) else "ok" if live else "missing"
+                rows.append(ResourceStatus(step.name, key, record["kind"], record["id"], condition))
             for key, kind, resource_id in step.inventory(ctx):
                 if resource_id not in tracked_ids:
                     rows.append(ResourceStatus(step.name, key, kind, resource_id, "untracked", "tagged but not in the state"))

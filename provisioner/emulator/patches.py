@@ -5,6 +5,8 @@ each patch is the smallest change that makes moto answer as AWS does.
 """
 from __future__ import annotations
 
+from provisioner.emulator import alerting_patches
+
 _applied = False
 
 
@@ -958,6 +960,7 @@ PATCHES = (
     account_lookup_builds_nothing,
     managed_policies_parsed_once,
     tagging_api_resource_arn_lists,
+    *alerting_patches.PATCHES,
 )
 
 
