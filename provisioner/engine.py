@@ -163,7 +163,8 @@ class Step:
         """Live resources carrying this step's tags, as (key, kind, id)."""
         return step_inventory(ctx, list(self.kinds))
 
-    def exists(self, ctx: StepContext, kind: str, resource_id: str) -> bool:
+    def exists(self, ctx: StepContext, kind: str, resource_id: str) -> bool | str:
+        """Whether the resource is there, for `status`; or a word for a state of its own (a subscription "pending")."""
         return KINDS[kind].get(ctx.aws, resource_id) is not None
 
     def outputs(self, ctx: StepContext) -> dict[str, Any]:

@@ -118,10 +118,12 @@ class Alerts(Step):
                 lambda: create_alert_manager(ctx.aws, workspace_id, data, ctx.naming.client_token(ALERT_MANAGER_KEY)),
                 lambda: ALERT_MANAGER.get(ctx.aws, workspace_id), ALERT_MANAGER.noun))
         else:
-            differing = changes(ALERT_MANAGER.settings(current), {"data": data})
+            settings, update = ALERT_MANAGER.settings, ALERT_MANAGER.update
+            assert settings is not None and update is not None  # the kind declares both (alerting_kinds)
+            differing = changes(settings(current), {"data": data})
             if differing:
                 ctx.change("update", ALERT_MANAGER.noun, ALERT_MANAGER_KEY, "data",
-                           act=lambda: ALERT_MANAGER.update(ctx.aws, current, differing))
+                           act=lambda: update(ctx.aws, current, differing))
         if not ctx.dry_run:
             ctx.record(ALERT_MANAGER_KEY, workspace_id, kind=ALERT_MANAGER.kind)
 
