@@ -412,6 +412,41 @@ def schema(
 
 
 @app.command()
+def upgrade(
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    server_image: Annotated[Optional[str], typer.Option(
+        "--server-image", help="The server image to move to (default: temporal.server_image).", show_default=False)] = None,
+    admin_tools_image: Annotated[Optional[str], typer.Option(
+        "--admin-tools-image", help="The admin-tools image whose schema tasks run first (default: "
+        "temporal.admin_tools_image).", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print every action in order and change nothing.")] = False,
+    timeout: Annotated[Optional[int], typer.Option(
+        "--timeout", min=1, help="Seconds to wait for each role's deployment (default: timeouts.services_stable).")] = None,
+) -> None:
+    """Move a running cluster to another Temporal server: the schema first, then frontend, history, matching, worker.
+
+    Each role's service is updated only after the one before it completed its deployment. A failed schema task or
+    deployment stops the upgrade (exit code 1) with its reason and log; run it again to resume where it stopped.
+    """
+    from provisioner.commands import upgrade as upgrading
+
+    with handled():
+        cfg, aws = load(config, profile)
+        result = upgrading.upgrade(cfg, aws, state, server_image, admin_tools_image, dry_run, timeout, console=err)
+        if dry_run:
+            out.print(f"Upgrade from {result.from_image} to {result.to_image}, in this order:", highlight=False)
+            for number, action in enumerate(result.actions, 1):
+                out.print(f"  {number}. {action.shown()}", highlight=False, markup=False)
+            out.print("Nothing was changed (--dry-run).", highlight=False)
+            return
+        for action in result.actions:
+            out.print(f"  {action.shown()}", highlight=False, markup=False)
+        out.print(f"[green]Upgraded[/]: every Temporal role runs {result.to_image}.", highlight=False)
+
+
+@app.command()
 def tunnel(
     service: Annotated[str, typer.Argument(help="grafana or ui.", show_default=False)],
     config: ConfigOption = DEFAULT_CONFIG,
@@ -558,7 +593,7 @@ def emulator_start(port: EmulatorPort = 4566, region: EmulatorRegion = "eu-west-
         import moto  # noqa: F401  (the emulator extra)
     except ImportError:
         raise fail("the emulator is an extra this installation lacks; install it with: "
-                   "pip install 'provision\\[emulator]'", EXIT_BAD_INPUT) from None
+                   "pip install 'provision[emulator]'", EXIT_BAD_INPUT) from None
     from provisioner.aws.session import check_region
     from provisioner.emulator import server as emulator
     from provisioner.operations import STATE_DIR

@@ -17,14 +17,15 @@ from provisioner.progress import Reporter
 from provisioner.state import RecordedState, StateStore
 from provisioner.steps import pipeline
 from provisioner.steps.ecs_services import COUNTS_SETTING
+from provisioner.temporal import release
 from provisioner.temporal.schema_tasks import SCHEMA_SETTING
 
 STATE_DIR = Path(".provision")
 # Commands that change the stack or its state hold the project lock; plan, status, outputs, tunnel and
 # state pull only read.
+LOCKED_OPERATIONS = ("up", "scale", "destroy", "schema", "build-images", "state push", "state restore", "upgrade")
 # The sections a state may hold: one per step (a state written by another version, or edited, is refused).
 STEP_NAMES = frozenset(step.name for step in pipeline())
-LOCKED_OPERATIONS = ("up", "scale", "destroy", "schema", "build-images", "state push", "state restore")
 
 
 def default_state_path(config: Config, aws: Aws) -> Path:
@@ -83,13 +84,21 @@ def open_engine(
     """The engine over the whole pipeline (or only `steps`), with the state opened for `operation`."""
     console = console or Console(stderr=True)
     with opened_state(config, aws, state_path, operation, console) as store, Reporter(console, quiet=quiet) as reporter:
+        def unchangeable(config: Config, state: RecordedState) -> None:
+            immutable.check(config, state)
+            # A new server on roles that run tasks goes through 'provision upgrade', never through up.
+            release.refuse_accidental_upgrade(config, state, aws)
+
         yield Engine(steps or pipeline(), config, aws, store, reporter, delete_data=delete_data,
-                     unchangeable=immutable.check)
+                     unchangeable=unchangeable)
 
 
 def up(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> RunResult:
     with open_engine(config, aws, state_path, "up", **kwargs) as engine:
         result = engine.apply()
+        if result.ok:
+            # Every role runs the configured server: staged, or unchanged (refuse_accidental_upgrade saw to it).
+            release.record_release(config, engine.state)
         if result.ok and not any(engine.state.setting(COUNTS_SETTING, {}).values()):
             # Staged deployment: the services wait at 0 tasks for the schema.
             result.next_step = ("provision scale up" if engine.state.setting(SCHEMA_SETTING) else

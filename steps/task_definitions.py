@@ -314,7 +314,9 @@ class TaskDefinitions(Step):
         ctx.say(f"waiting for OpenSearch domain {domain} (15-20 minutes in AWS)")
         return wait_for(f"OpenSearch domain {domain}", probe, timeout=ctx.config.timeouts.opensearch)
 
-    def _ensure(self, ctx: StepContext, key: str, desired: dict) -> None:
+    def _ensure(self, ctx: StepContext, key: str, desired: dict, retire_older: bool = True) -> None:
+        """The definition `key` as desired: a new revision when it differs, older ones deregistered (unless
+        `retire_older` is False: `provision upgrade` keeps them until the service's rollout COMPLETED)."""
         ecs = ctx.aws.client("ecs")
         tags = [{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()]
         digest = hashlib.sha256(json.dumps(desired, sort_keys=True).encode()).hexdigest()
@@ -346,6 +348,8 @@ class TaskDefinitions(Step):
             def replace() -> dict:
                 latest = create_without_twins(register, registered, f"a revision of {desired['family']}")
                 ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest))
+                if not retire_older:
+                    return latest  # the next run retires them (below: "Left by a run that stopped ...")
                 self._retire_older_revisions(ctx, latest["taskDefinitionArn"], desired["family"])
                 ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest, retired=True))
                 return latest
@@ -354,7 +358,7 @@ class TaskDefinitions(Step):
             ctx.change("update", TASK_DEFINITION.noun, key, "new revision, older ones deregistered", act=replace)
             return
         stray = [arn for arn in task_definition_revisions(ctx.aws, desired["family"]) if arn != current["taskDefinitionArn"]]
-        if stray:
+        if stray and retire_older:
             # Left by a run that stopped between registering a revision and retiring the old one.
             ctx.change("update", TASK_DEFINITION.noun, key, f"deregister {len(stray)} older revisions",
                        act=lambda: self._retire_older_revisions(ctx, current["taskDefinitionArn"], desired["family"]))

@@ -79,7 +79,7 @@ PHASES = {
     "provision emulator start": 0, "cp": 0, "eval": 0, "aws s3api": 1,
     "provision up": 2, "provision schema": 3, "provision scale": 4,
     "provision status": 5, "provision outputs": 5, "provision tunnel": 5, "provision emulator env": 5,
-    "provision logs": 5, "provision exec": 5, "provision alerts": 5,
+    "provision logs": 5, "provision exec": 5, "provision alerts": 5, "provision upgrade": 5,
     "provision scale down": 6, "provision destroy": 7, "provision emulator stop": 8,
 }
 SETUP_PHASE = 1

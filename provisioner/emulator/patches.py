@@ -5,7 +5,7 @@ each patch is the smallest change that makes moto answer as AWS does.
 """
 from __future__ import annotations
 
-from provisioner.emulator import alerting_patches
+from provisioner.emulator import alerting_patches, deployment_patches
 
 _applied = False
 
@@ -960,6 +960,7 @@ PATCHES = (
     account_lookup_builds_nothing,
     managed_policies_parsed_once,
     tagging_api_resource_arn_lists,
+    *deployment_patches.PATCHES,
     *alerting_patches.PATCHES,
 )
 
