@@ -62,7 +62,7 @@ def _shown_type(original):
 # A typer without this hook prints its own help unchanged rather than failing to start (help is cosmetic).
 for _parameter_class in (typer.core.TyperOption, typer.core.TyperArgument):
     if hasattr(_parameter_class, "display_type_rich"):
-        _parameter_class.display_type_rich = _shown_type(_parameter_class.display_type_rich)
+        _parameter_class.display_type_rich = _shown_type(_parameter_class.display_type_rich)  # type: ignore[method-assign]
 
 
 def version_text() -> str:
@@ -121,11 +121,14 @@ def up(config: ConfigOption = DEFAULT_CONFIG, state: StateOption = None, profile
 
 @app.command()
 def validate(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Check the config file alone (types, ranges, keys, server version), with no AWS call."""
-    from provisioner.config import load_config
+    """Check the config file alone (types, ranges, keys, server version, images), with no AWS call."""
+    from provisioner.config import ConfigError, deployment_problems, load_config
 
     with handled():
         cfg = load_config(config)
+        problems = deployment_problems(cfg)
+        if problems:
+            raise ConfigError("\n".join(f"{config}: {problem}" for problem in problems))
         out.print(f"{config}: valid (project {cfg.project}, Temporal {cfg.temporal.server_version}).", highlight=False)
 
 
@@ -310,7 +313,7 @@ def outputs(
 
 @app.command()
 def scale(
-    targets: Annotated[list[str], typer.Argument(
+    targets: Annotated[Optional[list[str]], typer.Argument(
         help="'up' (every service to its configured replicas) or 'down' (all to 0), alone; or service=count "
              f"pairs such as history=4 matching=3, each service once; services: {', '.join(SERVICES)}.",
         show_default=False,

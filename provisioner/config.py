@@ -113,12 +113,13 @@ class NetworkConfig(Strict):
 
     @model_validator(mode="after")
     def _layout(self) -> NetworkConfig:
-        vpc = ipaddress.ip_network(self.vpc_cidr)
+        # IPv4 both: the field validators (_parse_cidr) refused anything else.
+        vpc = ipaddress.IPv4Network(self.vpc_cidr)
         if not 16 <= vpc.prefixlen <= 24:
             raise ValueError(f"vpc_cidr {self.vpc_cidr}: AWS accepts prefixes from /16 to /24 for this layout")
         keyed = [("private_subnet_cidrs", c) for c in self.private_subnet_cidrs]
         keyed.append(("public_subnet_cidr", self.public_subnet_cidr))
-        subnets = [ipaddress.ip_network(c) for _, c in keyed]
+        subnets = [ipaddress.IPv4Network(c) for _, c in keyed]
         for (key, _), subnet in zip(keyed, subnets, strict=True):
             if not subnet.subnet_of(vpc):
                 raise ValueError(f"{key}: subnet {subnet} lies outside vpc_cidr {vpc}; pick a range inside it")
@@ -435,17 +436,18 @@ class TemporalConfig(Strict):
     @field_validator("dynamic_config")
     @classmethod
     def _known_keys(cls, value: dict, info: ValidationInfo) -> dict:
-        from provisioner.temporal.dynamic_config import check_keys, check_types
+        from provisioner.temporal.dynamic_config import check_constraints, check_keys, check_types
 
         if info.data.get("server_version"):
             version = versions.load(info.data["server_version"])
             check_keys(value, version)
             check_types(value, version)
+            check_constraints(value, version)
         return value
 
 
 # Graceful shutdown: drain traffic before the stop timeout ends the task (history hands its shards off).
-DEFAULT_DYNAMIC_CONFIG = {
+DEFAULT_DYNAMIC_CONFIG: dict[str, DynamicConfigValue] = {
     "frontend.enableServerVersionCheck": False,
     "frontend.shutdownDrainDuration": "20s",
     "matching.shutdownDrainDuration": "20s",
@@ -829,6 +831,26 @@ class Config(Strict):
 
 class ConfigError(Exception):
     """A config file that cannot be used; the message says which key and how to fix it."""
+
+
+def deployment_problems(config: Config) -> list[str]:
+    """What `up` and `plan` need beyond a valid config, known without AWS: the images 'provision build-images'
+    writes (empty until then, so that build-images and cost take the config), and a DSQL schema for the server
+    version. `validate` reports the same, so that a config it passes is one `plan` takes."""
+    temporal = config.temporal
+    problems = [
+        f"temporal.{setting} is empty: build the images first with 'provision build-images --source PATH' "
+        "(it pushes the server and admin-tools images and writes both into the config)."
+        for setting, image in (("server_image", temporal.server_image), ("admin_tools_image", temporal.admin_tools_image))
+        if not image
+    ]
+    if versions.load(temporal.server_version).dsql_schema_version is None:
+        problems.append(
+            f"temporal.server_version = {temporal.server_version!r}: no DSQL schema is known for it (upstream "
+            "Temporal has no DSQL persistence). Use 'fork', or add the fork's schema version to "
+            "provisioner/temporal/versions.py (DSQL_SCHEMA_VERSION, from its schema/dsql/version.go)."
+        )
+    return problems
 
 
 # A full config is a few kilobytes; the bound keeps a device such as /dev/zero from being read forever.

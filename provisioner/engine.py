@@ -80,8 +80,9 @@ class StepContext:
         if self.cancelled.is_set():
             raise Interrupted("interrupted before finishing")
 
-    def change(self, action: str, noun: str, key: str, detail: str = "", act: Callable[[], Any] | None = None) -> Any:
-        """Record a change; perform it unless this is a plan."""
+    def change(self, action: str, noun: str, key: str, detail: str = "", act: Callable[..., Any] | None = None) -> Any:
+        """Record a change; perform it unless this is a plan. `act` is called with no argument (typed `...`: a
+        lambda in a loop binds the loop's variables as defaults, ruff B023, which mypy cannot match to `[]`)."""
         self.changes.append(Change(self.step, action, noun, key, detail))
         if self.dry_run or act is None:
             return None
@@ -102,8 +103,8 @@ class StepContext:
         """Independent actions side by side (as `each`), their results in order."""
         return self.each(actions, lambda action: action())
 
-    def record(self, key: str, resource_id: str, **attributes: Any) -> None:
-        self.state.put(self.step, key, resource_id, **attributes)
+    def record(self, key: str, resource_id: str, kind: str, **attributes: Any) -> None:
+        self.state.put(self.step, key, resource_id, kind, **attributes)
 
     def outputs_of(self, outputs: type[O]) -> O:
         """What an earlier step produced, typed (provisioner/step_outputs.py): in a plan, what it has yet to
@@ -162,7 +163,8 @@ class Step:
         """Live resources carrying this step's tags, as (key, kind, id)."""
         return step_inventory(ctx, list(self.kinds))
 
-    def exists(self, ctx: StepContext, kind: str, resource_id: str) -> bool:
+    def exists(self, ctx: StepContext, kind: str, resource_id: str) -> bool | str:
+        """Whether the resource is there, for `status`; or a word for a state of its own (a subscription "pending")."""
         return KINDS[kind].get(ctx.aws, resource_id) is not None
 
     def outputs(self, ctx: StepContext) -> dict[str, Any]:

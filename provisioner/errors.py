@@ -28,10 +28,11 @@ class AmbiguousCreate(ProvisionError):
 
 def client_error(exc: BaseException) -> ClientError | None:
     """The AWS error behind `exc`, also when a wrapper (aws_failure) raised it."""
-    while exc is not None:
-        if isinstance(exc, ClientError):
-            return exc
-        exc = exc.__cause__
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, ClientError):
+            return current
+        current = current.__cause__
     return None
 
 

@@ -14,7 +14,7 @@ from provisioner.config import Config
 from provisioner.engine import Engine, RunResult
 from provisioner.naming import MANAGED_BY, TAG_MANAGED_BY, TAG_PROJECT, Naming
 from provisioner.progress import Reporter
-from provisioner.state import RecordedState, StateInvalid, StateStore
+from provisioner.state import RecordedState, StateStore
 from provisioner.steps import pipeline
 from provisioner.steps.ecs_services import COUNTS_SETTING
 from provisioner.temporal import release
@@ -25,6 +25,8 @@ STATE_DIR = Path(".provision")
 # state pull only read.
 LOCKED_OPERATIONS = ("up", "scale", "destroy", "schema", "build-images", "state push", "state restore", "backup now",
                      "restore", "upgrade")
+# The sections a state may hold: one per step (a state written by another version, or edited, is refused).
+STEP_NAMES = frozenset(step.name for step in pipeline())
 
 
 def default_state_path(config: Config, aws: Aws) -> Path:
@@ -42,20 +44,20 @@ def open_store(config: Config, aws: Aws, location: Path | str | None,
         from provisioner.state.s3 import S3StateStore
 
         return S3StateStore(parse_s3_url(chosen), config.project, aws.region, aws.account_id,
-                            aws.bookkeeping_client("s3"), config.state.kms_key_id, warn)
+                            aws.bookkeeping_client("s3"), config.state.kms_key_id, warn, steps=STEP_NAMES)
     path = Path(chosen) if chosen is not None else default_state_path(config, aws)
-    return StateStore(path, config.project, aws.region, aws.account_id)
+    return StateStore(path, config.project, aws.region, aws.account_id, steps=STEP_NAMES)
 
 
 def project_lock(config: Config, aws: Aws, store: RecordedState):
     """The lock of this project and region in the account: an SSM parameter, whatever the state's location (so a
     run with a local state and one with an S3 state exclude each other too), and an S3 object beside an S3 state."""
-    from provisioner.state.lock import PairedLockRecord, ProjectLock, S3LockRecord, SsmLockRecord
+    from provisioner.state.lock import LockRecord, PairedLockRecord, ProjectLock, S3LockRecord, SsmLockRecord
     from provisioner.state.s3 import S3StateStore
 
     naming = Naming(config.project, aws.region)
     tags = [{"Key": TAG_PROJECT, "Value": config.project}, {"Key": TAG_MANAGED_BY, "Value": MANAGED_BY}]
-    record = SsmLockRecord(aws.bookkeeping_client("ssm"), naming.lock_parameter(), tags)
+    record: LockRecord = SsmLockRecord(aws.bookkeeping_client("ssm"), naming.lock_parameter(), tags)
     if isinstance(store, S3StateStore):
         record = PairedLockRecord(
             record, S3LockRecord(aws.bookkeeping_client("s3"), store.location.beside(".lock"), store.encryption))
@@ -135,9 +137,6 @@ def status(config: Config, aws: Aws, state_path: Path | str | None = None, **kwa
             records = engine.state.step_records(step.name)
             tracked_ids = {r["id"] for r in records.values()}
             for key, record in sorted(records.items()):
-                if not isinstance(record.get("kind"), str):  # every step records one: a hand-edited state
-                    raise StateInvalid(f"{engine.state.where}: resources.{step.name}.{key} has no kind, which every "
-                                       "resource this tool records carries; fix the record or remove it.")
                 live = step.exists(ctx, record["kind"], record["id"])
                 # A step may name a state of its own (an email subscription "pending" its address's confirmation).
                 condition = live if isinstance(live, str) else "ok" if live else "missing"

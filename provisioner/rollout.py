@@ -70,7 +70,8 @@ def since_now() -> datetime:
 def status_of(aws: Aws, target: Target, live: dict, since: datetime) -> ServiceStatus:
     """Where `live` (a DescribeServices answer) stands against `target`."""
     deployments = live.get("deployments", [])
-    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+    primary: dict = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+    tracked: dict | None
     if target.task_definition is None:
         tracked = primary
     else:

@@ -9,8 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
-# The guards first, in a second: lint findings fail the run before the tests start (pyproject.toml [tool.ruff]).
+# The guards first, in seconds: lint and type findings fail the run before the tests start (pyproject.toml
+# [tool.ruff], [tool.mypy]; mypy's cache in .venv keeps a run after a small change to a few seconds).
 .venv/bin/ruff check provisioner steps state
+scripts/typecheck.sh
 workers="${PROVISION_TEST_WORKERS:-4}"
 if [ "${1:-}" = "--quick" ]; then
   # The tests marked quick live in these two places; collecting only them saves the rest's import.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterator
 
 from botocore.exceptions import ClientError
 
@@ -68,8 +68,8 @@ def unreachable(location: S3Location, region: str, action: str, exc: ClientError
 
 class S3StateStore(RecordedState):
     def __init__(self, location: S3Location, project: str, region: str, account: str | None, s3,
-                 kms_key_id: str = "", warn: Callable[[str], None] = lambda message: None):
-        super().__init__(project, region, account)
+                 kms_key_id: str = "", warn: Callable[[str], None] = lambda message: None, steps: Collection[str] = ()):
+        super().__init__(project, region, account, steps)
         self.location = location
         self.encryption = encryption(kms_key_id)
         self._s3 = s3

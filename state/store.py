@@ -18,7 +18,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Collection, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -44,10 +44,12 @@ class StateLocked(StateError):
 
 
 class Record(BaseModel):
-    """One resource: its ID, and whatever attributes the step recorded beside it."""
+    """One resource: its ID, its kind (what `status` and the destroy by kind look it up as), and whatever
+    attributes the step recorded beside it."""
 
     model_config = ConfigDict(extra="allow", strict=True)
     id: str
+    kind: str
 
 
 class StateDocument(BaseModel):
@@ -169,10 +171,12 @@ def empty_document(project: str, region: str, account: str | None) -> dict:
 class RecordedState:
     """The state document in memory, with the reads and writes steps use; subclasses store it somewhere."""
 
-    def __init__(self, project: str, region: str, account: str | None):
+    def __init__(self, project: str, region: str, account: str | None, steps: Collection[str] = ()):
         self.project = project
         self.region = region
         self.account = account
+        # The pipeline's step names: a section named otherwise is refused at load (empty: not checked).
+        self.steps = frozenset(steps)
         self._data: dict = {}
         self._mutex = threading.RLock()
 
@@ -206,7 +210,21 @@ class RecordedState:
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(part) for part in first["loc"]) or "the top level"
+            if first["type"] == "missing" and first["loc"][0] == "resources" and len(first["loc"]) == 4:
+                _, step, key, attribute = first["loc"]
+                raise StateInvalid(
+                    f"{where}: resources.{step}.{key} has no {attribute!r}, which every record the tool writes has "
+                    f"(the state was edited by hand). {recovery} Or remove that record: the next 'provision up' finds "
+                    "its resource by its tags, as after a lost state."
+                ) from None
             raise StateInvalid(f"{where} is not a provision state ({loc}: {first['msg']}). {recovery}") from None
+        unknown = sorted(set(document.resources) - self.steps) if self.steps else []
+        if unknown:
+            raise StateInvalid(
+                f"{where} records resources under {', '.join(map(repr, unknown))}, which is no step of this tool "
+                f"(its steps: {', '.join(sorted(self.steps))}): it was written by another version of provision, or "
+                "edited by hand. Use the version that wrote it, or fix the section's name."
+            )
         problem = settings_problem(document.settings)
         if problem:
             raise StateInvalid(
@@ -269,10 +287,10 @@ class RecordedState:
 
     # -- writing ---------------------------------------------------------------
 
-    def put(self, step: str, key: str, resource_id: str, **attributes: Any) -> None:
-        """Record a resource; written at once so a crash cannot lose it."""
+    def put(self, step: str, key: str, resource_id: str, kind: str, **attributes: Any) -> None:
+        """Record a resource of `kind`; written at once so a crash cannot lose it."""
         _refuse_secrets(attributes)
-        record = {"id": resource_id, **attributes}
+        record = {"id": resource_id, "kind": kind, **attributes}
 
         def add(data: dict) -> None:
             data["resources"].setdefault(step, {})[key] = copy.deepcopy(record)
@@ -328,11 +346,11 @@ class RecordedState:
 class StateStore(RecordedState):
     """One state file, held under an exclusive lock for the whole run."""
 
-    def __init__(self, path: Path, project: str, region: str, account: str | None = None):
+    def __init__(self, path: Path, project: str, region: str, account: str | None = None, steps: Collection[str] = ()):
         if not path.name or path.is_dir():
             raise StateInvalid(f"--state {str(path)!r}: is a directory, not a state file; give a file path like "
                                f".provision/{project}-{region}.json")
-        super().__init__(project, region, account)
+        super().__init__(project, region, account, steps)
         self.path = path
         self.backup_path = path.with_name(path.name + ".backup")
         self.lock_path = path.with_name(path.name + ".lock")

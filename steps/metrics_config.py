@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 from provisioner.aws.converge import converge, destroy_kind
 from provisioner.aws.named_kinds import ADVANCED_LIMIT, SSM_PARAMETER
+from provisioner.config import Config
 from provisioner.engine import Step, StepContext
 from provisioner.errors import ProvisionError
 from provisioner.metrics import collector, dashboards, grafana
+from provisioner.naming import Naming
 from provisioner.step_outputs import KNOWN_AFTER_APPLY, Recorded, StepOutputs, known
 from provisioner.steps.prometheus import PrometheusOutputs
 
@@ -57,6 +59,22 @@ class MetricsConfigOutputs(StepOutputs):
         )
 
 
+def parameter_values(config: Config, naming: Naming, region: str, endpoint: str) -> dict[str, str]:
+    """Parameter path -> value, for the workspace at `endpoint` (a placeholder until it exists: `plan`, `cost`)."""
+    if not known(endpoint):
+        endpoint = f"https://{KNOWN_AFTER_APPLY}/"
+    values = {
+        COLLECTOR_PARAMETER: collector.render(
+            naming.cluster(), region, config.project, f"{endpoint}api/v1/remote_write",
+            config.collector.scrape_interval_seconds),
+        grafana_path("datasources"): json.dumps(grafana.datasource(endpoint, region), sort_keys=True),
+        grafana_path("dashboard-provider"): json.dumps(grafana.dashboard_provider(), sort_keys=True),
+    }
+    # Rendered for the server version: its metrics decide which queries and panels remain.
+    rendered = dashboards.all_dashboards(config.temporal.server_version)
+    return values | {dashboard_path(name): grafana.packed(document) for name, document in rendered.items()}
+
+
 class MetricsConfig(Step):
     name = "metrics_config"
     title = "Metrics configuration"
@@ -66,20 +84,7 @@ class MetricsConfig(Step):
 
     def values(self, ctx: StepContext) -> dict[str, str]:
         """Parameter path -> value."""
-        endpoint = ctx.outputs_of(PrometheusOutputs).endpoint
-        if not known(endpoint):
-            endpoint = f"https://{KNOWN_AFTER_APPLY}/"
-        region = ctx.aws.region
-        values = {
-            COLLECTOR_PARAMETER: collector.render(
-                ctx.naming.cluster(), region, ctx.config.project, f"{endpoint}api/v1/remote_write",
-                ctx.config.collector.scrape_interval_seconds),
-            grafana_path("datasources"): json.dumps(grafana.datasource(endpoint, region), sort_keys=True),
-            grafana_path("dashboard-provider"): json.dumps(grafana.dashboard_provider(), sort_keys=True),
-        }
-        # Rendered for the server version: its metrics decide which queries and panels remain.
-        rendered = dashboards.all_dashboards(ctx.config.temporal.server_version)
-        return values | {dashboard_path(name): grafana.packed(document) for name, document in rendered.items()}
+        return parameter_values(ctx.config, ctx.naming, ctx.aws.region, ctx.outputs_of(PrometheusOutputs).endpoint)
 
     def names(self, ctx: StepContext) -> list:
         return [(SSM_PARAMETER, parameter_key(path), ctx.naming.parameter(path)) for path in self.paths(ctx)]

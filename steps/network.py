@@ -140,10 +140,12 @@ class Network(Step):
         for subnet_id in subnet_ids:
             if subnet_id is not None and subnet_id in associated:
                 continue
-            ctx.change(
-                "update", ROUTE_TABLE.noun, key, f"associate {subnet_id or 'new subnet'}",
-                act=lambda subnet_id=subnet_id: _associate_subnet(ec2, table["RouteTableId"], subnet_id),
-            )
+
+            def associate(subnet_id: str | None = subnet_id) -> None:
+                assert table is not None and subnet_id is not None  # None only in a plan, which runs no act
+                _associate_subnet(ec2, table["RouteTableId"], subnet_id)
+
+            ctx.change("update", ROUTE_TABLE.noun, key, f"associate {subnet_id or 'new subnet'}", act=associate)
 
     def destroy(self, ctx: StepContext) -> None:
         ec2 = ctx.aws.client("ec2")

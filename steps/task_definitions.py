@@ -24,6 +24,7 @@ from provisioner.aws.named_kinds import (
     wait_dsql_usable,
 )
 from provisioner.aws.waiter import wait_for
+from provisioner.config import deployment_problems
 from provisioner.ecs_layout import SERVICES, UI_PORT, TaskSize
 from provisioner.engine import Step, StepContext
 from provisioner.errors import BadInput, ProvisionError
@@ -266,19 +267,9 @@ class TaskDefinitions(Step):
     def preflight(self, ctx: StepContext) -> None:
         """The images exist in the config and the server version has a DSQL schema. Whether each task fits a
         node of its group is the placement step's check (provisioner/placement_check.py)."""
-        temporal = ctx.config.temporal
-        for setting, image in (("server_image", temporal.server_image), ("admin_tools_image", temporal.admin_tools_image)):
-            if not image:
-                raise BadInput(
-                    f"temporal.{setting} is empty: build the images first with 'provision build-images --source PATH' "
-                    "(it pushes the server and admin-tools images and writes both into the config)."
-                )
-        if versions.load(temporal.server_version).dsql_schema_version is None:
-            raise BadInput(
-                f"temporal.server_version = {temporal.server_version!r}: no DSQL schema is known for it (upstream "
-                "Temporal has no DSQL persistence). Use 'fork', or add the fork's schema version to "
-                "provisioner/temporal/versions.py (DSQL_SCHEMA_VERSION, from its schema/dsql/version.go)."
-            )
+        problems = deployment_problems(ctx.config)
+        if problems:
+            raise BadInput(problems[0])
 
     def apply(self, ctx: StepContext) -> None:
         endpoint = self._visibility_endpoint(ctx)

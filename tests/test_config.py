@@ -155,9 +155,23 @@ def test_a_dynamic_config_value_of_the_wrong_type_is_refused_by_key(values, mess
     {"worker.protectedNamespaces": ["temporal-system"]},
     {"matching.useNewMatcher": True},  # a typed setting with its own converter: its shape is the server's
     {"frontend.rps": [{"value": 10, "constraints": {"namespace": "a"}}]},
+    # Constraint names as the server's loader matches them: lower-cased (convertYamlConstraints).
+    {"matching.numTaskqueueReadPartitions": [
+        {"value": 8, "constraints": {"namespace": "a", "taskQueueName": "q", "taskType": "Activity"}},
+        {"value": 4, "constraints": {"NAMESPACE": "b"}}]},
 ])
 def test_a_dynamic_config_value_the_server_converts_is_accepted(values):
     assert parse_config(dynamic(values)).temporal.dynamic_config == values
+
+
+def test_a_constraint_is_known_from_the_version_whose_loader_reads_it():
+    from provisioner.temporal import versions
+    from provisioner.temporal.dynamic_config import check_constraints
+
+    chasm = {"frontend.rps": [{"value": 10, "constraints": {"chasmTaskType": "x"}}]}
+    check_constraints(chasm, versions.load("1.31"))
+    with pytest.raises(ValueError, match="unknown constraint 'chasmTaskType'"):
+        check_constraints(chasm, versions.load("1.30"))
 
 
 def test_every_dynamic_config_key_has_its_type_from_the_same_source():

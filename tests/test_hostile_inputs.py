@@ -100,6 +100,18 @@ CONFIGS = [
      "'history.shutdownDrainDuration' = True is not a duration"),
     (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = "thirty"'),
      "'history.shutdownDrainDuration' = 'thirty' is not a duration"),
+    # A negative duration converts (time.ParseDuration takes a sign), but means nothing to any setting.
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = "-30s"'),
+     "'history.shutdownDrainDuration' = '-30s': a negative duration"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"history.shutdownDrainDuration" = [{value = -5, constraints = {}}]'),
+     "'history.shutdownDrainDuration' = -5: a negative duration"),
+    # Constraints the server's loader refuses (it then loads none of the file) or drops without a word.
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = [{value = 10, constraints = {color = "red"}}]'),
+     "'frontend.rps': unknown constraint 'color'"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = [{value = 10, constraints = {shardId = "7"}}]'),
+     "'frontend.rps': constraint shardId = '7' is not a whole number"),
+    (toml(temporal=IMAGES + '[temporal.dynamic_config]\n"frontend.rps" = [{value = 10, constraint = {namespace = "a"}}]'),
+     "'frontend.rps' has 'constraint' beside value and constraints"),
     (toml("[network]\nvpc_cidr = \"10.0.0.0/33\""), "network.vpc_cidr"),
     (toml("[network]\nvpc_cidr = \"10.0.0.1/16\""), "host bits zero"),
     (toml("[network]\nvpc_cidr = \"10.0.0.0/8\""), "AWS accepts prefixes from /16 to /24"),
@@ -207,6 +219,19 @@ def test_a_bad_config_is_refused_with_its_key_and_nothing_is_made(moto_endpoint,
     result = invoke("up", "--config", str(config), "--state", str(tmp_path / "state.json"))
     assert_clean_failure(result, 2, message)
     assert not (tmp_path / "state.json").exists() and changes.calls == []
+
+
+@pytest.mark.parametrize("temporal,message", [
+    (f'admin_tools_image = "{ADMIN_TOOLS_IMAGE}"', "temporal.server_image is empty: build the images first"),
+    (f'server_image = "{SERVER_IMAGE}"', "temporal.admin_tools_image is empty: build the images first"),
+    (IMAGES + 'server_version = "1.29"', "temporal.server_version = '1.29': no DSQL schema is known for it"),
+])
+def test_validate_refuses_the_config_plan_refuses_with_the_same_message(moto_endpoint, changes, tmp_path, temporal, message):
+    config = tmp_path / "provision.toml"
+    config.write_text(toml(temporal=temporal))
+    assert_clean_failure(invoke("validate", "--config", str(config)), 2, message)
+    assert_clean_failure(invoke("plan", "--config", str(config), "--state", str(tmp_path / "state.json")), 2, message)
+    assert changes.mutating == []
 
 
 @pytest.mark.parametrize("content,message", [
@@ -359,8 +384,14 @@ STATES = [
     (json.dumps(state_document(region="us-east-1")).encode(), "in 'us-east-1'"),
     (json.dumps(state_document(account="210987654321")).encode(), "belongs to AWS account 210987654321"),
     (json.dumps(state_document(resources=[])).encode(), "is not a provision state (resources"),
-    (json.dumps(state_document(resources={"network": {"vpc": {"kind": "vpc"}}})).encode(), "resources.network.vpc.id"),
-    (json.dumps(state_document(resources={"network": {"vpc": {"id": 7}}})).encode(), "resources.network.vpc.id"),
+    # A record without the attributes every record has, or under no step's name: refused at load, before any step.
+    (json.dumps(state_document(resources={"network": {"vpc": {"kind": "vpc"}}})).encode(),
+     "resources.network.vpc has no 'id', which every record the tool writes has"),
+    (json.dumps(state_document(resources={"network": {"vpc": {"id": "vpc-1"}}})).encode(),
+     "resources.network.vpc has no 'kind', which every record the tool writes has"),
+    (json.dumps(state_document(resources={"netwrok": {"vpc": {"id": "vpc-1", "kind": "vpc"}}})).encode(),
+     "records resources under 'netwrok', which is no step of this tool"),
+    (json.dumps(state_document(resources={"network": {"vpc": {"id": 7, "kind": "vpc"}}})).encode(), "resources.network.vpc.id"),
     (json.dumps(state_document(resources={"network": []})).encode(), "resources.network"),
     (json.dumps(state_document(settings=[])).encode(), "settings"),
     # The state is input: its recorded settings are checked as strictly as the config.
@@ -395,13 +426,6 @@ def test_a_broken_state_file_is_refused_by_name_and_left_as_it_is(moto_endpoint,
         assert_clean_failure(invoke(command, "--config", str(config_file), "--state", str(state)), 2, message)
     assert state.read_bytes() == content
     assert set(changes.calls) == {"sts.GetCallerIdentity"}  # who the credentials are: nothing else
-
-
-def test_status_refuses_a_recorded_resource_without_its_kind(moto_endpoint, config_file, tmp_path):
-    state = tmp_path / "state.json"
-    state.write_text(json.dumps(state_document(resources={"network": {"vpc": {"id": "vpc-1"}}})))
-    result = invoke("status", "--config", str(config_file), "--state", str(state))
-    assert_clean_failure(result, 2, "resources.network.vpc has no kind")
 
 
 def test_up_refuses_recorded_counts_its_node_groups_cannot_hold_as_scale_does(endpoint, changes, config_file, tmp_path):

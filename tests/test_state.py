@@ -26,25 +26,25 @@ def test_a_recorded_resource_is_on_disk_at_once_with_mode_0600(tmp_path):
 def test_serial_moves_only_on_change_and_lineage_stays(tmp_path):
     s = store(tmp_path)
     with s.locked("up"):
-        s.put("network", "vpc", "vpc-1")
+        s.put("network", "vpc", "vpc-1", kind="vpc")
         serial, lineage = s.serial, s.lineage
-        s.put("network", "vpc", "vpc-1")
+        s.put("network", "vpc", "vpc-1", kind="vpc")
         assert s.serial == serial
     with s.locked("up"):
         assert s.lineage == lineage
-        s.put("network", "igw", "igw-1")
+        s.put("network", "igw", "igw-1", kind="igw")
         assert s.serial == serial + 1
 
 
 def test_the_previous_version_is_kept_as_a_backup_once_per_run(tmp_path):
     s = store(tmp_path)
     with s.locked("up"):
-        s.put("network", "vpc", "vpc-1")
+        s.put("network", "vpc", "vpc-1", kind="vpc")
     first = s.path.read_bytes()
     again = store(tmp_path)
     with again.locked("up"):
-        again.put("network", "igw", "igw-1")
-        again.put("network", "nat", "nat-1")
+        again.put("network", "igw", "igw-1", kind="igw")
+        again.put("network", "nat", "nat-1", kind="nat")
     assert again.backup_path.read_bytes() == first
     assert stat.S_IMODE(again.backup_path.stat().st_mode) == 0o600
 
@@ -53,13 +53,13 @@ def test_no_temporary_file_is_left_behind(tmp_path):
     s = store(tmp_path)
     with s.locked("up"):
         for i in range(5):
-            s.put("network", f"k{i}", f"id-{i}")
+            s.put("network", f"k{i}", f"id-{i}", kind="vpc")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["proj.json", "proj.json.lock"]
 
 
 def test_a_state_of_another_project_or_region_is_refused(tmp_path):
     with store(tmp_path).locked("up") as s:
-        s.put("network", "vpc", "vpc-1")
+        s.put("network", "vpc", "vpc-1", kind="vpc")
     with pytest.raises(StateError, match="belongs to project 'proj' in 'eu-west-1'"):
         with store(tmp_path, region="us-east-1").locked("up"):
             pass
@@ -68,7 +68,7 @@ def test_a_state_of_another_project_or_region_is_refused(tmp_path):
 def test_a_corrupt_state_names_the_backup(tmp_path):
     for vpc in ("vpc-1", "vpc-2"):  # the second run backs up the first one's state
         with store(tmp_path).locked("up") as s:
-            s.put("network", "vpc", vpc)
+            s.put("network", "vpc", vpc, kind="vpc")
     s.path.write_text("{not json")
     with pytest.raises(StateError, match=r"Restore it from .*proj.json.backup"):
         with s.locked("up"):
@@ -89,7 +89,7 @@ def test_secret_looking_attributes_are_never_written(tmp_path, name):
     s = store(tmp_path)
     with s.locked("up"):
         with pytest.raises(StateError, match="secret values never go there"):
-            s.put("secret", "grafana", "arn:x", **{name: "hunter2"})
+            s.put("secret", "grafana", "arn:x", kind="secret", **{name: "hunter2"})
     assert not s.path.exists() or "hunter2" not in s.path.read_text()
 
 
@@ -119,7 +119,7 @@ def test_a_second_process_is_refused_while_the_first_holds_the_lock(tmp_path):
 def test_reset_after_full_destroy_starts_a_new_lineage(tmp_path):
     s = store(tmp_path)
     with s.locked("up"):
-        s.put("network", "vpc", "vpc-1")
+        s.put("network", "vpc", "vpc-1", kind="vpc")
         old = s.lineage
         s.forget("network", "vpc")
         assert s.reset_if_empty()

@@ -124,7 +124,7 @@ def test_a_configured_kms_key_encrypts_every_write(bucket, config_file, tmp_path
     config = make_config(state={"location": URL, "kms_key_id": "alias/team-state"})
     store = operations.open_store(config, new_aws(), None)
     with store.locked("up"):
-        store.put("network", "vpc", "vpc-1")
+        store.put("network", "vpc", "vpc-1", kind="vpc")
     head = s3().head_object(Bucket=BUCKET, Key=KEY)
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"].endswith("alias/team-state")
 
@@ -141,14 +141,14 @@ def test_a_write_that_loses_the_etag_race_keeps_the_other_writers_records(bucket
     early = operations.open_store(config, new_aws(), URL)
     late = operations.open_store(config, late_aws, URL)
     with early.locked("up"), late.locked("up"):
-        early.put("network", "vpc", "vpc-1")
-        late.put("network", "igw", "igw-1")  # its If-Match names the ETag it read before early's write
+        early.put("network", "vpc", "vpc-1", kind="vpc")
+        late.put("network", "igw", "igw-1", kind="igw")  # its If-Match names the ETag it read before early's write
         early.set_setting("service_counts", {"history": 1})
         late.forget("network", "igw")
-        late.put("network", "igw", "igw-2")
+        late.put("network", "igw", "igw-2", kind="igw")
     assert len(lost) >= 2, "the late writer never lost a race"
     document = remote_state()
-    assert document["resources"] == {"network": {"vpc": {"id": "vpc-1"}, "igw": {"id": "igw-2"}}}
+    assert document["resources"] == {"network": {"vpc": {"id": "vpc-1", "kind": "vpc"}, "igw": {"id": "igw-2", "kind": "igw"}}}
     assert document["settings"] == {"service_counts": {"history": 1}}
     assert document["serial"] == 5  # every write counted once, none overwritten
     assert len(s3().list_object_versions(Bucket=BUCKET, Prefix=KEY)["Versions"]) == 5
@@ -157,15 +157,15 @@ def test_a_write_that_loses_the_etag_race_keeps_the_other_writers_records(bucket
 def test_history_lists_versions_and_restore_brings_one_back_as_a_new_write(bucket, config_file):
     store = operations.open_store(make_config(), new_aws(), URL)
     with store.locked("up"):
-        store.put("network", "vpc", "vpc-1")
-        store.put("network", "vpc", "vpc-2")
+        store.put("network", "vpc", "vpc-1", kind="vpc")
+        store.put("network", "vpc", "vpc-2", kind="vpc")
     result = invoke("state", "history", "--json", "--config", str(config_file), "--state", URL)
     assert_exit(result, 0)
     versions = json.loads(result.stdout)
     assert len(versions) == 2 and versions[0]["latest"] and not versions[1]["latest"]
     assert_exit(invoke("state", "restore", versions[1]["version"], "--config", str(config_file), "--state", URL), 0,
                 "now serial 3")
-    assert remote_state()["resources"] == {"network": {"vpc": {"id": "vpc-1"}}} and remote_state()["serial"] == 3
+    assert remote_state()["resources"] == {"network": {"vpc": {"id": "vpc-1", "kind": "vpc"}}} and remote_state()["serial"] == 3
     assert_exit(invoke("state", "restore", "no-such-version", "--config", str(config_file), "--state", URL), 2,
                 "has no version 'no-such-version'")
 
@@ -240,7 +240,7 @@ def test_an_unversioned_bucket_warns_once_and_has_no_history(endpoint, config_fi
 def test_pull_then_push_moves_a_state_and_a_foreign_one_is_refused(bucket, config_file, tmp_path):
     store = operations.open_store(make_config(), new_aws(), URL)
     with store.locked("up"):
-        store.put("network", "vpc", "vpc-1")
+        store.put("network", "vpc", "vpc-1", kind="vpc")
     pulled = tmp_path / "pulled.json"
     assert_exit(invoke("state", "pull", "--to", str(pulled), "--config", str(config_file), "--state", URL), 0)
     assert json.loads(pulled.read_text()) == remote_state() and oct(pulled.stat().st_mode)[-3:] == "600"

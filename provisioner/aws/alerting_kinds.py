@@ -54,7 +54,7 @@ def _list_keys(aws: Aws, naming: Naming) -> list[dict]:
     return [k for k in side_by_side(ids, tagged) if k]
 
 
-def _create_key(aws: Aws, desired: Desired) -> dict:
+def _create_key(aws: Aws, desired: Desired) -> dict | None:
     kms = aws.client("kms")
     key = kms.create_key(
         Description=f"{desired.key}: encrypts the alerts SNS topic",
@@ -101,7 +101,7 @@ def _list_topics(aws: Aws, naming: Naming) -> list[dict]:
     return [t for t in side_by_side(arns, lambda arn: _topic_item(aws, arn)) if t]
 
 
-def _create_topic(aws: Aws, desired: Desired) -> dict:
+def _create_topic(aws: Aws, desired: Desired) -> dict | None:
     # CreateTopic is idempotent by name and attributes: a resend after a lost answer returns the same topic.
     arn = aws.client("sns").create_topic(
         Name=desired.name,
@@ -146,7 +146,9 @@ def _namespace_item(aws: Aws, address_or_arn: str) -> dict | None:
     return with_tags(namespace | {"workspaceId": workspace_id})
 
 
-def _create_namespace(aws: Aws, desired: Desired) -> dict:
+def _create_namespace(aws: Aws, desired: Desired) -> dict | None:
+    if desired.name is None:
+        raise TypeError("a rule groups namespace is created by its name, workspace/namespace")
     workspace_id, name = desired.name.split("/")
     # boto3 base64-encodes the blob itself (botocore serializes blob members): the YAML goes as bytes.
     aws.client("amp").create_rule_groups_namespace(
@@ -192,7 +194,7 @@ ALERT_MANAGER = register(NamedKind(
 ))
 
 
-def create_alert_manager(aws: Aws, workspace_id: str, data: bytes, client_token: str) -> dict:
+def create_alert_manager(aws: Aws, workspace_id: str, data: bytes, client_token: str) -> dict | None:
     aws.client("amp").create_alert_manager_definition(workspaceId=workspace_id, data=data, clientToken=client_token)
     return _definition(aws, workspace_id)
 

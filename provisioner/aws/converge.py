@@ -15,7 +15,7 @@ from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle, changes
 from provisioner.aws.kinds import differs as differs  # the one diff helper, where the steps have imported it from
 from provisioner.aws.named_kinds import tag_dict
 from provisioner.aws.session import side_by_side
-from provisioner.aws.waiter import call_with_retry, wait_for
+from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
 from provisioner.aws.waiter import create_without_twins as create_without_twins  # where the steps import it from
 from provisioner.errors import ProvisionError, aws_failure
 from provisioner.naming import TAG_KEY, TAG_STEP
@@ -52,7 +52,9 @@ def ensure(
 ) -> dict | None:
     """The resource `key` of this step: found by state ID, then by tags (or `name`), else created and recorded.
 
-    `attributes` (and `attributes_of(item)`) are recorded beside the ID for later steps to read.
+    `create` returns the live item, or None when a read right after its write does not see it yet: it is then
+    looked for by tags (or `name`). `attributes` (and `attributes_of(item)`) are recorded beside the ID for
+    later steps to read.
     Returns the live description, or None in a plan when it does not exist yet.
     """
     recorded_id = ctx.state.id_of(ctx.step, key)
@@ -75,8 +77,15 @@ def ensure(
             found = kind.find(ctx.aws, ctx.naming, key, name)
             return found[0] if len(found) == 1 else None
 
+        def made() -> dict:
+            item = create() or look_a_few_times(lookup)
+            if item is None:
+                raise ProvisionError(f"{kind.noun} {key} was created but cannot be read back yet; run the command "
+                                     "again (it is found by its tags: no twin is made).")
+            return item
+
         item = ctx.change("create", kind.noun, key, detail,
-                          act=lambda: create_without_twins(create, lookup, f"{kind.noun} {key}"))
+                          act=lambda: create_without_twins(made, lookup, f"{kind.noun} {key}"))
         if item is None:
             return None
     else:
@@ -111,7 +120,8 @@ def converge(
     so (a launch template's version, recorded with its data's digest, is not read again).
     Returns the live item (None in a plan, for what does not exist yet).
     """
-    if kind.create is None:
+    create = kind.create
+    if create is None:
         raise TypeError(f"{kind.noun}: converge() needs a kind with create")
     desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {},
                       inputs or {}, ctx.config.timeouts)
@@ -207,8 +217,8 @@ def recorded_tags(ctx) -> dict[str, dict[str, str]]:
     pagination parameters, and answers for every resource that is or was tagged (its API reference), which
     every resource this tool makes was, at create. One call where ListTagsForResource takes one per resource."""
     arns = tuple(sorted(
-        kind.tag_arn(ctx.naming, ctx.aws.account_id, resource_id)
-        for kind in KINDS.values() if getattr(kind, "tag_arn", None)
+        tag_arn(ctx.naming, ctx.aws.account_id, resource_id)
+        for kind in KINDS.values() if (tag_arn := getattr(kind, "tag_arn", None))
         for resource_id in ctx.state.ids_of_kind(kind.kind)
     ))
 

@@ -6,7 +6,7 @@ like a deleted resource.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -17,13 +17,30 @@ from provisioner.naming import Naming
 
 
 class Kind(Protocol):
-    kind: str
-    noun: str
-    service: str  # the client that reads it, as in aws.client(service)
-    batched: bool  # has get_many(aws, ids) -> {id: item} | None
-    read_ahead: bool  # read at the start of a run (Engine.read_ahead): the steps read it by recorded ID
+    # Read-only (properties): the kinds are frozen dataclasses, declared once in this module and named_kinds.
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def noun(self) -> str: ...
+
+    @property
+    def service(self) -> str:
+        """The client that reads it, as in aws.client(service)."""
+
+    @property
+    def batched(self) -> bool:
+        """Whether get_many describes many at once."""
+
+    @property
+    def read_ahead(self) -> bool:
+        """Read at the start of a run (Engine.read_ahead): the steps read it by recorded ID."""
 
     def get(self, aws: Aws, resource_id: str) -> dict | None: ...
+
+    def get_many(self, aws: Aws, resource_ids: list[str]) -> dict[str, dict] | None:
+        """{id: item} of the resources, in as few calls as the API allows; None when one is gone (EC2 refuses
+        the batch) or the kind is not batched: then each is read alone."""
 
     def find(self, aws: Aws, naming: Naming, key: str | None = None, name: str | None = None) -> list[dict]:
         """This project's live resources (one logical key if given; `name` for name-addressed kinds)."""
@@ -99,7 +116,11 @@ def differs(current: Any, desired: Any) -> bool:
 KINDS: dict[str, Kind] = {}
 
 
-def register(kind: Kind) -> Kind:
+K = TypeVar("K", bound=Kind)
+
+
+def register(kind: K) -> K:
+    """`kind` entered in KINDS by its name, and returned as it is (its own type: an Ec2Kind has tag_spec)."""
     KINDS[kind.kind] = kind
     return kind
 

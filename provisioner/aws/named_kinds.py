@@ -70,7 +70,7 @@ class NamedKind:
     not_found: tuple[str, ...] = ()
     service: str = ""
     # Many by ID in one or a few calls: {id: item} of those that exist (provisioner/aws/converge.py live()).
-    lookup_many: Callable[[Aws, list[str]], dict[str, dict]] | None = None
+    lookup_many: Callable[[Aws, list[str]], dict[str, dict] | None] | None = None
 
     # Read at the start of a run (Engine.read_ahead): the steps read it by its recorded ID.
     read_ahead: bool = True
@@ -106,6 +106,8 @@ class NamedKind:
         return self.lookup_many is not None
 
     def get_many(self, aws: Aws, resource_ids: list[str]) -> dict[str, dict] | None:
+        if self.lookup_many is None:
+            return None  # each is read alone
         try:
             return self.lookup_many(aws, resource_ids)
         except ClientError as exc:
@@ -404,8 +406,10 @@ def _log_groups_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
     return {g["logGroupName"]: g for page in pages for g in page["logGroups"] if g["logGroupName"] in wanted}
 
 
-def _create_log_group(aws: Aws, desired: Desired) -> dict:
+def _create_log_group(aws: Aws, desired: Desired) -> dict | None:
     # CreateLogGroup takes no retention: it is set at once, so no log line outlives the configured days.
+    if desired.name is None:
+        raise TypeError("a log group is created by its name")
     logs = aws.client("logs")
     logs.create_log_group(logGroupName=desired.name, tags=desired.tags)
     if "retentionInDays" in desired.spec:
@@ -501,7 +505,7 @@ def _get_cluster(aws: Aws, cluster: str) -> dict | None:
 def _list_clusters(aws: Aws, naming: Naming) -> list[dict]:
     ecs = aws.client("ecs")
     arns = [a for page in ecs.get_paginator("list_clusters").paginate() for a in page["clusterArns"]]
-    found = []
+    found: list[dict] = []
     for batch in _batches(arns, 100):
         described = ecs.describe_clusters(clusters=batch, include=["TAGS"])["clusters"]
         found.extend(with_tags(c) for c in described if c["status"] == "ACTIVE")
@@ -547,7 +551,7 @@ def _list_capacity_providers(aws: Aws, naming: Naming) -> list[dict]:
 
 
 def _capacity_providers_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
-    found = {}
+    found: dict[str, dict] = {}
     # DescribeCapacityProviders takes up to 100 names but answers 10 a page (ECS API reference): 10 a call.
     for batch in _batches(names, 10):
         described = aws.client("ecs").describe_capacity_providers(capacityProviders=batch, include=["TAGS"])
@@ -642,7 +646,7 @@ def _list_services(aws: Aws, naming: Naming) -> list[dict]:
         if error_code(exc) == "ClusterNotFoundException":
             return []
         raise
-    found = []
+    found: list[dict] = []
     for batch in _batches(arns, 10):
         described = ecs.describe_services(cluster=naming.cluster(), services=batch, include=["TAGS"])
         found.extend(with_tags(s) for s in described["services"] if s["status"] in ("ACTIVE", "DRAINING"))
@@ -659,7 +663,7 @@ def _services_by_arn(aws: Aws, arns: list[str]) -> dict[str, dict]:
     for arn in arns:
         cluster, name = _split_service(arn)
         by_cluster.setdefault(cluster, []).append(name)
-    found = {}
+    found: dict[str, dict] = {}
     for cluster, names in by_cluster.items():
         for batch in _batches(names, 10):  # DescribeServices: "up to 10 services" a call (ECS API reference)
             try:
@@ -717,7 +721,7 @@ def _get_asg(aws: Aws, name: str) -> dict | None:
 
 def _list_asgs(aws: Aws, naming: Naming) -> list[dict]:
     paginator = aws.client("autoscaling").get_paginator("describe_auto_scaling_groups")
-    groups = []
+    groups: list[dict] = []
     for page in paginator.paginate(Filters=[{"Name": f"tag:{TAG_PROJECT}", "Values": [naming.project]}]):
         groups.extend(with_tags(g) for g in page["AutoScalingGroups"] if not g.get("Status"))
     return groups
@@ -1127,7 +1131,7 @@ def _parameters_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
     """Values (GetParameters, 10 names a call) and tiers (DescribeParameters, 50 names a filter) of the
     recorded parameters; their tags are not read again, as for log groups."""
     ssm = aws.client("ssm")
-    tiers = {}
+    tiers: dict[str, str] = {}
     for batch in _batches(names, 50):
         pages = ssm.get_paginator("describe_parameters").paginate(
             ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": batch}])

@@ -76,6 +76,6 @@ class RunReads:
 
     def on_call(self, event_name: str, **_) -> None:
         """botocore's before-call and after-call events: `<event>.<service>.<Operation>`."""
-        _, service, operation = event_name.split(".", 2)
+        _event, service, operation = event_name.split(".", 2)
         if is_mutating(operation):
             self.wrote(service)

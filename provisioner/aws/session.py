@@ -76,8 +76,8 @@ def side_by_side(items: Iterable[T], action: Callable[[T], R]) -> list[R]:
         futures = [pool.submit(action, item) for item in items]
         wait(futures)
     for future in futures:
-        if future.exception() is not None:
-            raise future.exception()
+        if (failure := future.exception()) is not None:
+            raise failure
     return [future.result() for future in futures]
 
 

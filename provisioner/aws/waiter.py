@@ -122,17 +122,20 @@ def wait_for(
         return probe()
 
     try:
-        return Retrying(
+        found = Retrying(
             retry=retry_if_result(lambda result: result is None),
             stop=stop_after_delay(timeout),
             wait=_wait(backoff),
             reraise=True,
         )(counted)
     except RetryError:
+        found = None  # still None when the time ran out
+    if found is None:
         raise TimedOut(
             f"Timed out after {timeout:.0f}s waiting for {what}. It may still finish: run the command "
             "again to resume, or raise the timeout under [timeouts] in the config."
-        ) from None
+        )
+    return found
 
 
 def look_a_few_times(lookup: Callable[[], T | None], attempts: int = 3) -> T | None:

@@ -225,7 +225,9 @@ def run(plan: BuildPlan, say: Callable[[str], None], stream: Callable[[str], Non
             stdin=subprocess.PIPE if command.stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
+        assert process.stdout is not None  # stdout=PIPE
         if command.stdin:
+            assert process.stdin is not None  # stdin=PIPE when there is something to send
             process.stdin.write(command.stdin())
             process.stdin.close()
         for line in process.stdout:

@@ -321,18 +321,14 @@ def _secrets_and_parameters(config: Config, table: dict, region: str) -> list[Li
 def _advanced_parameters(config: Config, region: str) -> list[str]:
     """The parameters the metrics_config step writes in the Advanced tier: rendered by that step itself, as `plan`
     renders them before the workspace exists (its URL then a placeholder: the sizes differ by a few dozen bytes)."""
-    from types import SimpleNamespace
-
     from provisioner.aws.named_kinds import STANDARD_LIMIT
     from provisioner.naming import Naming
-    from provisioner.steps.metrics_config import MetricsConfig
+    from provisioner.step_outputs import KNOWN_AFTER_APPLY
+    from provisioner.steps.metrics_config import parameter_values
 
-    # A plan before anything exists: every earlier step's output reads as known after apply.
-    nothing_recorded = SimpleNamespace(step_records=lambda step: {})
-    context = SimpleNamespace(config=config, naming=Naming(config.project, region),
-                              aws=SimpleNamespace(region=region),
-                              outputs_of=lambda outputs: outputs.so_far(nothing_recorded))
-    return [path for path, value in MetricsConfig().values(context).items() if len(value) > STANDARD_LIMIT]
+    # As a plan before anything exists: the workspace's endpoint is known after apply.
+    values = parameter_values(config, Naming(config.project, region), region, KNOWN_AFTER_APPLY)
+    return [path for path, value in values.items() if len(value) > STANDARD_LIMIT]
 
 
 def _cents(amount: Decimal) -> Decimal:
@@ -371,7 +367,8 @@ def money(amount: Decimal) -> str:
 def unit_price(item: Line) -> str:
     # Cents at least ($0.90, not $0.9); finer prices keep every digit the table has ($0.1824).
     price = item.unit_price.normalize()
-    shown = f"{price:f}" if -price.as_tuple().exponent > 2 else f"{price:.2f}"
+    exponent = price.as_tuple().exponent  # an int: a price is finite ('n', 'N', 'F' are NaN and infinity)
+    shown = f"{price:f}" if isinstance(exponent, int) and -exponent > 2 else f"{price:.2f}"
     return f"${shown}/{item.unit}"
 
 

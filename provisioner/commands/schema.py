@@ -137,20 +137,23 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
                    if t["taskArn"] not in known and task_family(t) == definition.family]
             return {"tasks": new[:1]} if new else None
 
-        response = create_without_twins(lambda definition=definition: until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda: ecs.run_task(
-            cluster=cluster,
-            taskDefinition=definition.arn,
-            count=1,
-            startedBy=schema_tasks.STARTED_BY,
-            capacityProviderStrategy=[{"capacityProvider": naming.name(f"node-{NODE_GROUP}"), "weight": 1, "base": 0}],
-            placementConstraints=[{"type": "memberOf", "expression": f"attribute:workload == {NODE_GROUP}"}],
-            networkConfiguration={"awsvpcConfiguration": {
-                "subnets": subnets, "securityGroups": [made.groups.schema],
-                "assignPublicIp": "DISABLED",
-            }},
-            enableECSManagedTags=True,
-            propagateTags="TASK_DEFINITION",
-        )), lost_start, f"the {task} schema task")
+        def start(definition=definition) -> dict:
+            return until_propagated(ECS_ROLE, config.timeouts.iam_propagation, lambda: ecs.run_task(
+                cluster=cluster,
+                taskDefinition=definition.arn,
+                count=1,
+                startedBy=schema_tasks.STARTED_BY,
+                capacityProviderStrategy=[{"capacityProvider": naming.name(f"node-{NODE_GROUP}"), "weight": 1, "base": 0}],
+                placementConstraints=[{"type": "memberOf", "expression": f"attribute:workload == {NODE_GROUP}"}],
+                networkConfiguration={"awsvpcConfiguration": {
+                    "subnets": subnets, "securityGroups": [made.groups.schema],
+                    "assignPublicIp": "DISABLED",
+                }},
+                enableECSManagedTags=True,
+                propagateTags="TASK_DEFINITION",
+            ))
+
+        response = create_without_twins(start, lost_start, f"the {task} schema task")
         if response.get("failures") or not response.get("tasks"):
             reasons = "; ".join(f"{f.get('reason')} ({f.get('detail', '')})" for f in response.get("failures", []))
             raise ProvisionError(

@@ -85,7 +85,7 @@ def stories(engine: Engine) -> list[ServiceStory]:
         service = described.get(name)
         if service is None or service.get("status") != "ACTIVE":
             continue
-        primary = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
+        primary: dict = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), {})
         definition = primary.get("taskDefinition") or service.get("taskDefinition")
         if definition and definition not in images:
             containers = ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"]["containerDefinitions"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -25,11 +25,15 @@ from provisioner.cli_support import (
     out,
 )
 
+if TYPE_CHECKING:  # imported when a command runs: the CLI starts without boto3's S3 machinery
+    from provisioner.state import RecordedState
+    from provisioner.state.s3 import S3StateStore
+
 state_app = typer.Typer(help="The state (a file, or an S3 object a team shares) and the project lock.",
                         no_args_is_help=True)
 
 
-def _s3(store):
+def _s3(store: RecordedState) -> S3StateStore:
     from provisioner.state.s3 import S3StateStore
 
     if not isinstance(store, S3StateStore):
@@ -74,7 +78,7 @@ def restore(
         cfg, aws = load(config, profile)
         _s3(ops.open_store(cfg, aws, state))
         with ops.opened_state(cfg, aws, state, "state restore", err) as store:
-            store.replace_with(store.version(version))
+            store.replace_with(_s3(store).version(version))
         out.print(f"Restored version {version} of {store.where} (now serial {store.serial}).", highlight=False)
 
 

@@ -175,8 +175,11 @@ def upgrade_stack(engine: Engine, dry_run: bool, timeout: float, schema_timeout:
 
         act(Action(f"roll {role}", f"register its task definition with {target.server_image}, update the service, "
                                    "wait for rolloutState COMPLETED"), roll)
-    act(Action("record", f"release {target.server_version} {target.server_image} for every role"),
-        lambda: (release.record_release(config, state), state.set_setting(UPGRADE_SETTING, None)))
+    def record() -> None:
+        release.record_release(config, state)
+        state.set_setting(UPGRADE_SETTING, None)
+
+    act(Action("record", f"release {target.server_version} {target.server_image} for every role"), record)
     result.done = not dry_run
     return result
 

@@ -131,8 +131,9 @@ def service_deployments() -> None:
             task._transitions = [("STOPPED", "STOPPED")]
             task.desired_status, task.last_status = "STOPPED", "STOPPED"
             task.stopped_reason = "Essential container in task exited"
-            task.stop_code = "EssentialContainerExited"
-            task.stopped_at = task.execution_stopped_at = utcnow()
+            # Fields AWS answers for a stopped task that moto's Task lacks.
+            task.stop_code = "EssentialContainerExited"  # type: ignore[attr-defined]
+            task.stopped_at = task.execution_stopped_at = utcnow()  # type: ignore[attr-defined]
             for item in task.containers:
                 item.last_status, item.exitCode = "STOPPED", 1
             backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task

@@ -87,7 +87,7 @@ def launch_template_user_data() -> None:
         value = self.data.get("UserData")
         return Base64EncodedString(value) if isinstance(value, str) else value
 
-    LaunchTemplateVersion.user_data = property(user_data)
+    LaunchTemplateVersion.user_data = property(user_data)  # type: ignore[assignment]  # a method becomes a property
 
 
 def launch_template_own_tags() -> None:
@@ -423,12 +423,13 @@ def service_tasks() -> None:
             )
             task._transitions = [("RUNNING", "RUNNING")]  # stays up, unlike a one-off task
             # ECS Exec: the task carries its service's setting at launch, and the agent runs beside each container.
-            task.enable_execute_command = bool(getattr(service, "enable_execute_command", False))
+            exec_enabled = bool(getattr(service, "enable_execute_command", False))
+            task.enable_execute_command = exec_enabled  # type: ignore[attr-defined]  # moto's Task lacks the field
             for container in task.containers:
                 container.last_status = "RUNNING"
-                if task.enable_execute_command:
-                    container.managed_agents = [{"name": "ExecuteCommandAgent", "lastStatus": "RUNNING",
-                                                 "lastStartedAt": utcnow()}]
+                if exec_enabled:
+                    container.managed_agents = [  # type: ignore[attr-defined]  # moto's Container lacks the field
+                        {"name": "ExecuteCommandAgent", "lastStatus": "RUNNING", "lastStartedAt": utcnow()}]
             backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
             write_log(backend, definition, task, [f"[emulator] {task.containers[0].name} started from "
                                                   f"{task.containers[0].image}", "[emulator] running"])
@@ -693,7 +694,8 @@ def ecs_account_setting_defaults() -> None:
     def answer(name: str, value: str, principal: str) -> AccountSetting:
         setting = AccountSetting(name, value)
         if principal != caller:
-            setting.principal_arn = setting.principalArn = principal
+            # moto's AccountSetting answers no principal: AWS names the one whose setting it is.
+            setting.principal_arn = setting.principalArn = principal  # type: ignore[attr-defined]
         return setting
 
     def put_account_setting_default(self):
@@ -721,7 +723,7 @@ def ecs_account_setting_defaults() -> None:
             if name in (None, n) and value in (None, v)
         ]})
 
-    EC2ContainerServiceResponse.put_account_setting_default = put_account_setting_default
+    EC2ContainerServiceResponse.put_account_setting_default = put_account_setting_default  # type: ignore[attr-defined]
     EC2ContainerServiceResponse.put_account_setting = put_account_setting
     EC2ContainerServiceResponse.list_account_settings = list_account_settings
 
@@ -788,15 +790,15 @@ def reset_drops_the_account() -> None:
 
     def reset(cls) -> None:
         with backend_lock:
-            for backend in BackendDict._instances:
+            for backend in cls._instances:
                 for account in backend.values():
                     for region in account.values():
                         if type(region).reset is not BaseBackend.reset:
                             region.reset()
                 backend.clear()
-            BackendDict._instances.clear()
+            cls._instances.clear()
 
-    BackendDict.reset = classmethod(reset)
+    BackendDict.reset = classmethod(reset)  # type: ignore[assignment]  # moto's is a classmethod too
 
 
 def account_lookup_builds_nothing() -> None:

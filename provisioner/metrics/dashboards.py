@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import Callable
 
 from provisioner.metrics import collector
 from provisioner.metrics.grafana import DATASOURCE_UID
@@ -138,19 +139,22 @@ def _selector(name: str, matcher: str, rest: str | None) -> str:
     return f"{name}{{{', '.join(matchers)}}}" if matchers else name
 
 
+def _renamed(name: str, matcher: str) -> Callable[[re.Match[str]], str]:
+    """A replacement for re.sub: the matched selector as `name`, with `matcher` in front of its own."""
+    return lambda match: _selector(name, matcher, match.group(1))
+
+
 def rewrite(expr: str, version: versions.ServerVersion) -> str:
     """One query rewritten for the server version and this stack (the rules above, in order)."""
     # The seven per-command counters -> command{commandType=...}, where the version has only the latter.
     for old, command_type in COMMAND_COUNTERS.items():
         if old not in version.metrics and "command" in version.metrics:
-            expr = re.sub(rf"\b{old}\b(?:\{{([^}}]*)\}})?",
-                          lambda m, t=command_type: _selector("command", f'commandType="{t}"', m.group(1)), expr)
+            expr = re.sub(rf"\b{old}\b(?:\{{([^}}]*)\}})?", _renamed("command", f'commandType="{command_type}"'), expr)
     # Replication-only error counters -> service_error_with_type{error_type=...}.
     for old, error_type in ERROR_COUNTERS.items():
         if "service_error_with_type" in version.metrics:
             expr = re.sub(rf"\b{old}\b(?:\{{([^}}]*)\}})?",
-                          lambda m, t=error_type: _selector("service_error_with_type", f'error_type="{t}"', m.group(1)),
-                          expr)
+                          _renamed("service_error_with_type", f'error_type="{error_type}"'), expr)
     # A breakdown by the names of the service_errors_* counters -> by error_type of service_error_with_type.
     if "service_error_with_type" in version.metrics and '__name__=~"service_errors_.*"' in expr:
         expr = re.sub(r'\{__name__=~"service_errors_\.\*"\s*,?\s*([^}]*)\}',

@@ -89,10 +89,82 @@ def _constrained(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and "value" in v for v in value)
 
 
-def check_types(values: dict[str, Any], version: ServerVersion) -> None:
-    """Raise ValueError naming every key whose value (or constrained value) its type's converter refuses."""
-    types = {key.lower(): kind for key, kind in version.dynamic_config_types.items()}
+def is_negative_duration(value: Any) -> bool:
+    """A duration below zero, which the server converts without complaint (time.ParseDuration takes a sign)
+    though no duration setting means anything by it: a timeout expires at once, and an interval handed to
+    time.NewTicker panics (Go's time package: "the duration d must be greater than zero")."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value < 0
+    return isinstance(value, str) and value.strip().startswith("-") and value.strip() != "-0"
+
+
+# The constraints the server's loader knows, matched lower-cased, and the type of each one's value
+# (convertYamlConstraints: common/dynamicconfig/file_based_client.go in 1.28 and 1.29, yaml_loader.go from
+# 1.30 and in the fork). Any other name, or a value of another type, is an error that aborts loading the
+# whole file ("Errors should abort the loading process", LoadResult): the server does not start.
+CONSTRAINTS: dict[str, tuple[type, ...]] = {
+    "namespace": (str,),
+    "namespaceId": (str,),
+    "taskQueueName": (str,),
+    "taskType": (str, int),  # a task queue type: "Workflow", "Activity" (or its enum number)
+    "historyTaskType": (str, int),
+    "shardId": (int,),
+    "destination": (str,),
+}
+# 1.31 adds chasmTaskType (yaml_loader.go at v1.31.2).
+CONSTRAINTS_SINCE = {(1, 31): {"chasmTaskType": (str,)}}
+# What a constrained value holds: the loader reads each list item into struct {Constraints; Value} and drops
+# any other field without a word, so a misspelled "constraint" would apply the value everywhere.
+CONSTRAINED_VALUE_FIELDS = ("value", "constraints")
+
+
+def constraints_of(version: ServerVersion) -> dict[str, tuple[type, ...]]:
+    """The constraint names `version` knows (as written in Temporal's docs), with their value types."""
+    release = tuple(int(part) for part in version.declared.split(".")[:2])
+    known = dict(CONSTRAINTS)
+    for since, added in CONSTRAINTS_SINCE.items():
+        if release >= since:
+            known |= added
+    return known
+
+
+def check_constraints(values: dict[str, Any], version: ServerVersion) -> None:
+    """Raise ValueError naming every constrained value with a field, constraint or constraint value the
+    server's loader refuses (it would then load none of the file)."""
+    known = {name.lower(): (name, types) for name, types in constraints_of(version).items()}
     problems = []
+    for key, value in sorted(values.items()):
+        if not _constrained(value):
+            continue
+        for each in value:
+            for field in sorted(set(each) - set(CONSTRAINED_VALUE_FIELDS)):
+                problems.append(f"{key!r} has {field!r} beside value and constraints (only those two are read)")
+            constraints = each.get("constraints", {})
+            if not isinstance(constraints, dict):
+                problems.append(f"{key!r}: constraints = {constraints!r} is not a table")
+                continue
+            for name, constraint in sorted(constraints.items()):
+                if name.lower() not in known:
+                    problems.append(f"{key!r}: unknown constraint {name!r} (Temporal {version.id} knows "
+                                    f"{', '.join(sorted(n for n, _ in known.values()))})")
+                    continue
+                spelled, types = known[name.lower()]
+                if isinstance(constraint, bool) or not isinstance(constraint, types):
+                    wanted = " or ".join({str: "a string", int: "a whole number"}[t] for t in types)
+                    problems.append(f"{key!r}: constraint {spelled} = {constraint!r} is not {wanted}")
+    if problems:
+        raise ValueError(
+            f"{'; '.join(problems)}. Temporal {version.describe()} refuses an unknown constraint or one of "
+            "another type (and then loads none of the file: the server does not start), and drops any other field "
+            "without a word; fix or remove them"
+        )
+
+
+def check_types(values: dict[str, Any], version: ServerVersion) -> None:
+    """Raise ValueError naming every key whose value (or constrained value) its type's converter refuses, or
+    that is a negative duration."""
+    types = {key.lower(): kind for key, kind in version.dynamic_config_types.items()}
+    problems, negative = [], []
     for key, value in sorted(values.items()):
         kind = types.get(key.lower())
         if kind is None:
@@ -100,10 +172,17 @@ def check_types(values: dict[str, Any], version: ServerVersion) -> None:
         for each in ([v["value"] for v in value] if _constrained(value) else [value]):
             if not converts(each, kind):
                 problems.append(f"{key!r} = {each!r} is not {TYPE_NAMES[kind]} (Temporal reads it as {kind})")
+            elif kind == "duration" and is_negative_duration(each):
+                negative.append(f"{key!r} = {each!r}")
     if problems:
         raise ValueError(
             f"{'; '.join(problems)}. Temporal {version.describe()} would ignore the value and keep its default; "
             "give a value of the key's type"
+        )
+    if negative:
+        raise ValueError(
+            f"{', '.join(negative)}: a negative duration, which Temporal takes but no setting means anything by "
+            "(a timeout expires at once, an interval stops the server); give zero or more"
         )
 
 

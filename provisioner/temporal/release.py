@@ -67,7 +67,7 @@ def running_roles(aws: Aws, cluster: str, names: dict[str, str]) -> dict[str, Ro
         if service is None:
             continue
         deployments = service.get("deployments", [])
-        primary = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+        primary: dict = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
         definition = primary.get("taskDefinition") or service["taskDefinition"]
         if definition not in images:
             containers = ecs.describe_task_definition(taskDefinition=definition)["taskDefinition"]["containerDefinitions"]

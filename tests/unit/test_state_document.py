@@ -21,7 +21,7 @@ def reader(project: str = PROJECT, region: str = REGION, account: str | None = A
 
 def document(**changes) -> dict:
     data = empty_document(PROJECT, REGION, ACCOUNT) | {"serial": 3, "lineage": "5f0c3f9e-lineage"}
-    data["resources"] = {"network": {"vpc": {"id": "vpc-1", "cidr": "10.0.0.0/16"}}}
+    data["resources"] = {"network": {"vpc": {"id": "vpc-1", "kind": "vpc", "cidr": "10.0.0.0/16"}}}
     return data | changes
 
 
@@ -57,14 +57,29 @@ def test_another_schema_version_is_refused_naming_both():
     ({"serial": -1}, "serial"),
     ({"serial": "3"}, "serial"),
     ({"lineage": ""}, "lineage"),
-    ({"resources": {"network": {"vpc": {"cidr": "10.0.0.0/16"}}}}, "resources.network.vpc.id"),
-    ({"resources": {"network": {"vpc": {"id": 7}}}}, "resources.network.vpc.id"),
+    ({"resources": {"network": {"vpc": {"id": 7, "kind": "vpc"}}}}, "resources.network.vpc.id"),
     ({"settings": []}, "settings"),
     ({"extra": 1}, "extra"),
 ])
 def test_a_document_of_another_shape_is_refused_naming_the_key(change, named):
     with pytest.raises(StateInvalid, match=rf"state.json is not a provision state \({named}: .*Restore it"):
         check(document(**change))
+
+
+@pytest.mark.parametrize("missing", ["id", "kind"])
+def test_a_record_without_its_id_or_kind_is_refused_naming_step_key_and_the_fix(missing):
+    data = document()
+    del data["resources"]["network"]["vpc"][missing]
+    with pytest.raises(StateInvalid, match=rf"state.json: resources.network.vpc has no '{missing}'.*Restore it from the "
+                                           r"backup. Or remove that record"):
+        check(data)
+
+
+def test_a_section_named_after_no_step_is_refused_naming_it():
+    with pytest.raises(StateInvalid, match=r"records resources under 'netwrok', which is no step of this tool \(its "
+                                           r"steps: network, secret\)"):
+        check(document(resources={"netwrok": {"vpc": {"id": "vpc-1", "kind": "vpc"}}}),
+              RecordedState(PROJECT, REGION, ACCOUNT, steps=("network", "secret")))
 
 
 def test_a_document_missing_a_key_is_refused_naming_it():
