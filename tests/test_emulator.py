@@ -533,3 +533,80 @@ def test_the_emulator_handles_one_request_at_a_time(monkeypatch):
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda _: Dispatcher()({"PATH_INFO": "/"}, None), range(16)))
     assert answers == [[b"ok"]] * 16 and most == 1
+
+
+def test_what_moto_recomputed_per_request_is_computed_once_with_the_same_answer(monkeypatch):
+    """moto_modules_listed_once, response_methods_listed_once, error_tables_built_once,
+    backend_regions_listed_once: each cached value is what moto computes afresh, and is reused."""
+    import inspect
+    import os
+
+    import botocore.session
+    import moto
+    from moto import backends
+    from moto.core import responses
+    from moto.core.errors import ErrorLookupFactory
+    from moto.core.utils import get_service_model
+    from moto.ec2.models import ec2_backends
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    emulator_in_this_process(monkeypatch)
+    root = os.path.dirname(moto.__file__)
+    packages = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)) and not n.startswith("__"))
+    assert list(backends.list_of_moto_modules()) == packages
+    assert backends.list_of_moto_modules() is backends.list_of_moto_modules()
+
+    methods = [name for name, _ in inspect.getmembers(EC2ContainerServiceResponse, inspect.isfunction)]
+    assert responses.method_names_from_class(EC2ContainerServiceResponse) == methods
+    assert "put_account_setting_default" in methods  # a patch's own handler is found
+
+    ssm = get_service_model("ssm")
+    table = ErrorLookupFactory().for_service(ssm)
+    assert ErrorLookupFactory().for_service(ssm) is table
+    assert table.from_code("ParameterNotFound").name == "ParameterNotFound"
+
+    botocore_regions = {r for p in botocore.session.get_session().get_available_partitions()
+                        for r in botocore.session.get_session().get_available_regions("ec2", partition_name=p)}
+    assert set(ec2_backends["123456789012"].regions) >= botocore_regions
+
+
+def test_an_ec2_resource_reads_its_own_tags_as_describe_tags_gives_them(monkeypatch):
+    """ec2_tags_read_by_id: a resource's tags, read under its ID, are exactly DescribeTags' answer for that ID."""
+    emulator_in_this_process(monkeypatch)
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_backends["123456789012"][REGION]
+    vpc = ec2.create_vpc("10.0.0.0/16", tags=[{"Key": "Project", "Value": "p"}])
+    group = ec2.create_security_group("g", "d", vpc.id, tags={"Name": "g", "Project": "p", "ProvisionKey": "k"})
+    ec2.create_tags([group.id], {"Added": "later"})
+    bare = ec2.create_security_group("bare", "d", vpc.id)
+    for resource in (vpc, group, bare):
+        assert resource.get_tags() == ec2.describe_tags(filters={"resource-id": [resource.id]})
+    assert [t["key"] for t in group.get_tags()] == ["Name", "Project", "ProvisionKey", "Added"]
+    assert group.get_tags()[0]["resource_type"] == "security-group" and bare.get_tags() == []
+
+
+def test_describe_parameters_by_name_answers_as_the_full_scan(monkeypatch):
+    """ssm_parameters_found_by_name: with a Name filter (Equals or BeginsWith, with other filters or not),
+    DescribeParameters answers what matching every parameter of the region gives, in the same order."""
+    emulator_in_this_process(monkeypatch)
+    from moto.ssm.models import ssm_backends
+
+    ssm = ssm_backends["123456789012"][REGION]
+    for name, tags in (("/p/b", [{"Key": "Team", "Value": "x"}]), ("/p/a", []), ("/q/a", []), ("p/c", [])):
+        ssm.put_parameter(name, "", "v", "String", "", None, False, tags, "text", None, None)
+    # AWS's public parameters, thousands of them, as the AMI lookup loads them.
+    assert ssm.get_parameter("/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id")
+
+    def scanned(filters):
+        return [ssm.get_parameter(n) for n in list(ssm._parameters) if ssm._match_filters(ssm.get_parameter(n), filters)]
+
+    for filters in (
+        [{"Key": "Name", "Option": "BeginsWith", "Values": ["/p/"]}],
+        [{"Key": "Name", "Option": "BeginsWith", "Values": ["p/"]}],
+        [{"Key": "Name", "Values": ["/p/a", "/q/a", "/absent"]}],
+        [{"Key": "Name", "Option": "Equals", "Values": ["p/c"]}],
+        [{"Key": "Name", "Option": "BeginsWith", "Values": ["/p/"]}, {"Key": "tag:Team", "Values": ["x"]}],
+    ):
+        assert ssm.describe_parameters([], filters) == scanned(filters), filters
+    assert [p.name for p in ssm.describe_parameters([], [{"Key": "Name", "Option": "BeginsWith", "Values": ["/p/"]}])] == ["/p/b", "/p/a", "p/c"]

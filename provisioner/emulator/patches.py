@@ -866,6 +866,120 @@ def tagging_api_resource_arn_lists() -> None:
     ResourceGroupsTaggingAPIBackend.get_resources = get_resources
 
 
+# What moto 5.2 recomputes on every request, or for every new backend after a reset, from things that never
+# change while the emulator runs (its own package, botocore's models, the regions botocore knows). Each is
+# computed once here: the same answers, without the CPU. The tests send some 400 requests per `up` and reset
+# the account before each test, so these costs made up a good share of a test run (issue 19).
+
+
+def moto_modules_listed_once() -> None:
+    """moto's dispatcher asks whether a request's host names one of moto's service packages by listing moto's
+    directory (listdir, then isdir on each of ~170 entries) twice per request. The package does not change
+    while it runs: listed once."""
+    from functools import cache
+
+    from moto import backends
+
+    backends.list_of_moto_modules = cache(lambda original=backends.list_of_moto_modules: tuple(original()))
+
+
+def response_methods_listed_once() -> None:
+    """moto finds a request's handler by listing every method of the service's response class
+    (inspect.getmembers: dir() and a lookup of each member) on every request. A class's methods are fixed
+    once the patches are applied (apply() runs before the first request): listed once per class."""
+    from functools import cache
+
+    from moto.core import responses, utils
+
+    responses.method_names_from_class = cache(utils.method_names_from_class)
+
+
+def error_tables_built_once() -> None:
+    """Every error answer (NotFound, AlreadyExists: dozens per `up`) makes moto build a lookup of all of the
+    service's error shapes from botocore's model, in a new, empty cache each time (ErrorLookupFactory() per
+    error). The model is loaded once per service: its table is built once too."""
+    from moto.core.errors import ErrorLookupFactory
+
+    shared: dict = {}
+
+    def __init__(self) -> None:
+        self._error_lut_cache = shared
+
+    ErrorLookupFactory.__init__ = __init__
+
+
+def backend_regions_listed_once() -> None:
+    """Each service's backends list the regions botocore knows for it in every partition after each reset
+    (a new BackendDict per service and account; moto caches the list per instance, so never across them):
+    listed once per service."""
+    from functools import cache
+
+    from moto.core.base_backend import AccountSpecificBackend
+
+    regions = cache(AccountSpecificBackend._generate_regions.__wrapped__)
+
+    def _generate_regions(self, service_name: str) -> list[str]:
+        return list(regions(None, service_name))
+
+    AccountSpecificBackend._generate_regions = _generate_regions
+
+
+
+def ec2_tags_read_by_id() -> None:
+    """Every EC2 resource reads its own tags (to describe it, or to match a filter) through DescribeTags' scan of
+    every tag of every resource in the region, each matched against a regular expression made from the ID: a
+    describe costs the square of what the region holds. The tags of one ID are the tags kept under that ID, in
+    the order DescribeTags gives them: read there directly (an ID holds no wildcard)."""
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(self) -> list[dict[str, str]]:
+        tags = self.ec2_backend.tags.get(self.id) if self.id else None
+        if not tags:
+            return []
+        resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+        return [{"resource_id": self.id, "key": key, "value": value, "resource_type": resource_type}
+                for key, value in tags.items()]
+
+    TaggedEC2Resource.get_tags = get_tags
+
+
+def ssm_parameters_found_by_name() -> None:
+    """DescribeParameters reads and matches every parameter the region holds, AWS's public ones included (the
+    AMI lookup loads thousands under /aws/service/), even when a Name filter (Equals or BeginsWith, what the tool
+    sends) allows only a few names. Here such a filter first narrows the names; every filter is then matched
+    as before, in the same order."""
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    original = SimpleSystemManagerBackend.describe_parameters
+
+    def normal(name: str) -> str:
+        return "/" + name.lstrip("/")  # as moto's _match_filters compares names
+
+    def narrowing(parameter_filters):
+        for found in parameter_filters or ():
+            if found.get("Key") == "Name" and found.get("Option", "Equals") in ("Equals", "BeginsWith"):
+                values = [normal(v) for v in found.get("Values", [])]
+                if found.get("Option", "Equals") == "Equals":
+                    return lambda name: normal(name) in values
+                return lambda name: normal(name).startswith(tuple(values))
+        return None
+
+    def describe_parameters(self, filters, parameter_filters):
+        allowed = narrowing(parameter_filters)
+        if filters or allowed is None:
+            return original(self, filters, parameter_filters)
+        self._validate_parameter_filters(parameter_filters, by_path=False)
+        found = []
+        for name in [n for n in self._parameters if allowed(n)]:
+            parameter = self.get_parameter(name)
+            if self._match_filters(parameter, parameter_filters):
+                found.append(parameter)
+        return found
+
+    SimpleSystemManagerBackend.describe_parameters = describe_parameters
+
+
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
 
 
@@ -956,6 +1070,12 @@ PATCHES = (
     account_lookup_builds_nothing,
     managed_policies_parsed_once,
     tagging_api_resource_arn_lists,
+    moto_modules_listed_once,
+    response_methods_listed_once,
+    error_tables_built_once,
+    backend_regions_listed_once,
+    ec2_tags_read_by_id,
+    ssm_parameters_found_by_name,
 )
 
 
