@@ -610,3 +610,14 @@ def test_describe_parameters_by_name_answers_as_the_full_scan(monkeypatch):
     ):
         assert ssm.describe_parameters([], filters) == scanned(filters), filters
     assert [p.name for p in ssm.describe_parameters([], [{"Key": "Name", "Option": "BeginsWith", "Values": ["/p/"]}])] == ["/p/b", "/p/a", "p/c"]
+
+
+def test_a_kms_key_pair_is_made_when_first_used_and_signs_and_verifies(endpoint):
+    """kms_key_pairs_made_when_used: an asymmetric key still signs, verifies and gives its public key."""
+    kms = boto3.client("kms", region_name=REGION)
+    key = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    signed = kms.sign(KeyId=key, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    assert kms.verify(KeyId=key, Message=b"m", Signature=signed, SigningAlgorithm="RSASSA_PSS_SHA_256")["SignatureValid"]
+    assert kms.get_public_key(KeyId=key)["PublicKey"]
+    symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=symmetric, Plaintext=b"p")["CiphertextBlob"])["Plaintext"] == b"p"

@@ -980,6 +980,27 @@ def ssm_parameters_found_by_name() -> None:
     SimpleSystemManagerBackend.describe_parameters = describe_parameters
 
 
+
+def kms_key_pairs_made_when_used() -> None:
+    """moto generates a 2048-bit RSA key pair for every KMS key it creates, symmetric ones included, where it is
+    never used (only Sign, Verify and GetPublicKey read it): each test's first secret creates Secrets Manager's
+    default key (alias/aws/secretsmanager), some 0.1 s of CPU. Here the pair is generated when first used."""
+    from moto.kms import models
+
+    generate = models.generate_private_key
+
+    class KeyPairWhenUsed:
+        def __init__(self, key_spec: str) -> None:
+            self._key_spec, self._made = key_spec, None
+
+        def __getattr__(self, name: str):
+            if self._made is None:
+                self._made = generate(self._key_spec)
+            return getattr(self._made, name)
+
+    models.generate_private_key = KeyPairWhenUsed
+
+
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
 
 
@@ -1076,6 +1097,7 @@ PATCHES = (
     backend_regions_listed_once,
     ec2_tags_read_by_id,
     ssm_parameters_found_by_name,
+    kms_key_pairs_made_when_used,
 )
 
 
