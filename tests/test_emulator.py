@@ -621,3 +621,21 @@ def test_a_kms_key_pair_is_made_when_first_used_and_signs_and_verifies(endpoint)
     assert kms.get_public_key(KeyId=key)["PublicKey"]
     symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
     assert kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=symmetric, Plaintext=b"p")["CiphertextBlob"])["Plaintext"] == b"p"
+
+
+def test_ec2_ids_are_hex_digits_of_the_asked_length_and_follow_moto_seed(monkeypatch):
+    """ec2_ids_drawn_at_once: IDs keep their form (prefix, 17 hex digits), differ, and a seeded moto repeats them."""
+    import re
+
+    emulator_in_this_process(monkeypatch)
+    from moto.ec2 import utils
+    from moto.moto_api._internal import mock_random
+
+    ids = [utils.random_id("vpc") for _ in range(200)]
+    assert all(re.fullmatch(r"vpc-[0-9a-f]{17}", i) for i in ids) and len(set(ids)) == 200
+    assert {i[4] for i in ids} == set("0123456789abcdef")  # the leading digit is drawn too, zeros kept
+    assert re.fullmatch(r"[0-9a-f]{8}", utils.random_resource_id())
+    mock_random.seed(7)
+    first = utils.random_ami_id()
+    mock_random.seed(7)
+    assert utils.random_ami_id() == first

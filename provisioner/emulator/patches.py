@@ -1001,6 +1001,22 @@ def kms_key_pairs_made_when_used() -> None:
     models.generate_private_key = KeyPairWhenUsed
 
 
+
+def ec2_ids_drawn_at_once() -> None:
+    """A new EC2 backend (the first EC2 call after each reset) makes some 1,400 public images, each with a
+    snapshot and a volume, and draws every ID one hex digit at a time (random.choice per character): about
+    50,000 draws per reset. Drawn here as one number of as many hex digits, from the same (seedable) moto
+    random source: IDs of the same form and spread."""
+    from moto.ec2 import utils
+
+    random = utils.random
+
+    def random_resource_id(size: int = 8) -> str:
+        return f"{random.getrandbits(4 * size):0{size}x}"
+
+    utils.random_resource_id = random_resource_id
+
+
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
 
 
@@ -1098,6 +1114,7 @@ PATCHES = (
     ec2_tags_read_by_id,
     ssm_parameters_found_by_name,
     kms_key_pairs_made_when_used,
+    ec2_ids_drawn_at_once,
 )
 
 
