@@ -639,3 +639,20 @@ def test_ec2_ids_are_hex_digits_of_the_asked_length_and_follow_moto_seed(monkeyp
     first = utils.random_ami_id()
     mock_random.seed(7)
     assert utils.random_ami_id() == first
+
+
+def test_a_requests_operation_is_matched_once_per_request(monkeypatch):
+    """request_action_found_once: the routes are matched once per request; a response object serving another
+    request matches that one anew."""
+    emulator_in_this_process(monkeypatch)
+    from moto.core.responses import BaseResponse
+
+    matched = []
+    monkeypatch.setattr(BaseResponse, "_get_action_from_request",
+                        lambda self, request: matched.append(request) or f"Operation{len(matched)}")
+    response = BaseResponse()
+    response.normalized_request = object()
+    assert [response._get_action() for _ in range(3)] == ["Operation1"] * 3
+    response.normalized_request = object()
+    assert [response._get_action() for _ in range(2)] == ["Operation2"] * 2
+    assert len(matched) == 2

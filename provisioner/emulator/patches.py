@@ -1017,6 +1017,27 @@ def ec2_ids_drawn_at_once() -> None:
     utils.random_resource_id = random_resource_id
 
 
+
+def request_action_found_once() -> None:
+    """moto matches each request against the service's routes (botocore's model) to find its operation three
+    times per request: to parse its parameters, to pick its handler, to serialize its answer. The request does
+    not change in between: matched once per request (a response object that serves several requests, as S3's
+    does, matches each anew)."""
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse._get_action
+
+    def _get_action(self) -> str:
+        request = self.normalized_request
+        found = self.__dict__.get("_action_of_request")
+        if found is None or found[0] is not request:
+            found = (request, original(self))
+            self.__dict__["_action_of_request"] = found
+        return found[1]
+
+    BaseResponse._get_action = _get_action
+
+
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
 
 
@@ -1115,6 +1136,7 @@ PATCHES = (
     ssm_parameters_found_by_name,
     kms_key_pairs_made_when_used,
     ec2_ids_drawn_at_once,
+    request_action_found_once,
 )
 
 
