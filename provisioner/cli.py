@@ -170,11 +170,13 @@ def status(
         else:
             show_status(f"{cfg.project} in {aws.region}", rows)
             show_services(out, services)
-        if any(r.status != "ok" for r in rows):
+        if any(r.status not in HEALTHY for r in rows):
             raise typer.Exit(EXIT_FAILURE)
 
 
-STATUS_COLOURS = {"ok": "green", "missing": "red", "untracked": "yellow", "drifted": "yellow", "error": "red"}
+# "pending": an alert email subscription whose address has not confirmed yet; nothing is wrong with the stack.
+HEALTHY = ("ok", "pending")
+STATUS_COLOURS = {"ok": "green", "pending": "yellow", "missing": "red", "untracked": "yellow", "drifted": "yellow", "error": "red"}
 
 
 def show_status(title: str, rows: list) -> None:
@@ -407,6 +409,41 @@ def schema(
 
 
 @app.command()
+def upgrade(
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    server_image: Annotated[Optional[str], typer.Option(
+        "--server-image", help="The server image to move to (default: temporal.server_image).", show_default=False)] = None,
+    admin_tools_image: Annotated[Optional[str], typer.Option(
+        "--admin-tools-image", help="The admin-tools image whose schema tasks run first (default: "
+        "temporal.admin_tools_image).", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print every action in order and change nothing.")] = False,
+    timeout: Annotated[Optional[int], typer.Option(
+        "--timeout", min=1, help="Seconds to wait for each role's deployment (default: timeouts.services_stable).")] = None,
+) -> None:
+    """Move a running cluster to another Temporal server: the schema first, then frontend, history, matching, worker.
+
+    Each role's service is updated only after the one before it completed its deployment. A failed schema task or
+    deployment stops the upgrade (exit code 1) with its reason and log; run it again to resume where it stopped.
+    """
+    from provisioner.commands import upgrade as upgrading
+
+    with handled():
+        cfg, aws = load(config, profile)
+        result = upgrading.upgrade(cfg, aws, state, server_image, admin_tools_image, dry_run, timeout, console=err)
+        if dry_run:
+            out.print(f"Upgrade from {result.from_image} to {result.to_image}, in this order:", highlight=False)
+            for number, action in enumerate(result.actions, 1):
+                out.print(f"  {number}. {action.shown()}", highlight=False, markup=False)
+            out.print("Nothing was changed (--dry-run).", highlight=False)
+            return
+        for action in result.actions:
+            out.print(f"  {action.shown()}", highlight=False, markup=False)
+        out.print(f"[green]Upgraded[/]: every Temporal role runs {result.to_image}.", highlight=False)
+
+
+@app.command()
 def tunnel(
     service: Annotated[str, typer.Argument(help="grafana or ui.", show_default=False)],
     config: ConfigOption = DEFAULT_CONFIG,
@@ -553,7 +590,7 @@ def emulator_start(port: EmulatorPort = 4566, region: EmulatorRegion = "eu-west-
         import moto  # noqa: F401  (the emulator extra)
     except ImportError:
         raise fail("the emulator is an extra this installation lacks; install it with: "
-                   "pip install 'provision\\[emulator]'", EXIT_BAD_INPUT) from None
+                   "pip install 'provision[emulator]'", EXIT_BAD_INPUT) from None
     from provisioner.aws.session import check_region
     from provisioner.emulator import server as emulator
     from provisioner.operations import STATE_DIR
@@ -616,6 +653,51 @@ def _count(changes, planned: bool = False) -> str:
 
 
 app.add_typer(state_app, name="state")
+
+alerts_app = typer.Typer(help="The alert rules on the Prometheus workspace and their SNS topic.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the alert rules: threshold, duration, the [alerts] setting, and their state where AMP reports it."""
+    from provisioner.commands import alerts
+
+    with handled():
+        cfg, aws = load(config, profile)
+        listing = alerts.list_alerts(cfg, aws, state, console=err)
+        if as_json:
+            out.print_json(data=listing.as_json())
+            return
+        table = Table(title=f"Alert rules in {listing.namespace} ({listing.namespace_status})")
+        for column in ("alert", "severity", "threshold", "for", "setting", "state"):
+            table.add_column(column)
+        for rule in listing.rules:
+            threshold = "" if rule.threshold is None else f"{rule.threshold:g}"
+            table.add_row(rule.alert, rule.severity, threshold, rule.for_, rule.setting, rule.state)
+        out.print(table)
+        if listing.state_note:
+            err.print(listing.state_note, highlight=False, markup=False)
+
+
+@alerts_app.command("test")
+def alerts_test(
+    config: ConfigOption = DEFAULT_CONFIG,
+    state: StateOption = None,
+    profile: ProfileOption = None,
+) -> None:
+    """Publish a test notification, marked [TEST], to the alerts topic: every confirmed address gets it."""
+    from provisioner.commands import alerts
+
+    with handled():
+        cfg, aws = load(config, profile)
+        message_id = alerts.send_test(cfg, aws, state, console=err)
+        out.print(f"Sent a test notification to the alerts topic (message {message_id}).", highlight=False)
 
 
 def _sigterm_as_ctrl_c(signum, frame) -> None:

@@ -36,7 +36,10 @@ DEFAULT_CONFIG = Path("provision.toml")
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
-    err.print(f"[red]Error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    # The message is text, not markup: it may quote a log line or an AWS message with [brackets] in it.
+    err.print(f"[red]Error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

@@ -623,6 +623,115 @@ class StateConfig(Strict):
         return value
 
 
+# A Prometheus duration as rules and the alert manager take it (prometheus/common model.ParseDuration), in the
+# units this tool writes: whole seconds, minutes, hours or days, like "5m" or "1h30m".
+DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# AMP refuses a repeat_interval over 5 days (AMP user guide, AMP-alertmanager-config: "repeat_interval ... cannot
+# be longer than 5 days"): provisioner/metrics/alert_rules.py checks the rendered definition against it too.
+MAX_REPEAT_SECONDS = 5 * 24 * 3600
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds of a duration like "1h30m"; ValueError for anything else."""
+    match = DURATION.match(value)
+    if not value or not match:
+        raise ValueError(f"{value!r} is not a duration like '30s', '5m', '1h30m' or '2d'")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+
+
+Duration = Annotated[str, Field(min_length=2)]
+
+
+class AlertFor(Strict):
+    """An alert that fires once its condition has held `for` this long."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    for_: Duration = Field(alias="for", description="How long the condition must hold before the alert fires.")
+
+    @field_validator("for_")
+    @classmethod
+    def _for(cls, value: str) -> str:
+        duration_seconds(value)
+        return value
+
+
+class AlertThreshold(AlertFor):
+    threshold: float = Field(ge=0, description="The value past which the condition holds (the rule says which way).")
+
+
+def _threshold(threshold: float, for_: str) -> AlertThreshold:
+    return AlertThreshold.model_validate({"threshold": threshold, "for": for_})
+
+
+def _for(for_: str) -> AlertFor:
+    return AlertFor.model_validate({"for": for_})
+
+
+class AlertsConfig(Strict):
+    """Alert rules on the Prometheus workspace, routed by its alert manager to an encrypted SNS topic.
+
+    Temporal publishes metric names but no server-side thresholds: these defaults are starting points (the
+    DSQL ones are the fork's own recommendations, docs/dsql/metrics.md). Each rule's reason is in
+    provisioner/metrics/alert_rules.py."""
+
+    email: list[str] = Field(
+        default_factory=list,
+        description="Addresses subscribed to the alerts topic; each must confirm from the mail SNS sends "
+        "('provision status' shows those pending).")
+    evaluation_interval: Duration = Field("1m", description="How often AMP evaluates the rules.")
+    repeat_interval: Duration = Field(
+        "4h", description="How often a still-firing alert is sent again (AMP allows at most 5 days).")
+    target_down: AlertFor = Field(_for("5m"), description="A Temporal task's metrics cannot be scraped.")
+    service_error_ratio: AlertThreshold = Field(
+        _threshold(0.05, "10m"), description="Unexpected errors over requests, per frontend/history/matching.")
+    persistence_error_rate: AlertThreshold = Field(
+        _threshold(0.5, "10m"), description="Persistence errors per second, per service.")
+    persistence_latency_p99_seconds: AlertThreshold = Field(
+        _threshold(1.0, "10m"), description="p99 persistence latency in seconds, per service.")
+    shard_ownership_lost_rate: AlertThreshold = Field(
+        _threshold(0.1, "15m"), description="Shard ownership lost errors per second (history).")
+    shard_closed_rate: AlertThreshold = Field(
+        _threshold(0.1, "15m"), description="Shards closed per second (history).")
+    shard_count_mismatch: AlertFor = Field(
+        _for("15m"), description="The shards history owns (numshards_gauge) differ from temporal.num_history_shards.")
+    no_poller_tasks_rate: AlertThreshold = Field(
+        _threshold(0.0, "15m"), description="Tasks per second added to a task queue with no recent poller.")
+    dsql_conflict_rate: AlertThreshold = Field(
+        _threshold(10.0, "5m"), description="DSQL serialization conflicts (SQLSTATE 40001) per second.")
+    dsql_exhausted_rate: AlertThreshold = Field(
+        _threshold(0.0, "2m"), description="DSQL transactions failed after their retry budget, per second.")
+    dsql_pool_saturation: AlertThreshold = Field(
+        _threshold(0.9, "5m"), description="DSQL connections in use over the pool's maximum, per task.")
+    membership_changes: AlertThreshold = Field(
+        _threshold(10.0, "5m"), description="Membership changes seen by history within 15 minutes.")
+
+    @field_validator("email")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not EMAIL.match(address):
+                raise ValueError(f"{address!r} is not an email address like 'oncall@example.com'")
+        if len(set(value)) != len(value):
+            raise ValueError("lists an address twice; list each once")
+        return value
+
+    @field_validator("evaluation_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        if duration_seconds(value) < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+    @field_validator("repeat_interval")
+    @classmethod
+    def _repeat(cls, value: str) -> str:
+        if not 0 < duration_seconds(value) <= MAX_REPEAT_SECONDS:
+            raise ValueError("must be more than 0 and at most 5 days (120h): AMP refuses a longer repeat_interval")
+        return value
+
+
 class Config(Strict):
     project: str = Field("temporal", description="Project name: prefix of every resource name and tag.")
     network: NetworkConfig = Field(NetworkConfig(), description="The VPC: private subnets per zone, the NAT's public subnet.")
@@ -634,6 +743,7 @@ class Config(Strict):
     logs: LogsConfig = Field(LogsConfig(), description="CloudWatch Logs for every service.")
     capacity: CapacityConfig = Field(CapacityConfig(), description="The three Graviton node groups and ENI trunking.")
     temporal: TemporalConfig = Field(TemporalConfig(), description="The Temporal server: version, images, shards, dynamic config.")
+    alerts: AlertsConfig = Field(AlertsConfig(), description="Alert rules on the workspace, routed to an SNS topic.")
     services: ServicesConfig = Field(
         default_factory=lambda: ServicesConfig.model_validate({}),
         description="Each ECS service's task size, replicas and DSQL pool.",

@@ -17,12 +17,13 @@ from provisioner.progress import Reporter
 from provisioner.state import RecordedState, StateInvalid, StateStore
 from provisioner.steps import pipeline
 from provisioner.steps.ecs_services import COUNTS_SETTING
+from provisioner.temporal import release
 from provisioner.temporal.schema_tasks import SCHEMA_SETTING
 
 STATE_DIR = Path(".provision")
 # Commands that change the stack or its state hold the project lock; plan, status, outputs, tunnel and
 # state pull only read.
-LOCKED_OPERATIONS = ("up", "scale", "destroy", "schema", "build-images", "state push", "state restore")
+LOCKED_OPERATIONS = ("up", "scale", "destroy", "schema", "build-images", "state push", "state restore", "upgrade")
 
 
 def default_state_path(config: Config, aws: Aws) -> Path:
@@ -81,13 +82,21 @@ def open_engine(
     """The engine over the whole pipeline (or only `steps`), with the state opened for `operation`."""
     console = console or Console(stderr=True)
     with opened_state(config, aws, state_path, operation, console) as store, Reporter(console, quiet=quiet) as reporter:
+        def unchangeable(config: Config, state: RecordedState) -> None:
+            immutable.check(config, state)
+            # A new server on roles that run tasks goes through 'provision upgrade', never through up.
+            release.refuse_accidental_upgrade(config, state, aws)
+
         yield Engine(steps or pipeline(), config, aws, store, reporter, delete_data=delete_data,
-                     unchangeable=immutable.check)
+                     unchangeable=unchangeable)
 
 
 def up(config: Config, aws: Aws, state_path: Path | str | None = None, **kwargs) -> RunResult:
     with open_engine(config, aws, state_path, "up", **kwargs) as engine:
         result = engine.apply()
+        if result.ok:
+            # Every role runs the configured server: staged, or unchanged (refuse_accidental_upgrade saw to it).
+            release.record_release(config, engine.state)
         if result.ok and not any(engine.state.setting(COUNTS_SETTING, {}).values()):
             # Staged deployment: the services wait at 0 tasks for the schema.
             result.next_step = ("provision scale up" if engine.state.setting(SCHEMA_SETTING) else
@@ -112,7 +121,7 @@ class ResourceStatus:
     key: str
     kind: str
     id: str
-    status: str  # ok | missing | untracked | drifted
+    status: str  # ok | missing | untracked | drifted | pending (an email subscription not confirmed yet)
     detail: str = ""
 
 
@@ -129,7 +138,9 @@ def status(config: Config, aws: Aws, state_path: Path | str | None = None, **kwa
                     raise StateInvalid(f"{engine.state.where}: resources.{step.name}.{key} has no kind, which every "
                                        "resource this tool records carries; fix the record or remove it.")
                 live = step.exists(ctx, record["kind"], record["id"])
-                rows.append(ResourceStatus(step.name, key, record["kind"], record["id"], "ok" if live else "missing"))
+                # A step may name a state of its own (an email subscription "pending" its address's confirmation).
+                condition = live if isinstance(live, str) else "ok" if live else "missing"
+                rows.append(ResourceStatus(step.name, key, record["kind"], record["id"], condition))
             for key, kind, resource_id in step.inventory(ctx):
                 if resource_id not in tracked_ids:
                     rows.append(ResourceStatus(step.name, key, kind, resource_id, "untracked", "tagged but not in the state"))

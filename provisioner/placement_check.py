@@ -8,7 +8,7 @@ its max_size nodes offer. Sums, not bin packing: a necessary condition, so a ref
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -72,6 +72,8 @@ def account_trunking(aws: Aws, principal: str) -> str:
 class CapacityCheck:
     problems: list[str]
     warnings: list[str]
+    # Groups that hold their tasks but not the extra task of a rolling deployment (`rolling_room`).
+    no_room_to_roll: list[str] = field(default_factory=list)
 
 
 def instance_types(aws: Aws, types: set[str]) -> list[dict]:
@@ -85,7 +87,8 @@ def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas:
           trunking_principal: str) -> CapacityCheck:
     """Read what one node of each group offers (`node_rooms`), then `placement_problems`."""
     rooms, warnings = node_rooms(config, aws, trunking_principal)
-    return CapacityCheck(placement_problems(config, rooms, counts, counts_are_replicas), warnings)
+    problems = placement_problems(config, rooms, counts, counts_are_replicas)
+    return CapacityCheck(problems, warnings, [] if problems else rolling_room(config, rooms, counts))
 
 
 def node_rooms(config: Config, aws: Aws, trunking_principal: str) -> tuple[dict[str, NodeRoom], list[str]]:
@@ -175,6 +178,41 @@ def placement_problems(config: Config, rooms: dict[str, NodeRoom], counts: dict[
             f"not enough {'; '.join(short)}. {_either(fixes)}{then}."
         )
     return problems
+
+
+def rolling_room(config: Config, rooms: dict[str, NodeRoom], counts: dict[str, int]) -> list[str]:
+    """The groups that hold their tasks but have no room for a rolling deployment's extra task.
+
+    Every service deploys with maximumPercent 200 and minimumHealthyPercent 100 (steps/ecs_services.py): ECS starts
+    a new task before it stops an old one, so a group needs room for one more task of the service that rolls, or
+    the deployment cannot progress (ECS developer guide, deployment-type-ecs: "100 with max < 200 cannot progress"
+    is the same arithmetic). Any service of the group may roll: room for one more of the largest in each dimension
+    is room for one more of any. `plan`, `up` and `scale` warn (the tasks run; a later deployment stalls);
+    `provision upgrade`, which rolls, refuses.
+    """
+    found = []
+    counts = at_most(config, counts)
+    for group in NODE_GROUPS:
+        placed = {s: n for s, n in counts.items() if NODE_GROUP[s] == group and n}
+        if group not in rooms or not placed:
+            continue
+        room, node = rooms[group], getattr(config.capacity, group)
+        sizes = {s: TaskSize.of(s, getattr(config.services, s).cpu, getattr(config.services, s).memory) for s in placed}
+        nodes = node.max_size
+        short = [f"{what} ({need} needed with one more task, {have * nodes} at most)" for what, need, have in (
+            ("CPU units", sum(sizes[s].cpu * n for s, n in placed.items()) + max(z.cpu for z in sizes.values()), room.cpu),
+            ("MiB of memory", sum(sizes[s].memory * n for s, n in placed.items()) + max(z.memory for z in sizes.values()),
+             room.memory),
+            ("network interfaces", sum(placed.values()) + 1, room.tasks),
+        ) if need > have * nodes]
+        if short:
+            wanted = " ".join(f"{s}={n}" for s, n in placed.items())
+            found.append(
+                f"node group {group} ({nodes} x {node.instance_type}) holds {wanted} but has no room to roll them: a "
+                f"rolling deployment (maximumPercent 200) starts a new task before it stops an old one, and there is "
+                f"not enough {'; '.join(short)}. Raise capacity.{group}.max_size, set capacity.eni_trunking = true "
+                "or run fewer tasks there.")
+    return found
 
 
 def _either(fixes: list[str]) -> str:

@@ -58,6 +58,32 @@ this script's repository) with:
     fields plus ``yaml.Node`` fields, whose possible concrete types are the ones the
     method assigns); every such type is listed under ``server_config_notes``.
 
+``metrics``
+    every metric the server defines, name -> ``{"kind", "prometheus"}``.  A metric is the
+    first argument of a definition constructor of package ``common/metrics``
+    (``NewCounterDef``, ``NewGaugeDef``, ``NewTimerDef``, ``NewBytesHistogramDef``,
+    ``NewDimensionlessHistogramDef``; defs.go) or of a direct handler call with a literal
+    name (``handler.Counter("dsql_tx_conflict_total")``, ``.Gauge``, ``.Timer``,
+    ``.Histogram``: the fork's DSQL plugin names its metrics so).  ``kind`` is the Go
+    definition's (counter, gauge, timer, histogram); ``recorded`` is false for a definition
+    whose Go variable appears nowhere else in the tree (defined, never recorded: 1.31's
+    ``empty_completion_commands``); ``prometheus`` is the type the
+    Prometheus reporter exposes: timers and both histograms are Prometheus histograms
+    (``_bucket``, ``_sum``, ``_count``) with ``timerType: histogram``, which is what the
+    dev server and the rendered server config use.
+
+``metric_label_keys``
+    every label key the server sets on a metric: the ``Key`` of each ``Tag{Key: ...}``
+    literal (``&tagImpl{key: ...}`` before 1.30) and the first argument of each
+    ``StringTag(...)`` call in the tree, resolved
+    through the string constants of package ``common/metrics`` (tags.go, metric_defs.go).
+
+``metric_operation_values``
+    the ``operation`` and ``task_type`` label values the server names as constants in
+    ``common/metrics/metric_defs.go`` (``...Scope = "..."``, ``TaskType... = "..."``): the
+    task processors' and background jobs' operations.  API handlers' operations are their
+    gRPC method names and are not listed.
+
 This script is stdlib only.  Example::
 
     python scripts/extract_temporal_data.py --git-dir /path/temporal.git \\
@@ -1281,6 +1307,85 @@ def _const_string(
 
 
 # ---------------------------------------------------------------------------
+# metrics
+
+_METRIC_KINDS = {
+    "NewCounterDef": "counter",
+    "NewGaugeDef": "gauge",
+    "NewTimerDef": "timer",
+    "NewBytesHistogramDef": "histogram",
+    "NewDimensionlessHistogramDef": "histogram",
+}
+# counter -> counter, gauge -> gauge, timer and histogram -> histogram (timerType: histogram)
+_PROMETHEUS_TYPES = {"counter": "counter", "gauge": "gauge", "timer": "histogram", "histogram": "histogram"}
+_DEFINITION_RE = re.compile(
+    r"\b(" + "|".join(_METRIC_KINDS) + r")\(\s*(\"[^\"\n]*\"|[A-Za-z_][\w.]*)"
+)
+_VARIABLE_RE = re.compile(
+    r"^\s*([A-Z]\w*)\s*=\s*(?:" + "|".join(_METRIC_KINDS) + r")\(\s*(\"[^\"\n]*\"|[A-Za-z_][\w.]*)", re.MULTILINE
+)
+_EXPORTED_WORD_RE = re.compile(r"\b[A-Z]\w*\b")
+_HANDLER_CALL_RE = re.compile(r"\.(Counter|Gauge|Timer|Histogram)\(\s*\"([a-z][a-z0-9_]*)\"")
+# Tag{Key: k, ...} from 1.30; &tagImpl{key: k, ...} before; StringTag(k, v) in both.
+_TAG_KEY_RE = re.compile(
+    r"(?:\bTag\{\s*Key:\s*|\btagImpl\{\s*key:\s*|\bStringTag\(\s*)(\"[^\"\n]*\"|[A-Za-z_][\w.]*)"
+)
+_OPERATION_CONST_RE = re.compile(r"^\s*(\w+Scope|TaskType\w+)\s*=\s*\"([^\"]+)\"", re.MULTILINE)
+
+
+def metrics(tree: Tree, module: str) -> dict:
+    """The metrics, label keys and operation values (see the module docstring)."""
+    metrics_dir = "common/metrics"
+    consts = Package(tree, metrics_dir, module).consts
+
+    def resolve(argument: str) -> str | None:
+        if argument.startswith('"'):
+            return json.loads(argument)
+        return consts.get(argument.rsplit(".", 1)[-1] if argument.startswith("metrics.") else argument)
+
+    found: dict[str, set[str]] = {}
+    variables: dict[str, str] = {}  # metric name -> the Go variable it is defined as
+    words: Counter = Counter()
+    label_keys: set[str] = set()
+    notes: list[str] = []
+    for path in tree.go_files():
+        src = tree.read(path)
+        words.update(_EXPORTED_WORD_RE.findall(src))
+        in_metrics = path.rsplit("/", 1)[0] == metrics_dir
+        for m in _VARIABLE_RE.finditer(src):
+            name = resolve(m.group(2))
+            if name is not None:
+                variables[name] = m.group(1)
+        for m in _DEFINITION_RE.finditer(src):
+            if src[max(0, m.start() - 5) : m.start()].endswith("func "):
+                continue  # the constructor's own declaration
+            name = resolve(m.group(2))
+            if name is None:
+                if not (in_metrics and m.group(2) == "name"):
+                    notes.append(f"{path}: {m.group(1)}({m.group(2)}) name not resolved")
+                continue
+            found.setdefault(name, set()).add(_METRIC_KINDS[m.group(1)])
+        for m in _HANDLER_CALL_RE.finditer(src):
+            found.setdefault(m.group(2), set()).add(m.group(1).lower())
+        for m in _TAG_KEY_RE.finditer(src):
+            key = resolve(m.group(1))
+            if key:
+                label_keys.add(key)
+    for name, kinds in sorted(found.items()):
+        if len(kinds) > 1:
+            notes.append(f"metric {name!r} defined as {', '.join(sorted(kinds))}")
+    operations = {m.group(2) for m in _OPERATION_CONST_RE.finditer(tree.read(f"{metrics_dir}/metric_defs.go"))}
+    return {
+        "metrics": {name: {"kind": min(kinds), "prometheus": _PROMETHEUS_TYPES[min(kinds)],
+                           "recorded": name not in variables or words[variables[name]] > 1}
+                    for name, kinds in sorted(found.items())},
+        "label_keys": sorted(label_keys),
+        "operation_values": sorted(operations),
+        "notes": notes,
+    }
+
+
+# ---------------------------------------------------------------------------
 
 
 def server_version(tree: Tree) -> str | None:
@@ -1319,6 +1424,7 @@ def extract(git_dir: str, ref: str, repository: str) -> dict:
     resolver = ConfigResolver(tree, module)
     config_tree = _sort_tree(resolver.resolve_named("common/config", "Config", (), ""))
     dc = dynamic_config(tree, module)
+    defined = metrics(tree, module)
     return {
         "source": {
             "repository": repository,
@@ -1337,6 +1443,10 @@ def extract(git_dir: str, ref: str, repository: str) -> dict:
         "server_config": config_tree,
         "server_config_notes": resolver.notes,
         "server_config_unresolved": sorted(resolver.unresolved),
+        "metrics": defined["metrics"],
+        "metric_label_keys": defined["label_keys"],
+        "metric_operation_values": defined["operation_values"],
+        "metric_notes": defined["notes"],
     }
 
 
@@ -1403,7 +1513,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{out}: {data['source']['ref']} {data['source']['commit']} server {data['source']['server_version']}: "
         f"{len(keys)} dynamic config keys ({chk['registrations_found']} registrations, naive regex "
         f"{chk['naive_regex_matches']}), {len(paths)} server config leaves, "
-        f"{len(data['server_config_unresolved'])} unresolved types"
+        f"{len(data['server_config_unresolved'])} unresolved types, {len(data['metrics'])} metrics, "
+        f"{len(data['metric_label_keys'])} label keys"
     )
     missing = [c for c in args.check if c not in keys and c not in prefixes]
     for c in missing:

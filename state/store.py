@@ -71,6 +71,28 @@ class SchemaSetting(BaseModel):
     server_version: str
     visibility_index: str
     at: str
+    # The DSQL schema version the task applied (absent in states from before `provision upgrade`).
+    dsql_schema_version: str | None = None
+
+
+class ReleaseSetting(BaseModel):
+    """The Temporal release every role runs, recorded by `up` on a staged stack and by `provision upgrade` once
+    every role completed (provisioner/temporal/release.py)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    server_version: str
+    server_image: str
+    admin_tools_image: str
+
+
+class UpgradeSetting(BaseModel):
+    """An upgrade under way (provisioner/commands/upgrade.py): where it goes and whether its schema task is done."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    server_version: str
+    server_image: str
+    admin_tools_image: str
+    schema_done: bool
 
 
 class RecordedSettings(BaseModel):
@@ -81,6 +103,8 @@ class RecordedSettings(BaseModel):
     service_counts: dict[str, int] = Field(default_factory=dict)  # steps/ecs_services.py COUNTS_SETTING
     availability_zones: list[str] = Field(default_factory=list)  # provisioner/zones.py
     schema_task: SchemaSetting | None = Field(None, alias="schema")
+    temporal_release: ReleaseSetting | None = None
+    upgrade: UpgradeSetting | None = None
 
     @field_validator("service_counts")
     @classmethod

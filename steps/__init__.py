@@ -1,4 +1,5 @@
 """The pipeline, in order. Each step names the steps it needs; independent ones run side by side."""
+from provisioner.steps.alerts import Alerts
 from provisioner.steps.autoscaling import Autoscaling
 from provisioner.steps.cluster import Cluster
 from provisioner.steps.dsql import Dsql
@@ -22,7 +23,7 @@ from provisioner.steps.task_definitions import TaskDefinitions
 
 def pipeline():
     return [
-        Secret(), ServiceRoles(), Dsql(), Ecr(), Network(), NatRoute(), Endpoints(), Prometheus(), Logs(), Iam(), SecurityGroups(), Cluster(),
+        Secret(), ServiceRoles(), Dsql(), Ecr(), Network(), NatRoute(), Endpoints(), Prometheus(), Alerts(), Logs(), Iam(), SecurityGroups(), Cluster(),
         MetricsConfig(), OpenSearch(), Placement(), NodeGroups(), TaskDefinitions(), Services(),
         Autoscaling(),
     ]

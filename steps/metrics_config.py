@@ -81,8 +81,9 @@ class MetricsConfig(Step):
             grafana_path("datasources"): json.dumps(grafana.datasource(endpoint, region), sort_keys=True),
             grafana_path("dashboard-provider"): json.dumps(grafana.dashboard_provider(), sort_keys=True),
         }
-        return values | {dashboard_path(name): grafana.packed(document)
-                         for name, document in dashboards.all_dashboards().items()}
+        # Rendered for the server version: its metrics decide which queries and panels remain.
+        rendered = dashboards.all_dashboards(ctx.config.temporal.server_version)
+        return values | {dashboard_path(name): grafana.packed(document) for name, document in rendered.items()}
 
     def names(self, ctx: StepContext) -> list:
         return [(SSM_PARAMETER, parameter_key(path), ctx.naming.parameter(path)) for path in self.paths(ctx)]

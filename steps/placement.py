@@ -51,6 +51,9 @@ class Placement(Step):
         ]
         if problems:
             raise BadInput("\n".join(problems))
+        # The counts up applies: each group should also hold the extra task of a rolling deployment.
+        for warning in placement_check.rolling_room(ctx.config, rooms, recorded or replicas):
+            ctx.note(f"Warning: {warning}")
 
     def apply(self, ctx: StepContext) -> None:
         if not ctx.config.capacity.eni_trunking:

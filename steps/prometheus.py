@@ -16,6 +16,7 @@ class PrometheusOutputs(StepOutputs):
     """The workspace: its ARN for the roles' policies, its endpoint for the collector and Grafana."""
 
     step = "prometheus"
+    workspace_id: str = recorded_as(WORKSPACE)
     workspace_arn: str = recorded_as(WORKSPACE, "arn")
     endpoint: str = recorded_as(WORKSPACE, "endpoint")
 

@@ -360,9 +360,20 @@ def world(project: str = PROJECT, region: str = REGION) -> list[tuple[str, str]]
         domain = search.describe_domain(DomainName=name["DomainName"])["DomainStatus"]
         if not domain.get("Deleted"):
             found.append(("Domain", _tags(search.list_tags(ARN=domain["ARN"])["TagList"])))
-    for ws in _all(boto3.client("amp", region_name=region), "list_workspaces", "workspaces"):
+    amp = boto3.client("amp", region_name=region)
+    for ws in _all(amp, "list_workspaces", "workspaces"):
         if ws["status"]["statusCode"] != "DELETING":
             found.append(("Workspace", _tags(ws.get("tags"))))
+            for namespace in _all(amp, "list_rule_groups_namespaces", "ruleGroupsNamespaces", workspaceId=ws["workspaceId"]):
+                found.append(("RuleGroupsNamespace", _tags(namespace.get("tags"))))
+    sns = boto3.client("sns", region_name=region)
+    for topic in _all(sns, "list_topics", "Topics"):
+        found.append(("Topic", _tags(sns.list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"])))
+    kms = boto3.client("kms", region_name=region)
+    for key in _all(kms, "list_keys", "Keys"):
+        if kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] != "PendingDeletion":
+            tags = kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]
+            found.append(("KmsKey", {t["TagKey"]: t["TagValue"] for t in tags}))
     dsql = boto3.client("dsql", region_name=region)
     for summary in _all(dsql, "list_clusters", "clusters"):
         cluster = dsql.get_cluster(identifier=summary["identifier"])

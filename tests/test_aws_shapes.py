@@ -24,7 +24,7 @@ ACCOUNT = "123456789012"
 # Every service the tool talks to, and those it may add.
 SERVICES = (
     "ec2", "iam", "ecs", "logs", "autoscaling", "servicediscovery", "opensearch", "amp",
-    "secretsmanager", "ssm", "sts", "dsql", "ecr", "s3", "application-autoscaling",
+    "secretsmanager", "ssm", "sts", "dsql", "ecr", "s3", "application-autoscaling", "sns", "kms",
 )
 ENGINES = ["re", pytest.param("regex", marks=pytest.mark.skipif(aws_shapes._regex is None, reason="no regex module"))]
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from provisioner import operations, placement_check
 from provisioner.cli import app as cli
 from provisioner.config import GRAVITON_TYPE, load_config
-from provisioner.ecs_layout import NodeRoom
+from provisioner.ecs_layout import NodeRoom, TaskSize
 from provisioner.placement_check import placement_problems, trunking_limits
 from provisioner.steps.placement import Placement
 from tests.conftest import (
@@ -138,11 +138,28 @@ def test_a_type_missing_from_the_table_counts_as_untrunked_with_a_warning(moto_e
     assert placement_check.check(config, new_aws(), {"worker": 14}, counts_are_replicas=True, trunking_principal=ROOT_USER).problems == []
 
 
-def test_the_default_config_fits_its_node_groups_without_trunking(moto_endpoint):
+def test_the_default_config_fits_its_node_groups_without_trunking_but_node_b_has_no_room_to_roll(moto_endpoint):
     config = load_config(ROOT / "config.example.toml")
     assert config.capacity.eni_trunking is False
     replicas = {s: getattr(config.services, s).replicas for s in GROUP_OF}
-    assert placement_check.check(config, new_aws(), replicas, counts_are_replicas=True, trunking_principal=ROOT_USER) == placement_check.CapacityCheck([], [])
+    checked = placement_check.check(config, new_aws(), replicas, counts_are_replicas=True, trunking_principal=ROOT_USER)
+    assert (checked.problems, checked.warnings) == ([], [])
+    # Its 6 tasks fill node B's 6 network interfaces: a rolling deployment's extra task has none (README, Upgrading).
+    (no_room,) = checked.no_room_to_roll
+    assert no_room.startswith("node group frontend (2 x m7g.xlarge) holds matching=2 frontend=2 ui=1 grafana=1 but has "
+                              "no room to roll them")
+    assert "network interfaces (7 needed with one more task, 6 at most)" in no_room
+
+
+def test_room_to_roll_is_one_more_of_the_largest_task_of_the_group_in_each_dimension():
+    config = make_config(services={"history": {"replicas": 4}})  # history: 2 nodes at capacity.history.max_size
+    history = TaskSize.of("history", config.services.history.cpu, config.services.history.memory)
+    exact = NodeRoom(history.cpu * 2, history.memory * 2, 10)  # 2 nodes hold the 4 tasks and not a 5th
+    assert placement_problems(config, {"history": exact}, {"history": 4}, counts_are_replicas=True) == []
+    (message,) = placement_check.rolling_room(config, {"history": exact}, {"history": 4})
+    assert message.startswith("node group history (2 x m7g.xlarge) holds history=4 but has no room to roll them")
+    roomy = NodeRoom(history.cpu * 3, history.memory * 3, 10)
+    assert placement_check.rolling_room(config, {"history": roomy}, {"history": 4}) == []
 
 
 # -- plan and up on the emulator (tests that only read share the account; the others get a clean one) --

@@ -72,6 +72,9 @@ def test_the_example_config_costs_what_the_price_table_says_line_by_line():
         "AMP ingestion, tier 1 (estimate)": cents(tier_1 * 200),  # 2e9 samples / 1e7
         "AMP ingestion, tier 2 (estimate)": cents(tier_2 * Decimal("106.60")),  # 1.066e9 / 1e7
         "AMP storage (estimate)": cents(amp["storage_per_gb_month"] * cents(stored_gb)),
+        # 7 tasks x 1,000 series x (300 s / 30 s) samples, every minute of 730 hours: 3.066e9 samples.
+        "AMP alert rule evaluation (estimate)": cents(amp["query_per_billion_samples"] * Decimal("3.07")),
+        "KMS key (alerts topic)": cents(table["kms"]["customer_managed_key_per_month"]),
         "CloudWatch Logs ingestion (estimate)": cents(logs["ingestion_per_gb"] * 10),
         "CloudWatch Logs storage (estimate)": cents(logs["storage_per_gb_month"] * cents(Decimal(10) * 30 / (Decimal(730) / 24))),
         "Aurora DSQL activity (estimate)": cents(dsql["per_million_dpu"] * 5),
@@ -88,9 +91,9 @@ def test_the_example_config_costs_what_the_price_table_says_line_by_line():
     assert result.total == sum(by_hand.values())
     assert result.total_at_max == at_max
     # With the table of 2026-11-30: 3 x $133.15 + 3 x $2.64 + $35.04 + $4.80 + $3.65 + $192.72 + $0.20 + $27.74 + $1.35
-    # + $180.00 + $37.31 + $0.84 + $5.70 + $0.30 + $44.00 + $3.60 + $0.40 + $0.10.
+    # + $180.00 + $37.31 + $0.84 + $0.31 + $1.00 + $5.70 + $0.30 + $44.00 + $3.60 + $0.40 + $0.10.
     if table["as_of"] == "2026-11-30":
-        assert (result.total, result.total_at_max) == (Decimal("945.12"), Decimal("1352.49"))
+        assert (result.total, result.total_at_max) == (Decimal("946.43"), Decimal("1353.80"))
 
 
 def test_every_line_names_its_unit_price_quantity_and_source_and_json_holds_the_table_numbers():
@@ -104,7 +107,8 @@ def test_every_line_names_its_unit_price_quantity_and_source_and_json_holds_the_
         assert line["unit_price"] > 0 and line["unit"] and line["source"].startswith("https://aws.amazon.com/")
         row = rows[line["item"]]
         price = Decimal(str(line["unit_price"]))
-        assert re.search(rf"\${re.escape(str(price.normalize()))}0?/{re.escape(line['unit'])} ", row), row
+        # Shown with at least two decimals: $0.40 for 0.4, $1.00 for a whole-dollar price.
+        assert re.search(rf"\${re.escape(str(price.normalize()))}(0|\.00)?/{re.escape(line['unit'])} ", row), row
         assert f"{Decimal(str(line['quantity'])):,.2f}".removesuffix(".00") in row
         assert f"${line['monthly']:,.2f} " in row and f"${line['monthly_at_max']:,.2f} " in row
         assert cents(price * Decimal(str(line["quantity"]))) == Decimal(str(line["monthly"]))

@@ -79,7 +79,7 @@ PHASES = {
     "provision emulator start": 0, "cp": 0, "eval": 0, "aws s3api": 1,
     "provision up": 2, "provision schema": 3, "provision scale": 4,
     "provision status": 5, "provision outputs": 5, "provision tunnel": 5, "provision emulator env": 5,
-    "provision logs": 5, "provision exec": 5,
+    "provision logs": 5, "provision exec": 5, "provision alerts": 5, "provision upgrade": 5,
     "provision scale down": 6, "provision destroy": 7, "provision emulator stop": 8,
 }
 SETUP_PHASE = 1
@@ -344,7 +344,8 @@ def test_readme_aws_commands_exist_with_the_options_shown():
 def settings(model: type[BaseModel], prefix: str = "") -> list[tuple[str, object]]:
     """Every setting of the config, as (dotted key, pydantic field), sections walked into."""
     found = []
-    for name, field in model.model_fields.items():
+    for attribute, field in model.model_fields.items():
+        name = field.alias or attribute  # the key as the TOML file spells it ("for" in [alerts])
         annotation = field.annotation
         optional = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -376,7 +377,7 @@ def test_every_setting_is_described_and_shown_with_a_value():
 
     text = (ROOT / "config.example.toml").read_text()
     example = tomllib.loads(text)
-    defaults = Config().model_dump()
+    defaults = Config().model_dump(by_alias=True)
     optional = optional_sections(Config)
     for key, field in settings(Config):
         assert field.description, f"{key} has no description (Field(description=...))"

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from provisioner.config import Config
+from provisioner.config import Config, duration_seconds
 from provisioner.ecs_layout import NODE_GROUPS, SERVICES
 from provisioner.errors import BadInput
 from provisioner.temporal.roles import TEMPORAL_ROLES
@@ -52,8 +52,16 @@ LOG_GB_PER_TASK_MONTH = Decimal(1)
 DSQL_MILLION_DPU_PER_MONTH = Decimal(5)
 DSQL_STORAGE_GB = Decimal(10)
 
+# Series the alert rules read on one Temporal task (provisioner/metrics/alert_rules.py): mostly the buckets of
+# persistence_latency per operation, and service_requests/service_errors per operation; each over a 5-minute window.
+ALERT_SERIES_PER_TASK = 1000
+ALERT_WINDOW_SECONDS = 300
+# Alert mails one address gets in a month (each firing, resolution and repeat is one notification).
+ALERT_MAILS_PER_ADDRESS_MONTH = 300
+
 NOT_INCLUDED = (
-    "data transfer between zones and out to the internet, ECR image storage, AMP query samples, CloudWatch "
+    "data transfer between zones and out to the internet, ECR image storage, AMP query samples of dashboards, "
+    "SNS publish requests and KMS requests of the alerts (fractions of a cent), CloudWatch "
     "metrics and alarms; free tiers are not subtracted"
 )
 
@@ -133,6 +141,7 @@ def estimate(config: Config, region: str) -> Estimate:
         *_network(config, table),
         *_opensearch(config, table, region),
         *_prometheus(config, table),
+        *_alerts(config, table),
         *_logs(config, table),
         *_dsql(config, table),
         *_secrets_and_parameters(config, table, region),
@@ -224,6 +233,32 @@ def _prometheus(config: Config, table: dict) -> list[Line]:
     lines.append(line("AMP storage (estimate)", amp["storage_per_gb_month"], "GB-month", _hundredths(stored),
                       "GB-months", f"{AMP_RETENTION_DAYS} days of those samples at {BYTES_PER_STORED_SAMPLE} bytes each",
                       amp["source"]))
+    return lines
+
+
+def _alerts(config: Config, table: dict) -> list[Line]:
+    """AMP bills the samples each rule evaluation reads (Query Samples Processed, its pricing page); the alerts
+    topic's key is a customer managed KMS key; SNS bills email notifications."""
+    amp, kms, sns = table["prometheus"], table["kms"], table["sns"]
+    tasks = sum(getattr(config.services, role).replicas for role in TEMPORAL_ROLES)
+    interval = config.collector.scrape_interval_seconds
+    evaluations = HOURS_PER_MONTH * 3600 / duration_seconds(config.alerts.evaluation_interval)
+    samples = tasks * ALERT_SERIES_PER_TASK * (ALERT_WINDOW_SECONDS // interval) * evaluations
+    lines = [
+        line("AMP alert rule evaluation (estimate)", amp["query_per_billion_samples"], "billion samples",
+             _hundredths(samples / 1_000_000_000), "x 1B samples",
+             f"{tasks} Temporal tasks x {ALERT_SERIES_PER_TASK:,} series read (assumed) x {ALERT_WINDOW_SECONDS} s "
+             f"windows at {interval} s, every {config.alerts.evaluation_interval}: {samples:,.0f} samples a month",
+             amp["source"]),
+        line("KMS key (alerts topic)", kms["customer_managed_key_per_month"], "key-month", Decimal(1), "key-months",
+             "one customer managed key", kms["source"]),
+    ]
+    if config.alerts.email:
+        mails = len(config.alerts.email) * ALERT_MAILS_PER_ADDRESS_MONTH
+        lines.append(line("SNS alert emails (estimate)", sns["email_per_100k_notifications"], "100K notifications",
+                          _hundredths(Decimal(mails) / 100_000), "x 100K notifications",
+                          f"{len(config.alerts.email)} address(es) x {ALERT_MAILS_PER_ADDRESS_MONTH} mails (assumed)",
+                          sns["source"]))
     return lines
 
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import asdict
 from pathlib import Path
 
-from provisioner import operations, placement_check
+from provisioner import operations, placement_check, rollout
 from provisioner.aws.named_kinds import ECS_SERVICE
 from provisioner.aws.session import Aws
-from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
 from provisioner.ecs_layout import SERVICES
 from provisioner.engine import Engine
 from provisioner.errors import BadInput, ProvisionError
+from provisioner.rollout import ServiceStatus, Target
 from provisioner.steps import autoscaling
+from provisioner.steps.cluster import ClusterOutputs
 from provisioner.steps.ecs_services import (
     COUNTS_SETTING,
     DEPLOYMENT_MAXIMUM_PERCENT,
@@ -101,56 +101,6 @@ def connection_problems(config: Config, counts: dict[str, int]) -> list[str]:
     ]
 
 
-@dataclass(frozen=True)
-class ServiceStatus:
-    service: str
-    name: str
-    desired: int
-    running: int
-    pending: int
-    rollout: str
-    stable: bool
-    reason: str = ""
-
-    def describe(self) -> str:
-        text = f"{self.running}/{self.desired} running" + (f", {self.pending} pending" if self.pending else "")
-        return f"{text}: {self.reason}" if self.reason else text
-
-
-def _status(ecs, service: str, live: dict, since: datetime) -> ServiceStatus:
-    primary = next((d for d in live.get("deployments", []) if d.get("status") == "PRIMARY"), {})
-    rollout = primary.get("rolloutState", "COMPLETED")
-    stable = (
-        len(live.get("deployments", [])) <= 1 and rollout == "COMPLETED"
-        and live["runningCount"] == live["desiredCount"]
-    )
-    reason = ""
-    if rollout == "FAILED":
-        reason = primary.get("rolloutStateReason", "the deployment failed")
-    elif not stable:
-        reason = _why_not(ecs, live, primary, since)
-    return ServiceStatus(service, live["serviceName"], live["desiredCount"], live["runningCount"],
-                         live["pendingCount"], rollout, stable, reason)
-
-
-def _why_not(ecs, live: dict, primary: dict, since: datetime) -> str:
-    """What ECS says is holding a service back: its newest event, failed and stopped tasks."""
-    reasons = []
-    recent = [e for e in live.get("events", []) if e["createdAt"] >= since]
-    if recent:
-        reasons.append(recent[0]["message"])
-    if primary.get("failedTasks"):
-        reasons.append(f"{primary['failedTasks']} tasks failed to start")
-    stopped = ecs.list_tasks(cluster=live["clusterArn"], serviceName=live["serviceName"], desiredStatus="STOPPED")
-    if stopped["taskArns"]:
-        tasks = ecs.describe_tasks(cluster=live["clusterArn"], tasks=stopped["taskArns"][:100])["tasks"]
-        tasks = [t for t in tasks if t.get("stoppedAt") and t["stoppedAt"] >= since]
-        for task in sorted(tasks, key=lambda t: t["stoppedAt"], reverse=True)[:1]:
-            containers = "; ".join(f"{c['name']}: {c['reason']}" for c in task.get("containers", []) if c.get("reason"))
-            reasons.append(f"last stopped task: {task.get('stoppedReason', 'stopped')}" + (f" ({containers})" if containers else ""))
-    return "; ".join(reasons)
-
-
 def scale_services(engine: Engine, targets: dict[str, int], wait: bool, timeout: float) -> list[ServiceStatus]:
     aws, state = engine.aws, engine.state
     made = ServicesOutputs.of(state).arns
@@ -160,14 +110,13 @@ def scale_services(engine: Engine, targets: dict[str, int], wait: bool, timeout:
     counts = state.setting(COUNTS_SETTING, {}) | targets
     checked = placement_check.check(engine.config, aws, counts, counts_are_replicas=False,
                                     trunking_principal=trunking_principal(state, engine.naming, aws.account_id))
-    for warning in checked.warnings:
+    for warning in checked.warnings + checked.no_room_to_roll:
         engine.reporter.console.print(f"Warning: {warning}", highlight=False)
     problems = checked.problems + connection_problems(engine.config, counts)
     if problems:
         raise BadArguments("\n".join(problems))
     ecs = aws.client("ecs")
-    # Events from this scale on; a little earlier, for a clock behind AWS's.
-    since = datetime.now(timezone.utc) - timedelta(seconds=10)
+    since = rollout.since_now()
     arns = {s: made[s] for s in targets}
     state.set_setting(COUNTS_SETTING, counts)
     autoscaled = autoscaling.wanted(engine.config, counts) if "frontend" in targets else None
@@ -192,53 +141,16 @@ def scale_services(engine: Engine, targets: dict[str, int], wait: bool, timeout:
                       kind=autoscaling.POLICY_KIND, name=autoscaling.policy_name(engine.naming),
                       cpu_target=autoscaled.cpu_target)
 
-    def observe() -> list[ServiceStatus]:
-        statuses = []
-        for service in targets:
-            live = ECS_SERVICE.get(aws, arns[service])
-            if live is None:
-                raise WaitFailed(f"the {service} service was deleted while scaling: run 'provision up', then scale again")
-            statuses.append(_status(ecs, service, live, since))
-        return statuses
-
-    return _wait_settled(engine.reporter, list(targets), observe, timeout) if wait else observe()
-
-
-def _wait_settled(reporter, services: list[str], observe, timeout: float) -> list[ServiceStatus]:
-    """Poll until every service settles, showing each one's progress; fail with ECS's reasons."""
-    shown: dict[str, str] = {}
-    for service in services:
-        reporter.start(service, f"{service} service")
-
-    def probe() -> list[ServiceStatus] | None:
-        statuses = observe()
-        for status in statuses:
-            if shown.get(status.service) == "settled":
-                continue
-            if status.stable:
-                reporter.finish(status.service, ok=True, message=status.describe())
-                shown[status.service] = "settled"
-            elif shown.get(status.service) != status.describe():
-                reporter.update(status.service, status.describe())
-                shown[status.service] = status.describe()
-        failed = [s for s in statuses if s.rollout == "FAILED"]
-        if failed:
-            raise WaitFailed(_failure("rolled back", failed))
-        return statuses if all(s.stable for s in statuses) else None
-
+    # The waits read each service's primary deployment, not only its counts (provisioner/rollout.py).
+    targets_of = [Target(service, ServicesOutputs.of(state).names[service]) for service in targets]
+    cluster_name = ClusterOutputs.of(state).cluster_name
+    if not wait:
+        return rollout.observe(aws, cluster_name, targets_of, since)
     try:
-        return wait_for("services to settle", probe, timeout=timeout)
-    except TimedOut:
-        unsettled = [s for s in observe() if not s.stable]
-        for status in unsettled:
-            reporter.finish(status.service, ok=False, message=status.describe())
-        raise ProvisionError(_failure(f"not settled after {timeout:.0f}s", unsettled)) from None
-
-
-def _failure(what: str, statuses: list[ServiceStatus]) -> str:
-    lines = [f"{s.service}: {s.describe()}" for s in statuses]
-    return (f"{len(statuses)} service(s) {what}:\n  " + "\n  ".join(lines) +
-            "\nThe counts are recorded; fix the cause, then run 'provision scale' again (or scale down).")
+        return rollout.wait_for_rollout(aws, cluster_name, targets_of, timeout, engine.reporter, since)
+    except ProvisionError as exc:
+        raise ProvisionError(f"{exc}\nThe counts are recorded; fix the cause, then run 'provision scale' again "
+                             "(or scale down).") from None
 
 
 def as_rows(statuses: list[ServiceStatus]) -> list[dict]:

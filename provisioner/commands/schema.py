@@ -38,7 +38,7 @@ from provisioner.steps.network import NetworkOutputs
 from provisioner.steps.opensearch import OpenSearchOutputs
 from provisioner.steps.security_groups import SecurityGroupOutputs
 from provisioner.steps.task_definitions import TaskDefinitionOutputs
-from provisioner.temporal import schema_tasks
+from provisioner.temporal import schema_tasks, versions
 
 LOG_TAIL = 20
 # Where the schema tasks run: node C, the worker's group, which has room to spare.
@@ -189,6 +189,8 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
     if all(r.ok for r in results):
         state.set_setting(schema_tasks.SCHEMA_SETTING, {
             "server_version": config.temporal.server_version,
+            # What the database now holds: `provision upgrade` refuses a server expecting an older one.
+            "dsql_schema_version": versions.load(config.temporal.server_version).dsql_schema_version,
             "visibility_index": config.opensearch.visibility_index,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         })

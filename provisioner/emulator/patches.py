@@ -5,6 +5,8 @@ each patch is the smallest change that makes moto answer as AWS does.
 """
 from __future__ import annotations
 
+from provisioner.emulator import alerting_patches, deployment_patches
+
 _applied = False
 
 
@@ -1128,6 +1130,8 @@ PATCHES = (
     account_lookup_builds_nothing,
     managed_policies_parsed_once,
     tagging_api_resource_arn_lists,
+    *deployment_patches.PATCHES,
+    *alerting_patches.PATCHES,
     moto_modules_listed_once,
     response_methods_listed_once,
     error_tables_built_once,

@@ -26,6 +26,20 @@ REFRESH = "15s"
 HEALTH_PORT = 13133
 CONFIG_VARIABLE = "AOT_CONFIG_CONTENT"  # the whole config, overriding --config (pkg/config/config_factory.go)
 
+RELABEL_CONFIGS = [
+    # The observer names the job in prometheus_job; the source label is the task's ARN.
+    {"source_labels": ["prometheus_job"], "target_label": "job"},
+    {"source_labels": ["__meta_ecs_service_name"], "target_label": "ecs_service"},
+    {"source_labels": ["__meta_ecs_source"], "regex": ".*/([^/]+)$", "target_label": "ecs_task"},
+    {"source_labels": ["__meta_ecs_task_definition_revision"], "target_label": "ecs_task_revision"},
+]
+# The labels that tell one task of a service from another (Kubernetes' pod): what a dashboard sums away
+# to see a service, or groups by to see each task. `instance` (the task's IP:port) is Prometheus' own.
+TASK_LABEL = "ecs_task"
+PER_TASK_LABELS = ("instance", TASK_LABEL, "ecs_task_revision")
+# Every label the scrape and the relabelling put on a series, beside the server's own.
+SCRAPE_LABELS = frozenset({"job", "instance", *(r["target_label"] for r in RELABEL_CONFIGS)})
+
 
 def job_name(role: str) -> str:
     return f"temporal-{role}"
@@ -53,13 +67,7 @@ def config(cluster_name: str, region: str, project: str, remote_write_url: str, 
             "job_name": "temporal",
             "scrape_interval": f"{scrape_interval}s",
             "file_sd_configs": [{"files": [RESULT_FILE], "refresh_interval": REFRESH}],
-            "relabel_configs": [
-                # The observer names the job in prometheus_job; the source label is the task's ARN.
-                {"source_labels": ["prometheus_job"], "target_label": "job"},
-                {"source_labels": ["__meta_ecs_service_name"], "target_label": "ecs_service"},
-                {"source_labels": ["__meta_ecs_source"], "regex": ".*/([^/]+)$", "target_label": "ecs_task"},
-                {"source_labels": ["__meta_ecs_task_definition_revision"], "target_label": "ecs_task_revision"},
-            ],
+            "relabel_configs": RELABEL_CONFIGS,
         }]}}},
         "processors": {"batch": {}},
         "exporters": {"prometheusremotewrite": {

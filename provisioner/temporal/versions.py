@@ -3,7 +3,8 @@
 Each supported version has a data file in provisioner/data/temporal/, extracted from that
 version's own source by scripts/extract_temporal_data.py (the file records repository, tag
 and commit): the dynamic config keys the server registers, each with its value type, and the tree of YAML keys its static
-config accepts. A new version is one run of that script plus a row in the tables below.
+config accepts, and the metrics it defines with their types and label keys. A new version is one run of
+that script plus a row in the tables below.
 
 "fork" is the temporal-dsql fork (github.com/iw/temporal, main at the commit its file names),
 the only server that runs on Aurora DSQL. It reports version 1.29.0, but its tree lies between
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
@@ -45,6 +46,11 @@ class ServerVersion:
     worker_grpc_listener: bool
     config_file_flag: bool
     dsql_schema_version: str | None
+    # The metrics it defines (name -> {"kind", "prometheus"}), the label keys it sets and the operation
+    # values it names (scripts/extract_temporal_data.py): what the dashboards are rendered against.
+    metrics: dict[str, dict] = field(default_factory=dict)
+    metric_label_keys: frozenset[str] = frozenset()
+    metric_operation_values: frozenset[str] = frozenset()
 
     def listeners(self, role: str) -> tuple[str, ...]:
         """The ports a role really opens in this version: "grpc" and/or "membership"."""
@@ -74,6 +80,9 @@ def load(version_id: str) -> ServerVersion:
         worker_grpc_listener=WORKER_GRPC_LISTENER[version_id],
         config_file_flag=CONFIG_FILE_FLAG[version_id],
         dsql_schema_version=DSQL_SCHEMA_VERSION.get(version_id),
+        metrics=data["metrics"],
+        metric_label_keys=frozenset(data["metric_label_keys"]),
+        metric_operation_values=frozenset(data["metric_operation_values"]),
     )
 
 
