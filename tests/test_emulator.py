@@ -533,3 +533,126 @@ def test_the_emulator_handles_one_request_at_a_time(monkeypatch):
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda _: Dispatcher()({"PATH_INFO": "/"}, None), range(16)))
     assert answers == [[b"ok"]] * 16 and most == 1
+
+
+def test_what_moto_recomputed_per_request_is_computed_once_with_the_same_answer(monkeypatch):
+    """moto_modules_listed_once, response_methods_listed_once, error_tables_built_once,
+    backend_regions_listed_once: each cached value is what moto computes afresh, and is reused."""
+    import inspect
+    import os
+
+    import botocore.session
+    import moto
+    from moto import backends
+    from moto.core import responses
+    from moto.core.errors import ErrorLookupFactory
+    from moto.core.utils import get_service_model
+    from moto.ec2.models import ec2_backends
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    emulator_in_this_process(monkeypatch)
+    root = os.path.dirname(moto.__file__)
+    packages = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)) and not n.startswith("__"))
+    assert list(backends.list_of_moto_modules()) == packages
+    assert backends.list_of_moto_modules() is backends.list_of_moto_modules()
+
+    methods = [name for name, _ in inspect.getmembers(EC2ContainerServiceResponse, inspect.isfunction)]
+    assert responses.method_names_from_class(EC2ContainerServiceResponse) == methods
+    assert "put_account_setting_default" in methods  # a patch's own handler is found
+
+    ssm = get_service_model("ssm")
+    table = ErrorLookupFactory().for_service(ssm)
+    assert ErrorLookupFactory().for_service(ssm) is table
+    assert table.from_code("ParameterNotFound").name == "ParameterNotFound"
+
+    botocore_regions = {r for p in botocore.session.get_session().get_available_partitions()
+                        for r in botocore.session.get_session().get_available_regions("ec2", partition_name=p)}
+    assert set(ec2_backends["123456789012"].regions) >= botocore_regions
+
+
+def test_an_ec2_resource_reads_its_own_tags_as_describe_tags_gives_them(monkeypatch):
+    """ec2_tags_read_by_id: a resource's tags, read under its ID, are exactly DescribeTags' answer for that ID."""
+    emulator_in_this_process(monkeypatch)
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_backends["123456789012"][REGION]
+    vpc = ec2.create_vpc("10.0.0.0/16", tags=[{"Key": "Project", "Value": "p"}])
+    group = ec2.create_security_group("g", "d", vpc.id, tags={"Name": "g", "Project": "p", "ProvisionKey": "k"})
+    ec2.create_tags([group.id], {"Added": "later"})
+    bare = ec2.create_security_group("bare", "d", vpc.id)
+    for resource in (vpc, group, bare):
+        assert resource.get_tags() == ec2.describe_tags(filters={"resource-id": [resource.id]})
+    assert [t["key"] for t in group.get_tags()] == ["Name", "Project", "ProvisionKey", "Added"]
+    assert group.get_tags()[0]["resource_type"] == "security-group" and bare.get_tags() == []
+
+
+def test_describe_parameters_by_name_answers_as_the_full_scan(monkeypatch):
+    """ssm_parameters_found_by_name: with a Name filter (Equals or BeginsWith, with other filters or not),
+    DescribeParameters answers what matching every parameter of the region gives, in the same order."""
+    emulator_in_this_process(monkeypatch)
+    from moto.ssm.models import ssm_backends
+
+    ssm = ssm_backends["123456789012"][REGION]
+    for name, tags in (("/p/b", [{"Key": "Team", "Value": "x"}]), ("/p/a", []), ("/q/a", []), ("p/c", [])):
+        ssm.put_parameter(name, "", "v", "String", "", None, False, tags, "text", None, None)
+    # AWS's public parameters, thousands of them, as the AMI lookup loads them.
+    assert ssm.get_parameter("/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id")
+
+    def scanned(filters):
+        return [ssm.get_parameter(n) for n in list(ssm._parameters) if ssm._match_filters(ssm.get_parameter(n), filters)]
+
+    for filters in (
+        [{"Key": "Name", "Option": "BeginsWith", "Values": ["/p/"]}],
+        [{"Key": "Name", "Option": "BeginsWith", "Values": ["p/"]}],
+        [{"Key": "Name", "Values": ["/p/a", "/q/a", "/absent"]}],
+        [{"Key": "Name", "Option": "Equals", "Values": ["p/c"]}],
+        [{"Key": "Name", "Option": "BeginsWith", "Values": ["/p/"]}, {"Key": "tag:Team", "Values": ["x"]}],
+    ):
+        assert ssm.describe_parameters([], filters) == scanned(filters), filters
+    assert [p.name for p in ssm.describe_parameters([], [{"Key": "Name", "Option": "BeginsWith", "Values": ["/p/"]}])] == ["/p/b", "/p/a", "p/c"]
+
+
+def test_a_kms_key_pair_is_made_when_first_used_and_signs_and_verifies(endpoint):
+    """kms_key_pairs_made_when_used: an asymmetric key still signs, verifies and gives its public key."""
+    kms = boto3.client("kms", region_name=REGION)
+    key = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    signed = kms.sign(KeyId=key, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+    assert kms.verify(KeyId=key, Message=b"m", Signature=signed, SigningAlgorithm="RSASSA_PSS_SHA_256")["SignatureValid"]
+    assert kms.get_public_key(KeyId=key)["PublicKey"]
+    symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert kms.decrypt(CiphertextBlob=kms.encrypt(KeyId=symmetric, Plaintext=b"p")["CiphertextBlob"])["Plaintext"] == b"p"
+
+
+def test_ec2_ids_are_hex_digits_of_the_asked_length_and_follow_moto_seed(monkeypatch):
+    """ec2_ids_drawn_at_once: IDs keep their form (prefix, 17 hex digits), differ, and a seeded moto repeats them."""
+    import re
+
+    emulator_in_this_process(monkeypatch)
+    from moto.ec2 import utils
+    from moto.moto_api._internal import mock_random
+
+    ids = [utils.random_id("vpc") for _ in range(200)]
+    assert all(re.fullmatch(r"vpc-[0-9a-f]{17}", i) for i in ids) and len(set(ids)) == 200
+    assert {i[4] for i in ids} == set("0123456789abcdef")  # the leading digit is drawn too, zeros kept
+    assert re.fullmatch(r"[0-9a-f]{8}", utils.random_resource_id())
+    mock_random.seed(7)
+    first = utils.random_ami_id()
+    mock_random.seed(7)
+    assert utils.random_ami_id() == first
+
+
+def test_a_requests_operation_is_matched_once_per_request(monkeypatch):
+    """request_action_found_once: the routes are matched once per request; a response object serving another
+    request matches that one anew."""
+    emulator_in_this_process(monkeypatch)
+    from moto.core.responses import BaseResponse
+
+    matched = []
+    monkeypatch.setattr(BaseResponse, "_get_action_from_request",
+                        lambda self, request: matched.append(request) or f"Operation{len(matched)}")
+    response = BaseResponse()
+    response.normalized_request = object()
+    assert [response._get_action() for _ in range(3)] == ["Operation1"] * 3
+    response.normalized_request = object()
+    assert [response._get_action() for _ in range(2)] == ["Operation2"] * 2
+    assert len(matched) == 2

@@ -870,6 +870,178 @@ def tagging_api_resource_arn_lists() -> None:
     ResourceGroupsTaggingAPIBackend.get_resources = get_resources
 
 
+# What moto 5.2 recomputes on every request, or for every new backend after a reset, from things that never
+# change while the emulator runs (its own package, botocore's models, the regions botocore knows). Each is
+# computed once here: the same answers, without the CPU. The tests send some 400 requests per `up` and reset
+# the account before each test, so these costs made up a good share of a test run (issue 19).
+
+
+def moto_modules_listed_once() -> None:
+    """moto's dispatcher asks whether a request's host names one of moto's service packages by listing moto's
+    directory (listdir, then isdir on each of ~170 entries) twice per request. The package does not change
+    while it runs: listed once."""
+    from functools import cache
+
+    from moto import backends
+
+    backends.list_of_moto_modules = cache(lambda original=backends.list_of_moto_modules: tuple(original()))
+
+
+def response_methods_listed_once() -> None:
+    """moto finds a request's handler by listing every method of the service's response class
+    (inspect.getmembers: dir() and a lookup of each member) on every request. A class's methods are fixed
+    once the patches are applied (apply() runs before the first request): listed once per class."""
+    from functools import cache
+
+    from moto.core import responses, utils
+
+    responses.method_names_from_class = cache(utils.method_names_from_class)
+
+
+def error_tables_built_once() -> None:
+    """Every error answer (NotFound, AlreadyExists: dozens per `up`) makes moto build a lookup of all of the
+    service's error shapes from botocore's model, in a new, empty cache each time (ErrorLookupFactory() per
+    error). The model is loaded once per service: its table is built once too."""
+    from moto.core.errors import ErrorLookupFactory
+
+    shared: dict = {}
+
+    def __init__(self) -> None:
+        self._error_lut_cache = shared
+
+    ErrorLookupFactory.__init__ = __init__
+
+
+def backend_regions_listed_once() -> None:
+    """Each service's backends list the regions botocore knows for it in every partition after each reset
+    (a new BackendDict per service and account; moto caches the list per instance, so never across them):
+    listed once per service."""
+    from functools import cache
+
+    from moto.core.base_backend import AccountSpecificBackend
+
+    regions = cache(AccountSpecificBackend._generate_regions.__wrapped__)
+
+    def _generate_regions(self, service_name: str) -> list[str]:
+        return list(regions(None, service_name))
+
+    AccountSpecificBackend._generate_regions = _generate_regions
+
+
+
+def ec2_tags_read_by_id() -> None:
+    """Every EC2 resource reads its own tags (to describe it, or to match a filter) through DescribeTags' scan of
+    every tag of every resource in the region, each matched against a regular expression made from the ID: a
+    describe costs the square of what the region holds. The tags of one ID are the tags kept under that ID, in
+    the order DescribeTags gives them: read there directly (an ID holds no wildcard)."""
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(self) -> list[dict[str, str]]:
+        tags = self.ec2_backend.tags.get(self.id) if self.id else None
+        if not tags:
+            return []
+        resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(self.id), "")
+        return [{"resource_id": self.id, "key": key, "value": value, "resource_type": resource_type}
+                for key, value in tags.items()]
+
+    TaggedEC2Resource.get_tags = get_tags
+
+
+def ssm_parameters_found_by_name() -> None:
+    """DescribeParameters reads and matches every parameter the region holds, AWS's public ones included (the
+    AMI lookup loads thousands under /aws/service/), even when a Name filter (Equals or BeginsWith, what the tool
+    sends) allows only a few names. Here such a filter first narrows the names; every filter is then matched
+    as before, in the same order."""
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    original = SimpleSystemManagerBackend.describe_parameters
+
+    def normal(name: str) -> str:
+        return "/" + name.lstrip("/")  # as moto's _match_filters compares names
+
+    def narrowing(parameter_filters):
+        for found in parameter_filters or ():
+            if found.get("Key") == "Name" and found.get("Option", "Equals") in ("Equals", "BeginsWith"):
+                values = [normal(v) for v in found.get("Values", [])]
+                if found.get("Option", "Equals") == "Equals":
+                    return lambda name: normal(name) in values
+                return lambda name: normal(name).startswith(tuple(values))
+        return None
+
+    def describe_parameters(self, filters, parameter_filters):
+        allowed = narrowing(parameter_filters)
+        if filters or allowed is None:
+            return original(self, filters, parameter_filters)
+        self._validate_parameter_filters(parameter_filters, by_path=False)
+        found = []
+        for name in [n for n in self._parameters if allowed(n)]:
+            parameter = self.get_parameter(name)
+            if self._match_filters(parameter, parameter_filters):
+                found.append(parameter)
+        return found
+
+    SimpleSystemManagerBackend.describe_parameters = describe_parameters
+
+
+
+def kms_key_pairs_made_when_used() -> None:
+    """moto generates a 2048-bit RSA key pair for every KMS key it creates, symmetric ones included, where it is
+    never used (only Sign, Verify and GetPublicKey read it): each test's first secret creates Secrets Manager's
+    default key (alias/aws/secretsmanager), some 0.1 s of CPU. Here the pair is generated when first used."""
+    from moto.kms import models
+
+    generate = models.generate_private_key
+
+    class KeyPairWhenUsed:
+        def __init__(self, key_spec: str) -> None:
+            self._key_spec, self._made = key_spec, None
+
+        def __getattr__(self, name: str):
+            if self._made is None:
+                self._made = generate(self._key_spec)
+            return getattr(self._made, name)
+
+    models.generate_private_key = KeyPairWhenUsed
+
+
+
+def ec2_ids_drawn_at_once() -> None:
+    """A new EC2 backend (the first EC2 call after each reset) makes some 1,400 public images, each with a
+    snapshot and a volume, and draws every ID one hex digit at a time (random.choice per character): about
+    50,000 draws per reset. Drawn here as one number of as many hex digits, from the same (seedable) moto
+    random source: IDs of the same form and spread."""
+    from moto.ec2 import utils
+
+    random = utils.random
+
+    def random_resource_id(size: int = 8) -> str:
+        return f"{random.getrandbits(4 * size):0{size}x}"
+
+    utils.random_resource_id = random_resource_id
+
+
+
+def request_action_found_once() -> None:
+    """moto matches each request against the service's routes (botocore's model) to find its operation three
+    times per request: to parse its parameters, to pick its handler, to serialize its answer. The request does
+    not change in between: matched once per request (a response object that serves several requests, as S3's
+    does, matches each anew)."""
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse._get_action
+
+    def _get_action(self) -> str:
+        request = self.normalized_request
+        found = self.__dict__.get("_action_of_request")
+        if found is None or found[0] is not request:
+            found = (request, original(self))
+            self.__dict__["_action_of_request"] = found
+        return found[1]
+
+    BaseResponse._get_action = _get_action
+
+
 UNPLACEABLE_SETTING = "PROVISION_EMULATOR_UNPLACEABLE"
 
 
@@ -963,6 +1135,15 @@ PATCHES = (
     *deployment_patches.PATCHES,
     *backup_patches.PATCHES,
     *alerting_patches.PATCHES,
+    moto_modules_listed_once,
+    response_methods_listed_once,
+    error_tables_built_once,
+    backend_regions_listed_once,
+    ec2_tags_read_by_id,
+    ssm_parameters_found_by_name,
+    kms_key_pairs_made_when_used,
+    ec2_ids_drawn_at_once,
+    request_action_found_once,
 )
 
 
