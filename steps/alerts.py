@@ -14,9 +14,11 @@ from provisioner.aws.alerting_kinds import (
     KMS_KEY,
     RULE_GROUPS_NAMESPACE,
     SNS_TOPIC,
+    alert_manager_settings,
     create_alert_manager,
     namespace_address,
     pending_confirmation,
+    put_alert_manager_data,
     subscriptions,
 )
 from provisioner.aws.converge import changes, converge, create_without_twins, destroy_kind
@@ -121,10 +123,10 @@ class Alerts(Step):
         else:
             desired = Desired(ALERT_MANAGER_KEY, workspace_id, {}, ctx.naming.client_token(ALERT_MANAGER_KEY),
                               {"data": data})
-            differing = changes(ALERT_MANAGER.settings(ctx.aws, current), desired.spec)
+            differing = changes(alert_manager_settings(ctx.aws, current), desired.spec)
             if differing:
                 ctx.change("update", ALERT_MANAGER.noun, ALERT_MANAGER_KEY, "data",
-                           act=lambda: ALERT_MANAGER.update(ctx.aws, current, differing, desired))
+                           act=lambda: put_alert_manager_data(ctx.aws, current, differing, desired))
         if not ctx.dry_run:
             ctx.record(ALERT_MANAGER_KEY, workspace_id, kind=ALERT_MANAGER.kind)
 

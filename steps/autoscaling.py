@@ -84,7 +84,7 @@ def desired_policy(autoscaling: AutoscalingConfig) -> dict:
     }}
 
 
-def register(aws: Aws, naming: Naming, resource: str, autoscaling: AutoscalingConfig) -> dict:
+def register(aws: Aws, naming: Naming, resource: str, autoscaling: AutoscalingConfig) -> dict | None:
     """Register (or update) the frontend's target with the config's limits; a lost answer makes no twin."""
     return register_scalable_target(aws, resource, target_limits(autoscaling), naming.tags(Autoscaling.name, TARGET_KEY))
 

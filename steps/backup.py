@@ -191,10 +191,11 @@ class Backup(Step):
             if points and not ctx.dry_run:
                 # A vault is deleted only once empty (DeleteBackupVault: "the vault must be empty"); deleting a
                 # recovery point is asynchronous (its status goes DELETED).
-                wait_for(f"the recovery points of {name} to be deleted",
-                         lambda name=name: True if not [p for p in recovery_points_of_vault(ctx.aws, name)
-                                                        if p.get("Status") != "DELETED"] else None,
-                         timeout=ctx.config.timeouts.default)
+                def emptied(name: str = name) -> bool | None:
+                    live = [p for p in recovery_points_of_vault(ctx.aws, name) if p.get("Status") != "DELETED"]
+                    return True if not live else None
+
+                wait_for(f"the recovery points of {name} to be deleted", emptied, timeout=ctx.config.timeouts.default)
         destroy_kind(ctx, BACKUP_VAULT)
 
     def outputs(self, ctx: StepContext) -> dict:

@@ -123,7 +123,7 @@ class Network(Step):
             if public_routes is None or not has_default_route(public_routes, "GatewayId", igw_id):
                 ctx.change(
                     "update", ROUTE_TABLE.noun, PUBLIC_ROUTES, f"route {ANYWHERE} via the internet gateway",
-                    act=lambda: put_default_route(ctx.aws, public_routes, GatewayId=igw_id),
+                    act=lambda: put_default_route(ctx.aws, public_routes, GatewayId=igw["InternetGatewayId"]),
                 )
             self._associate(ctx, public_routes, PUBLIC_ROUTES, [subnet_ids[PUBLIC_SUBNET]])
 

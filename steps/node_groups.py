@@ -139,8 +139,8 @@ class NodeGroups(Step):
         digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         previous = ctx.state.get(self.name, key) or {}
         current = live(ctx, LAUNCH_TEMPLATE, previous["id"]) if previous else None
-        settled = bool(current) and previous.get("digest") == digest and previous.get("version") == current.get(
-            "LatestVersionNumber")
+        settled = bool(current and previous.get("digest") == digest
+                       and previous.get("version") == current.get("LatestVersionNumber"))
 
         def checked(template: dict) -> None:
             if not ctx.dry_run:

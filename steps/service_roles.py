@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from provisioner.aws.converge import create_without_twins
 from provisioner.aws.kinds import Desired
-from provisioner.aws.named_kinds import SERVICE_LINKED_ROLE, account_roles
+from provisioner.aws.named_kinds import SERVICE_LINKED_ROLE, account_roles, create_service_linked_role
 from provisioner.engine import Step, StepContext
 
 # key -> (AWSServiceName, the role AWS names for it): opensearch-service/latest/developerguide/slr-aos.html,
@@ -32,9 +32,9 @@ class ServiceRoles(Step):
                 # Untagged and named by AWS: not converge()'s to find, but its kind still makes it.
                 desired = Desired(key, role_name, {}, "", {}, {"AWSServiceName": service})
 
-                def create(desired: Desired = desired) -> dict | None:
-                    return create_without_twins(lambda: SERVICE_LINKED_ROLE.create(ctx.aws, desired),
-                                                lambda: SERVICE_LINKED_ROLE.get(ctx.aws, desired.name), desired.name)
+                def create(desired: Desired = desired, role_name: str = role_name) -> dict | None:
+                    return create_without_twins(lambda: create_service_linked_role(ctx.aws, desired),
+                                                lambda: SERVICE_LINKED_ROLE.get(ctx.aws, role_name), role_name)
 
                 role = ctx.change("create", SERVICE_LINKED_ROLE.noun, key, f"{role_name}, account-wide", act=create)
             if role is not None and not ctx.dry_run:

@@ -184,13 +184,20 @@ def _definition(aws: Aws, workspace_id: str) -> dict | None:
     return definition | {"workspaceId": workspace_id, "_tags": {}}
 
 
+def alert_manager_settings(aws: Aws, definition: dict) -> dict:
+    return {"data": definition["data"]}
+
+
+def put_alert_manager_data(aws: Aws, definition: dict, fields: dict, desired: Desired) -> None:
+    aws.client("amp").put_alert_manager_definition(workspaceId=definition["workspaceId"], data=fields["data"])
+
+
 ALERT_MANAGER = register(NamedKind(
     "amp-alert-manager", "alert manager definition", _definition, "workspaceId",
     lambda aws, workspace_id: aws.client("amp").delete_alert_manager_definition(workspaceId=workspace_id),
     not_found=("ResourceNotFoundException",), service="amp", read_ahead=False,
-    settings=lambda aws, definition: {"data": definition["data"]},
-    update=lambda aws, definition, fields, desired: aws.client("amp").put_alert_manager_definition(
-        workspaceId=definition["workspaceId"], data=fields["data"]),
+    settings=alert_manager_settings,
+    update=put_alert_manager_data,
 ))
 
 

@@ -50,6 +50,8 @@ def _list_vaults(aws: Aws, naming: Naming) -> list[dict]:
 
 
 def _create_vault(aws: Aws, desired: Desired) -> dict:
+    if desired.name is None:
+        raise TypeError("a backup vault is created by its name")
     key = {"EncryptionKeyArn": desired.spec["EncryptionKeyArn"]} if desired.spec.get("EncryptionKeyArn") else {}
     _backup(aws).create_backup_vault(BackupVaultName=desired.name, BackupVaultTags=desired.tags,
                                      CreatorRequestId=desired.client_token, **key)
@@ -111,7 +113,9 @@ def plan_document(name: str, spec: dict) -> dict:
             "Rules": [{k: v for k, v in rule.items() if not (k == "CopyActions" and not v)} for rule in spec["Rules"]]}
 
 
-def _create_plan(aws: Aws, desired: Desired) -> dict:
+def _create_plan(aws: Aws, desired: Desired) -> dict | None:
+    if desired.name is None:
+        raise TypeError("a backup plan is created by its name")
     made = _backup(aws).create_backup_plan(BackupPlan=plan_document(desired.name, desired.spec),
                                            BackupPlanTags=desired.tags, CreatorRequestId=desired.client_token)
     return _plan_item(aws, made["BackupPlanId"])
@@ -166,7 +170,9 @@ def _list_selections(aws: Aws, naming: Naming) -> list[dict]:
     return found
 
 
-def _create_selection(aws: Aws, desired: Desired) -> dict:
+def _create_selection(aws: Aws, desired: Desired) -> dict | None:
+    if desired.name is None:
+        raise TypeError("a backup selection is created by its name, plan ID/selection name")
     plan_id, _, name = desired.name.partition("/")
     _backup(aws).create_backup_selection(
         BackupPlanId=plan_id, CreatorRequestId=desired.client_token,

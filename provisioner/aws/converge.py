@@ -120,8 +120,8 @@ def converge(
     so (a launch template's version, recorded with its data's digest, is not read again).
     Returns the live item (None in a plan, for what does not exist yet).
     """
-    create = kind.create
-    if create is None:
+    make = kind.create
+    if make is None:
         raise TypeError(f"{kind.noun}: converge() needs a kind with create")
     desired = Desired(key, name, kind.desired_tags(ctx.naming, ctx.step, key), ctx.naming.client_token(key), spec or {},
                       inputs or {}, ctx.config.timeouts)
@@ -129,7 +129,7 @@ def converge(
     def create() -> dict | None:
         if before_create:
             before_create()
-        return _refused_as(f"create {what}", lambda: kind.create(ctx.aws, desired))
+        return _refused_as(f"create {what}", lambda: make(ctx.aws, desired))
 
     item = ensure(ctx, kind, key, create, detail=detail or name or "", name=name, attributes_of=attributes_of,
                   **attributes)
@@ -137,16 +137,17 @@ def converge(
         return item
     current = kind.settings(ctx.aws, item) if kind.settings else {}
     differing = changes(current, desired.spec)
-    fixed = list(differing) if kind.update is None else [f for f in differing if f in kind.fixed]
+    update = kind.update
+    fixed = list(differing) if update is None else [f for f in differing if f in kind.fixed]
     if fixed:
         what_differs = "; ".join(f"{f} {current.get(f)} where {differing[f]} is asked for" for f in fixed)
         raise ProvisionError(
             f"The {kind.noun} {key} ({kind.id_of(item)}) has {what_differs}, and AWS cannot change that in place. "
             f"Put the config back, or delete the {kind.noun} (or run 'provision destroy') and run 'provision up' "
             "to rebuild it.")
-    if differing:
+    if differing and update:  # without update, every difference was refused above
         ctx.change("update", kind.noun, key, ", ".join(differing),
-                   act=lambda: _refused_as(f"update {what}", lambda: kind.update(ctx.aws, item, differing, desired)))
+                   act=lambda: _refused_as(f"update {what}", lambda: update(ctx.aws, item, differing, desired)))
     elif on_unchanged:
         on_unchanged(item)
     return item

@@ -67,10 +67,19 @@ class Lifecycle(Kind, Protocol):
     Without `update`, nothing changes in place.
     """
 
-    create: Callable[[Aws, Desired], dict | None] | None
-    settings: Callable[[Aws, dict], dict] | None
-    update: Callable[[Aws, dict, dict, Desired], None] | None
-    fixed: tuple[str, ...]  # fields of the spec AWS cannot change in place: a difference is refused
+    # Read-only (properties) like Kind's, so the frozen dataclasses' fields satisfy them.
+    @property
+    def create(self) -> Callable[[Aws, Desired], dict | None] | None: ...
+
+    @property
+    def settings(self) -> Callable[[Aws, dict], dict] | None: ...
+
+    @property
+    def update(self) -> Callable[[Aws, dict, dict, Desired], None] | None: ...
+
+    @property
+    def fixed(self) -> tuple[str, ...]:
+        """Fields of the spec AWS cannot change in place: a difference is refused."""
 
 
 @dataclass(frozen=True)
@@ -305,7 +314,8 @@ INTERNET_GATEWAY = register(Ec2Kind(
     settings=lambda aws, gateway: {"Attachments": [{"VpcId": a.get("VpcId")} for a in gateway.get("Attachments", [])]},
     update=lambda aws, gateway, changed, desired: _attach_internet_gateway(aws, gateway, changed),
 ))
-ROUTE_TABLE = register(Ec2Kind(
+# Annotated, as ELASTIC_IP and LAUNCH_TEMPLATE are: its create refers to the kind itself, which mypy cannot infer.
+ROUTE_TABLE: Ec2Kind = register(Ec2Kind(
     "route-table", "route table", "route-table", "describe_route_tables", "RouteTables",
     "RouteTableId", "RouteTableIds", ("InvalidRouteTableID.NotFound",), "delete_route_table", "RouteTableId",
     create=lambda aws, desired: aws.client("ec2").create_route_table(
@@ -363,7 +373,7 @@ SECURITY_GROUP = register(Ec2Kind(
     "GroupId", "GroupIds", ("InvalidGroup.NotFound", "InvalidGroupId.NotFound"), "delete_security_group", "GroupId",
     create=_create_security_group,
 ))
-ELASTIC_IP = register(Ec2Kind(
+ELASTIC_IP: Ec2Kind = register(Ec2Kind(
     "elastic-ip", "Elastic IP", "elastic-ip", "describe_addresses", "Addresses", "AllocationId",
     "AllocationIds", ("InvalidAllocationID.NotFound",), "release_address", "AllocationId",
     create=lambda aws, desired: aws.client("ec2").allocate_address(
@@ -404,7 +414,7 @@ def _new_launch_template_version(aws: Aws, template: dict, changed: dict, desire
     )
 
 
-LAUNCH_TEMPLATE = register(Ec2Kind(
+LAUNCH_TEMPLATE: Ec2Kind = register(Ec2Kind(
     "launch-template", "launch template", "launch-template", "describe_launch_templates", "LaunchTemplates",
     "LaunchTemplateId", "LaunchTemplateIds",
     ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateId.Malformed", "InvalidLaunchTemplateName.NotFoundException"),

@@ -292,10 +292,10 @@ def _update_role(aws: Aws, role: dict, changed: dict, desired: Desired) -> None:
         iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(changed["AssumeRolePolicyDocument"]))
     current = _role_settings(aws, role) if {"AttachedManagedPolicies", "RolePolicyList"} & set(changed) else {}
     if "AttachedManagedPolicies" in changed:
-        attached, wanted = set(current["AttachedManagedPolicies"]), set(changed["AttachedManagedPolicies"])
-        for arn in sorted(wanted - attached):
+        attached, wanted_arns = set(current["AttachedManagedPolicies"]), set(changed["AttachedManagedPolicies"])
+        for arn in sorted(wanted_arns - attached):
             iam.attach_role_policy(RoleName=name, PolicyArn=arn)
-        for arn in sorted(attached - wanted):
+        for arn in sorted(attached - wanted_arns):
             iam.detach_role_policy(RoleName=name, PolicyArn=arn)
     if "RolePolicyList" in changed:
         present = {p["PolicyName"]: p["PolicyDocument"] for p in current["RolePolicyList"]}
@@ -325,7 +325,7 @@ def _keep_service_linked_role(aws: Aws, role: str) -> None:
 SERVICE_LINKED_ROLE_TAKEN = ("InvalidInput", "EntityAlreadyExists")
 
 
-def _create_service_linked_role(aws: Aws, desired: Desired) -> dict | None:
+def create_service_linked_role(aws: Aws, desired: Desired) -> dict | None:
     """The role AWS names for the service (desired.inputs["AWSServiceName"]); made meanwhile (by the service
     itself, or a call whose answer was lost) is as good. IAM takes no tags or token for it."""
     try:
@@ -333,6 +333,8 @@ def _create_service_linked_role(aws: Aws, desired: Desired) -> dict | None:
     except ClientError as exc:
         if error_code(exc) not in SERVICE_LINKED_ROLE_TAKEN:
             raise aws_failure(f"create the service-linked role for {desired.inputs['AWSServiceName']}", exc) from exc
+    if desired.name is None:
+        raise TypeError("a service-linked role is read by the name AWS gives it")
     return SERVICE_LINKED_ROLE.get(aws, desired.name)
 
 
@@ -343,7 +345,7 @@ SERVICE_LINKED_ROLE = register(NamedKind(
     not_found=("NoSuchEntity",),
     service="iam",
     read_ahead=False,  # read with every role of the account (account_roles)
-    create=_create_service_linked_role,
+    create=create_service_linked_role,
 ))
 def _create_profile(aws: Aws, desired: Desired) -> dict:
     """The profile, holding its role (a profile holds at most one): the item as IAM now holds it."""
@@ -472,7 +474,7 @@ def _list_namespaces(aws: Aws, naming: Naming) -> list[dict]:
     return found
 
 
-def _create_namespace(aws: Aws, desired: Desired) -> dict:
+def _create_namespace(aws: Aws, desired: Desired) -> dict | None:
     """An HTTP namespace (Service Connect needs no DNS), once its creation has succeeded."""
     operation = aws.client("servicediscovery").create_http_namespace(
         Name=desired.name, CreatorRequestId=desired.client_token, Tags=desired.tag_list(), **desired.inputs,
@@ -748,6 +750,8 @@ def _create_asg(aws: Aws, desired: Desired) -> dict | None:
     group: created with it, propagated to every instance, so it is never a difference (as Terraform's AWS
     provider documents for aws_ecs_capacity_provider). The project's tags propagate to the instances too.
     Right after the instance profile is created, Auto Scaling may not see it yet."""
+    if desired.name is None:
+        raise TypeError("an Auto Scaling group is created by its name")
     tags = [{"Key": k, "Value": v, "PropagateAtLaunch": True} for k, v in desired.tags.items()]
     tags.append({"Key": "AmazonECSManaged", "Value": "", "PropagateAtLaunch": True})
     until_propagated(NEW_INSTANCE_PROFILE, desired.timeouts.iam_propagation,
@@ -798,7 +802,7 @@ def scaling_policy(aws: Aws, resource: str, name: str) -> dict | None:
     return policies[0] if policies else None
 
 
-def register_scalable_target(aws: Aws, resource: str, limits: dict, tags: dict[str, str]) -> dict:
+def register_scalable_target(aws: Aws, resource: str, limits: dict, tags: dict[str, str]) -> dict | None:
     """Register (or update) the target with `limits` (MinCapacity, MaxCapacity): the same call converges, so a
     lost answer is looked up by the resource ID, then resent. Tags are set on create only."""
     def call() -> dict | None:
@@ -1152,7 +1156,9 @@ def _tier(value: str, current: str = "Standard") -> str:
     return "Standard" if len(value) <= STANDARD_LIMIT and current != "Advanced" else "Advanced"
 
 
-def _create_parameter(aws: Aws, desired: Desired) -> dict:
+def _create_parameter(aws: Aws, desired: Desired) -> dict | None:
+    if desired.name is None:
+        raise TypeError("a parameter is created by its name")
     value = desired.spec["Value"]
     try:
         aws.client("ssm").put_parameter(Name=desired.name, Value=value, Type="String", Tier=_tier(value),

@@ -23,7 +23,7 @@ backup_app = typer.Typer(help="AWS Backup of the DSQL cluster: list its recovery
                          no_args_is_help=True)
 
 
-def _size(size: int) -> str:
+def _size(size: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

@@ -925,7 +925,7 @@ def backend_regions_listed_once() -> None:
     def _generate_regions(self, service_name: str) -> list[str]:
         return list(regions(None, service_name))
 
-    AccountSpecificBackend._generate_regions = _generate_regions
+    AccountSpecificBackend._generate_regions = _generate_regions  # type: ignore[assignment]  # moto's is lru_cache'd
 
 
 
@@ -990,19 +990,21 @@ def kms_key_pairs_made_when_used() -> None:
     never used (only Sign, Verify and GetPublicKey read it): each test's first secret creates Secrets Manager's
     default key (alias/aws/secretsmanager), some 0.1 s of CPU. Here the pair is generated when first used."""
     from moto.kms import models
+    from moto.kms.utils import AbstractPrivateKey
 
     generate = models.generate_private_key
 
     class KeyPairWhenUsed:
         def __init__(self, key_spec: str) -> None:
-            self._key_spec, self._made = key_spec, None
+            self._key_spec = key_spec
+            self._made: AbstractPrivateKey | None = None
 
         def __getattr__(self, name: str):
             if self._made is None:
                 self._made = generate(self._key_spec)
             return getattr(self._made, name)
 
-    models.generate_private_key = KeyPairWhenUsed
+    models.generate_private_key = KeyPairWhenUsed  # type: ignore[assignment]  # stands in for the key it makes
 
 
 
