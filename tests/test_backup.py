@@ -12,7 +12,6 @@ import json
 import boto3
 import pytest
 
-from provisioner.commands import backup as backup_command
 from provisioner.config import ConfigError, parse_config
 from provisioner.steps.backup import DSQL_RESOURCE_TYPE, OPT_IN_COMMAND
 from tests import aws_shapes
@@ -33,16 +32,31 @@ VAULT = f"{PROJECT}-backups"
 ROLE = f"{PROJECT}-{REGION}-backup-role"
 
 
-@pytest.fixture(scope="module")
-def stack(moto_endpoint, tmp_path_factory):
-    """The stack, with every request `up` sent and the shape check of each against botocore's model."""
-    reset_account(moto_endpoint)
-    folder = tmp_path_factory.mktemp("backup")
+# One stack for the module, built once on one worker; each test makes the backups it reads itself, so it
+# passes alone and in any order. Destroying is tested on a stack of its own (tests/test_backup_destroy.py).
+pytestmark = pytest.mark.xdist_group("backup")
+
+
+def built_stack(folder):
+    """A stack, with every request `up` sent and the shape check of each against botocore's model."""
     config_file, state = folder / "provision.toml", folder / "state.json"
     config_file.write_text(config_text())
     sent, shapes = Requests(), aws_shapes.RequestRecorder()
     up_ok(make_config(), new_aws(("provide-client-params", sent), ("provide-client-params", shapes)), state)
     return config_file, state, sent, shapes
+
+
+@pytest.fixture(scope="module")
+def stack(moto_endpoint, tmp_path_factory):
+    reset_account(moto_endpoint)
+    return built_stack(tmp_path_factory.mktemp("backup"))
+
+
+def backup_now(config_file, state) -> str:
+    """`provision backup now`: the recovery point it made."""
+    made = run_cli("backup", "now", "--json", config_file=config_file, state=state)
+    assert made.exit_code == 0, made.output
+    return json.loads(made.stdout)["recovery_point"]
 
 
 def records(state) -> dict:
@@ -193,7 +207,7 @@ def test_backup_now_without_wait_returns_the_started_job(stack):
 
 def test_restore_dry_run_prints_every_action_and_changes_nothing(stack, monkeypatch):
     config_file, state, _, _ = stack
-    point = backup_command.recovery_points(make_config(), new_aws(), state)[0].arn
+    point = backup_now(config_file, state)
     calls = record_cli_calls(monkeypatch)
     shown = run_cli("restore", point, "--dry-run", config_file=config_file, state=state)
     assert shown.exit_code == 0, shown.output
@@ -279,15 +293,3 @@ def test_restore_killed_at_each_point_finishes_on_rerun_onto_the_new_cluster(sta
     described = backup_client().get_backup_selection(BackupPlanId=plan_id, SelectionId=selection["SelectionId"])
     assert described["BackupSelection"]["Resources"] == [new]
     assert json.loads(state.read_text())["settings"].get("restore") is None
-
-
-def test_destroy_keeps_the_vault_and_its_recovery_points_until_delete_data(stack):
-    config_file, state, _, _ = stack
-    kept = run_cli("destroy", "--yes", config_file=config_file, state=state)
-    assert kept.exit_code == 0, kept.output
-    assert f"Kept the backup vault {VAULT}" in " ".join(kept.output.split())
-    assert backup_client().list_recovery_points_by_backup_vault(BackupVaultName=VAULT)["RecoveryPoints"]
-    assert backup_client().list_backup_plans()["BackupPlansList"] == []
-    removed = run_cli("destroy", "--yes", "--delete-data", config_file=config_file, state=state)
-    assert removed.exit_code == 0, removed.output
-    assert VAULT not in [v["BackupVaultName"] for v in backup_client().list_backup_vaults()["BackupVaultList"]]
