@@ -394,3 +394,8 @@ def world(project: str = PROJECT, region: str = REGION) -> list[tuple[str, str]]
         for kind, tags_or_key in found
         if isinstance(tags_or_key, str) or tags_or_key.get("Project") == project
     )
+
+
+# The real Temporal server and Prometheus (tests/real_peers.py), registered here once: a session fixture
+# imported into each test module that uses it would be a fixture of each module, started once per module.
+pytest_plugins = ["tests.real_peers"]

