@@ -272,14 +272,14 @@ class TaskDefinitions(Step):
             raise BadInput(problems[0])
 
     def apply(self, ctx: StepContext) -> None:
-        endpoint = self._visibility_endpoint(ctx)
-        host = self._dsql_host(ctx)
+        endpoint = self.visibility_endpoint(ctx)
+        host = self.dsql_host(ctx)
         wanted = [(definition_key(service), task_definition(ctx, service, endpoint, host)) for service in SERVICES] + [
             (definition_key(f"schema-{task}"), schema_task_definition(ctx, task, endpoint, host))
             for task in schema_tasks.SCHEMA_TASKS]
-        ctx.each(wanted, lambda item: self._ensure(ctx, *item))
+        ctx.each(wanted, lambda item: self.ensure_definition(ctx, *item))
 
-    def _dsql_host(self, ctx: StepContext) -> str:
+    def dsql_host(self, ctx: StepContext) -> str:
         """Where the server connects: the cluster endpoint, or its PrivateLink host when dsql.private_link is on
         (GetVpcEndpointServiceName's clusterVpcEndpoint, "The VPC connection endpoint for the cluster")."""
         cluster = ctx.outputs_of(DsqlOutputs)
@@ -295,7 +295,7 @@ class TaskDefinitions(Step):
             live = wait_dsql_usable(ctx.aws, cluster.cluster_arn, ctx.config.timeouts.dsql, ctx.say)
         return live.get("endpoint") or ctx.known_after_apply("the Aurora DSQL cluster's endpoint")
 
-    def _visibility_endpoint(self, ctx: StepContext) -> str:
+    def visibility_endpoint(self, ctx: StepContext) -> str:
         """The domain's VPC endpoint: the one thing here that waits for OpenSearch (15-20 minutes in AWS)."""
         domain = ctx.outputs_of(OpenSearchOutputs).domain_name
         if not known(domain):
@@ -314,7 +314,7 @@ class TaskDefinitions(Step):
         ctx.say(f"waiting for OpenSearch domain {domain} (15-20 minutes in AWS)")
         return wait_for(f"OpenSearch domain {domain}", probe, timeout=ctx.config.timeouts.opensearch)
 
-    def _ensure(self, ctx: StepContext, key: str, desired: dict, retire_older: bool = True) -> None:
+    def ensure_definition(self, ctx: StepContext, key: str, desired: dict, retire_older: bool = True) -> None:
         """The definition `key` as desired: a new revision when it differs, older ones deregistered (unless
         `retire_older` is False: `provision upgrade` keeps them until the service's rollout COMPLETED)."""
         ecs = ctx.aws.client("ecs")
@@ -350,7 +350,7 @@ class TaskDefinitions(Step):
                 ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest))
                 if not retire_older:
                     return latest  # the next run retires them (below: "Left by a run that stopped ...")
-                self._retire_older_revisions(ctx, latest["taskDefinitionArn"], desired["family"])
+                self.retire_older_revisions(ctx, latest["taskDefinitionArn"], desired["family"])
                 ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest, retired=True))
                 return latest
 
@@ -361,11 +361,11 @@ class TaskDefinitions(Step):
         if stray and retire_older:
             # Left by a run that stopped between registering a revision and retiring the old one.
             ctx.change("update", TASK_DEFINITION.noun, key, f"deregister {len(stray)} older revisions",
-                       act=lambda: self._retire_older_revisions(ctx, current["taskDefinitionArn"], desired["family"]))
+                       act=lambda: self.retire_older_revisions(ctx, current["taskDefinitionArn"], desired["family"]))
         if not ctx.dry_run:
             ctx.record(key, current["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(current, retired=True))
 
-    def _retire_older_revisions(self, ctx: StepContext, keep: str, family_name: str) -> None:
+    def retire_older_revisions(self, ctx: StepContext, keep: str, family_name: str) -> None:
         ecs = ctx.aws.client("ecs")
         for arn in task_definition_revisions(ctx.aws, family_name):
             if arn != keep:

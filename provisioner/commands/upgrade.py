@@ -120,7 +120,7 @@ def upgrade_stack(engine: Engine, dry_run: bool, timeout: float, schema_timeout:
     schema_done = underway.get("schema_done") and {k: underway.get(k) for k in wanted} == wanted
     step = next(s for s in engine.steps if isinstance(s, TaskDefinitions))
     ctx = engine.context(step, dry_run=dry_run)
-    endpoint, host = step._visibility_endpoint(ctx), step._dsql_host(ctx)
+    endpoint, host = step.visibility_endpoint(ctx), step.dsql_host(ctx)
 
     def act(action: Action, run=None):
         result.actions.append(action)
@@ -136,7 +136,7 @@ def upgrade_stack(engine: Engine, dry_run: bool, timeout: float, schema_timeout:
             lambda: state.set_setting(UPGRADE_SETTING, wanted | {"schema_done": False}))
         for task in schema_tasks.SCHEMA_TASKS:
             act(Action(f"register schema-{task} task definition", target.admin_tools_image),
-                lambda task=task: step._ensure(ctx, definition_key(f"schema-{task}"),
+                lambda task=task: step.ensure_definition(ctx, definition_key(f"schema-{task}"),
                                                schema_task_definition(ctx, task, endpoint, host)))
         act(Action("run schema tasks", f"{', '.join(schema_tasks.SCHEMA_TASKS)} from {target.admin_tools_image}, "
                                        "before any server changes"),
@@ -150,28 +150,28 @@ def upgrade_stack(engine: Engine, dry_run: bool, timeout: float, schema_timeout:
         if _settled_on(now, target.server_image):
             # Its older revisions too, if a run stopped between the rollout and their retirement.
             act(Action(f"{role}", f"already on {target.server_image}, rollout COMPLETED: kept"),
-                lambda role=role, now=now: step._retire_older_revisions(
+                lambda role=role, now=now: step.retire_older_revisions(
                     ctx, now.task_definition, task_definition(ctx, role, endpoint, host)["family"]))
             continue
         if now is not None and now.image == target.server_image:
             # Left rolling by an interrupted run: wait for that deployment, do not start another.
             def finish(role=role, now=now) -> None:
                 _wait(engine, cluster, role, names[role], now.task_definition, timeout)
-                step._retire_older_revisions(ctx, now.task_definition, task_definition(ctx, role, endpoint, host)["family"])
+                step.retire_older_revisions(ctx, now.task_definition, task_definition(ctx, role, endpoint, host)["family"])
 
             act(Action(f"wait for {role}", "its deployment to the new image, started earlier, to complete"), finish)
             continue
 
         def roll(role=role) -> None:
             desired = task_definition(ctx, role, endpoint, host)
-            step._ensure(ctx, definition_key(role), desired, retire_older=False)
+            step.ensure_definition(ctx, definition_key(role), desired, retire_older=False)
             arn = TaskDefinitionOutputs.of(state).services[role].arn
             since = rollout.since_now()
             ecs.update_service(cluster=cluster, service=names[role], taskDefinition=arn)
             _wait(engine, cluster, role, names[role], arn, timeout, since)
             # Only now: a rollback returns the service to the old revision, and no service can be moved onto a
             # deregistered (INACTIVE) one (ECS API reference, DeregisterTaskDefinition).
-            step._retire_older_revisions(ctx, arn, desired["family"])
+            step.retire_older_revisions(ctx, arn, desired["family"])
 
         act(Action(f"roll {role}", f"register its task definition with {target.server_image}, update the service, "
                                    "wait for rolloutState COMPLETED"), roll)
