@@ -282,11 +282,14 @@ class Engine:
     def apply(self) -> RunResult:
         with self.aws.reads.run():
             reading_ahead = self.read_ahead()
-            checked = self.preflight()
-            if not checked.ok:
-                return checked
-            result = self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
-            reading_ahead.join()
+            try:
+                checked = self.preflight()
+                if not checked.ok:
+                    return checked
+                result = self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
+            finally:
+                # Also when preflight refuses: no read may outlive the run (and its lock on the state).
+                reading_ahead.join()
             result.notes = list(self.notes)
             return result
 
