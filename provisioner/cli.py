@@ -388,7 +388,8 @@ def schema(
     with its exit code and the end of its log.
     """
     from provisioner.commands import schema as schema_command
-    from provisioner.commands.schema import LOG_TAIL, as_rows
+    from provisioner.commands.schema import as_rows
+    from provisioner.task_logs import LOG_TAIL
 
     with handled():
         cfg, aws = load(config, profile)

@@ -15,15 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from botocore.exceptions import ClientError
-
 from provisioner.aws.session import Aws
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
-from provisioner.errors import ProvisionError, aws_failure, error_code
+from provisioner.errors import ProvisionError
 from provisioner.progress import Reporter
-
-# Log lines shown from the newest stopped task of a failed service.
-LOG_TAIL = 20
+from provisioner.task_logs import log_tail
 
 
 @dataclass(frozen=True)
@@ -132,15 +128,7 @@ def _last_log(aws: Aws, live: dict, since: datetime) -> list[str]:
     if "awslogs-group" not in options:
         return []
     stream = f"{options.get('awslogs-stream-prefix', 'ecs')}/{containers[0]['name']}/{task['taskArn'].rsplit('/', 1)[-1]}"
-    try:
-        events = aws.client("logs").get_log_events(logGroupName=options["awslogs-group"], logStreamName=stream,
-                                                   limit=LOG_TAIL, startFromHead=False)["events"]
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return []
-        # The tail is a courtesy: a refused read must not hide the failure itself.
-        return [f"(could not read the log: {aws_failure('read the task log', exc)})"]
-    return [event["message"] for event in events][-LOG_TAIL:]
+    return log_tail(aws, options["awslogs-group"], stream)
 
 
 def observe(aws: Aws, cluster: str, targets: list[Target], since: datetime) -> list[ServiceStatus]:

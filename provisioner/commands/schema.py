@@ -13,8 +13,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from botocore.exceptions import ClientError
-
 from provisioner import operations
 from provisioner.aws.converge import create_without_twins
 from provisioner.aws.named_kinds import (
@@ -29,7 +27,7 @@ from provisioner.aws.session import Aws
 from provisioner.aws.waiter import TimedOut, WaitFailed, wait_for
 from provisioner.config import Config
 from provisioner.engine import Engine
-from provisioner.errors import BadInput, ProvisionError, aws_failure, error_code
+from provisioner.errors import BadInput, ProvisionError
 from provisioner.state import RecordedState
 from provisioner.step_outputs import NotRecorded, StepOutputs
 from provisioner.steps.cluster import ClusterOutputs
@@ -38,9 +36,9 @@ from provisioner.steps.network import NetworkOutputs
 from provisioner.steps.opensearch import OpenSearchOutputs
 from provisioner.steps.security_groups import SecurityGroupOutputs
 from provisioner.steps.task_definitions import TaskDefinitionOutputs
+from provisioner.task_logs import log_tail
 from provisioner.temporal import schema_tasks, versions
 
-LOG_TAIL = 20
 # Where the schema tasks run: node C, the worker's group, which has room to spare.
 NODE_GROUP = "worker"
 
@@ -203,16 +201,7 @@ def run_schema(engine: Engine, timeout: float) -> list[SchemaTask]:
 def _log_tail(aws, naming, task: str, container: str | None, task_arn: str) -> list[str]:
     """The last lines the task wrote, from its awslogs stream <prefix>/<container>/<task id>."""
     stream = f"schema/{container or f'schema-{task}'}/{task_arn.rsplit('/', 1)[-1]}"
-    logs = aws.client("logs")
-    try:
-        events = logs.get_log_events(logGroupName=naming.log_group("schema"), logStreamName=stream,
-                                     limit=LOG_TAIL, startFromHead=False)["events"]
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return []
-        # The tail is a courtesy: a refused read must not hide the task's result.
-        return [f"(could not read the log: {aws_failure('read the task log', exc)})"]
-    return [event["message"] for event in events][-LOG_TAIL:]
+    return log_tail(aws, naming.log_group("schema"), stream)
 
 
 def as_rows(results: list[SchemaTask]) -> list[dict]:
