@@ -12,6 +12,7 @@ from collections import Counter
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.retries import bucket
 
 from provisioner import operations
 from provisioner.aws.session import is_bookkeeping
@@ -189,6 +190,12 @@ THROTTLED = (
 def test_up_converges_under_injected_throttling_and_5xx(aws, config, state_path, monkeypatch):
     # Keep botocore's backoff short so the test measures behaviour, not sleeping.
     monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0.01)
+    # Adaptive mode's client-side rate limiter (botocore/retries/adaptive.py) slows to 0.5 sends a second
+    # after a throttle; its token bucket runs on a clock 100 times fast here and waits 1/100 as long, so the
+    # limiter still engages and orders the sends, in a minute of its time but not of the test's.
+    monkeypatch.setattr("botocore.retries.bucket.Clock.current_time", lambda self: time.monotonic() * 100)
+    unscaled_wait = bucket.TokenBucket._sleep_amount
+    monkeypatch.setattr(bucket.TokenBucket, "_sleep_amount", lambda self, amount: unscaled_wait(self, amount) / 100)
     chance = random.Random(7)
     injected = []
 
