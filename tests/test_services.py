@@ -21,6 +21,7 @@ from tests.conftest import (
     make_config,
     new_aws,
     own_emulator,
+    record_cli_calls,
     up_ok,
     world,
 )
@@ -299,10 +300,17 @@ def test_outputs_name_the_cluster_every_service_and_an_exec_command(stack):
         assert f"--container {name}" in command and "--interactive" in command
 
 
-# -- scale and changes: each test gets a clean account --------------------------------------------
+# -- scale and changes: a refusal runs on the module's stack; whatever changes the stack gets a clean account ----
 
 def counts() -> dict[str, int]:
     return {name: s["desiredCount"] for name, s in services().items()}
+
+
+def config_for(where, extra: str = ""):
+    """The stack's config file, with `extra` settings, in `where`."""
+    config_file = where / "provision.toml"
+    config_file.write_text(config_text(extra=extra))
+    return config_file
 
 
 def test_scale_sets_counts_records_them_and_the_next_up_keeps_them(cli_stack):
@@ -335,26 +343,28 @@ def test_scale_up_and_down_presets_use_the_configured_replicas(cli_stack):
     (["history"], "expected 'up', 'down' or service=count"),
     ([], "name what to scale"),
 ])
-def test_scale_refuses_bad_arguments_and_changes_nothing(cli_stack, arguments, message):
-    config_file, state = cli_stack
-    before = state.read_bytes()
+def test_scale_refuses_bad_arguments_and_changes_nothing(stack, tmp_path, monkeypatch, arguments, message):
+    """On the module's stack: a refusal that changed anything fails here (no mutating call, same state)."""
+    config_file, state = config_for(tmp_path), stack["state_path"]
+    before, calls = state.read_bytes(), record_cli_calls(monkeypatch)
     result = run("scale", *arguments, config_file=config_file, state=state)
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if "Error" in line]) == 1
-    assert state.read_bytes() == before
+    assert calls.mutating == [] and state.read_bytes() == before
     assert counts() == dict.fromkeys(ALL_SERVICES, 0)
 
 
-def test_scale_beyond_what_a_node_group_can_hold_is_refused(cli_stack):
-    config_file, state = cli_stack
-    config_file.write_text(config_text(extra="[capacity.history]\nmin_size = 1\nmax_size = 1\n"))
-    before = state.read_bytes()
+def test_scale_beyond_what_a_node_group_can_hold_is_refused(stack, tmp_path, monkeypatch):
+    """On the module's stack: a refusal that changed anything fails here (no mutating call, same state)."""
+    config_file = config_for(tmp_path, "[capacity.history]\nmin_size = 1\nmax_size = 1\n")
+    state = stack["state_path"]
+    before, calls = state.read_bytes(), record_cli_calls(monkeypatch)
     result = run("scale", "history=3", config_file=config_file, state=state)
     assert result.exit_code == 2
     assert "node group history (1 x m7g.xlarge at capacity.history.max_size) cannot hold history=3" in result.output
     assert "not enough CPU units" in result.output and "Raise capacity.history.max_size" in result.output
-    assert state.read_bytes() == before and counts()["history"] == 0
+    assert calls.mutating == [] and state.read_bytes() == before and counts()["history"] == 0
 
 
 def test_scale_that_could_exceed_dsql_connections_during_a_rolling_deployment_is_refused(cli_stack):
