@@ -13,9 +13,11 @@ from tests.conftest import (
     REGION,
     CallLog,
     Requests,
+    build_stack,
     config_text,
     make_config,
     new_aws,
+    record_cli_calls,
     run_cli,
     up_ok,
 )
@@ -56,11 +58,18 @@ def stack(endpoint, tmp_path):
     return config, state
 
 
+@pytest.fixture(scope="module")
+def unscaled(moto_endpoint, tmp_path_factory):
+    """The same stack, built once for the tests that only read it or are refused: each checks it changed nothing."""
+    config, state, _ = build_stack(moto_endpoint, tmp_path_factory, services=AUTOSCALING, capacity=ROOM)
+    return config, state
+
+
 def scale(config, state, targets_: dict[str, int], *hooks):
     return scaling.scale(config, new_aws(*hooks), targets_, state, quiet=True)
 
 
-def test_a_frontend_at_zero_tasks_is_not_registered_so_nothing_starts_before_the_schema(stack):
+def test_a_frontend_at_zero_tasks_is_not_registered_so_nothing_starts_before_the_schema(unscaled):
     assert targets() == []
     assert frontend_count() == 0
 
@@ -210,16 +219,18 @@ def test_destroy_without_state_finds_the_target_by_its_resource_id(stack):
 
 
 @pytest.mark.parametrize("count", ["1", "5"])
-def test_scale_outside_min_max_is_refused_and_changes_nothing(stack, tmp_path, count):
-    _, state = stack
+def test_scale_outside_min_max_is_refused_and_changes_nothing(unscaled, tmp_path, monkeypatch, count):
+    """On the module's stack: a refusal that changed anything fails here (no mutating call, same state)."""
+    _, state = unscaled
     config_file = tmp_path / "provision.toml"
     config_file.write_text(config_text(extra=AUTOSCALING_TOML))
-    before = state.read_bytes()
+    before, calls = state.read_bytes(), record_cli_calls(monkeypatch)
     result = run_cli("scale", f"frontend={count}", config_file=config_file, state=state)
     assert result.exit_code == 2, result.output
     assert "the frontend autoscales between 2 and 4 tasks (services.frontend.autoscaling.min/max)" in result.output
     assert "Traceback" not in result.output
-    assert state.read_bytes() == before and frontend_count() == 0 and targets() == []
+    assert calls.mutating == [] and state.read_bytes() == before
+    assert frontend_count() == 0 and targets() == []
 
 
 def test_up_refuses_an_autoscaling_max_the_frontend_node_group_cannot_hold(endpoint, tmp_path):
