@@ -20,6 +20,7 @@ from tests.conftest import (
     config_text,
     make_config,
     new_aws,
+    record_cli_calls,
 )
 from tests.conftest import (
     run_cli as run,
@@ -245,7 +246,7 @@ def test_outputs_name_the_workspace_urls_the_opensearch_endpoint_and_the_tunnels
     assert stack["exec_commands"]["collector"].endswith("--container collector --interactive --command /healthcheck")
 
 
-# -- scale and the tunnel (each on its own stack) -------------------------------------------------------------------
+# -- scale and the tunnel: a scale on a stack of its own, a tunnel that finds nothing to reach on the module's ---
 
 def test_scale_up_starts_grafana_and_the_collector_with_the_temporal_services(cli_stack):
     config_file, state = cli_stack
@@ -279,14 +280,21 @@ def test_tunnel_print_names_a_running_task_and_the_instance_it_runs_on(cli_stack
     assert tags["aws:autoscaling:groupName"] == f"{PROJECT}-node-frontend"
 
 
-def test_tunnel_without_a_running_task_says_how_to_start_one(cli_stack):
-    config_file, state = cli_stack
+def test_tunnel_without_a_running_task_says_how_to_start_one(stack, tmp_path, monkeypatch):
+    """On the module's stack: a tunnel that changed anything fails here (no mutating call, same state)."""
+    config_file, state = tmp_path / "provision.toml", stack["state_path"]
+    config_file.write_text(config_text())
+    before, calls = state.read_bytes(), record_cli_calls(monkeypatch)
     result = run("tunnel", "ui", "--print", config_file=config_file, state=state)
     assert result.exit_code == 1 and "provision scale ui=1" in result.output
+    assert calls.mutating == [] and state.read_bytes() == before
 
 
-def test_tunnel_without_the_session_manager_plugin_gives_its_install_hint(cli_stack, tmp_path, monkeypatch):
-    config_file, state = cli_stack
+def test_tunnel_without_the_session_manager_plugin_gives_its_install_hint(stack, tmp_path, monkeypatch):
+    """On the module's stack: a refusal that changed anything fails here (no mutating call, same state)."""
+    config_file, state = tmp_path / "provision.toml", stack["state_path"]
+    config_file.write_text(config_text())
+    before, calls = state.read_bytes(), record_cli_calls(monkeypatch)
     bare = tmp_path / "bin"
     bare.mkdir()
     (bare / "aws").write_text("#!/bin/sh\n")
@@ -296,3 +304,4 @@ def test_tunnel_without_the_session_manager_plugin_gives_its_install_hint(cli_st
     assert result.exit_code == 2
     assert "session-manager-plugin: install the Session Manager plugin" in result.output
     assert "aws: install" not in result.output
+    assert calls.mutating == [] and state.read_bytes() == before
