@@ -20,6 +20,7 @@ from tests.conftest import (
     PROJECT,
     REGION,
     Requests,
+    build_stack,
     config_text,
     make_config,
     new_aws,
@@ -44,13 +45,20 @@ def stack(endpoint, tmp_path):
     return config_file, state, sent
 
 
+@pytest.fixture(scope="module")
+def built(moto_endpoint, tmp_path_factory):
+    """The same stack, built once for the tests that only read what `up` sent and made (no schema run)."""
+    _, state, sent = build_stack(moto_endpoint, tmp_path_factory)
+    return state, sent
+
+
 def schema_definitions(sent: Requests) -> dict[str, dict]:
     found = {d["family"].removeprefix(f"{PROJECT}-"): d for d in sent.of("ecs.RegisterTaskDefinition")}
     return {name: found[name] for name in ("schema-dsql", "schema-visibility")}
 
 
-def test_schema_tasks_run_the_admin_tools_with_the_fork_commands(stack):
-    _, state, sent = stack
+def test_schema_tasks_run_the_admin_tools_with_the_fork_commands(built):
+    state, sent = built
     outputs = json.loads(state.read_text())["resources"]
     domain = boto3.client("opensearch", region_name=REGION).describe_domain(DomainName=f"{PROJECT}-vis")["DomainStatus"]
     cluster = outputs["dsql"]["cluster"]
@@ -73,8 +81,8 @@ def test_schema_tasks_run_the_admin_tools_with_the_fork_commands(stack):
             assert "--quiet" not in script  # it would turn a failure into exit code 0
 
 
-def test_the_schema_role_reaches_only_the_cluster_and_the_domain_and_opensearch_admits_it(stack):
-    _, state, sent = stack
+def test_the_schema_role_reaches_only_the_cluster_and_the_domain_and_opensearch_admits_it(built):
+    state, sent = built
     records = json.loads(state.read_text())["resources"]
     (policy,) = [json.loads(p["PolicyDocument"]) for p in sent.of("iam.PutRolePolicy")
                  if p["RoleName"] == f"{PROJECT}-{REGION}-schema-task"]
