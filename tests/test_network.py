@@ -111,11 +111,23 @@ def test_outputs_name_the_network(stack):
 
 
 
+def test_property_4_vpc_endpoint_completeness(stack):
+    """The default: no ECS endpoints (endpoints.ecs_endpoints is off)."""
+    config, _, _ = stack
+    assert config.endpoints.ecs_endpoints is False
+    assert_vpc_endpoints_complete(config)
+
+
 # Tests below build their own stack in a clean account.
-@pytest.mark.parametrize("ecs_endpoints", [False, True])
-def test_property_4_vpc_endpoint_completeness(endpoint, state_path, ecs_endpoints):
-    config = make_config(endpoints={"ecs_endpoints": ecs_endpoints})
+def test_property_4_vpc_endpoint_completeness_with_the_ecs_endpoints(endpoint, state_path):
+    config = make_config(endpoints={"ecs_endpoints": True})
     up_ok(config, new_aws(), state_path)
+    assert_vpc_endpoints_complete(config)
+
+
+def assert_vpc_endpoints_complete(config) -> None:
+    """Every endpoint the config asks for, interface ones in every private subnet behind one HTTPS-only group."""
+    ecs_endpoints = config.endpoints.ecs_endpoints
     client = ec2()
     vpc = project_vpc()
     endpoints = client.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["VpcEndpoints"]
