@@ -9,7 +9,7 @@ import pytest
 
 from provisioner import operations
 from provisioner.naming import Naming
-from tests.conftest import REGION, CallLog, Requests, new_aws, up_ok, world
+from tests.conftest import REGION, CallLog, Requests, build_stack, new_aws, up_ok, world
 
 OTHER = "someone-else"
 USERS_OWN = {"CostCentre": "42"}
@@ -105,8 +105,21 @@ def drifted(aws, config, state_path):
     return ids, baseline
 
 
-def test_status_reports_each_resource_whose_tags_drifted(drifted, config, state_path):
-    rows = operations.status(config, new_aws(), state_path)
+@pytest.fixture(scope="module")
+def drifted_once(moto_endpoint, tmp_path_factory):
+    """The same drifted stack, built once for the tests that only read it (status, plan): each checks that it
+    changed nothing (no mutating call, the same state)."""
+    config, state_path, _ = build_stack(moto_endpoint, tmp_path_factory)
+    up_ok(config, new_aws(), state_path)  # as `drifted` does
+    drift(recorded(state_path))
+    return config, state_path
+
+
+def test_status_reports_each_resource_whose_tags_drifted(drifted_once):
+    config, state_path = drifted_once
+    log, before = CallLog(), state_path.read_bytes()
+    rows = operations.status(config, new_aws(("before-call", log)), state_path)
+    assert log.mutating == [] and state_path.read_bytes() == before
     drifts = {(r.step, r.key): r for r in rows if r.status == "drifted"}
     assert set(drifts) == set(DRIFTED)
     for (step, key), noun in DRIFTED.items():
@@ -116,13 +129,14 @@ def test_status_reports_each_resource_whose_tags_drifted(drifted, config, state_
     assert "CostCentre" not in drifts["endpoints", "endpoints-sg"].detail
 
 
-def test_plan_lists_the_tag_restores_and_writes_nothing(drifted, config, state_path):
-    log = CallLog()
+def test_plan_lists_the_tag_restores_and_writes_nothing(drifted_once):
+    config, state_path = drifted_once
+    log, before = CallLog(), state_path.read_bytes()
     result = operations.plan(config, new_aws(("before-call", log)), state_path, quiet=True)
     assert result.ok, result.errors
     assert {(c.step, c.key) for c in result.changes} == set(DRIFTED)
     assert all(c.action == "update" and c.detail.startswith("restore tags: ") for c in result.changes)
-    assert log.mutating == []
+    assert log.mutating == [] and state_path.read_bytes() == before
 
 
 def test_up_restores_only_the_drifted_tags_keeps_the_users_own_and_then_changes_nothing(drifted, config, state_path):
