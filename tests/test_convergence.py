@@ -22,6 +22,7 @@ from tests.conftest import (
     PROJECT,
     REGION,
     CallLog,
+    build_stack,
     config_text,
     make_config,
     new_aws,
@@ -47,14 +48,24 @@ def state_keys(path) -> dict[str, list[str]]:
     return {step: sorted(records) for step, records in data["resources"].items()}
 
 
-def test_second_up_makes_no_mutating_call_and_leaves_state_unchanged(aws, config, state_path):
-    up_ok(config, aws, state_path)
-    before = state_path.read_bytes()
-    log = CallLog()
-    result = up_ok(config, new_aws(("before-call", log)), state_path)
-    assert log.mutating == []
-    assert result.changes == []
-    assert state_path.read_bytes() == before
+@pytest.fixture(scope="module")
+def three_ups(moto_endpoint, tmp_path_factory) -> dict:
+    """A stack built by `up`, then a second and a third `up` over it, each with every call it made and the state
+    before and after: the tests below read these records."""
+    config, state_path, _ = build_stack(moto_endpoint, tmp_path_factory)
+    runs = {}
+    for name in ("second", "third"):
+        log, before = CallLog(), state_path.read_bytes()
+        result = up_ok(config, new_aws(("before-call", log)), state_path)
+        runs[name] = {"log": log, "changes": result.changes, "before": before, "after": state_path.read_bytes()}
+    return runs
+
+
+def test_second_up_makes_no_mutating_call_and_leaves_state_unchanged(three_ups):
+    second = three_ups["second"]
+    assert second["log"].mutating == []
+    assert second["changes"] == []
+    assert second["after"] == second["before"]
 
 
 # Issue 12's target: a no-op up of the whole stack reads each kind of resource about once (the floor is one
@@ -66,11 +77,9 @@ def test_second_up_makes_no_mutating_call_and_leaves_state_unchanged(aws, config
 NO_OP_CALL_BUDGET = 53
 
 
-def test_a_second_up_reads_the_whole_stack_in_at_most_53_calls(aws, config, state_path):
-    up_ok(config, aws, state_path)
-    up_ok(config, new_aws(), state_path)  # records what the first up left to check once (digests)
-    log = CallLog()
-    up_ok(config, new_aws(("before-call", log)), state_path)
+def test_a_second_up_reads_the_whole_stack_in_at_most_53_calls(three_ups):
+    # The third up of the stack: the second records what the first left to check once (digests).
+    log = three_ups["third"]["log"]
     assert log.mutating == []
     assert len(log.calls) <= NO_OP_CALL_BUDGET, Counter(log.calls).most_common()
 
