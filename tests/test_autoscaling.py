@@ -102,7 +102,6 @@ def test_scale_up_registers_the_target_and_a_cpu_target_tracking_policy(stack):
 def test_a_second_up_changes_nothing_and_reads_the_target_and_policy_once_each(stack):
     config, state = stack
     scale(config, state, {"frontend": 2})
-    up_ok(config, new_aws(), state)
     before = state.read_bytes()
     log = CallLog()
     assert up_ok(config, new_aws(("before-call", log)), state).changes == []
