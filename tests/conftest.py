@@ -104,7 +104,9 @@ def own_emulator(workdir: Path, monkeypatch, **settings: str) -> Iterator[str]:
 
 
 def build_stack(moto_endpoint: str, tmp_path_factory, **settings) -> tuple[Config, Path, "Requests"]:
-    """A stack in a clean account, for the read-only tests of a module, with every request `up` sent."""
+    """A stack in a clean account, for the tests of a module that only read it or are refused, with every request
+    `up` sent. A refusal on it asserts that it changed nothing (no mutating call, the same state bytes); a test
+    that changes the stack builds its own."""
     reset_account(moto_endpoint)
     config = make_config(**settings)
     state_path = tmp_path_factory.mktemp("stack") / "state.json"
