@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import Desired, register
 from provisioner.aws.named_kinds import NamedKind, tag_dict, tag_list, with_tags
-from provisioner.aws.session import Aws, side_by_side
+from provisioner.aws.run_pool import side_by_side
+from provisioner.aws.session import Aws
 from provisioner.errors import error_code
 from provisioner.naming import TAG_PROJECT, Naming
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle, changes
 from provisioner.aws.kinds import differs as differs  # the one diff helper, where the steps have imported it from
 from provisioner.aws.named_kinds import tag_dict
-from provisioner.aws.session import side_by_side
+from provisioner.aws.run_pool import side_by_side
 from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
 from provisioner.aws.waiter import create_without_twins as create_without_twins  # where the steps import it from
 from provisioner.errors import ProvisionError, aws_failure

@@ -10,7 +10,8 @@ from typing import Any, Callable, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from provisioner.aws.session import Aws, side_by_side
+from provisioner.aws.run_pool import side_by_side
+from provisioner.aws.session import Aws
 from provisioner.aws.waiter import call_with_retry, create_without_twins
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import Naming

@@ -19,7 +19,8 @@ from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import Desired, changes, differs, register
 from provisioner.aws.propagation import ECS_ROLE, NEW_INSTANCE_PROFILE, POLICY_PRINCIPAL, until_propagated
-from provisioner.aws.session import Aws, side_by_side
+from provisioner.aws.run_pool import side_by_side
+from provisioner.aws.session import Aws
 from provisioner.aws.waiter import WaitFailed, create_without_twins, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import (
