@@ -12,7 +12,6 @@ from typing import Any, Callable, Iterator, TypeVar
 from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle, changes
-from provisioner.aws.kinds import differs as differs  # the one diff helper, where the steps have imported it from
 from provisioner.aws.named_kinds import tag_dict
 from provisioner.aws.session import side_by_side
 from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
@@ -107,6 +106,7 @@ def converge(
     attributes_of: Callable[[dict], dict] | None = None,
     before_create: Callable[[], Any] | None = None,
     on_unchanged: Callable[[dict], Any] | None = None,
+    after_replace: Callable[[dict], Any] | None = None,
     **attributes: Any,
 ) -> dict | None:
     """The resource `key`, as described: found (state ID, then tags or `name`) or created by its kind with the
@@ -118,7 +118,11 @@ def converge(
     `before_create`: what only a create waits for (the NAT gateway's address, freed by a deleted one).
     `on_unchanged(item)`: called when the live resource was read and holds the spec, for a step that remembers
     so (a launch template's version, recorded with its data's digest, is not read again).
-    Returns the live item (None in a plan, for what does not exist yet).
+    A kind that AWS never changes (`update_replaces`: a task definition) is updated by a new resource in the old
+    one's place: a plan says later steps will read its ID after apply (ctx.will_replace); the new one is recorded
+    under the key as soon as it exists, then `after_replace(new item)` runs within the same change (the older
+    revisions retired). Returns the live item: the new one once replaced (None in a plan, for what does not
+    exist yet).
     """
     make = kind.create
     if make is None:
@@ -145,6 +149,20 @@ def converge(
             f"The {kind.noun} {key} ({kind.id_of(item)}) has {what_differs}, and AWS cannot change that in place. "
             f"Put the config back, or delete the {kind.noun} (or run 'provision destroy') and run 'provision up' "
             "to rebuild it.")
+    if differing and update and kind.update_replaces:
+        ctx.will_replace(key)
+
+        def replace() -> dict:
+            new = _refused_as(f"update {what}", lambda: update(ctx.aws, item, differing, desired))
+            if new is None:
+                raise TypeError(f"{kind.noun}: an update that replaces must return the new resource")
+            derived = attributes_of(new) if attributes_of else {}
+            ctx.record(key, kind.id_of(new), kind=kind.kind, **attributes, **derived)
+            if after_replace:
+                after_replace(new)
+            return new
+
+        return ctx.change("update", kind.noun, key, "new revision: " + ", ".join(differing), act=replace) or item
     if differing and update:  # without update, every difference was refused above
         ctx.change("update", kind.noun, key, ", ".join(differing),
                    act=lambda: _refused_as(f"update {what}", lambda: update(ctx.aws, item, differing, desired)))

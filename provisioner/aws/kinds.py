@@ -64,7 +64,8 @@ class Lifecycle(Kind, Protocol):
     `create` makes the resource from a Desired and returns its live item; `settings` reads the live item's
     fields in the spec's shape (with the client, for a field its describe does not carry); `update` applies
     the fields that differ ({field: desired value}; the Desired too, for what an update call needs beside them).
-    Without `update`, nothing changes in place.
+    Without `update`, nothing changes in place. A kind whose resources AWS never changes (a task definition's
+    revision) sets `update_replaces`: its `update` makes a new resource in the old one's place and returns it.
     """
 
     # Read-only (properties) like Kind's, so the frozen dataclasses' fields satisfy them.
@@ -75,7 +76,11 @@ class Lifecycle(Kind, Protocol):
     def settings(self) -> Callable[[Aws, dict], dict] | None: ...
 
     @property
-    def update(self) -> Callable[[Aws, dict, dict, Desired], None] | None: ...
+    def update(self) -> Callable[[Aws, dict, dict, Desired], dict | None] | None: ...
+
+    @property
+    def update_replaces(self) -> bool:
+        """`update` returns a new resource (a new ID) that takes the key's place: converge() records it."""
 
     @property
     def fixed(self) -> tuple[str, ...]:
@@ -153,8 +158,9 @@ class Ec2Kind:
     # The lifecycle converge() drives (Lifecycle): None where the step only finds and deletes.
     create: Callable[[Aws, Desired], dict | None] | None = None
     settings: Callable[[Aws, dict], dict] | None = None
-    update: Callable[[Aws, dict, dict, Desired], None] | None = None
+    update: Callable[[Aws, dict, dict, Desired], dict | None] | None = None
     fixed: tuple[str, ...] = ()
+    update_replaces = False  # every EC2 kind with an update changes its resource in place
     batched = True
     read_ahead = True
 

@@ -87,11 +87,13 @@ class NamedKind:
     # item's fields in the spec's shape; `update` applies the fields that differ ({field: desired value}, and
     # the whole Desired).
     # A kind without `update` has no field the tool changes in place; `fixed` names the fields AWS cannot
-    # change in place, whose difference is refused.
+    # change in place, whose difference is refused. With `update_replaces`, AWS changes none: `update` makes a
+    # new resource in the old one's place (a task definition's next revision) and returns it.
     create: Callable[[Aws, Desired], dict | None] | None = None
     settings: Callable[[Aws, dict], dict] | None = None
-    update: Callable[[Aws, dict, dict, Desired], None] | None = None
+    update: Callable[[Aws, dict, dict, Desired], dict | None] | None = None
     fixed: tuple[str, ...] = ()
+    update_replaces: bool = False
 
     def belongs(self, naming: Naming, item: dict) -> bool:
         """Whether this region's stack of the project owns the item (always, for a regional kind)."""
@@ -602,6 +604,41 @@ def task_definition_revisions(aws: Aws, family: str, status: str = "ACTIVE") -> 
     return [arn for page in pages for arn in page["taskDefinitionArns"]]
 
 
+def revision_family(arn: str) -> str:
+    """The family of a task definition revision's ARN (…:task-definition/<family>:<revision>)."""
+    return _last(arn).rsplit(":", 1)[0]
+
+
+def retire_older_revisions(aws: Aws, family: str, keep: str) -> None:
+    """Deregister every ACTIVE revision of the family but `keep`. A service can still run a deregistered
+    (INACTIVE) revision, but none can be moved onto one (ECS API reference, DeregisterTaskDefinition): a
+    revision a rollback may return to is retired only once the rollout completed (provision upgrade)."""
+    ecs = aws.client("ecs")
+    for arn in task_definition_revisions(aws, family):
+        if arn != keep:
+            ecs.deregister_task_definition(taskDefinition=arn)
+
+
+def _register_task_definition(aws: Aws, desired: Desired) -> dict:
+    """The family's next revision: `spec` is RegisterTaskDefinition's parameters, family included. The call
+    takes no client token (ECS API reference): a revision whose answer was lost is found as the family's
+    latest (by its name on create; `_register_revision`'s lookup on update)."""
+    definition = aws.client("ecs").register_task_definition(**desired.spec, tags=_ecs_tags(desired.tags))
+    return with_tags(definition["taskDefinition"], desired.tags)
+
+
+def _register_revision(aws: Aws, definition: dict, changed: dict, desired: Desired) -> dict:
+    """A revision never changes: any difference is a new revision of the whole definition, which becomes the
+    family's latest. Whether the older ones are deregistered is the caller's choice (retire_older_revisions)."""
+    family = definition["family"]
+
+    def registered() -> dict | None:
+        latest = TASK_DEFINITION.get(aws, family)
+        return latest if latest and not changes(latest, desired.spec) else None
+
+    return create_without_twins(lambda: _register_task_definition(aws, desired), registered, f"a revision of {family}")
+
+
 def _delete_task_definition(aws: Aws, arn: str) -> None:
     """Deregister every revision of the family, then delete them: AWS keeps INACTIVE ones listed otherwise."""
     ecs = aws.client("ecs")
@@ -620,6 +657,10 @@ TASK_DEFINITION = register(NamedKind(
     read_ahead=False,  # a recorded revision is checked by its digest (steps/task_definitions.py), not described
     tag=lambda aws, definition, tags: _tag_ecs(aws, definition["taskDefinitionArn"], tags),
     tag_arn=lambda naming, account, arn: arn,  # its recorded ID is its ARN
+    create=_register_task_definition,
+    # DescribeTaskDefinition answers with RegisterTaskDefinition's own field names: the item is the spec's shape.
+    settings=lambda aws, definition: definition,
+    update=_register_revision, update_replaces=True,
 ))
 
 
@@ -678,12 +719,56 @@ def _services_by_arn(aws: Aws, arns: list[str]) -> dict[str, dict]:
     return found
 
 
+def _create_service(aws: Aws, desired: Desired) -> dict:
+    """The service `desired.name` ("<cluster>/<service>", service_address) with the spec's settings over the
+    inputs' (a count the state records over the 0 a new service starts at). The client token makes a resent
+    create return the same service, not a twin; CreateService takes "up to 36 ASCII characters" (ECS API
+    reference), so the token is cut to that."""
+    cluster, name = _split_service(desired.name or "")
+    ecs = aws.client("ecs")
+    # ECS assumes its service-linked role (perhaps made by this run) to wire the task network.
+    return with_tags(until_propagated(ECS_ROLE, desired.timeouts.iam_propagation, lambda: ecs.create_service(
+        cluster=cluster, serviceName=name, **(desired.inputs | desired.spec),
+        tags=_ecs_tags(desired.tags), clientToken=desired.client_token[:36],
+    ))["service"], desired.tags)
+
+
+def _service_settings(aws: Aws, service: dict) -> dict:
+    """The settings the tool gives a service, as DescribeServices reports them: Service Connect's on the
+    PRIMARY deployment (the service itself does not carry it), the subnets in order."""
+    primary = [d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"]
+    network = service.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+    return {
+        "taskDefinition": service.get("taskDefinition"),
+        "capacityProviderStrategy": service.get("capacityProviderStrategy"),
+        "networkConfiguration": {"awsvpcConfiguration": network | {"subnets": sorted(network.get("subnets", []))}},
+        "placementConstraints": service.get("placementConstraints"),
+        "placementStrategy": service.get("placementStrategy"),
+        "deploymentConfiguration": service.get("deploymentConfiguration"),
+        "enableExecuteCommand": service.get("enableExecuteCommand"),
+        "serviceConnectConfiguration": primary[0].get("serviceConnectConfiguration") if primary else None,
+        "desiredCount": service.get("desiredCount"),
+    }
+
+
+# A new capacity provider strategy, network or placement strategy only takes effect with a new deployment.
+NEEDS_NEW_DEPLOYMENT = frozenset({"capacityProviderStrategy", "networkConfiguration", "placementStrategy"})
+
+
+def _update_service(aws: Aws, service: dict, changed: dict, desired: Desired) -> None:
+    """UpdateService takes each of these settings as CreateService does."""
+    cluster, name = _split_service(desired.name or service["serviceArn"])
+    aws.client("ecs").update_service(cluster=cluster, service=name,
+                                     forceNewDeployment=bool(NEEDS_NEW_DEPLOYMENT & set(changed)), **changed)
+
+
 ECS_SERVICE = register(NamedKind(
     "ecs-service", "ECS service", _get_service, "serviceArn", _delete_service, _list_services,
     # A draining service answers a second delete with ServiceNotActiveException: it is going already.
     not_found=("ClusterNotFoundException", "ServiceNotFoundException", "ServiceNotActiveException"),
     service="ecs", lookup_many=_services_by_arn,
     tag=lambda aws, service, tags: _tag_ecs(aws, service["serviceArn"], tags),
+    create=_create_service, settings=_service_settings, update=_update_service,
 ))
 
 
