@@ -39,6 +39,16 @@ def live(ctx, kind: Kind, resource_id: str) -> dict | None:
     return ctx.aws.read(kind.service, ("get", kind.kind, resource_id), lambda: kind.get(ctx.aws, resource_id))
 
 
+def look_before_start(ctx, kind: Kind, key: str, name: str | None) -> list[dict]:
+    """`kind.find` for the resource `key`, asked by the preflight (Step.check_names: is its name free?) before
+    the run writes anything. The answer is set aside for the step's own first look (`ensure`): only that step
+    makes the resource, so nothing the run writes in between can change it, and a resource left by a run that
+    stopped after creating it is seen by both. Used once: any later look asks AWS again."""
+    matches = kind.find(ctx.aws, ctx.naming, key, name)
+    ctx.aws.reads.set_aside(("find", kind.kind, key, name), matches)
+    return matches
+
+
 def ensure(
     ctx,
     kind: Kind,
@@ -63,7 +73,9 @@ def ensure(
         # which another region's stack may share): left alone, this stack's own is found or created.
         item = None
     if item is None:
-        matches = kind.find(ctx.aws, ctx.naming, key, name)
+        matches = ctx.aws.reads.take_aside(("find", kind.kind, key, name))
+        if matches is None:
+            matches = kind.find(ctx.aws, ctx.naming, key, name)
         if len(matches) > 1:
             ids = ", ".join(kind.id_of(m) for m in matches)
             raise ProvisionError(
