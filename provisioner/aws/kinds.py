@@ -473,6 +473,21 @@ VPC_ENDPOINT = register(Ec2Kind(
 ))
 
 
+def described_ingress(group: dict) -> list[dict]:
+    """A group's ingress from its DescribeSecurityGroups item (IpPermissions: a protocol and ports with their
+    sources), one rule per source in DescribeSecurityGroupRules' shape, without the rule IDs only that call
+    answers: enough to tell whether the group holds what it should, which the run's one describe of every
+    recorded group (converge.live) answers without another call."""
+    rules = []
+    for permission in group.get("IpPermissions", []):
+        ports = {k: permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in permission}
+        rules += [ports | {"CidrIpv4": r["CidrIp"]} for r in permission.get("IpRanges", [])]
+        rules += [ports | {"CidrIpv6": r["CidrIpv6"]} for r in permission.get("Ipv6Ranges", [])]
+        rules += [ports | {"PrefixListId": r["PrefixListId"]} for r in permission.get("PrefixListIds", [])]
+        rules += [ports | {"ReferencedGroupInfo": {"GroupId": r["GroupId"]}} for r in permission.get("UserIdGroupPairs", [])]
+    return rules
+
+
 def ingress_rules(aws: Aws, group_id: str, every_group: tuple[str, ...] = ()) -> list[dict]:
     """A group's ingress rules, one per source, each with the ID that revokes exactly it.
 

@@ -79,6 +79,12 @@ class NamedKind:
     # For kinds whose batched describe carries no tags: the resource's ARN from (naming, account, ID),
     # by which the Resource Groups Tagging API reads the tags of them all in one call.
     tag_arn: Callable[[Naming, str, str], str] | None = None
+    # For kinds with `tag_arn` whose `lookup` takes a call of its own for the tags (ListTags...): the item
+    # without them. A recorded one is read so (converge.live), its tags coming with that one Tagging API call.
+    lookup_untagged: Callable[[Aws, str], dict | None] | None = None
+    # For a batched kind: IDs of resources not this tool's that a step reads every run, read in the same batched
+    # call as the recorded ones (converge.live): the ECS-optimized AMI's public parameter with the recorded ones.
+    read_with: tuple[str, ...] = ()
     # Account-wide (IAM): the same project's stacks in other regions see it too, so a stack owns only
     # those tagged with its own region (Naming.global_tags), never adopting or deleting another's.
     global_scope: bool = False
@@ -115,9 +121,11 @@ class NamedKind:
         except ClientError as exc:
             raise aws_failure(f"describe {self.noun}s", exc) from exc
 
-    def get(self, aws: Aws, resource_id: str) -> dict | None:
+    def get(self, aws: Aws, resource_id: str, untagged: bool = False) -> dict | None:
+        """The live item, None when gone; `untagged`: without its tags, where `lookup_untagged` saves a call."""
+        lookup = self.lookup_untagged if untagged and self.lookup_untagged else self.lookup
         try:
-            return self.lookup(aws, resource_id)
+            return lookup(aws, resource_id)
         except ClientError as exc:
             if error_code(exc) in self.not_found:
                 return None
@@ -446,10 +454,15 @@ def _namespace_item(aws: Aws, namespace: dict) -> dict:
     return with_tags(namespace, tags)
 
 
+def _namespace(aws: Aws, namespace_id: str) -> dict:
+    """The namespace by its ID; its tags apart (`_namespace_item`), or from the run's Tagging API read."""
+    return aws.client("servicediscovery").get_namespace(Id=namespace_id)["Namespace"]
+
+
 def _get_namespace(aws: Aws, id_or_name: str) -> dict | None:
     sd = aws.client("servicediscovery")
     if id_or_name.startswith("ns-"):
-        return _namespace_item(aws, sd.get_namespace(Id=id_or_name)["Namespace"])
+        return _namespace_item(aws, _namespace(aws, id_or_name))
     found = sd.list_namespaces(Filters=[{"Name": "NAME", "Values": [id_or_name], "Condition": "EQ"}])["Namespaces"]
     found = [n for n in found if n["Name"] == id_or_name]
     return _namespace_item(aws, found[0]) if found else None
@@ -492,6 +505,9 @@ NAMESPACE = register(NamedKind(
     service="servicediscovery",
     tag=lambda aws, namespace, tags: aws.client("servicediscovery").tag_resource(
         ResourceARN=namespace["Arn"], Tags=tag_list(tags)),
+    # Its ARN: arn:aws:servicediscovery:REGION:ACCOUNT:namespace/NAMESPACE_ID (Cloud Map API reference, Namespace).
+    tag_arn=lambda naming, account, namespace_id: naming.arn("servicediscovery", account, f"namespace/{namespace_id}"),
+    lookup_untagged=_namespace,
     create=_create_namespace,
 ))
 
@@ -967,12 +983,17 @@ AMP_WORKSPACE = register(NamedKind(
 
 # -- OpenSearch -------------------------------------------------------------------------------
 
+def _domain(aws: Aws, name: str) -> dict | None:
+    """The domain; its tags apart (`_get_domain`), or from the run's Tagging API read."""
+    domain = aws.client("opensearch").describe_domain(DomainName=_last(name))["DomainStatus"]
+    return None if domain.get("Deleted") else domain
+
+
 def _get_domain(aws: Aws, name: str) -> dict | None:
-    client = aws.client("opensearch")
-    domain = client.describe_domain(DomainName=_last(name))["DomainStatus"]
-    if domain.get("Deleted"):
+    domain = _domain(aws, name)
+    if domain is None:
         return None
-    return with_tags(domain, client.list_tags(ARN=domain["ARN"])["TagList"])
+    return with_tags(domain, aws.client("opensearch").list_tags(ARN=domain["ARN"])["TagList"])
 
 
 def _list_domains(aws: Aws, naming: Naming) -> list[dict]:
@@ -1014,6 +1035,9 @@ OPENSEARCH_DOMAIN = register(NamedKind(
     not_found=("ResourceNotFoundException",),
     service="opensearch",
     tag=lambda aws, domain, tags: aws.client("opensearch").add_tags(ARN=domain["ARN"], TagList=tag_list(tags)),
+    # Its ARN (DescribeDomain's ARN): OpenSearch Service keeps the "es" service prefix, arn:aws:es:REGION:ACCOUNT:domain/NAME.
+    tag_arn=lambda naming, account, name: naming.arn("es", account, f"domain/{_last(name)}"),
+    lookup_untagged=_domain,
     create=_create_domain, settings=_domain_settings, update=_update_domain,
 ))
 
@@ -1195,13 +1219,17 @@ ECR_REPOSITORY = register(NamedKind(
 
 # -- SSM parameters -------------------------------------------------------------------------------
 
+# The AWS public parameter naming the current ECS-optimized Amazon Linux 2023 arm64 AMI (ECS developer guide,
+# retrieve-ecs-optimized_AMI.html), which the capacity step reads every run: read in the same GetParameters
+# call as the recorded parameters (SSM_PARAMETER's `read_with`), which takes up to 10 names (SSM API reference).
+ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
+
+
 def _parameter_item(aws: Aws, name: str) -> dict:
     ssm = aws.client("ssm")
     parameter = ssm.get_parameter(Name=name)["Parameter"]
-    metadata = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])
-    tier = next((p.get("Tier") for p in metadata["Parameters"]), "Standard")
     tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
-    return with_tags(parameter | {"Tier": tier}, tags)
+    return with_tags(parameter, tags)
 
 
 def _get_parameter(aws: Aws, name_or_arn: str) -> dict | None:
@@ -1217,19 +1245,11 @@ def _list_parameters(aws: Aws, naming: Naming) -> list[dict]:
 
 
 def _parameters_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
-    """Values (GetParameters, 10 names a call) and tiers (DescribeParameters, 50 names a filter) of the
-    recorded parameters; their tags are not read again, as for log groups."""
+    """Values of the recorded parameters (GetParameters, 10 names a call); their tags come from the run's one
+    Tagging API read, as for log groups, and their tier only where an update needs it (`_update_parameter`)."""
     ssm = aws.client("ssm")
-    tiers: dict[str, str] = {}
-    for batch in _batches(names, 50):
-        pages = ssm.get_paginator("describe_parameters").paginate(
-            ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": batch}])
-        tiers |= {p["Name"]: p.get("Tier", "Standard") for page in pages for p in page["Parameters"]}
-    found = {}
-    for batch in _batches(names, 10):
-        for parameter in ssm.get_parameters(Names=batch)["Parameters"]:
-            found[parameter["Name"]] = parameter | {"Tier": tiers.get(parameter["Name"], "Standard")}
-    return found
+    return {parameter["Name"]: parameter for batch in _batches(names, 10)
+            for parameter in ssm.get_parameters(Names=batch)["Parameters"]}
 
 
 # SSM's limits on a value: 4 KB in the Standard tier, 8 KB in the Advanced one (charged per parameter and month).
@@ -1256,15 +1276,18 @@ def _create_parameter(aws: Aws, desired: Desired) -> dict | None:
 
 
 def _update_parameter(aws: Aws, parameter: dict, changed: dict, desired: Desired) -> None:
+    """The tier is read here, not with the value: only a new value must know whether it may stay Standard."""
+    ssm = aws.client("ssm")
     value = changed["Value"]
-    aws.client("ssm").put_parameter(Name=parameter["Name"], Value=value, Type="String",
-                                    Tier=_tier(value, parameter.get("Tier", "Standard")), Overwrite=True)
+    metadata = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [parameter["Name"]]}])
+    current = next((p.get("Tier", "Standard") for p in metadata["Parameters"]), "Standard")
+    ssm.put_parameter(Name=parameter["Name"], Value=value, Type="String", Tier=_tier(value, current), Overwrite=True)
 
 
 SSM_PARAMETER = register(NamedKind(
     "ssm-parameter", "SSM parameter", _get_parameter, "Name",
     lambda aws, name: aws.client("ssm").delete_parameter(Name=name), _list_parameters,
-    not_found=("ParameterNotFound",), service="ssm", lookup_many=_parameters_by_name,
+    not_found=("ParameterNotFound",), service="ssm", lookup_many=_parameters_by_name, read_with=(ECS_AMI_PARAMETER,),
     tag=lambda aws, parameter, tags: aws.client("ssm").add_tags_to_resource(
         ResourceType="Parameter", ResourceId=parameter["Name"], Tags=tag_list(tags)),
     # SSM's ARN drops the name's leading slash after "parameter/".
