@@ -676,3 +676,12 @@ def test_a_requests_operation_is_matched_once_per_request(monkeypatch):
     response.normalized_request = object()
     assert [response._get_action() for _ in range(2)] == ["Operation2"] * 2
     assert len(matched) == 2
+
+
+def test_the_emulators_boto3_sessions_share_one_data_loader(monkeypatch):
+    import boto3
+
+    emulator_in_this_process(monkeypatch)
+    first, second = boto3.Session(region_name="eu-west-1"), boto3.Session(region_name="us-east-1")
+    assert first._session.get_component("data_loader") is second._session.get_component("data_loader")
+    assert "eu-west-1" in second.get_available_regions("ec2")

@@ -730,6 +730,25 @@ def ecs_account_setting_defaults() -> None:
     EC2ContainerServiceResponse.list_account_settings = list_account_settings
 
 
+def sessions_share_one_loader() -> None:
+    """moto makes boto3 sessions to list regions, three of them while EC2's models import alone
+    (moto/ec2/models/availability_zones_and_regions.py), and each new session parses botocore's endpoint and
+    partition data again: about 0.7 s of the emulator's start. Its sessions share the process's one loader
+    instead, as the tool's do (provisioner/aws/session.py share_data_loader). Applied first, before any of moto's
+    models is imported."""
+    import boto3.session
+
+    from provisioner.aws.session import share_data_loader
+
+    made = boto3.session.Session.__init__
+
+    def __init__(self, *args, **kwargs) -> None:
+        made(self, *args, **kwargs)
+        share_data_loader(self)
+
+    boto3.session.Session.__init__ = __init__  # type: ignore[method-assign]
+
+
 def one_request_at_a_time() -> None:
     """moto's models are plain dicts and lists shared by the server's threads: two calls side by side (the
     tool makes up to ten) can iterate one while the other adds to it, and the loser gets a 500 whose HTML
@@ -1126,6 +1145,7 @@ def deregistering_a_scalable_target_deletes_its_policies() -> None:
 
 
 PATCHES = (
+    sessions_share_one_loader,
     deregistering_a_scalable_target_deletes_its_policies,
     nat_gateway_tag_filters,
     nat_gateway_deletion_frees_its_address,
