@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from provisioner.aws.converge import live, step_inventory
+from provisioner.aws.converge import live, look_before_start, step_inventory
 from provisioner.aws.kinds import KINDS, Kind
 from provisioner.aws.run_pool import run_pool, side_by_side
 from provisioner.aws.session import Aws
@@ -149,7 +149,7 @@ class Step:
         def check(entry: tuple[Kind, str, str]) -> None:
             kind, key, name = entry
             try:
-                kind.find(ctx.aws, ctx.naming, key, name)
+                look_before_start(ctx, kind, key, name)
             except ProvisionError as exc:
                 raise BadInput(str(exc)) from None
 
