@@ -746,7 +746,7 @@ def sessions_share_one_loader() -> None:
         made(self, *args, **kwargs)
         share_data_loader(self)
 
-    boto3.session.Session.__init__ = __init__  # type: ignore[method-assign]
+    boto3.session.Session.__init__ = __init__
 
 
 def one_request_at_a_time() -> None:
