@@ -8,16 +8,18 @@ so a slow resource started by one step is only awaited by the step that needs it
 from __future__ import annotations
 
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from provisioner.aws.converge import live, step_inventory
+from provisioner.aws.converge import live, look_before_start, step_inventory
 from provisioner.aws.kinds import KINDS, Kind
-from provisioner.aws.session import Aws, side_by_side
+from provisioner.aws.run_pool import run_pool, side_by_side
+from provisioner.aws.session import Aws
 from provisioner.config import Config
 from provisioner.errors import BadInput, ProvisionError, aws_failure
 from provisioner.naming import Naming
@@ -91,7 +93,7 @@ class StepContext:
         return act()
 
     def each(self, items: Iterable[T], action: Callable[[T], R]) -> list[R]:
-        """`action(item)` for every item, side by side (aws.session.side_by_side): for the independent
+        """`action(item)` for every item, side by side (aws.run_pool.side_by_side): for the independent
         resources of one step (its subnets, groups, roles, services...). Every action runs to its end, so
         what each one creates is recorded before an error goes up. A plan runs them one by one: its
         output stays in order."""
@@ -147,7 +149,7 @@ class Step:
         def check(entry: tuple[Kind, str, str]) -> None:
             kind, key, name = entry
             try:
-                kind.find(ctx.aws, ctx.naming, key, name)
+                look_before_start(ctx, kind, key, name)
             except ProvisionError as exc:
                 raise BadInput(str(exc)) from None
 
@@ -215,7 +217,7 @@ def ordered(steps: list[Step]) -> list[Step]:
 
 class Engine:
     def __init__(self, steps: list[Step], config: Config, aws: Aws, state: RecordedState, reporter: Reporter,
-                 workers: int | None = None, delete_data: bool = False,
+                 delete_data: bool = False,
                  unchangeable: Callable[[Config, RecordedState], None] | None = None):
         # Plan, apply and destroy (reversed) all walk this one order.
         self.steps = ordered(steps)
@@ -223,9 +225,6 @@ class Engine:
         self.aws = aws
         self.state = state
         self.reporter = reporter
-        # A step that waits (NAT gateway, OpenSearch) holds its thread: give every step one, so a wait
-        # never keeps a ready step from starting. Steps are I/O bound; their calls are few.
-        self.workers = workers or len(steps)
         self.naming = Naming(config.project, aws.region, state.lineage)
         self.cancelled = threading.Event()
         self.replacing: set[tuple[str, str]] = set()
@@ -245,7 +244,7 @@ class Engine:
         if refused:
             return refused
         # Sequential, in the order apply starts the steps: a plan only reads, and the order makes its output stable.
-        with self.aws.reads.run():
+        with self.run():
             return self._run_each(self.steps, lambda step, ctx: (step.preflight(ctx), step.apply(ctx)), dry_run=True)
 
     def _unchangeable(self) -> RunResult | None:
@@ -257,12 +256,20 @@ class Engine:
             return RunResult([], [("settings", exc)])
         return None
 
-    def read_ahead(self) -> threading.Thread:
+    @contextmanager
+    def run(self) -> Iterator[None]:
+        """One run: reads shared (provisioner/aws/reads.py) and one pool for its actions
+        (provisioner/aws/run_pool.py), or those of the command this run is part of (status runs a plan)."""
+        with self.aws.reads.run(), run_pool():
+            yield
+
+    def read_ahead(self) -> Future:
         """Describe everything the state records, side by side, while the preflight runs: the steps then
         find their answers read (provisioner/aws/reads.py) instead of asking one after another. Kinds read
         in batches take one call each. A failed read never fails the run (the step that needs the answer
-        asks again and reports its own failure), but it is not hidden: it becomes a note. Returns the
-        thread doing it, to join before the notes are reported."""
+        asks again and reports its own failure), but it is not hidden: it becomes a note. Runs in the run's
+        pool (outside a run, in a pool of its own, done when this returns); returns its future, to wait for
+        before the notes are reported."""
         ctx = self.context(self.steps[0], dry_run=True)
         reads = [(kind, resource_id) for kind in KINDS.values() if kind.read_ahead
                  for resource_id in self.state.ids_of_kind(kind.kind)]
@@ -275,12 +282,11 @@ class Engine:
                 ctx.note(f"Reading ahead, describing {kind.noun} {resource_id} failed ({exc}); the step that "
                          "needed it asked again.")
 
-        thread = threading.Thread(target=side_by_side, args=(reads, read), name="read-ahead", daemon=True)
-        thread.start()
-        return thread
+        with run_pool() as pool:
+            return pool.submit(side_by_side, reads, read)
 
     def apply(self) -> RunResult:
-        with self.aws.reads.run():
+        with self.run():
             reading_ahead = self.read_ahead()
             try:
                 checked = self.preflight()
@@ -289,7 +295,7 @@ class Engine:
                 result = self._run_graph(lambda step, ctx: step.apply(ctx), reverse=False)
             finally:
                 # Also when preflight refuses: no read may outlive the run (and its lock on the state).
-                reading_ahead.join()
+                wait([reading_ahead])
             result.notes = list(self.notes)
             return result
 
@@ -313,7 +319,7 @@ class Engine:
         return RunResult([], [error for error in side_by_side(self.steps, check) if error])
 
     def destroy(self) -> RunResult:
-        with self.aws.reads.run():
+        with self.run():
             result = self._run_graph(lambda step, ctx: step.destroy(ctx), reverse=True)
         if result.ok:
             self.state.reset_if_empty()
@@ -341,6 +347,15 @@ class Engine:
 
         A failed step stops only the steps that depend on it (directly or through others): they never
         start, and are reported as skipped. Independent steps go on, and every error is reported.
+
+        Each step is one action of the run's pool (provisioner/aws/run_pool.py), so the steps, what they do
+        side by side and the reads ahead never run more than MAX_CONCURRENT_CALLS actions at once together;
+        a step's `each` runs in the step's own slot and in the slots the pool can spare. A ready step is
+        handed to the pool at once and starts when a slot is free. The steps that hold one longest wait on
+        AWS (the NAT gateway, the VPC endpoints, the DSQL cluster, the Cloud Map namespace, OpenSearch for
+        the task definitions): a few at once, each on AWS alone, never on another step, so they never keep
+        every slot; a ready step waits for the short actions ahead of it. Measured at 150 ms per call
+        (scripts/benchmark.py with the pool's use logged): no step waited more than 0.15 s for a slot.
         """
         waits_on: dict[str, set[str]] = {s.name: set() for s in self.steps}
         for step in self.steps:
@@ -359,6 +374,7 @@ class Engine:
 
         def run(name: str) -> None:
             step = by_name[name]
+            self.reporter.start(name, step.title)
             ctx = self.context(step, dry_run=False)
             try:
                 action(step, ctx)
@@ -374,22 +390,24 @@ class Engine:
 
         for name in order:
             self.reporter.queue(name, by_name[name].title)
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="step") as pool:
+        with run_pool() as pool:
             running: dict[Future, str] = {}
             while True:
                 # A failed step never joins `done`, so what depends on it never becomes ready.
                 for name in order:
                     if name not in started and waits_on[name] <= done:
                         started.add(name)
-                        self.reporter.start(name, by_name[name].title)
                         running[pool.submit(run, name)] = name
                 if not running:
                     break
                 try:
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 except KeyboardInterrupt:
-                    # Let running steps stop at their next change, so the state stays true.
+                    # Let running steps stop at their next change, so the state stays true; those still
+                    # waiting for a slot never start.
                     self.cancelled.set()
+                    for future in running:
+                        future.cancel()
                     wait(running)
                     raise Interrupted(
                         "Interrupted. Everything created so far is recorded in the state; run the same "

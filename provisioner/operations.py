@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 from rich.console import Console
 
 from provisioner import immutable
+from provisioner.aws.run_pool import run_pool
 from provisioner.aws.session import Aws
 from provisioner.config import Config
 from provisioner.engine import Engine, RunResult
@@ -82,9 +83,11 @@ def open_engine(
     config: Config, aws: Aws, state_path: Path | str | None, operation: str, console: Console | None = None,
     quiet: bool = False, delete_data: bool = False, steps: list | None = None,
 ) -> Iterator[Engine]:
-    """The engine over the whole pipeline (or only `steps`), with the state opened for `operation`."""
+    """The engine over the whole pipeline (or only `steps`), with the state opened for `operation`, and one
+    pool for the command's AWS actions (provisioner/aws/run_pool.py), ended before the lock is released."""
     console = console or Console(stderr=True)
-    with opened_state(config, aws, state_path, operation, console) as store, Reporter(console, quiet=quiet) as reporter:
+    with opened_state(config, aws, state_path, operation, console) as store, Reporter(console, quiet=quiet) as reporter, \
+            run_pool():
         def unchangeable(config: Config, state: RecordedState) -> None:
             immutable.check(config, state)
             # A new server on roles that run tasks goes through 'provision upgrade', never through up.

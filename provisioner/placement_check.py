@@ -76,11 +76,65 @@ class CapacityCheck:
     no_room_to_roll: list[str] = field(default_factory=list)
 
 
-def instance_types(aws: Aws, types: set[str]) -> list[dict]:
-    """DescribeInstanceTypes for these types, asked once per run (the capacity step's preflight and this
-    check ask the same question). Raises ClientError for a type the region does not offer."""
-    return aws.read("ec2", ("instance-types", tuple(sorted(types))),
-                    lambda: aws.client("ec2").describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"])
+# The state setting of the instance types checked once (provision.state.store.InstanceTypeSetting), which the
+# capacity step records: a type's vCPUs, memory, network interfaces and architectures are fixed (they define
+# the type), and the zones it was offered in are only asked again for a zone not checked yet.
+CATALOG_SETTING = "instance_types"
+# The run's reads of the region's instance type catalog are shared whatever the run writes (provisioner/aws/
+# reads.py drops a service's answers when the run writes to it): no call of this tool changes the catalog.
+CATALOG = "instance-type-catalog"
+
+
+def instance_types(aws: Aws, types: set[str], recorded: dict[str, dict] | None = None) -> list[dict]:
+    """DescribeInstanceTypes for these types, in its shape: from the state's `recorded` facts (CATALOG_SETTING)
+    when it holds every one, else asked once per run (the capacity step's preflight and this check ask the
+    same question). Raises ClientError for a type the region does not offer."""
+    recorded = recorded or {}
+    if types <= set(recorded):
+        return [_described(instance_type, recorded[instance_type]) for instance_type in sorted(types)]
+    return aws.reads.read(CATALOG, ("instance-types", tuple(sorted(types))),
+                          lambda: aws.client("ec2").describe_instance_types(InstanceTypes=sorted(types))["InstanceTypes"])
+
+
+def offered(aws: Aws, types: set[str], zones: list[str], recorded: dict[str, dict] | None = None) -> set[tuple[str, str]]:
+    """(type, zone) pairs of these types offered in these zones: from the state's `recorded` facts when each
+    type was found offered in every one of them, else asked once per run (DescribeInstanceTypeOfferings)."""
+    recorded = recorded or {}
+    if all(t in recorded and set(zones) <= set(recorded[t]["offered_in"]) for t in types):
+        return {(t, zone) for t in types for zone in zones}
+
+    def read() -> set[tuple[str, str]]:
+        pages = aws.client("ec2").get_paginator("describe_instance_type_offerings").paginate(
+            LocationType="availability-zone", Filters=[
+                {"Name": "instance-type", "Values": sorted(types)}, {"Name": "location", "Values": sorted(zones)}])
+        return {(o["InstanceType"], o["Location"]) for page in pages for o in page["InstanceTypeOfferings"]}
+
+    return aws.reads.read(CATALOG, ("offerings", tuple(sorted(types)), tuple(sorted(zones))), read)
+
+
+def checked_facts(aws: Aws, types: set[str], zones: list[str], recorded: dict[str, dict] | None = None) -> dict[str, dict]:
+    """What CATALOG_SETTING records of these types once the capacity step's preflight passed: its answers (shared
+    by the run, or recorded before), so recording them asks AWS nothing."""
+    pairs = offered(aws, types, zones, recorded)
+    facts = {}
+    for item in instance_types(aws, types, recorded):
+        name = item["InstanceType"]
+        before = (recorded or {}).get(name, {}).get("offered_in", [])
+        facts[name] = {
+            "architectures": sorted(item["ProcessorInfo"]["SupportedArchitectures"]),
+            "vcpus": item["VCpuInfo"]["DefaultVCpus"],
+            "memory_mib": item["MemoryInfo"]["SizeInMiB"],
+            "network_interfaces": item["NetworkInfo"]["MaximumNetworkInterfaces"],
+            "offered_in": sorted(set(before) | {zone for t, zone in pairs if t == name}),
+        }
+    return facts
+
+
+def _described(instance_type: str, facts: dict) -> dict:
+    """Recorded facts in DescribeInstanceTypes' shape: the fields this tool reads of it."""
+    return {"InstanceType": instance_type, "ProcessorInfo": {"SupportedArchitectures": facts["architectures"]},
+            "VCpuInfo": {"DefaultVCpus": facts["vcpus"]}, "MemoryInfo": {"SizeInMiB": facts["memory_mib"]},
+            "NetworkInfo": {"MaximumNetworkInterfaces": facts["network_interfaces"]}}
 
 
 def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas: bool,
@@ -91,16 +145,18 @@ def check(config: Config, aws: Aws, counts: dict[str, int], counts_are_replicas:
     return CapacityCheck(problems, warnings, [] if problems else rolling_room(config, rooms, counts))
 
 
-def node_rooms(config: Config, aws: Aws, trunking_principal: str) -> tuple[dict[str, NodeRoom], list[str]]:
+def node_rooms(config: Config, aws: Aws, trunking_principal: str,
+               recorded: dict[str, dict] | None = None) -> tuple[dict[str, NodeRoom], list[str]]:
     """What one node of each group offers, and warnings about types the trunking table does not list.
 
     Trunking counts when the config turns it on (up enables it before any node launches) or it is already
-    in effect for the nodes' role (`trunking_principal`: see `account_trunking`).
+    in effect for the nodes' role (`trunking_principal`: see `account_trunking`). `recorded`: the state's
+    CATALOG_SETTING, the facts of the types checked before.
     """
     trunking = config.capacity.eni_trunking or account_trunking(aws, trunking_principal) == "enabled"
     types = {getattr(config.capacity, g).instance_type for g in NODE_GROUPS}
     try:
-        found = instance_types(aws, types)
+        found = instance_types(aws, types, recorded)
     except ClientError:
         return {}, []  # an unknown type: the capacity step's preflight names it
     specs = {t["InstanceType"]: t for t in found}

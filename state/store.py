@@ -109,6 +109,19 @@ class RestoreSetting(BaseModel):
     new_cluster: str = ""
 
 
+class InstanceTypeSetting(BaseModel):
+    """What the capacity step checked of an instance type (provisioner/placement_check.py, CATALOG_SETTING): the
+    facts DescribeInstanceTypes gives, fixed for a type, and the zones DescribeInstanceTypeOfferings found it
+    offered in. A later run reads them here instead of asking again while the type and zones are the same."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    architectures: list[str]
+    vcpus: int = Field(gt=0)
+    memory_mib: int = Field(gt=0)
+    network_interfaces: int = Field(gt=0)
+    offered_in: list[str]
+
+
 class RecordedSettings(BaseModel):
     """The settings runs record beside the resources. The state is input to the next run (a later `up` applies
     the recorded counts), so they are checked as strictly as the config: a hand-edited state is refused by key."""
@@ -120,6 +133,7 @@ class RecordedSettings(BaseModel):
     temporal_release: ReleaseSetting | None = None
     upgrade: UpgradeSetting | None = None
     restore: RestoreSetting | None = None  # provisioner/commands/backup.py RESTORE_SETTING
+    instance_types: dict[str, InstanceTypeSetting] = Field(default_factory=dict)  # placement_check.CATALOG_SETTING
 
     @field_validator("service_counts")
     @classmethod

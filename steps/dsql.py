@@ -59,9 +59,12 @@ class Dsql(Step):
 
     def preflight(self, ctx: StepContext) -> None:
         region, arn = ctx.aws.region, ctx.config.dsql.cluster_arn
+        # The region's DSQL API: where DSQL is not offered, its endpoint does not exist. Asked only before a
+        # cluster is recorded: this region's state (checked for its region and account) records one only once
+        # made or adopted here, so the region offers DSQL, and the run reads that cluster anyway (GetCluster).
         try:
-            # The region's DSQL API: where DSQL is not offered, its endpoint does not exist.
-            ctx.aws.probe_client("dsql").list_clusters(maxResults=1)
+            if ctx.state.get(self.name, CLUSTER) is None:
+                ctx.aws.probe_client("dsql").list_clusters(maxResults=1)
         except (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError) as exc:
             raise BadInput(
                 f"Aurora DSQL does not answer in {region} ({exc}): the region does not offer it, or it cannot be "

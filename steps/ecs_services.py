@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisioner.aws.converge import destroy_kind, differs, ensure, wait_deleted
+from provisioner.aws.converge import converge, destroy_kind, live, wait_deleted
 from provisioner.aws.named_kinds import ECS_SERVICE, service_address
-from provisioner.aws.propagation import ECS_ROLE, until_propagated
 from provisioner.ecs_layout import NODE_GROUP, SERVICE_CONNECT, SERVICES
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import Recorded, StepOutputs, known
@@ -106,22 +105,6 @@ def service_spec(ctx: StepContext, service: str, task_definition: str, namespace
     return spec
 
 
-def live_spec(service: dict) -> dict:
-    """The same settings as AWS reports them (Service Connect lives on the primary deployment)."""
-    primary = [d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"]
-    network = service.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
-    return {
-        "taskDefinition": service.get("taskDefinition"),
-        "capacityProviderStrategy": service.get("capacityProviderStrategy"),
-        "networkConfiguration": {"awsvpcConfiguration": network | {"subnets": sorted(network.get("subnets", []))}},
-        "placementConstraints": service.get("placementConstraints"),
-        "placementStrategy": service.get("placementStrategy"),
-        "deploymentConfiguration": service.get("deploymentConfiguration"),
-        "enableExecuteCommand": service.get("enableExecuteCommand"),
-        "serviceConnectConfiguration": primary[0].get("serviceConnectConfiguration") if primary else None,
-    }
-
-
 class Services(Step):
     name = "services"
     title = "ECS services"
@@ -137,15 +120,22 @@ class Services(Step):
         groups = ctx.outputs_of(SecurityGroupOutputs)
         cluster_name = cluster.cluster_name if known(cluster.cluster_name) else ctx.naming.cluster()
         counts = recorded_counts(ctx)
-        # The frontend's count belongs to Application Auto Scaling while it autoscales (steps/autoscaling.py):
-        # the recorded count starts it, and a later up does not reset what the autoscaler chose.
-        autoscaled = {"frontend"} if ctx.config.services.frontend.autoscaling is not None and counts.get("frontend") else set()
 
         def service_of(service: str) -> None:
+            key, name, count = service_key(service), service_name(ctx, service), counts.get(service)
             spec = service_spec(
                 ctx, service, definitions[service].arn, cluster.namespace_arn, subnets, groups.of_service(service),
             )
-            live = self._ensure(ctx, service, cluster_name, spec, counts.get(service), service in autoscaled)
+            if count is not None and not self._autoscaler_owns_count(ctx, service, count):
+                spec["desiredCount"] = count
+            live = converge(
+                ctx, ECS_SERVICE, key, name=service_address(cluster_name, name), spec=spec,
+                # Created at 0 tasks unless the state records a count (then the spec's); the tasks carry the
+                # service's tags, and ECS's own (cluster, service).
+                inputs={"desiredCount": 0, "schedulingStrategy": "REPLICA", "propagateTags": "SERVICE",
+                        "enableECSManagedTags": True},
+                detail=f"{name}, {count or 0} tasks", attributes_of=lambda s: {"name": s["serviceName"]},
+            )
             if live is not None and service not in counts:
                 # A lost state must not scale a running cluster down: adopt the live count.
                 counts[service] = live["desiredCount"]
@@ -154,39 +144,15 @@ class Services(Step):
         if not ctx.dry_run and counts != recorded_counts(ctx):
             ctx.state.set_setting(COUNTS_SETTING, counts)
 
-    def _ensure(self, ctx: StepContext, service: str, cluster_name: str, spec: dict, count: int | None,
-                autoscaled: bool = False) -> dict | None:
-        """The service with `spec`; `count` tasks if the state records one (a new service starts at 0), unless
-        it is `autoscaled` and running: then the autoscaler owns its count."""
-        ecs = ctx.aws.client("ecs")
-        key = service_key(service)
-        name = service_name(ctx, service)
-
-        def create() -> dict:
-            # ECS assumes its service-linked role (perhaps made by this run) to wire the task network.
-            return until_propagated(ECS_ROLE, ctx.config.timeouts.iam_propagation, lambda: ecs.create_service(
-                cluster=cluster_name, serviceName=name, desiredCount=count or 0, schedulingStrategy="REPLICA",
-                propagateTags="SERVICE", enableECSManagedTags=True,
-                tags=[{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()],
-                clientToken=ctx.naming.client_token(key)[:36], **spec,
-            ))["service"]
-
-        live = ensure(ctx, ECS_SERVICE, key, create, detail=f"{name}, {count or 0} tasks",
-                      name=service_address(cluster_name, name), attributes_of=lambda s: {"name": s["serviceName"]})
-        if live is None:
-            return None
-        current = live_spec(live)
-        drift = {field: value for field, value in spec.items() if differs(current[field], value)}
-        if count is not None and live["desiredCount"] != count and not (autoscaled and live["desiredCount"]):
-            drift["desiredCount"] = count
-        if drift:
-            # A new capacity provider strategy or network only takes effect with a new deployment.
-            force = bool({"capacityProviderStrategy", "networkConfiguration", "placementStrategy"} & set(drift))
-            ctx.change(
-                "update", ECS_SERVICE.noun, key, ", ".join(sorted(drift)),
-                act=lambda: ecs.update_service(cluster=cluster_name, service=name, forceNewDeployment=force, **drift),
-            )
-        return live
+    def _autoscaler_owns_count(self, ctx: StepContext, service: str, count: int) -> bool:
+        """The frontend's count belongs to Application Auto Scaling while it autoscales and runs
+        (steps/autoscaling.py): the recorded count starts it, and a later up does not reset what the autoscaler
+        chose. Its live count is the run's shared read of the recorded services (no call of its own)."""
+        if service != "frontend" or ctx.config.services.frontend.autoscaling is None or not count:
+            return False
+        recorded = ctx.state.id_of(self.name, service_key(service))
+        running = live(ctx, ECS_SERVICE, recorded) if recorded else None
+        return bool(running and running["desiredCount"])
 
     def destroy(self, ctx: StepContext) -> None:
         wait_deleted(ctx, ECS_SERVICE, destroy_kind(ctx, ECS_SERVICE))

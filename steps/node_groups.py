@@ -11,17 +11,21 @@ import base64
 import hashlib
 import json
 
+from botocore.exceptions import ClientError
+
 from provisioner.aws.converge import converge, destroy_kind, live, wait_deleted
 from provisioner.aws.kinds import LAUNCH_TEMPLATE
 from provisioner.aws.named_kinds import (
     AUTOSCALING_GROUP,
     CAPACITY_PROVIDER,
+    ECS_AMI_PARAMETER,
     ECS_CLUSTER,
+    SSM_PARAMETER,
 )
 from provisioner.ecs_layout import NODE_GROUPS
 from provisioner.engine import Step, StepContext
-from provisioner.errors import BadInput
-from provisioner.placement_check import instance_types
+from provisioner.errors import BadInput, ProvisionError
+from provisioner.placement_check import CATALOG_SETTING, checked_facts, instance_types, offered
 from provisioner.step_outputs import known
 from provisioner.steps.cluster import ClusterOutputs
 from provisioner.steps.iam import IamOutputs
@@ -29,7 +33,6 @@ from provisioner.steps.network import NetworkOutputs
 from provisioner.steps.security_groups import SecurityGroupOutputs
 from provisioner.zones import zones_of
 
-AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
 # The cluster's default capacity provider strategy: where a task that names no provider runs.
 DEFAULT_PROVIDER = "frontend"
 
@@ -82,11 +85,13 @@ class NodeGroups(Step):
     kinds = (LAUNCH_TEMPLATE, AUTOSCALING_GROUP, CAPACITY_PROVIDER)
 
     def preflight(self, ctx: StepContext) -> None:
+        """Each type exists in the region, is arm64 and is offered in every zone: asked of AWS only for a type or
+        zone not checked before (the state's CATALOG_SETTING, which `apply` records once these checks passed)."""
         types = {getattr(ctx.config.capacity, g).instance_type: g for g in NODE_GROUPS}
-        ec2 = ctx.aws.client("ec2")
+        recorded = ctx.state.setting(CATALOG_SETTING, {})
         try:
-            found = instance_types(ctx.aws, set(types))
-        except ec2.exceptions.ClientError as exc:
+            found = instance_types(ctx.aws, set(types), recorded)
+        except ClientError as exc:
             raise BadInput(
                 f"capacity: an instance type is not offered in {ctx.aws.region}: {exc}. Pick another in the config."
             ) from None
@@ -96,12 +101,9 @@ class NodeGroups(Step):
                 raise BadInput(f"capacity.{group}.instance_type = {item['InstanceType']!r} is not arm64 (Graviton).")
         # Every node group spreads over every zone of the private subnets: each type must be offered in each.
         zones = zones_of(ctx)
-        offered = {(o["InstanceType"], o["Location"]) for page in ec2.get_paginator("describe_instance_type_offerings")
-                   .paginate(LocationType="availability-zone", Filters=[
-                       {"Name": "instance-type", "Values": sorted(types)}, {"Name": "location", "Values": zones}])
-                   for o in page["InstanceTypeOfferings"]}
+        pairs = offered(ctx.aws, set(types), zones, recorded)
         for instance_type, group in sorted(types.items()):
-            missing = [zone for zone in zones if (instance_type, zone) not in offered]
+            missing = [zone for zone in zones if (instance_type, zone) not in pairs]
             if missing:
                 raise BadInput(
                     f"capacity.{group}.instance_type = {instance_type!r} is not offered in {', '.join(missing)}; "
@@ -113,8 +115,12 @@ class NodeGroups(Step):
                 for kind, prefix in ((AUTOSCALING_GROUP, "asg"), (CAPACITY_PROVIDER, "cp"))]
 
     def apply(self, ctx: StepContext) -> None:
-        ssm = ctx.aws.client("ssm")
-        ami = ssm.get_parameter(Name=AMI_PARAMETER)["Parameter"]["Value"]
+        # Read with the recorded SSM parameters, in one call (SSM_PARAMETER's read_with).
+        parameter = live(ctx, SSM_PARAMETER, ECS_AMI_PARAMETER)
+        if parameter is None:
+            raise ProvisionError(f"SSM has no parameter {ECS_AMI_PARAMETER} in {ctx.aws.region}: the ECS-optimized "
+                                 "Amazon Linux 2023 arm64 AMI is not published there.")
+        ami = parameter["Value"]
         profile_arn = ctx.outputs_of(IamOutputs).instance_profile
         instances_sg = ctx.outputs_of(SecurityGroupOutputs).instances
         cluster_arn = ctx.outputs_of(ClusterOutputs).cluster_arn
@@ -131,6 +137,17 @@ class NodeGroups(Step):
             return provider["name"] if provider else node_name(ctx, group)
 
         self._attach(ctx, cluster_arn, ctx.each(NODE_GROUPS, node_group))
+        self._record_checked_types(ctx)
+
+    def _record_checked_types(self, ctx: StepContext) -> None:
+        """The instance type facts the preflight checked (the run's answers, no new call), for later runs."""
+        if ctx.dry_run:
+            return
+        types = {getattr(ctx.config.capacity, g).instance_type for g in NODE_GROUPS}
+        recorded = ctx.state.setting(CATALOG_SETTING, {})
+        checked = recorded | checked_facts(ctx.aws, types, zones_of(ctx), recorded)
+        if checked != recorded:
+            ctx.state.set_setting(CATALOG_SETTING, checked)
 
     def _launch_template(self, ctx: StepContext, group: str, data: dict) -> dict | None:
         """A version never changes: when the latest is the one recorded as holding this data (by its digest),

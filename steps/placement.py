@@ -39,7 +39,8 @@ class Placement(Step):
     def preflight(self, ctx: StepContext) -> None:
         replicas = {s: getattr(ctx.config.services, s).replicas for s in SERVICES}
         rooms, warnings = placement_check.node_rooms(
-            ctx.config, ctx.aws, trunking_principal(ctx.state, ctx.naming, ctx.aws.account_id))
+            ctx.config, ctx.aws, trunking_principal(ctx.state, ctx.naming, ctx.aws.account_id),
+            ctx.state.setting(placement_check.CATALOG_SETTING, {}))
         for warning in warnings:
             ctx.note(warning)
         problems = placement_check.placement_problems(ctx.config, rooms, replicas, counts_are_replicas=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from provisioner.aws.converge import converge, destroy_kind, owned
-from provisioner.aws.kinds import SECURITY_GROUP, ingress_rules
+from provisioner.aws.converge import converge, destroy_kind, live, owned
+from provisioner.aws.kinds import SECURITY_GROUP, described_ingress, ingress_rules
 from provisioner.ecs_layout import GRAFANA_PORT, UI_PORT
 from provisioner.engine import Step, StepContext
 from provisioner.step_outputs import Recorded, StepOutputs
@@ -112,14 +112,13 @@ def converge_ingress(ctx: StepContext, key: str, group_id: str | None, wanted: I
             ctx.change("update", SECURITY_GROUP.noun, key, f"allow {len(wanted)} ingress rules")
         return
     ec2 = ctx.aws.client("ec2")
-    held: list[Ingress] = []
-    unwanted: list[str] = []
-    for rule in ingress_rules(ctx.aws, group_id, every_group):
-        match = next((w for w in wanted if w not in held and w.held_by(rule)), None)
-        if match is None:
-            unwanted.append(rule["SecurityGroupRuleId"])
-        else:
-            held.append(match)
+    group = live(ctx, SECURITY_GROUP, group_id)
+    held, stray = _matched(wanted, described_ingress(group) if group else [])
+    if stray or group is None:
+        # Only DescribeSecurityGroupRules answers the ID that revokes exactly a rule: asked when one must go
+        # (or the group's description could not be read), not to learn that the group holds what it should.
+        held, stray = _matched(wanted, ingress_rules(ctx.aws, group_id, every_group))
+    unwanted = [rule["SecurityGroupRuleId"] for rule in stray]
     if unwanted:
         ctx.change(
             "update", SECURITY_GROUP.noun, key, f"revoke {len(unwanted)} ingress rules not in the config",
@@ -132,6 +131,19 @@ def converge_ingress(ctx: StepContext, key: str, group_id: str | None, wanted: I
             act=lambda: ec2.authorize_security_group_ingress(
                 GroupId=group_id, IpPermissions=[rule.permission() for rule in missing]),
         )
+
+
+def _matched(wanted: list[Ingress], rules: list[dict]) -> tuple[list[Ingress], list[dict]]:
+    """The wanted rules the live ones hold, and the live rules that are none of them (or a duplicate)."""
+    held: list[Ingress] = []
+    stray: list[dict] = []
+    for rule in rules:
+        match = next((w for w in wanted if w not in held and w.held_by(rule)), None)
+        if match is None:
+            stray.append(rule)
+        else:
+            held.append(match)
+    return held, stray
 
 
 def ingress_matrix() -> dict[str, set[tuple[int, str]]]:

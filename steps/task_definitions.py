@@ -14,12 +14,15 @@ import json
 from dataclasses import dataclass
 
 from provisioner.aws import converge
-from provisioner.aws.converge import create_without_twins, destroy_kind, differs, ensure
+from provisioner.aws.converge import destroy_kind
+from provisioner.aws.kinds import changes
 from provisioner.aws.named_kinds import (
     DSQL_CLUSTER,
     OPENSEARCH_DOMAIN,
     TASK_DEFINITION,
     active_revisions,
+    retire_older_revisions,
+    revision_family,
     task_definition_revisions,
     wait_dsql_usable,
 )
@@ -315,61 +318,46 @@ class TaskDefinitions(Step):
         return wait_for(f"OpenSearch domain {domain}", probe, timeout=ctx.config.timeouts.opensearch)
 
     def ensure_definition(self, ctx: StepContext, key: str, desired: dict, retire_older: bool = True) -> None:
-        """The definition `key` as desired: a new revision when it differs, older ones deregistered (unless
-        `retire_older` is False: `provision upgrade` keeps them until the service's rollout COMPLETED)."""
-        ecs = ctx.aws.client("ecs")
-        tags = [{"key": k, "value": v} for k, v in ctx.naming.tags(self.name, key).items()]
+        """The definition `key` as desired (RegisterTaskDefinition's parameters): a new revision when it differs,
+        older ones deregistered (unless `retire_older` is False: `provision upgrade` keeps them until the
+        service's rollout COMPLETED, then calls retire_older_revisions)."""
+        family_name = desired["family"]
         digest = hashlib.sha256(json.dumps(desired, sort_keys=True).encode()).hexdigest()
         previous = ctx.state.get(self.name, key)
-        if previous and previous.get("digest") == digest and previous["id"] in active_revisions(ctx.aws):
-            # A revision never changes: the one the state names is this definition, and nothing older
-            # is left (the digest is recorded only once older revisions are retired). No describe needed;
-            # its tags come with the run's one read of every recorded resource's (converge.recorded_tags).
-            converge.reconcile_tags(ctx, TASK_DEFINITION, key, {"taskDefinitionArn": previous["id"]})
-            return
+        if previous and previous.get("digest") == digest:
+            family_active = [arn for arn in active_revisions(ctx.aws) if revision_family(arn) == family_name]
+            if family_active == [previous["id"]]:
+                # A revision never changes: the one the state names holds this definition, and no older one is
+                # left. No describe needed; its tags come with the run's one read of every recorded resource's
+                # (converge.recorded_tags).
+                converge.reconcile_tags(ctx, TASK_DEFINITION, key, {"taskDefinitionArn": previous["id"]})
+                return
 
-        def register() -> dict:
-            return ecs.register_task_definition(**desired, tags=tags)["taskDefinition"]
+        def attributes(definition: dict) -> dict:
+            # The digest says this revision holds `desired`; recorded only when it does.
+            holds = {"digest": digest} if not changes(definition, desired) else {}
+            shards = rendered_shards(definition)
+            return {"family": definition["family"], "revision": definition["revision"]} | holds | (
+                {"shards": shards} if shards is not None else {})
 
-        def record(item: dict, retired: bool = False) -> dict:
-            attributes = {"family": item["family"], "revision": item["revision"]} | ({"digest": digest} if retired else {})
-            shards = rendered_shards(item)
-            return attributes | ({"shards": shards} if shards is not None else {})
+        def retire_strays(definition: dict) -> None:
+            # Left by a run that stopped between registering a revision and retiring the old one, or by upgrade.
+            stray = [arn for arn in task_definition_revisions(ctx.aws, family_name)
+                     if arn != definition["taskDefinitionArn"]]
+            if stray and retire_older:
+                ctx.change("update", TASK_DEFINITION.noun, key, f"deregister {len(stray)} older revisions",
+                           act=lambda: self.retire_older_revisions(ctx, definition["taskDefinitionArn"], family_name))
 
-        current = ensure(ctx, TASK_DEFINITION, key, register, detail=desired["family"], name=desired["family"],
-                         attributes_of=record)
-        if current is None:
-            return
-        if differs(current, desired):
-            def registered() -> dict | None:
-                latest = TASK_DEFINITION.get(ctx.aws, desired["family"])
-                return latest if latest and not differs(latest, desired) else None
-
-            def replace() -> dict:
-                latest = create_without_twins(register, registered, f"a revision of {desired['family']}")
-                ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest))
-                if not retire_older:
-                    return latest  # the next run retires them (below: "Left by a run that stopped ...")
-                self.retire_older_revisions(ctx, latest["taskDefinitionArn"], desired["family"])
-                ctx.record(key, latest["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(latest, retired=True))
-                return latest
-
-            ctx.will_replace(key)
-            ctx.change("update", TASK_DEFINITION.noun, key, "new revision, older ones deregistered", act=replace)
-            return
-        stray = [arn for arn in task_definition_revisions(ctx.aws, desired["family"]) if arn != current["taskDefinitionArn"]]
-        if stray and retire_older:
-            # Left by a run that stopped between registering a revision and retiring the old one.
-            ctx.change("update", TASK_DEFINITION.noun, key, f"deregister {len(stray)} older revisions",
-                       act=lambda: self.retire_older_revisions(ctx, current["taskDefinitionArn"], desired["family"]))
-        if not ctx.dry_run:
-            ctx.record(key, current["taskDefinitionArn"], kind=TASK_DEFINITION.kind, **record(current, retired=True))
+        converge.converge(
+            ctx, TASK_DEFINITION, key, name=family_name, spec=desired, attributes_of=attributes,
+            on_unchanged=retire_strays,
+            after_replace=(lambda new: self.retire_older_revisions(ctx, new["taskDefinitionArn"], family_name))
+            if retire_older else None,
+        )
 
     def retire_older_revisions(self, ctx: StepContext, keep: str, family_name: str) -> None:
-        ecs = ctx.aws.client("ecs")
-        for arn in task_definition_revisions(ctx.aws, family_name):
-            if arn != keep:
-                ecs.deregister_task_definition(taskDefinition=arn)
+        """Deregister every revision of the family but `keep` (the one its service runs)."""
+        retire_older_revisions(ctx.aws, family_name, keep)
 
     def destroy(self, ctx: StepContext) -> None:
         destroy_kind(ctx, TASK_DEFINITION)

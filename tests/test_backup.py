@@ -18,6 +18,7 @@ from tests import aws_shapes
 from tests.conftest import (
     PROJECT,
     REGION,
+    CallLog,
     Requests,
     config_text,
     make_config,
@@ -139,6 +140,25 @@ def test_a_changed_schedule_and_retention_update_the_plan_in_place(stack):
     changed = make_config(backup={"schedule": "cron(30 2 ? * * *)", "retention_days": 7})
     planned = operations.plan(changed, new_aws(), state, quiet=True)
     assert [c.describe() for c in planned.changes if c.step == "backup"] == ["update backup plan plan (Rules)"]
+
+
+def test_a_selection_made_again_under_its_name_is_found_by_it_and_then_read_by_its_new_id_alone(stack):
+    """The recorded ID holds the SelectionId, so a run reads the selection in one call; one made again (AWS
+    Backup replaces, never updates, a selection) is found by its name in the plan and recorded anew."""
+    _, state, _, _ = stack
+    plan_id = records(state)["backup"]["plan"]["id"]
+    client = backup_client()
+    (listed,) = client.list_backup_selections(BackupPlanId=plan_id)["BackupSelectionsList"]
+    old = client.get_backup_selection(BackupPlanId=plan_id, SelectionId=listed["SelectionId"])
+    assert records(state)["backup"]["selection"]["id"] == f"{plan_id}/{listed['SelectionName']}/{listed['SelectionId']}"
+    client.delete_backup_selection(BackupPlanId=plan_id, SelectionId=listed["SelectionId"])
+    remade = client.create_backup_selection(BackupPlanId=plan_id, BackupSelection=old["BackupSelection"])["SelectionId"]
+
+    assert up_ok(make_config(), new_aws(), state).changes == []
+    assert records(state)["backup"]["selection"]["id"] == f"{plan_id}/{listed['SelectionName']}/{remade}"
+    log = CallLog()
+    up_ok(make_config(), new_aws(("before-call", log)), state)
+    assert [c for c in log.calls if "BackupSelection" in c] == ["backup.GetBackupSelection"]
 
 
 def test_backup_settings_aws_refuses_are_refused_by_name():

@@ -279,3 +279,30 @@ def test_production_example_is_the_seed_layout_and_plan_accepts_it(endpoint, tmp
     result = plan(example, tmp_path / "state.json")
     assert result.exit_code == 0, result.output
     assert "ECS account setting awsvpcTrunking" in result.output
+
+
+def test_instance_types_checked_once_are_recorded_and_only_a_changed_type_is_asked_again(endpoint, tmp_path):
+    """A type's vCPUs, memory, interfaces and architecture are fixed and the zones it was offered in do not move:
+    recorded once the preflight passed, they answer the next runs' checks; a type not recorded is asked again."""
+    state = tmp_path / "state.json"
+    up_ok(make_config(), new_aws(), state)
+    document = json.loads(state.read_text())
+    zones = sorted(document["settings"]["availability_zones"])
+    (facts,) = document["settings"]["instance_types"].items()  # every group on the default m7g.xlarge
+    (described,) = boto3.client("ec2", region_name=REGION).describe_instance_types(InstanceTypes=["m7g.xlarge"])[
+        "InstanceTypes"]
+    assert facts == ("m7g.xlarge", {
+        "architectures": described["ProcessorInfo"]["SupportedArchitectures"],
+        "vcpus": described["VCpuInfo"]["DefaultVCpus"], "memory_mib": described["MemoryInfo"]["SizeInMiB"],
+        "network_interfaces": described["NetworkInfo"]["MaximumNetworkInterfaces"], "offered_in": zones})
+
+    again = Requests()
+    up_ok(make_config(), new_aws(("provide-client-params", again)), state)
+    assert again.of("ec2.DescribeInstanceTypes") == [] and again.of("ec2.DescribeInstanceTypeOfferings") == []
+
+    changed = Requests()
+    up_ok(make_config(capacity={"worker": {"instance_type": "m7g.2xlarge"}}),
+          new_aws(("provide-client-params", changed)), state)
+    assert changed.of("ec2.DescribeInstanceTypes") == [{"InstanceTypes": ["m7g.2xlarge", "m7g.xlarge"]}]
+    assert len(changed.of("ec2.DescribeInstanceTypeOfferings")) == 1
+    assert sorted(json.loads(state.read_text())["settings"]["instance_types"]) == ["m7g.2xlarge", "m7g.xlarge"]

@@ -501,6 +501,26 @@ def test_tagging_api_answers_a_resource_arn_list_in_one_page_with_untagged_and_e
     assert found == {arns[0]: {}} | {arn: tags for arn in arns[1:]} | {repository_arn: {"Project": "p"}}
 
 
+def test_tagging_api_answers_for_backup_plans_opensearch_domains_and_cloud_map_namespaces(endpoint):
+    """AWS answers GetResources for the tagged resources of every service; moto's tagging API leaves these out."""
+    tag = {"Project": "p"}
+    plan_arn = boto3.client("backup", region_name=REGION).create_backup_plan(
+        BackupPlan={"BackupPlanName": "tagged", "Rules": [{"RuleName": "r", "TargetBackupVaultName": "v"}]},
+        BackupPlanTags=tag)["BackupPlanArn"]
+    domain_arn = boto3.client("opensearch", region_name=REGION).create_domain(
+        DomainName="tagged", TagList=[{"Key": "Project", "Value": "p"}])["DomainStatus"]["ARN"]
+    cloud_map = boto3.client("servicediscovery", region_name=REGION)
+    operation = cloud_map.create_http_namespace(Name="tagged", Tags=[{"Key": "Project", "Value": "p"}])["OperationId"]
+    namespace_id = cloud_map.get_operation(OperationId=operation)["Operation"]["Targets"]["NAMESPACE"]
+    namespace_arn = cloud_map.get_namespace(Id=namespace_id)["Namespace"]["Arn"]
+
+    answer = boto3.client("resourcegroupstaggingapi", region_name=REGION).get_resources(
+        ResourceARNList=[plan_arn, domain_arn, namespace_arn])
+
+    found = {m["ResourceARN"]: {t["Key"]: t["Value"] for t in m["Tags"]} for m in answer["ResourceTagMappingList"]}
+    assert found == {plan_arn: tag, domain_arn: tag, namespace_arn: tag}
+
+
 
 def test_the_emulator_handles_one_request_at_a_time(monkeypatch):
     """one_request_at_a_time: moto's models are shared dicts, and two handlers side by side raced in them
@@ -656,3 +676,12 @@ def test_a_requests_operation_is_matched_once_per_request(monkeypatch):
     response.normalized_request = object()
     assert [response._get_action() for _ in range(2)] == ["Operation2"] * 2
     assert len(matched) == 2
+
+
+def test_the_emulators_boto3_sessions_share_one_data_loader(monkeypatch):
+    import boto3
+
+    emulator_in_this_process(monkeypatch)
+    first, second = boto3.Session(region_name="eu-west-1"), boto3.Session(region_name="us-east-1")
+    assert first._session.get_component("data_loader") is second._session.get_component("data_loader")
+    assert "eu-west-1" in second.get_available_regions("ec2")

@@ -282,3 +282,31 @@ def test_up_waits_for_a_nat_gateway_deleted_out_of_band_to_free_its_address(moto
         states = {n["NatGatewayId"]: n["State"] for n in ec2().describe_nat_gateways(
             Filter=[{"Name": "tag:Project", "Values": [PROJECT]}])["NatGateways"]}
         assert states.pop(old["NatGatewayId"]) == "deleted" and list(states.values()) == ["available"]
+
+
+def test_ingress_changed_out_of_band_is_put_back_and_a_held_one_is_read_without_rule_ids(aws, config, state_path):
+    """A rule added out of band is revoked by its ID and a removed one authorized again; while a group holds
+    exactly its rules, its DescribeSecurityGroups item says so and no rule IDs are asked for."""
+    up_ok(config, aws, state_path)
+    group = operations.outputs(config, aws, state_path)["security_groups"]["history"]
+    client = ec2()
+    held = [r for r in client.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"] if not r["IsEgress"]]
+    removed = held[0]
+    client.revoke_security_group_ingress(GroupId=group, SecurityGroupRuleIds=[removed["SecurityGroupRuleId"]])
+    client.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])
+
+    log = CallLog()
+    result = up_ok(config, new_aws(("before-call", log)), state_path)
+
+    assert sorted(c.detail for c in result.changes if c.key == "sg-history") == [
+        "allow 1 ingress rules", "revoke 1 ingress rules not in the config"]
+    after = [r for r in client.describe_security_group_rules(
+        Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"] if not r["IsEgress"]]
+    assert sorted((r["FromPort"], r.get("ReferencedGroupInfo", {}).get("GroupId")) for r in after) == sorted(
+        (r["FromPort"], r.get("ReferencedGroupInfo", {}).get("GroupId")) for r in held)
+    assert "ec2.DescribeSecurityGroupRules" in log.calls
+    quiet = CallLog()
+    assert up_ok(config, new_aws(("before-call", quiet)), state_path).changes == []
+    assert "ec2.DescribeSecurityGroupRules" not in quiet.calls

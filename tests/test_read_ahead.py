@@ -1,10 +1,9 @@
-"""Reads ahead (Engine.read_ahead): those that fail are reported as notes, not swallowed, and none outlives its run."""
+"""Reads ahead (Engine.read_ahead): none outlives its run. (A failed one becomes a note: tests/unit/test_run_pool.py.)"""
 from __future__ import annotations
 
 import threading
 import time
 
-from botocore.exceptions import ClientError
 from rich.console import Console
 
 from provisioner.engine import Engine
@@ -13,20 +12,6 @@ from provisioner.progress import Reporter
 from provisioner.state import StateStore
 from provisioner.steps.network import Network
 from tests.conftest import PROJECT, REGION, make_config, new_aws
-
-
-def test_a_read_ahead_that_fails_becomes_a_note(endpoint, tmp_path):
-    def deny(**_):
-        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not allowed"}}, "DescribeVpcs")
-
-    store = StateStore(tmp_path / "state.json", PROJECT, REGION)
-    with store.locked("up"), Reporter(Console(stderr=True), quiet=True) as reporter:
-        store.put("network", "vpc", "vpc-0123456789abcdef0", kind="vpc")
-        engine = Engine([Network()], make_config(), new_aws(("before-call.ec2.DescribeVpcs", deny)), store, reporter)
-        engine.read_ahead().join()
-    assert len(engine.notes) == 1
-    assert "describing VPC vpc-0123456789abcdef0 failed" in engine.notes[0]
-    assert "AccessDenied" in engine.notes[0]
 
 
 def test_no_read_ahead_outlives_an_apply_that_preflight_refuses(endpoint, tmp_path):
@@ -45,9 +30,10 @@ def test_no_read_ahead_outlives_an_apply_that_preflight_refuses(endpoint, tmp_pa
     store = StateStore(tmp_path / "state.json", PROJECT, REGION)
     with store.locked("up"), Reporter(Console(stderr=True), quiet=True) as reporter:
         store.put("network", "vpc", "vpc-0123456789abcdef0", kind="vpc")
+        threads_before = set(threading.enumerate())
         engine = Engine([Refused()], make_config(), new_aws(("before-call.ec2.DescribeVpcs", slow_read)), store,
                         reporter)
         result = engine.apply()
         assert not result.ok
         assert described.is_set()
-    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
+        assert set(threading.enumerate()) <= threads_before  # the run's pool, reads ahead included, has ended

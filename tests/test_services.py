@@ -434,6 +434,31 @@ def test_changed_task_size_registers_a_new_revision_and_moves_the_service(cli_st
     assert up_ok(bigger, new_aws(), state).changes == []
 
 
+def test_an_older_revision_left_active_by_a_stopped_run_is_deregistered_by_the_next_up(cli_stack):
+    """A run stopped after registering a new revision and recording it, before deregistering the old one: the
+    next up sees two ACTIVE revisions of the family beside the recorded digest, and retires the older, as its plan
+    says."""
+    _, state = cli_stack
+    bigger = make_config(services={"history": {"cpu": 3072}})
+
+    def stopped(**_):
+        raise RuntimeError("stopped before the older revision was deregistered")
+
+    assert not operations.up(bigger, new_aws(("before-call.ecs.DeregisterTaskDefinition", stopped)), state,
+                             quiet=True).ok
+    family = f"{PROJECT}-history"
+    active = ecs().list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"]
+    recorded = json.loads(state.read_text())["resources"]["task_definitions"]["td-history"]
+    assert len(active) == 2 and recorded["id"] == active[-1]
+    planned = operations.plan(bigger, new_aws(), state, quiet=True).changes
+    result = up_ok(bigger, new_aws(), state)
+    assert [c.describe() for c in planned] == [c.describe() for c in result.changes]
+    assert "update task definition td-history (deregister 1 older revisions)" in [c.describe() for c in result.changes]
+    assert ecs().list_task_definitions(familyPrefix=family, status="ACTIVE")["taskDefinitionArns"] == [recorded["id"]]
+    assert services()["history"]["taskDefinition"] == recorded["id"]
+    assert up_ok(bigger, new_aws(), state).changes == []
+
+
 def test_a_task_too_big_for_its_node_is_refused_before_anything_is_created(endpoint, tmp_path):
     config = make_config(services={"history": {"memory": 20480}})
     result = operations.up(config, new_aws(), tmp_path / "state.json", quiet=True)

@@ -203,3 +203,48 @@ def test_without_the_state_a_resource_tagged_as_another_projects_is_not_adopted(
     assert not result.ok
     assert any(f"named {role} already exists but is not tagged as this project's" in str(e) for _, e in result.errors)
     assert [c for c in log.mutating if "Tag" in c] == []
+
+
+def test_tags_read_with_the_tagging_api_are_restored_and_one_missing_from_its_answer_is_asked_alone(
+        aws, config, state_path):
+    """The KMS key, SNS topic, Backup vault and plan and Cloud Map namespace answer tags only to a call of their own:
+    a run reads them with every recorded resource's in one GetResources. Drift there is restored by each service's
+    tag call; a resource the answer leaves out (the Tagging API's index lags) is asked alone, not taken as untagged."""
+    up_ok(config, aws, state_path)
+    ids = recorded(state_path)
+    key_id, topic, vault, plan = ids["alerts", "alerts-key"], ids["alerts", "alerts"], ids["backup", "vault"], ids[
+        "backup", "plan"]
+    client("kms").untag_resource(KeyId=key_id, TagKeys=["Project"])
+    client("sns").untag_resource(ResourceArn=topic, TagKeys=["ManagedBy"])
+    backup = client("backup")
+    vault_arn = backup.describe_backup_vault(BackupVaultName=vault)["BackupVaultArn"]
+    backup.untag_resource(ResourceArn=vault_arn, TagKeyList=["ProvisionKey"])
+    plan_arn = backup.get_backup_plan(BackupPlanId=plan)["BackupPlanArn"]
+    backup.untag_resource(ResourceArn=plan_arn, TagKeyList=["Project"])
+    cloud_map = client("servicediscovery")
+    namespace_arn = cloud_map.get_namespace(Id=ids["cluster", "namespace"])["Namespace"]["Arn"]
+    cloud_map.untag_resource(ResourceARN=namespace_arn, TagKeys=["Project"])
+
+    def lagging(parsed, **_):
+        parsed["ResourceTagMappingList"] = [m for m in parsed["ResourceTagMappingList"] if m["ResourceARN"] != namespace_arn]
+
+    sent = Requests()
+    result = up_ok(config, new_aws(("provide-client-params", sent),
+                                   ("after-call.resource-groups-tagging-api.GetResources", lagging)), state_path)
+
+    assert {(c.step, c.key) for c in result.changes} == {
+        ("alerts", "alerts-key"), ("alerts", "alerts"), ("backup", "vault"), ("backup", "plan"), ("cluster", "namespace")}
+    assert sent.of("kms.TagResource") == [{"KeyId": key_id, "Tags": [{"TagKey": "Project", "TagValue": "ptest"}]}]
+    assert sent.of("sns.TagResource") == [{"ResourceArn": topic, "Tags": [{"Key": "ManagedBy", "Value": "provision"}]}]
+    assert sorted(sent.of("backup.TagResource"), key=lambda p: p["ResourceArn"]) == sorted([
+        {"ResourceArn": vault_arn, "Tags": {"ProvisionKey": "vault"}},
+        {"ResourceArn": plan_arn, "Tags": {"Project": "ptest"}}], key=lambda p: p["ResourceArn"])
+    assert sent.of("servicediscovery.TagResource") == [
+        {"ResourceARN": namespace_arn, "Tags": [{"Key": "Project", "Value": "ptest"}]}]
+    # Only the namespace, left out of the answer, was asked for its tags alone.
+    assert sent.of("servicediscovery.ListTagsForResource") == [{"ResourceARN": namespace_arn}]
+    for asked_alone in ("kms.ListResourceTags", "sns.ListTagsForResource", "backup.ListTags", "opensearch.ListTags"):
+        assert sent.of(asked_alone) == [], asked_alone
+    again = CallLog()
+    assert up_ok(config, new_aws(("before-call", again)), state_path).changes == []
+    assert again.calls.count("resource-groups-tagging-api.GetResources") == 1

@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import Desired, register
 from provisioner.aws.named_kinds import NamedKind, tag_dict, tag_list, with_tags
-from provisioner.aws.session import Aws, side_by_side
+from provisioner.aws.run_pool import side_by_side
+from provisioner.aws.session import Aws
 from provisioner.errors import error_code
 from provisioner.naming import TAG_PROJECT, Naming
 
@@ -26,14 +27,22 @@ KEY_GONE = ("PendingDeletion", "PendingReplicaDeletion", "Disabled")
 KEY_DELETION_DAYS = 7
 
 
-def _key_item(aws: Aws, key_id: str) -> dict | None:
+def _key(aws: Aws, key_id: str) -> dict | None:
+    """The key's metadata and policy; its tags apart (`_key_item`), or from the run's Tagging API read."""
     kms = aws.client("kms")
     metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
     if metadata["KeyState"] in KEY_GONE or metadata.get("KeyManager") != "CUSTOMER":
         return None
-    tags = kms.list_resource_tags(KeyId=metadata["KeyId"])["Tags"]
     policy = kms.get_key_policy(KeyId=metadata["KeyId"], PolicyName="default")["Policy"]
-    return with_tags(metadata | {"Policy": json.loads(policy)}, [{"Key": t["TagKey"], "Value": t["TagValue"]} for t in tags])
+    return metadata | {"Policy": json.loads(policy)}
+
+
+def _key_item(aws: Aws, key_id: str) -> dict | None:
+    key = _key(aws, key_id)
+    if key is None:
+        return None
+    tags = aws.client("kms").list_resource_tags(KeyId=key["KeyId"])["Tags"]
+    return with_tags(key, [{"Key": t["TagKey"], "Value": t["TagValue"]} for t in tags])
 
 
 def _list_keys(aws: Aws, naming: Naming) -> list[dict]:
@@ -70,6 +79,7 @@ KMS_KEY = register(NamedKind(
     _list_keys, not_found=("NotFoundException",), service="kms",
     tag=lambda aws, key, tags: aws.client("kms").tag_resource(
         KeyId=key["KeyId"], Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()]),
+    tag_arn=lambda naming, account, key_id: naming.arn("kms", account, f"key/{key_id}"), lookup_untagged=_key,
     create=_create_key,
     settings=lambda aws, key: {"Policy": key["Policy"]},
     update=lambda aws, key, fields, desired: aws.client("kms").put_key_policy(
@@ -84,13 +94,17 @@ def topic_arn(aws: Aws, name: str) -> str:
     return Naming("-", aws.region).arn("sns", aws.account_id, name)
 
 
-def _topic_item(aws: Aws, name_or_arn: str) -> dict | None:
-    sns = aws.client("sns")
+def _topic(aws: Aws, name_or_arn: str) -> dict:
+    """The topic's attributes; its tags apart (`_topic_item`), or from the run's Tagging API read."""
     arn = name_or_arn if name_or_arn.startswith("arn:") else topic_arn(aws, name_or_arn)
-    attributes = sns.get_topic_attributes(TopicArn=arn)["Attributes"]
-    tags = sns.list_tags_for_resource(ResourceArn=arn)["Tags"]
-    return with_tags({"TopicArn": arn, "KmsMasterKeyId": attributes.get("KmsMasterKeyId", ""),
-                      "Policy": json.loads(attributes.get("Policy") or "{}"), "Attributes": attributes}, tags)
+    attributes = aws.client("sns").get_topic_attributes(TopicArn=arn)["Attributes"]
+    return {"TopicArn": arn, "KmsMasterKeyId": attributes.get("KmsMasterKeyId", ""),
+            "Policy": json.loads(attributes.get("Policy") or "{}"), "Attributes": attributes}
+
+
+def _topic_item(aws: Aws, name_or_arn: str) -> dict | None:
+    topic = _topic(aws, name_or_arn)
+    return with_tags(topic, aws.client("sns").list_tags_for_resource(ResourceArn=topic["TopicArn"])["Tags"])
 
 
 def _list_topics(aws: Aws, naming: Naming) -> list[dict]:
@@ -124,6 +138,7 @@ SNS_TOPIC = register(NamedKind(
     lambda aws, arn: aws.client("sns").delete_topic(TopicArn=arn), _list_topics,
     not_found=("NotFound", "NotFoundException"), service="sns",
     tag=lambda aws, topic, tags: aws.client("sns").tag_resource(ResourceArn=topic["TopicArn"], Tags=tag_list(tags)),
+    tag_arn=lambda naming, account, arn: arn, lookup_untagged=_topic,  # its recorded ID is its ARN
     create=_create_topic,
     settings=lambda aws, topic: {"KmsMasterKeyId": topic["KmsMasterKeyId"], "Policy": topic["Policy"]},
     update=_update_topic,

@@ -4,13 +4,16 @@ lifecycle converge() drives (create, settings, update).
 
 A selection carries no tags (CreateBackupSelection takes none: botocore's backup model): it belongs to the
 plan it is in, so it is found by its name in this project's plan, and reads as tagged with the plan's tags.
-Its ID is "<plan ID>/<selection name>", which a replacement keeps (AWS Backup cannot update a selection).
+Its ID is "<plan ID>/<selection name>/<SelectionId>": the name is what a replacement keeps (AWS Backup cannot
+update a selection), the SelectionId what GetBackupSelection takes, so a recorded one is read in one call.
 """
 from __future__ import annotations
 
 import json
 import re
 import urllib.parse
+
+from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import Desired, register
 from provisioner.aws.named_kinds import (
@@ -22,6 +25,7 @@ from provisioner.aws.named_kinds import (
     with_tags,
 )
 from provisioner.aws.session import Aws
+from provisioner.errors import error_code
 from provisioner.naming import Naming
 
 NOT_FOUND = ("ResourceNotFoundException",)
@@ -38,8 +42,13 @@ def _backup(aws: Aws):
 
 # -- vault -------------------------------------------------------------------------------------
 
+def _vault(aws: Aws, name: str) -> dict:
+    """The vault; its tags apart (`_get_vault`: DescribeBackupVault answers none), or from the run's Tagging API read."""
+    return _backup(aws).describe_backup_vault(BackupVaultName=name)
+
+
 def _get_vault(aws: Aws, name: str) -> dict:
-    vault = _backup(aws).describe_backup_vault(BackupVaultName=name)
+    vault = _vault(aws, name)
     return with_tags(vault, _backup(aws).list_tags(ResourceArn=vault["BackupVaultArn"]).get("Tags", {}))
 
 
@@ -62,6 +71,9 @@ BACKUP_VAULT = register(NamedKind(
     "backup-vault", "backup vault", _get_vault, "BackupVaultName",
     lambda aws, name: _backup(aws).delete_backup_vault(BackupVaultName=name), _list_vaults, NOT_FOUND, "backup",
     tag=lambda aws, vault, tags: _backup(aws).tag_resource(ResourceArn=vault["BackupVaultArn"], Tags=tags),
+    # The ARN DescribeBackupVault answers: arn:aws:backup:REGION:ACCOUNT:backup-vault:NAME (AWS Backup API reference).
+    tag_arn=lambda naming, account, name: naming.arn("backup", account, f"backup-vault:{name}"),
+    lookup_untagged=_vault,
     create=_create_vault,
     # Without a key of its own, a vault reads as it is: AWS Backup's default key is no setting to compare.
     settings=lambda aws, vault: {"EncryptionKeyArn": vault.get("EncryptionKeyArn")},
@@ -76,9 +88,15 @@ def recovery_points_of_vault(aws: Aws, vault: str) -> list[dict]:
 
 # -- plan ----------------------------------------------------------------------------------------
 
-def _plan_item(aws: Aws, plan_id: str) -> dict | None:
+def _plan(aws: Aws, plan_id: str) -> dict | None:
+    """The plan; its tags apart (`_plan_item`: GetBackupPlan answers none), or from the run's Tagging API read."""
     plan = _backup(aws).get_backup_plan(BackupPlanId=plan_id)
-    if plan.get("DeletionDate"):
+    return None if plan.get("DeletionDate") else plan
+
+
+def _plan_item(aws: Aws, plan_id: str) -> dict | None:
+    plan = _plan(aws, plan_id)
+    if plan is None:
         return None
     return with_tags(plan, _backup(aws).list_tags(ResourceArn=plan["BackupPlanArn"]).get("Tags", {}))
 
@@ -131,14 +149,19 @@ BACKUP_PLAN = register(NamedKind(
     "backup-plan", "backup plan", _get_plan, "BackupPlanId",
     lambda aws, plan_id: _backup(aws).delete_backup_plan(BackupPlanId=plan_id), _list_plans, NOT_FOUND, "backup",
     tag=lambda aws, plan, tags: _backup(aws).tag_resource(ResourceArn=plan["BackupPlanArn"], Tags=tags),
+    # Its ARN: arn:aws:backup:REGION:ACCOUNT:backup-plan:PLAN_ID (GetBackupPlan's BackupPlanArn).
+    tag_arn=lambda naming, account, plan_id: naming.arn("backup", account, f"backup-plan:{plan_id}"),
+    lookup_untagged=_plan,
     create=_create_plan, settings=_plan_settings, update=_update_plan,
 ))
 
 
 # -- selection -----------------------------------------------------------------------------------
 
-def selection_id(plan_id: str, name: str) -> str:
-    return f"{plan_id}/{name}"
+def selection_id(plan_id: str, name: str, selection: str = "") -> str:
+    """"<plan ID>/<selection name>", and "/<SelectionId>" once known (none of the three holds a slash: the plan ID
+    and SelectionId are UUIDs, a selection name is letters, digits, "-", "_" and ".": AWS Backup API reference)."""
+    return "/".join(part for part in (plan_id, name, selection) if part)
 
 
 def _selection_tags(aws: Aws, name: str) -> dict[str, str]:
@@ -148,13 +171,27 @@ def _selection_tags(aws: Aws, name: str) -> dict[str, str]:
 
 
 def _get_selection(aws: Aws, selection: str) -> dict | None:
-    plan_id, _, name = selection.partition("/")
-    pages = _backup(aws).get_paginator("list_backup_selections").paginate(BackupPlanId=plan_id)
-    found = [s for page in pages for s in page["BackupSelectionsList"] if s["SelectionName"] == name]
-    if not found:
-        return None
-    described = _backup(aws).get_backup_selection(BackupPlanId=plan_id, SelectionId=found[0]["SelectionId"])
-    return with_tags(described | {"_id": selection}, _selection_tags(aws, name))
+    """By its SelectionId when the ID holds one and it is still the selection of that name; else by its name,
+    listed in its plan (a replacement made a new SelectionId, or the ID is "<plan ID>/<name>")."""
+    plan_id, name, known_id = (selection.split("/", 2) + [""])[:3]
+    described = _selection_by_id(aws, plan_id, known_id) if known_id else None
+    if described is None or described["BackupSelection"]["SelectionName"] != name:
+        pages = _backup(aws).get_paginator("list_backup_selections").paginate(BackupPlanId=plan_id)
+        found = [s for page in pages for s in page["BackupSelectionsList"] if s["SelectionName"] == name]
+        if not found:
+            return None
+        described = _backup(aws).get_backup_selection(BackupPlanId=plan_id, SelectionId=found[0]["SelectionId"])
+    return with_tags(described | {"_id": selection_id(plan_id, name, described["SelectionId"])},
+                     _selection_tags(aws, name))
+
+
+def _selection_by_id(aws: Aws, plan_id: str, known_id: str) -> dict | None:
+    try:
+        return _backup(aws).get_backup_selection(BackupPlanId=plan_id, SelectionId=known_id)
+    except ClientError as exc:
+        if error_code(exc) not in NOT_FOUND:
+            raise
+        return None  # replaced since, or gone with its plan: looked for by name
 
 
 def _list_selections(aws: Aws, naming: Naming) -> list[dict]:
@@ -164,7 +201,8 @@ def _list_selections(aws: Aws, naming: Naming) -> list[dict]:
     for plan in _list_plans(aws, naming):
         pages = _backup(aws).get_paginator("list_backup_selections").paginate(BackupPlanId=plan["BackupPlanId"])
         for selection in (s for page in pages for s in page["BackupSelectionsList"]):
-            item = _get_selection(aws, selection_id(plan["BackupPlanId"], selection["SelectionName"]))
+            item = _get_selection(aws, selection_id(plan["BackupPlanId"], selection["SelectionName"],
+                                                    selection["SelectionId"]))
             if item is not None:
                 found.append(item)
     return found

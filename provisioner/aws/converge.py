@@ -12,9 +12,8 @@ from typing import Any, Callable, Iterator, TypeVar
 from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import KINDS, Desired, Kind, Lifecycle, changes
-from provisioner.aws.kinds import differs as differs  # the one diff helper, where the steps have imported it from
-from provisioner.aws.named_kinds import tag_dict
-from provisioner.aws.session import side_by_side
+from provisioner.aws.named_kinds import NamedKind, tag_dict
+from provisioner.aws.run_pool import side_by_side
 from provisioner.aws.waiter import call_with_retry, look_a_few_times, wait_for
 from provisioner.aws.waiter import create_without_twins as create_without_twins  # where the steps import it from
 from provisioner.errors import ProvisionError, aws_failure
@@ -28,16 +27,37 @@ def live(ctx, kind: Kind, resource_id: str) -> dict | None:
 
     Kinds that can describe many resources in one call (`get_many`) describe every recorded resource of
     the kind at once, whichever step recorded it: a no-op run makes one call per kind, not one per
-    resource. Never use it to poll: a cached answer does not change until the run writes to the service.
+    resource (and, in that call, what a step reads every run beside them: `read_with`). A recorded resource of a
+    kind with `lookup_untagged` is described without its tags, which come with every other recorded resource's
+    in one call (live_tags). Never use it to poll: a cached answer does not change until the run writes to the
+    service.
     """
     recorded = tuple(ctx.state.ids_of_kind(kind.kind))
-    if kind.batched and resource_id in recorded and len(recorded) > 1:
-        described = ctx.aws.read(kind.service, ("get_many", kind.kind, recorded),
-                                 lambda: kind.get_many(ctx.aws, list(recorded)))
+    also = tuple(getattr(kind, "read_with", ()))  # read in the same call (an AWS public SSM parameter)
+    batch = recorded + also
+    if kind.batched and resource_id in batch and (len(batch) > 1 or resource_id in also):
+        described = ctx.aws.read(kind.service, ("get_many", kind.kind, batch),
+                                 lambda: kind.get_many(ctx.aws, list(batch)))
         if described is not None and resource_id in described:
             return described[resource_id]
+        if resource_id in also:
+            return None  # not this tool's: its lookup (with the tags of a resource of ours) is no question to ask
         # One of them is gone (EC2 then refuses the whole batch), or reads lag a write: ask alone.
+    if isinstance(kind, NamedKind) and kind.lookup_untagged and resource_id in recorded:
+        # Without its tags: the run reads those of every recorded resource in one call (live_tags).
+        return ctx.aws.read(kind.service, ("untagged", kind.kind, resource_id),
+                            lambda: kind.get(ctx.aws, resource_id, untagged=True))
     return ctx.aws.read(kind.service, ("get", kind.kind, resource_id), lambda: kind.get(ctx.aws, resource_id))
+
+
+def look_before_start(ctx, kind: Kind, key: str, name: str | None) -> list[dict]:
+    """`kind.find` for the resource `key`, asked by the preflight (Step.check_names: is its name free?) before
+    the run writes anything. The answer is set aside for the step's own first look (`ensure`): only that step
+    makes the resource, so nothing the run writes in between can change it, and a resource left by a run that
+    stopped after creating it is seen by both. Used once: any later look asks AWS again."""
+    matches = kind.find(ctx.aws, ctx.naming, key, name)
+    ctx.aws.reads.set_aside(("find", kind.kind, key, name), matches)
+    return matches
 
 
 def ensure(
@@ -64,7 +84,9 @@ def ensure(
         # which another region's stack may share): left alone, this stack's own is found or created.
         item = None
     if item is None:
-        matches = kind.find(ctx.aws, ctx.naming, key, name)
+        matches = ctx.aws.reads.take_aside(("find", kind.kind, key, name))
+        if matches is None:
+            matches = kind.find(ctx.aws, ctx.naming, key, name)
         if len(matches) > 1:
             ids = ", ".join(kind.id_of(m) for m in matches)
             raise ProvisionError(
@@ -107,6 +129,7 @@ def converge(
     attributes_of: Callable[[dict], dict] | None = None,
     before_create: Callable[[], Any] | None = None,
     on_unchanged: Callable[[dict], Any] | None = None,
+    after_replace: Callable[[dict], Any] | None = None,
     **attributes: Any,
 ) -> dict | None:
     """The resource `key`, as described: found (state ID, then tags or `name`) or created by its kind with the
@@ -118,7 +141,11 @@ def converge(
     `before_create`: what only a create waits for (the NAT gateway's address, freed by a deleted one).
     `on_unchanged(item)`: called when the live resource was read and holds the spec, for a step that remembers
     so (a launch template's version, recorded with its data's digest, is not read again).
-    Returns the live item (None in a plan, for what does not exist yet).
+    A kind that AWS never changes (`update_replaces`: a task definition) is updated by a new resource in the old
+    one's place: a plan says later steps will read its ID after apply (ctx.will_replace); the new one is recorded
+    under the key as soon as it exists, then `after_replace(new item)` runs within the same change (the older
+    revisions retired). Returns the live item: the new one once replaced (None in a plan, for what does not
+    exist yet).
     """
     make = kind.create
     if make is None:
@@ -145,6 +172,20 @@ def converge(
             f"The {kind.noun} {key} ({kind.id_of(item)}) has {what_differs}, and AWS cannot change that in place. "
             f"Put the config back, or delete the {kind.noun} (or run 'provision destroy') and run 'provision up' "
             "to rebuild it.")
+    if differing and update and kind.update_replaces:
+        ctx.will_replace(key)
+
+        def replace() -> dict:
+            new = _refused_as(f"update {what}", lambda: update(ctx.aws, item, differing, desired))
+            if new is None:
+                raise TypeError(f"{kind.noun}: an update that replaces must return the new resource")
+            derived = attributes_of(new) if attributes_of else {}
+            ctx.record(key, kind.id_of(new), kind=kind.kind, **attributes, **derived)
+            if after_replace:
+                after_replace(new)
+            return new
+
+        return ctx.change("update", kind.noun, key, "new revision: " + ", ".join(differing), act=replace) or item
     if differing and update:  # without update, every difference was refused above
         ctx.change("update", kind.noun, key, ", ".join(differing),
                    act=lambda: _refused_as(f"update {what}", lambda: update(ctx.aws, item, differing, desired)))
@@ -198,15 +239,18 @@ def tagging_event_name(aws) -> str:
 
 def live_tags(ctx, kind: Kind, item: dict) -> dict[str, str]:
     """The resource's tags: from its description, or for kinds whose batched describe carries none (log
-    groups, image repositories, SSM parameters; a recorded task definition is not described at all), from
-    the run's one read of every recorded one's tags."""
+    groups, image repositories, SSM parameters; a recorded task definition is not described at all) and kinds
+    whose service answers them only to a call of their own (KMS keys, SNS topics, Backup vaults and plans,
+    OpenSearch domains, Cloud Map namespaces: `lookup_untagged`), from the run's one read of every recorded
+    one's tags."""
     tag_arn = getattr(kind, "tag_arn", None)
     if tag_arn is None or "_tags" in item:
         return kind.tags_of(item)
     resource_id = kind.id_of(item)
     tags = recorded_tags(ctx).get(tag_arn(ctx.naming, ctx.aws.account_id, resource_id))
     if tags is None:
-        # Not in that answer (the Tagging API's index lags a new resource): ask the service itself.
+        # Not in that answer (the Tagging API's index lags a new resource, and its reference says GetResources
+        # leaves out a resource without tags, such as one whose tags were all removed): ask the service itself.
         described = kind.get(ctx.aws, resource_id)
         return kind.tags_of(described) if described else {}
     return tags
@@ -215,8 +259,11 @@ def live_tags(ctx, kind: Kind, item: dict) -> dict[str, str]:
 def recorded_tags(ctx) -> dict[str, dict[str, str]]:
     """Tags by ARN of every recorded resource of the kinds with `tag_arn`, read once per run with the Resource
     Groups Tagging API: GetResources with a ResourceARNList takes up to 100 ARNs of any service and no
-    pagination parameters, and answers for every resource that is or was tagged (its API reference), which
-    every resource this tool makes was, at create. One call where ListTagsForResource takes one per resource."""
+    pagination parameters, and answers for the tagged ones of any service: "All tagged resources, whether the
+    tagging used the Resource Groups Tagging API or not, are returned by the Get* operation" (botocore's model of
+    GetResources, ResourceTypeFilters). Every resource this tool makes is tagged at create. One call where
+    ListTagsForResource (ListTags, ListResourceTags) takes one per resource; one missing from the answer is
+    asked alone (live_tags)."""
     arns = tuple(sorted(
         tag_arn(ctx.naming, ctx.aws.account_id, resource_id)
         for kind in KINDS.values() if (tag_arn := getattr(kind, "tag_arn", None))

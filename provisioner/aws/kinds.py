@@ -10,7 +10,8 @@ from typing import Any, Callable, Protocol, TypeVar
 
 from botocore.exceptions import ClientError
 
-from provisioner.aws.session import Aws, side_by_side
+from provisioner.aws.run_pool import side_by_side
+from provisioner.aws.session import Aws
 from provisioner.aws.waiter import call_with_retry, create_without_twins
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import Naming
@@ -64,7 +65,8 @@ class Lifecycle(Kind, Protocol):
     `create` makes the resource from a Desired and returns its live item; `settings` reads the live item's
     fields in the spec's shape (with the client, for a field its describe does not carry); `update` applies
     the fields that differ ({field: desired value}; the Desired too, for what an update call needs beside them).
-    Without `update`, nothing changes in place.
+    Without `update`, nothing changes in place. A kind whose resources AWS never changes (a task definition's
+    revision) sets `update_replaces`: its `update` makes a new resource in the old one's place and returns it.
     """
 
     # Read-only (properties) like Kind's, so the frozen dataclasses' fields satisfy them.
@@ -75,7 +77,11 @@ class Lifecycle(Kind, Protocol):
     def settings(self) -> Callable[[Aws, dict], dict] | None: ...
 
     @property
-    def update(self) -> Callable[[Aws, dict, dict, Desired], None] | None: ...
+    def update(self) -> Callable[[Aws, dict, dict, Desired], dict | None] | None: ...
+
+    @property
+    def update_replaces(self) -> bool:
+        """`update` returns a new resource (a new ID) that takes the key's place: converge() records it."""
 
     @property
     def fixed(self) -> tuple[str, ...]:
@@ -153,8 +159,9 @@ class Ec2Kind:
     # The lifecycle converge() drives (Lifecycle): None where the step only finds and deletes.
     create: Callable[[Aws, Desired], dict | None] | None = None
     settings: Callable[[Aws, dict], dict] | None = None
-    update: Callable[[Aws, dict, dict, Desired], None] | None = None
+    update: Callable[[Aws, dict, dict, Desired], dict | None] | None = None
     fixed: tuple[str, ...] = ()
+    update_replaces = False  # every EC2 kind with an update changes its resource in place
     batched = True
     read_ahead = True
 
@@ -465,6 +472,21 @@ VPC_ENDPOINT = register(Ec2Kind(
     state_field="State", gone_states=("deleting", "deleted", "failed", "rejected", "Deleting", "Deleted", "Failed", "Rejected"),
     create=_create_vpc_endpoint, settings=_vpc_endpoint_settings, update=_update_vpc_endpoint,
 ))
+
+
+def described_ingress(group: dict) -> list[dict]:
+    """A group's ingress from its DescribeSecurityGroups item (IpPermissions: a protocol and ports with their
+    sources), one rule per source in DescribeSecurityGroupRules' shape, without the rule IDs only that call
+    answers: enough to tell whether the group holds what it should, which the run's one describe of every
+    recorded group (converge.live) answers without another call."""
+    rules = []
+    for permission in group.get("IpPermissions", []):
+        ports = {k: permission[k] for k in ("IpProtocol", "FromPort", "ToPort") if k in permission}
+        rules += [ports | {"CidrIpv4": r["CidrIp"]} for r in permission.get("IpRanges", [])]
+        rules += [ports | {"CidrIpv6": r["CidrIpv6"]} for r in permission.get("Ipv6Ranges", [])]
+        rules += [ports | {"PrefixListId": r["PrefixListId"]} for r in permission.get("PrefixListIds", [])]
+        rules += [ports | {"ReferencedGroupInfo": {"GroupId": r["GroupId"]}} for r in permission.get("UserIdGroupPairs", [])]
+    return rules
 
 
 def ingress_rules(aws: Aws, group_id: str, every_group: tuple[str, ...] = ()) -> list[dict]:

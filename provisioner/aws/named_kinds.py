@@ -19,7 +19,8 @@ from botocore.exceptions import ClientError
 
 from provisioner.aws.kinds import Desired, changes, differs, register
 from provisioner.aws.propagation import ECS_ROLE, NEW_INSTANCE_PROFILE, POLICY_PRINCIPAL, until_propagated
-from provisioner.aws.session import Aws, side_by_side
+from provisioner.aws.run_pool import side_by_side
+from provisioner.aws.session import Aws
 from provisioner.aws.waiter import WaitFailed, create_without_twins, wait_for
 from provisioner.errors import ProvisionError, aws_failure, error_code
 from provisioner.naming import (
@@ -79,6 +80,12 @@ class NamedKind:
     # For kinds whose batched describe carries no tags: the resource's ARN from (naming, account, ID),
     # by which the Resource Groups Tagging API reads the tags of them all in one call.
     tag_arn: Callable[[Naming, str, str], str] | None = None
+    # For kinds with `tag_arn` whose `lookup` takes a call of its own for the tags (ListTags...): the item
+    # without them. A recorded one is read so (converge.live), its tags coming with that one Tagging API call.
+    lookup_untagged: Callable[[Aws, str], dict | None] | None = None
+    # For a batched kind: IDs of resources not this tool's that a step reads every run, read in the same batched
+    # call as the recorded ones (converge.live): the ECS-optimized AMI's public parameter with the recorded ones.
+    read_with: tuple[str, ...] = ()
     # Account-wide (IAM): the same project's stacks in other regions see it too, so a stack owns only
     # those tagged with its own region (Naming.global_tags), never adopting or deleting another's.
     global_scope: bool = False
@@ -87,11 +94,13 @@ class NamedKind:
     # item's fields in the spec's shape; `update` applies the fields that differ ({field: desired value}, and
     # the whole Desired).
     # A kind without `update` has no field the tool changes in place; `fixed` names the fields AWS cannot
-    # change in place, whose difference is refused.
+    # change in place, whose difference is refused. With `update_replaces`, AWS changes none: `update` makes a
+    # new resource in the old one's place (a task definition's next revision) and returns it.
     create: Callable[[Aws, Desired], dict | None] | None = None
     settings: Callable[[Aws, dict], dict] | None = None
-    update: Callable[[Aws, dict, dict, Desired], None] | None = None
+    update: Callable[[Aws, dict, dict, Desired], dict | None] | None = None
     fixed: tuple[str, ...] = ()
+    update_replaces: bool = False
 
     def belongs(self, naming: Naming, item: dict) -> bool:
         """Whether this region's stack of the project owns the item (always, for a regional kind)."""
@@ -113,9 +122,11 @@ class NamedKind:
         except ClientError as exc:
             raise aws_failure(f"describe {self.noun}s", exc) from exc
 
-    def get(self, aws: Aws, resource_id: str) -> dict | None:
+    def get(self, aws: Aws, resource_id: str, untagged: bool = False) -> dict | None:
+        """The live item, None when gone; `untagged`: without its tags, where `lookup_untagged` saves a call."""
+        lookup = self.lookup_untagged if untagged and self.lookup_untagged else self.lookup
         try:
-            return self.lookup(aws, resource_id)
+            return lookup(aws, resource_id)
         except ClientError as exc:
             if error_code(exc) in self.not_found:
                 return None
@@ -444,10 +455,15 @@ def _namespace_item(aws: Aws, namespace: dict) -> dict:
     return with_tags(namespace, tags)
 
 
+def _namespace(aws: Aws, namespace_id: str) -> dict:
+    """The namespace by its ID; its tags apart (`_namespace_item`), or from the run's Tagging API read."""
+    return aws.client("servicediscovery").get_namespace(Id=namespace_id)["Namespace"]
+
+
 def _get_namespace(aws: Aws, id_or_name: str) -> dict | None:
     sd = aws.client("servicediscovery")
     if id_or_name.startswith("ns-"):
-        return _namespace_item(aws, sd.get_namespace(Id=id_or_name)["Namespace"])
+        return _namespace_item(aws, _namespace(aws, id_or_name))
     found = sd.list_namespaces(Filters=[{"Name": "NAME", "Values": [id_or_name], "Condition": "EQ"}])["Namespaces"]
     found = [n for n in found if n["Name"] == id_or_name]
     return _namespace_item(aws, found[0]) if found else None
@@ -490,6 +506,9 @@ NAMESPACE = register(NamedKind(
     service="servicediscovery",
     tag=lambda aws, namespace, tags: aws.client("servicediscovery").tag_resource(
         ResourceARN=namespace["Arn"], Tags=tag_list(tags)),
+    # Its ARN: arn:aws:servicediscovery:REGION:ACCOUNT:namespace/NAMESPACE_ID (Cloud Map API reference, Namespace).
+    tag_arn=lambda naming, account, namespace_id: naming.arn("servicediscovery", account, f"namespace/{namespace_id}"),
+    lookup_untagged=_namespace,
     create=_create_namespace,
 ))
 
@@ -602,6 +621,41 @@ def task_definition_revisions(aws: Aws, family: str, status: str = "ACTIVE") -> 
     return [arn for page in pages for arn in page["taskDefinitionArns"]]
 
 
+def revision_family(arn: str) -> str:
+    """The family of a task definition revision's ARN (…:task-definition/<family>:<revision>)."""
+    return _last(arn).rsplit(":", 1)[0]
+
+
+def retire_older_revisions(aws: Aws, family: str, keep: str) -> None:
+    """Deregister every ACTIVE revision of the family but `keep`. A service can still run a deregistered
+    (INACTIVE) revision, but none can be moved onto one (ECS API reference, DeregisterTaskDefinition): a
+    revision a rollback may return to is retired only once the rollout completed (provision upgrade)."""
+    ecs = aws.client("ecs")
+    for arn in task_definition_revisions(aws, family):
+        if arn != keep:
+            ecs.deregister_task_definition(taskDefinition=arn)
+
+
+def _register_task_definition(aws: Aws, desired: Desired) -> dict:
+    """The family's next revision: `spec` is RegisterTaskDefinition's parameters, family included. The call
+    takes no client token (ECS API reference): a revision whose answer was lost is found as the family's
+    latest (by its name on create; `_register_revision`'s lookup on update)."""
+    definition = aws.client("ecs").register_task_definition(**desired.spec, tags=_ecs_tags(desired.tags))
+    return with_tags(definition["taskDefinition"], desired.tags)
+
+
+def _register_revision(aws: Aws, definition: dict, changed: dict, desired: Desired) -> dict:
+    """A revision never changes: any difference is a new revision of the whole definition, which becomes the
+    family's latest. Whether the older ones are deregistered is the caller's choice (retire_older_revisions)."""
+    family = definition["family"]
+
+    def registered() -> dict | None:
+        latest = TASK_DEFINITION.get(aws, family)
+        return latest if latest and not changes(latest, desired.spec) else None
+
+    return create_without_twins(lambda: _register_task_definition(aws, desired), registered, f"a revision of {family}")
+
+
 def _delete_task_definition(aws: Aws, arn: str) -> None:
     """Deregister every revision of the family, then delete them: AWS keeps INACTIVE ones listed otherwise."""
     ecs = aws.client("ecs")
@@ -620,6 +674,10 @@ TASK_DEFINITION = register(NamedKind(
     read_ahead=False,  # a recorded revision is checked by its digest (steps/task_definitions.py), not described
     tag=lambda aws, definition, tags: _tag_ecs(aws, definition["taskDefinitionArn"], tags),
     tag_arn=lambda naming, account, arn: arn,  # its recorded ID is its ARN
+    create=_register_task_definition,
+    # DescribeTaskDefinition answers with RegisterTaskDefinition's own field names: the item is the spec's shape.
+    settings=lambda aws, definition: definition,
+    update=_register_revision, update_replaces=True,
 ))
 
 
@@ -678,12 +736,56 @@ def _services_by_arn(aws: Aws, arns: list[str]) -> dict[str, dict]:
     return found
 
 
+def _create_service(aws: Aws, desired: Desired) -> dict:
+    """The service `desired.name` ("<cluster>/<service>", service_address) with the spec's settings over the
+    inputs' (a count the state records over the 0 a new service starts at). The client token makes a resent
+    create return the same service, not a twin; CreateService takes "up to 36 ASCII characters" (ECS API
+    reference), so the token is cut to that."""
+    cluster, name = _split_service(desired.name or "")
+    ecs = aws.client("ecs")
+    # ECS assumes its service-linked role (perhaps made by this run) to wire the task network.
+    return with_tags(until_propagated(ECS_ROLE, desired.timeouts.iam_propagation, lambda: ecs.create_service(
+        cluster=cluster, serviceName=name, **(desired.inputs | desired.spec),
+        tags=_ecs_tags(desired.tags), clientToken=desired.client_token[:36],
+    ))["service"], desired.tags)
+
+
+def _service_settings(aws: Aws, service: dict) -> dict:
+    """The settings the tool gives a service, as DescribeServices reports them: Service Connect's on the
+    PRIMARY deployment (the service itself does not carry it), the subnets in order."""
+    primary = [d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"]
+    network = service.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+    return {
+        "taskDefinition": service.get("taskDefinition"),
+        "capacityProviderStrategy": service.get("capacityProviderStrategy"),
+        "networkConfiguration": {"awsvpcConfiguration": network | {"subnets": sorted(network.get("subnets", []))}},
+        "placementConstraints": service.get("placementConstraints"),
+        "placementStrategy": service.get("placementStrategy"),
+        "deploymentConfiguration": service.get("deploymentConfiguration"),
+        "enableExecuteCommand": service.get("enableExecuteCommand"),
+        "serviceConnectConfiguration": primary[0].get("serviceConnectConfiguration") if primary else None,
+        "desiredCount": service.get("desiredCount"),
+    }
+
+
+# A new capacity provider strategy, network or placement strategy only takes effect with a new deployment.
+NEEDS_NEW_DEPLOYMENT = frozenset({"capacityProviderStrategy", "networkConfiguration", "placementStrategy"})
+
+
+def _update_service(aws: Aws, service: dict, changed: dict, desired: Desired) -> None:
+    """UpdateService takes each of these settings as CreateService does."""
+    cluster, name = _split_service(desired.name or service["serviceArn"])
+    aws.client("ecs").update_service(cluster=cluster, service=name,
+                                     forceNewDeployment=bool(NEEDS_NEW_DEPLOYMENT & set(changed)), **changed)
+
+
 ECS_SERVICE = register(NamedKind(
     "ecs-service", "ECS service", _get_service, "serviceArn", _delete_service, _list_services,
     # A draining service answers a second delete with ServiceNotActiveException: it is going already.
     not_found=("ClusterNotFoundException", "ServiceNotFoundException", "ServiceNotActiveException"),
     service="ecs", lookup_many=_services_by_arn,
     tag=lambda aws, service, tags: _tag_ecs(aws, service["serviceArn"], tags),
+    create=_create_service, settings=_service_settings, update=_update_service,
 ))
 
 
@@ -882,12 +984,17 @@ AMP_WORKSPACE = register(NamedKind(
 
 # -- OpenSearch -------------------------------------------------------------------------------
 
+def _domain(aws: Aws, name: str) -> dict | None:
+    """The domain; its tags apart (`_get_domain`), or from the run's Tagging API read."""
+    domain = aws.client("opensearch").describe_domain(DomainName=_last(name))["DomainStatus"]
+    return None if domain.get("Deleted") else domain
+
+
 def _get_domain(aws: Aws, name: str) -> dict | None:
-    client = aws.client("opensearch")
-    domain = client.describe_domain(DomainName=_last(name))["DomainStatus"]
-    if domain.get("Deleted"):
+    domain = _domain(aws, name)
+    if domain is None:
         return None
-    return with_tags(domain, client.list_tags(ARN=domain["ARN"])["TagList"])
+    return with_tags(domain, aws.client("opensearch").list_tags(ARN=domain["ARN"])["TagList"])
 
 
 def _list_domains(aws: Aws, naming: Naming) -> list[dict]:
@@ -929,6 +1036,9 @@ OPENSEARCH_DOMAIN = register(NamedKind(
     not_found=("ResourceNotFoundException",),
     service="opensearch",
     tag=lambda aws, domain, tags: aws.client("opensearch").add_tags(ARN=domain["ARN"], TagList=tag_list(tags)),
+    # Its ARN (DescribeDomain's ARN): OpenSearch Service keeps the "es" service prefix, arn:aws:es:REGION:ACCOUNT:domain/NAME.
+    tag_arn=lambda naming, account, name: naming.arn("es", account, f"domain/{_last(name)}"),
+    lookup_untagged=_domain,
     create=_create_domain, settings=_domain_settings, update=_update_domain,
 ))
 
@@ -1110,13 +1220,17 @@ ECR_REPOSITORY = register(NamedKind(
 
 # -- SSM parameters -------------------------------------------------------------------------------
 
+# The AWS public parameter naming the current ECS-optimized Amazon Linux 2023 arm64 AMI (ECS developer guide,
+# retrieve-ecs-optimized_AMI.html), which the capacity step reads every run: read in the same GetParameters
+# call as the recorded parameters (SSM_PARAMETER's `read_with`), which takes up to 10 names (SSM API reference).
+ECS_AMI_PARAMETER = "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id"
+
+
 def _parameter_item(aws: Aws, name: str) -> dict:
     ssm = aws.client("ssm")
     parameter = ssm.get_parameter(Name=name)["Parameter"]
-    metadata = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [name]}])
-    tier = next((p.get("Tier") for p in metadata["Parameters"]), "Standard")
     tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
-    return with_tags(parameter | {"Tier": tier}, tags)
+    return with_tags(parameter, tags)
 
 
 def _get_parameter(aws: Aws, name_or_arn: str) -> dict | None:
@@ -1132,19 +1246,11 @@ def _list_parameters(aws: Aws, naming: Naming) -> list[dict]:
 
 
 def _parameters_by_name(aws: Aws, names: list[str]) -> dict[str, dict]:
-    """Values (GetParameters, 10 names a call) and tiers (DescribeParameters, 50 names a filter) of the
-    recorded parameters; their tags are not read again, as for log groups."""
+    """Values of the recorded parameters (GetParameters, 10 names a call); their tags come from the run's one
+    Tagging API read, as for log groups, and their tier only where an update needs it (`_update_parameter`)."""
     ssm = aws.client("ssm")
-    tiers: dict[str, str] = {}
-    for batch in _batches(names, 50):
-        pages = ssm.get_paginator("describe_parameters").paginate(
-            ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": batch}])
-        tiers |= {p["Name"]: p.get("Tier", "Standard") for page in pages for p in page["Parameters"]}
-    found = {}
-    for batch in _batches(names, 10):
-        for parameter in ssm.get_parameters(Names=batch)["Parameters"]:
-            found[parameter["Name"]] = parameter | {"Tier": tiers.get(parameter["Name"], "Standard")}
-    return found
+    return {parameter["Name"]: parameter for batch in _batches(names, 10)
+            for parameter in ssm.get_parameters(Names=batch)["Parameters"]}
 
 
 # SSM's limits on a value: 4 KB in the Standard tier, 8 KB in the Advanced one (charged per parameter and month).
@@ -1171,15 +1277,18 @@ def _create_parameter(aws: Aws, desired: Desired) -> dict | None:
 
 
 def _update_parameter(aws: Aws, parameter: dict, changed: dict, desired: Desired) -> None:
+    """The tier is read here, not with the value: only a new value must know whether it may stay Standard."""
+    ssm = aws.client("ssm")
     value = changed["Value"]
-    aws.client("ssm").put_parameter(Name=parameter["Name"], Value=value, Type="String",
-                                    Tier=_tier(value, parameter.get("Tier", "Standard")), Overwrite=True)
+    metadata = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [parameter["Name"]]}])
+    current = next((p.get("Tier", "Standard") for p in metadata["Parameters"]), "Standard")
+    ssm.put_parameter(Name=parameter["Name"], Value=value, Type="String", Tier=_tier(value, current), Overwrite=True)
 
 
 SSM_PARAMETER = register(NamedKind(
     "ssm-parameter", "SSM parameter", _get_parameter, "Name",
     lambda aws, name: aws.client("ssm").delete_parameter(Name=name), _list_parameters,
-    not_found=("ParameterNotFound",), service="ssm", lookup_many=_parameters_by_name,
+    not_found=("ParameterNotFound",), service="ssm", lookup_many=_parameters_by_name, read_with=(ECS_AMI_PARAMETER,),
     tag=lambda aws, parameter, tags: aws.client("ssm").add_tags_to_resource(
         ResourceType="Parameter", ResourceId=parameter["Name"], Tags=tag_list(tags)),
     # SSM's ARN drops the name's leading slash after "parameter/".

@@ -27,6 +27,7 @@ class RunReads:
         self._answers: dict[tuple[str, Hashable], Any] = {}
         self._loading: dict[tuple[str, Hashable], threading.Lock] = {}
         self._generation: dict[str, int] = {}
+        self._set_aside: dict[Hashable, Any] = {}
         self._depth = 0
 
     @contextmanager
@@ -42,6 +43,7 @@ class RunReads:
                 if self._depth == 0:
                     self._answers.clear()
                     self._loading.clear()
+                    self._set_aside.clear()
 
     def read(self, service: str, key: Hashable, load: Callable[[], Any]) -> Any:
         """`load()`'s answer, read at most once per run while `service` is not written to.
@@ -67,6 +69,18 @@ class RunReads:
                 if self._depth and self._generation.get(service, 0) == generation:
                     self._answers[slot] = answer
             return answer
+
+    def set_aside(self, key: Hashable, answer: Any) -> None:
+        """Keep `answer` for one later `take_aside(key)` in this run, whatever the run writes meanwhile: for an
+        answer only its taker's own writes could change (converge.look_before_start)."""
+        with self._lock:
+            if self._depth:
+                self._set_aside[key] = answer
+
+    def take_aside(self, key: Hashable) -> Any:
+        """The answer set aside for `key`, once (None if there is none, or it was taken)."""
+        with self._lock:
+            return self._set_aside.pop(key, None)
 
     def wrote(self, service: str) -> None:
         with self._lock:

@@ -10,8 +10,7 @@ import functools
 import os
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, TypeVar
 
 import boto3
 import botocore.config
@@ -27,6 +26,7 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 
 from provisioner.aws.reads import RunReads
+from provisioner.aws.run_pool import MAX_CONCURRENT_CALLS
 from provisioner.errors import AmbiguousCreate, BadInput, ProvisionError
 
 # Calls that make something new: a blind resend after a lost answer could make a second one.
@@ -39,21 +39,18 @@ NOT_PROCESSED_CODES = ("Throttling", "ThrottlingException", "RequestLimitExceede
 BOOKKEEPING_APPID = "provision-state"
 
 
-T = TypeVar("T")
 R = TypeVar("R")
-
-# The connections each client keeps to its endpoint (botocore's default pool is 10), and so the requests one
-# client has in flight at once across the whole run (CallLimit), and the actions one call site runs side by side.
-MAX_CONCURRENT_CALLS = 10
 
 
 class CallLimit:
     """At most `size` HTTP requests of one client on the wire at once, whichever thread sends them.
 
-    One per client and run: the engine's step threads, each step's `each` and the reads ahead all send
-    through it, so together they never ask a client for more connections than its pool holds
-    (max_pool_connections), however the thread pools nest. A slot is held only while one request is on the
-    wire, never while waiting for other work, so nested side_by_side calls cannot deadlock on it."""
+    One per client: the run's pool (run_pool.py) runs at most as many actions as a client keeps
+    connections, but requests also go out from outside its actions (the command's own thread, checking
+    the release while the reads ahead run; commands that open no run), and one request more than the pool
+    holds is not a wait but a connection opened, then discarded with urllib3's warning on the terminal. A
+    slot is held only while one request is on the wire, never while waiting for other work, so it cannot
+    deadlock with anything."""
 
     def __init__(self, size: int):
         self._slots = threading.BoundedSemaphore(size)
@@ -63,22 +60,6 @@ class CallLimit:
             with self._slots:
                 return send(*args, **kwargs)
         return bounded
-
-
-def side_by_side(items: Iterable[T], action: Callable[[T], R]) -> list[R]:
-    """`action(item)` for every item, at most MAX_CONCURRENT_CALLS at once, results in item order.
-    Every action runs to its end; then the first failure, in item order, is raised. The requests the
-    actions send are bounded for the whole run by their client's CallLimit."""
-    items = list(items)
-    if len(items) < 2:
-        return [action(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_CALLS, len(items)), thread_name_prefix="aws") as pool:
-        futures = [pool.submit(action, item) for item in items]
-        wait(futures)
-    for future in futures:
-        if (failure := future.exception()) is not None:
-            raise failure
-    return [future.result() for future in futures]
 
 
 class Aws:

@@ -49,8 +49,9 @@ class Backoff:
 
 
 DEFAULT_BACKOFF = Backoff()
-# For a local process (the emulator starting or exiting): it answers in milliseconds, not AWS's seconds.
-LOCAL_BACKOFF = Backoff(initial=0.05, maximum=1.0, jitter=0.05)
+# For a local process (the emulator starting or exiting): it answers in milliseconds, not AWS's seconds, and a
+# look (a connect on loopback, a /proc read) costs next to nothing, so it is looked at often.
+LOCAL_BACKOFF = Backoff(initial=0.02, maximum=0.1, jitter=0.01)
 _backoff = DEFAULT_BACKOFF
 
 

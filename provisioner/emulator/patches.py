@@ -5,6 +5,8 @@ each patch is the smallest change that makes moto answer as AWS does.
 """
 from __future__ import annotations
 
+from typing import Any, Iterator
+
 from provisioner.emulator import alerting_patches, backup_patches, deployment_patches
 
 _applied = False
@@ -728,6 +730,25 @@ def ecs_account_setting_defaults() -> None:
     EC2ContainerServiceResponse.list_account_settings = list_account_settings
 
 
+def sessions_share_one_loader() -> None:
+    """moto makes boto3 sessions to list regions, three of them while EC2's models import alone
+    (moto/ec2/models/availability_zones_and_regions.py), and each new session parses botocore's endpoint and
+    partition data again: about 0.7 s of the emulator's start. Its sessions share the process's one loader
+    instead, as the tool's do (provisioner/aws/session.py share_data_loader). Applied first, before any of moto's
+    models is imported."""
+    import boto3.session
+
+    from provisioner.aws.session import share_data_loader
+
+    made = boto3.session.Session.__init__
+
+    def __init__(self, *args, **kwargs) -> None:
+        made(self, *args, **kwargs)
+        share_data_loader(self)
+
+    boto3.session.Session.__init__ = __init__
+
+
 def one_request_at_a_time() -> None:
     """moto's models are plain dicts and lists shared by the server's threads: two calls side by side (the
     tool makes up to ten) can iterate one while the other adds to it, and the loser gets a 500 whose HTML
@@ -847,14 +868,31 @@ def tagging_api_resource_arn_lists() -> None:
 
     AWS takes no pagination parameters with a ResourceARNList (at most 100 ARNs), so it answers in one
     page; moto pages at 100 tags. AWS answers for every resource that is or was tagged; moto drops one
-    whose tags were all removed. AWS covers ECR repositories; moto's ECR backend is not in its tagging
-    API. (Resource Groups Tagging API reference, GetResources.)
+    whose tags were all removed. AWS answers for the tagged resources of every service ("All tagged
+    resources, whether the tagging used the Resource Groups Tagging API or not, are returned"); moto's
+    backends of ECR, OpenSearch Service and Cloud Map are not in its tagging API, and its AWS Backup one
+    lists vaults but not plans. (Resource Groups Tagging API reference, GetResources.)
     """
+    from moto.backup.models import backup_backends
     from moto.core.resource_tagging import TaggedResource, iter_taggable_backends
     from moto.ecr.models import ecr_backends
+    from moto.opensearch.models import opensearch_backends
     from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+    from moto.servicediscovery.models import servicediscovery_backends
 
     original = ResourceGroupsTaggingAPIBackend.get_resources
+
+    def untaggable(account: str, region: str) -> Iterator[tuple[str, str, Any]]:
+        """(resource type, ARN, the backend's tagger) of what moto's tagging API leaves out, that exists."""
+        ecr = ecr_backends[account][region]
+        yield from (("ecr:repository", r.arn, ecr.tagger) for r in ecr.repositories.values())
+        backup = backup_backends[account][region]
+        yield from (("backup:backup-plan", p.backup_plan_arn, backup.tagger)
+                    for p in backup.plans.values() if p.deletion_date is None)
+        opensearch = opensearch_backends[account][region]
+        yield from (("es:domain", d.arn, opensearch.tagger) for d in opensearch.domains.values())
+        cloud_map = servicediscovery_backends[account][region]
+        yield from (("servicediscovery:namespace", n.arn, cloud_map.tagger) for n in cloud_map.namespaces.values())
 
     def get_resources(self, *args, resource_arn_list=None, **kwargs):
         if not resource_arn_list:
@@ -862,9 +900,8 @@ def tagging_api_resource_arn_lists() -> None:
         wanted = set(resource_arn_list)
         found = [resource for backend in iter_taggable_backends(self.account_id, self.region_name)
                  for resource in backend.iter_tagged_resources() if resource.arn in wanted]
-        ecr = ecr_backends[self.account_id][self.region_name]
-        found += [TaggedResource(arn=r.arn, tags=ecr.tagger.get_tag_dict_for_resource(r.arn), resource_type="ecr:repository")
-                  for r in ecr.repositories.values() if r.arn in wanted]
+        found += [TaggedResource(arn=arn, tags=tagger.get_tag_dict_for_resource(arn), resource_type=resource_type)
+                  for resource_type, arn, tagger in untaggable(self.account_id, self.region_name) if arn in wanted]
         return None, found
 
     ResourceGroupsTaggingAPIBackend.get_resources = get_resources
@@ -1108,6 +1145,7 @@ def deregistering_a_scalable_target_deletes_its_policies() -> None:
 
 
 PATCHES = (
+    sessions_share_one_loader,
     deregistering_a_scalable_target_deletes_its_policies,
     nat_gateway_tag_filters,
     nat_gateway_deletion_frees_its_address,

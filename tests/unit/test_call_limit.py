@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import threading
 
-from provisioner.aws.session import MAX_CONCURRENT_CALLS, CallLimit, side_by_side
+from provisioner.aws.run_pool import MAX_CONCURRENT_CALLS, side_by_side
+from provisioner.aws.session import CallLimit
 
 
 class Wire:

@@ -68,3 +68,18 @@ def test_the_pipeline_operations_and_the_engine_import_no_command_module():
     graph = module_imports()
     for module in ("provisioner.operations", "provisioner.engine", "provisioner.cli_support"):
         assert not [other for other in graph[module] if other.startswith("provisioner.commands")], module
+
+
+# Steps whose every resource is a kind's (provisioner/aws/converge.py): they declare what they want and call
+# no AWS client themselves. A step joins this list once its last hand-written boto3 call moves into a kind.
+DESCRIBED_STEPS = ("autoscaling", "ecs_services", "iam", "logs", "metrics_config", "nat_route", "opensearch",
+                   "prometheus", "secret", "service_roles", "task_definitions")
+
+
+def test_steps_that_describe_their_resources_call_no_aws_client():
+    calls = []
+    for step in DESCRIBED_STEPS:
+        path = ROOT / "steps" / f"{step}.py"
+        calls += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "client"]
+    assert calls == []

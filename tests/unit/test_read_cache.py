@@ -117,3 +117,22 @@ def test_reads_are_the_describe_list_and_get_calls_and_everything_else_writes():
                                      "LookupEvents")))
     assert all(map(is_mutating, ("CreateVpc", "PutParameter", "DeleteRole", "TagResource", "UpdateService",
                                  "RegisterTaskDefinition", "RunTask")))
+
+
+def test_an_answer_set_aside_is_taken_once_whatever_the_run_writes_meanwhile():
+    reads = RunReads()
+    with reads.run():
+        reads.set_aside(("find", "log-group", "log-history"), [])
+        reads.on_call("before-call.cloudwatch-logs.CreateLogGroup")
+        assert reads.take_aside(("find", "log-group", "log-history")) == []
+        assert reads.take_aside(("find", "log-group", "log-history")) is None
+
+
+def test_nothing_is_set_aside_outside_a_run_nor_kept_after_it():
+    reads = RunReads()
+    reads.set_aside("question", "outside")
+    with reads.run():
+        assert reads.take_aside("question") is None
+        reads.set_aside("question", "inside")
+    with reads.run():
+        assert reads.take_aside("question") is None
