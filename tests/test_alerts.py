@@ -20,6 +20,7 @@ from tests.conftest import (
     make_config,
     new_aws,
     on_cli_sessions,
+    up_ok,
     world,
 )
 from tests.conftest import run_cli as run
@@ -37,6 +38,15 @@ def stack(moto_endpoint, tmp_path_factory):
     config_file.write_text(config_text(extra=f'[alerts]\nemail = ["{EMAIL}"]\n'))
     return {"config": config, "state": state_path, "sent": sent, "workspace_arn": workspace,
             "workspace_id": workspace.rsplit("/", 1)[-1], "config_file": config_file}
+
+
+@pytest.fixture
+def own_stack(endpoint, tmp_path):
+    """A stack of its own with alerts, for a test that changes or destroys it (the module's `stack` is only read)."""
+    config, state_path = make_config(alerts={"email": [EMAIL]}), tmp_path / "state.json"
+    up_ok(config, new_aws(), state_path)
+    workspace = operations.outputs(config, new_aws(), state_path)["prometheus_workspace_arn"]
+    return {"config": config, "state": state_path, "workspace_id": workspace.rsplit("/", 1)[-1]}
 
 
 def one(sent: Requests, operation: str) -> dict:
@@ -121,11 +131,11 @@ def test_alerts_test_publishes_one_marked_notification_to_the_topic(stack, monke
     assert "Sent a test notification" in result.output
 
 
-def test_a_changed_threshold_and_address_put_the_rules_and_subscribe_once_and_change_nothing_else(stack):
+def test_a_changed_threshold_and_address_put_the_rules_and_subscribe_once_and_change_nothing_else(own_stack):
     config = make_config(alerts={"email": [EMAIL, "second@example.com"],
                                  "dsql_conflict_rate": {"threshold": 20, "for": "5m"}})
     sent = Requests()
-    result = operations.up(config, new_aws(("provide-client-params", sent)), stack["state"], quiet=True)
+    result = operations.up(config, new_aws(("provide-client-params", sent)), own_stack["state"], quiet=True)
     assert result.ok, result.errors
     put = one(sent, "amp.PutRuleGroupsNamespace")
     assert put["data"] == render_rules(config).encode() and b"> 20.0" in put["data"]
@@ -136,12 +146,12 @@ def test_a_changed_threshold_and_address_put_the_rules_and_subscribe_once_and_ch
     assert {(c.action, c.key) for c in result.changes} == {("update", "alert-rules"), ("create", "email-second@example.com")}
 
 
-def test_destroy_removes_the_definition_namespace_topic_and_subscriptions_and_schedules_the_key(stack):
-    # Last in the module: it tears the module's stack down.
+def test_destroy_removes_the_definition_namespace_topic_and_subscriptions_and_schedules_the_key(own_stack):
     sent = Requests()
-    result = operations.destroy(stack["config"], new_aws(("provide-client-params", sent)), stack["state"], quiet=True)
+    result = operations.destroy(own_stack["config"], new_aws(("provide-client-params", sent)), own_stack["state"],
+                                quiet=True)
     assert result.ok, result.errors
-    assert one(sent, "amp.DeleteAlertManagerDefinition") == {"workspaceId": stack["workspace_id"]}
+    assert one(sent, "amp.DeleteAlertManagerDefinition") == {"workspaceId": own_stack["workspace_id"]}
     assert one(sent, "amp.DeleteRuleGroupsNamespace")["name"] == f"{PROJECT}-alerts"
     assert one(sent, "sns.DeleteTopic") == {"TopicArn": TOPIC_ARN}  # and its subscriptions (SNS API reference)
     assert one(sent, "kms.ScheduleKeyDeletion")["PendingWindowInDays"] == 7
