@@ -53,6 +53,12 @@ def stack(moto_endpoint, tmp_path_factory):
     return built_stack(tmp_path_factory.mktemp("backup"))
 
 
+@pytest.fixture
+def own_stack(endpoint, tmp_path):
+    """A stack of its own, for a test that changes it (the module's `stack` is only read, or added backups to)."""
+    return built_stack(tmp_path)
+
+
 def backup_now(config_file, state) -> str:
     """`provision backup now`: the recovery point it made."""
     made = run_cli("backup", "now", "--json", config_file=config_file, state=state)
@@ -142,10 +148,10 @@ def test_a_changed_schedule_and_retention_update_the_plan_in_place(stack):
     assert [c.describe() for c in planned.changes if c.step == "backup"] == ["update backup plan plan (Rules)"]
 
 
-def test_a_selection_made_again_under_its_name_is_found_by_it_and_then_read_by_its_new_id_alone(stack):
+def test_a_selection_made_again_under_its_name_is_found_by_it_and_then_read_by_its_new_id_alone(own_stack):
     """The recorded ID holds the SelectionId, so a run reads the selection in one call; one made again (AWS
     Backup replaces, never updates, a selection) is found by its name in the plan and recorded anew."""
-    _, state, _, _ = stack
+    _, state, _, _ = own_stack
     plan_id = records(state)["backup"]["plan"]["id"]
     client = backup_client()
     (listed,) = client.list_backup_selections(BackupPlanId=plan_id)["BackupSelectionsList"]
@@ -242,8 +248,8 @@ class Killed(BaseException):
     """A kill of the process at a point of the restore (BaseException: nothing in the tool catches it)."""
 
 
-def test_restore_killed_at_each_point_finishes_on_rerun_onto_the_new_cluster(stack, monkeypatch):
-    config_file, state, _, _ = stack
+def test_restore_killed_at_each_point_finishes_on_rerun_onto_the_new_cluster(own_stack, monkeypatch):
+    config_file, state, _, _ = own_stack
     scaled = run_cli("scale", "history=1", "frontend=1", config_file=config_file, state=state)
     assert scaled.exit_code == 0, scaled.output
     old = records(state)["dsql"]["cluster"]["id"]

@@ -113,7 +113,7 @@ def test_a_refusal_names_the_group_the_limit_and_the_settings_to_change():
     assert "lower the replicas (services.history.replicas)" in message
 
 
-def test_the_trunking_table_records_its_source_and_agrees_with_ec2_on_interfaces(moto_endpoint):
+def test_the_trunking_table_records_its_source_and_agrees_with_ec2_on_interfaces(endpoint):
     """The table's untrunked limits are DescribeInstanceTypes' interfaces less the primary: a check of the transcription."""
     data = json.loads((ROOT / "provisioner/data/eni_trunking.json").read_text())
     assert data["source"]["url"].startswith("https://docs.aws.amazon.com/AmazonECS/")
@@ -128,7 +128,7 @@ def test_the_trunking_table_records_its_source_and_agrees_with_ec2_on_interfaces
     assert len(described["InstanceTypes"]) == len(limits)
 
 
-def test_a_type_missing_from_the_table_counts_as_untrunked_with_a_warning(moto_endpoint):
+def test_a_type_missing_from_the_table_counts_as_untrunked_with_a_warning(endpoint):
     config = make_config(capacity={"eni_trunking": True, "worker": {"instance_type": "m7g.8xlarge"}})
     checked = placement_check.check(config, new_aws(), {"worker": 15}, counts_are_replicas=True, trunking_principal=ROOT_USER)
     (warning,) = checked.warnings
@@ -138,7 +138,7 @@ def test_a_type_missing_from_the_table_counts_as_untrunked_with_a_warning(moto_e
     assert placement_check.check(config, new_aws(), {"worker": 14}, counts_are_replicas=True, trunking_principal=ROOT_USER).problems == []
 
 
-def test_the_default_config_fits_its_node_groups_without_trunking_with_room_to_roll(moto_endpoint):
+def test_the_default_config_fits_its_node_groups_without_trunking_with_room_to_roll(endpoint):
     config = load_config(ROOT / "config.example.toml")
     assert config.capacity.eni_trunking is False
     replicas = {s: getattr(config.services, s).replicas for s in GROUP_OF}
@@ -146,7 +146,7 @@ def test_the_default_config_fits_its_node_groups_without_trunking_with_room_to_r
     assert (checked.problems, checked.warnings, checked.no_room_to_roll) == ([], [], [])
 
 
-def test_node_b_at_two_nodes_has_no_room_to_roll_its_six_tasks(moto_endpoint, tmp_path):
+def test_node_b_at_two_nodes_has_no_room_to_roll_its_six_tasks(endpoint, tmp_path):
     # Its 6 tasks fill two nodes' 6 network interfaces: a rolling deployment's extra task has none (README, Upgrading).
     tight = tmp_path / "tight.toml"
     tight.write_text((ROOT / "config.example.toml").read_text().replace("max_size = 3", "max_size = 2"))
@@ -170,7 +170,7 @@ def test_room_to_roll_is_one_more_of_the_largest_task_of_the_group_in_each_dimen
     assert placement_check.rolling_room(config, {"history": roomy}, {"history": 4}) == []
 
 
-# -- plan and up on the emulator (tests that only read share the account; the others get a clean one) --
+# -- plan and up on the emulator, each in a clean account (an account setting another test left changes the answers) --
 
 def test_node_b_on_m7g_xlarge_is_refused_without_trunking_and_accepted_with_it(endpoint, tmp_path):
     config_file = tmp_path / "provision.toml"
@@ -250,7 +250,7 @@ def test_trunking_already_enabled_is_not_written_again(endpoint, tmp_path):
     assert sent.of("ecs.ListAccountSettings") and sent.of("ecs.PutAccountSettingDefault") == []
 
 
-def test_without_eni_trunking_the_account_setting_is_never_written(moto_endpoint, tmp_path):
+def test_without_eni_trunking_the_account_setting_is_never_written(endpoint, tmp_path):
     sent = Requests()
     assert placement_only(make_config(), new_aws(("provide-client-params", sent)), tmp_path / "state.json").ok
     assert sent.of("ecs.PutAccountSettingDefault") == []
