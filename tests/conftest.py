@@ -56,6 +56,7 @@ def pytest_configure(config):
     os.environ.setdefault(waiter.POLL_SCALE_SETTING, TEST_POLL_SCALE)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups to name the tests by them
 def pytest_collection_modifyitems(config, items):
     """Side by side (pytest-xdist, --dist loadgroup): the tests that share a fixture of their module (a stack
     built once for a module's read-only tests, the README's emulator) form one group, run by one worker one
