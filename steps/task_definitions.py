@@ -305,8 +305,10 @@ class TaskDefinitions(Step):
             return domain
 
         def probe(first_look: bool = False) -> str | None:
-            # The first look may share the opensearch step's answer; a poll must ask again.
-            live = converge.live(ctx, OPENSEARCH_DOMAIN, domain) if first_look else OPENSEARCH_DOMAIN.get(ctx.aws, domain)
+            # The first look may share the opensearch step's answer; a poll must ask again, for the endpoint only
+            # (not the domain's tags: one call a poll, not two).
+            live = (converge.live(ctx, OPENSEARCH_DOMAIN, domain) if first_look
+                    else OPENSEARCH_DOMAIN.get(ctx.aws, domain, untagged=True))
             if live is None:
                 raise ProvisionError(f"the OpenSearch domain {domain} is gone; run 'provision up' again")
             return live.get("Endpoints", {}).get("vpc")

@@ -57,15 +57,19 @@ def test_endpoints_are_built_while_the_nat_gateway_is_still_pending(slow_nat, tm
 
 
 def test_only_the_task_definitions_wait_for_the_opensearch_domain(moto_endpoint, tmp_path, monkeypatch):
-    times, sent = CallTimes(), CallTimes()
+    times, sent, search = CallTimes(), CallTimes(), CallTimes()
     with own_emulator(tmp_path / "slow-search", monkeypatch, **{OPENSEARCH_DELAY_SETTING: str(OPENSEARCH_SECONDS)}):
-        up_ok(make_config(), new_aws(("after-call", times), ("before-call", sent)), tmp_path / "state.json")
+        up_ok(make_config(), new_aws(("after-call", times), ("before-call", sent), ("before-call.opensearch", search)),
+              tmp_path / "state.json")
     registered = times.first("RegisterTaskDefinition")
     # The domain's clock starts while the emulator handles the create: after the request was sent.
     assert registered - sent.first("CreateDomain") >= OPENSEARCH_SECONDS
     # The rest of the stack went on while the domain was coming up.
     for operation in ("CreateCapacityProvider", "PutClusterCapacityProviders", "CreateVpcEndpoint", "CreateRoute"):
         assert times.last(operation) < registered, operation
+    # Each poll asks for the domain's endpoint alone: its tags are not read again with every poll.
+    polls, tag_reads = (sum(op == name for _, op in search.calls) for name in ("DescribeDomain", "ListTags"))
+    assert polls > 3 and tag_reads <= 1, (polls, tag_reads)
 
 
 @pytest.mark.parametrize("slow_nat", [LONG_NAT_SECONDS], indirect=True)
