@@ -136,12 +136,7 @@ FULL_TAG = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-_.+].*)?$")
 
 def tag_release(image: str) -> tuple[int, int, int | None] | None:
     """The version an image's tag carries, or None (a digest, or a tag like <sha>-<time>)."""
-    if "@" in image:
-        return None
-    name, _, tag = image.rpartition(":")
-    if not name or "/" in tag:
-        return None
-    match = FULL_TAG.match(tag)
+    match = FULL_TAG.match(versions.image_tag(image) or "")
     return (int(match[1]), int(match[2]), int(match[3]) if match[3] is not None else None) if match else None
 
 

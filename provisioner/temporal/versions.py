@@ -90,14 +90,17 @@ def load(version_id: str) -> ServerVersion:
 VERSION_TAG = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-_.].*)?$")
 
 
-def tag_version(image: str) -> str | None:
-    """The major.minor version an image's tag carries, or None (a digest, or a tag like <sha>-<time>)."""
+def image_tag(image: str) -> str | None:
+    """An image reference's tag, or None when it has none (a digest, or a registry port without a tag)."""
     if "@" in image:
         return None
     name, _, tag = image.rpartition(":")
-    if not name or "/" in tag:
-        return None
-    match = VERSION_TAG.match(tag)
+    return tag if name and "/" not in tag else None
+
+
+def tag_version(image: str) -> str | None:
+    """The major.minor version an image's tag carries, or None (a digest, or a tag like <sha>-<time>)."""
+    match = VERSION_TAG.match(image_tag(image) or "")
     return f"{match[1]}.{match[2]}" if match else None
 
 
